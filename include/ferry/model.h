@@ -1,0 +1,68 @@
+/* A diffusers model folder: model_index.json naming the components, each a
+ * subfolder with its config and (for models) its weights, looked up by the
+ * tensor names diffusers and transformers use. Loading
+ * ../shared/fixtures/wan-tiny/model works the way loading
+ * Wan-AI/Wan2.1-T2V-1.3B-Diffusers does. */
+#ifndef FERRY_MODEL_H
+#define FERRY_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ferry/config.h"
+#include "ferry/error.h"
+#include "ferry/safetensors.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fy_component {
+    const char *name;        /* "transformer", "vae", ... (model_index key) */
+    const char *library;     /* "diffusers", "transformers" */
+    const char *class_name;  /* "WanTransformer3DModel" */
+    const char *dir;         /* <model>/<name> */
+    fy_config *config;       /* config.json / scheduler_config.json / tokenizer_config.json; may be NULL */
+    fy_st_set *weights;      /* NULL for components without weights (tokenizer, scheduler) */
+} fy_component;
+
+typedef struct fy_model fy_model;
+
+/* Opens model_index.json and every component it names (null entries are
+ * skipped). Weights are mmapped, not read. */
+fy_status fy_model_open(const char *dir, fy_model **out);
+void fy_model_free(fy_model *m);
+
+const char *fy_model_dir(const fy_model *m);
+const char *fy_model_class(const fy_model *m);   /* "WanPipeline" */
+const fy_config *fy_model_index(const fy_model *m);
+size_t fy_model_component_count(const fy_model *m);
+const fy_component *fy_model_component_at(const fy_model *m, size_t i);
+/* NULL with FY_ERR_NOT_FOUND set when absent. */
+const fy_component *fy_model_component(const fy_model *m, const char *name);
+
+/* A weight by its diffusers name, as a borrowed host view into the mmap. */
+fy_status fy_component_weight(const fy_component *c, const char *name, fy_tensor *out);
+
+/* Weight statistics: what `ferry info` prints and what the offload engine moves. */
+typedef struct fy_block_stats {
+    char prefix[128];        /* "blocks", "encoder.block", "decoder.up_blocks" */
+    int count;               /* number of repeated blocks under prefix */
+    uint64_t bytes_each_max; /* largest block */
+    uint64_t bytes_each_min;
+    uint64_t bytes_total;
+} fy_block_stats;
+
+typedef struct fy_weight_stats {
+    uint64_t params;
+    uint64_t bytes;
+    uint64_t params_by_dtype[FY_DTYPE_COUNT];
+    size_t tensors;
+    fy_block_stats blocks;   /* the dominant repeated block group; count 0 when none */
+} fy_weight_stats;
+
+fy_status fy_component_stats(const fy_component *c, fy_weight_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,104 @@
+/* Run options: where to compute and how to place weights, under the names
+ * diffusers and FastVideo users know. `ferry generate`, `ferry verify`,
+ * `ferry plan` and the C API share this one struct and one parser, so every
+ * command accepts the same memory flags. */
+#ifndef FERRY_OPTIONS_H
+#define FERRY_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "ferry/dtype.h"
+#include "ferry/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FY_MAX_DEVICES 16
+
+typedef enum fy_device_kind {
+    FY_DEVICE_CPU = 0,   /* compute on the host, weights read in place */
+    FY_DEVICE_EMU,       /* emulated device: budgeted pool + asynchronous copy engine on the host */
+    FY_DEVICE_CUDA
+} fy_device_kind;
+
+typedef enum fy_offload_policy {
+    FY_OFFLOAD_NONE = 0,   /* everything resident */
+    FY_OFFLOAD_MODEL,      /* enable_model_cpu_offload: one component on the device at a time */
+    FY_OFFLOAD_SEQUENTIAL, /* enable_sequential_cpu_offload: leaf modules, synchronous */
+    FY_OFFLOAD_GROUP,      /* group offloading: num_blocks_per_group blocks at a time */
+    FY_OFFLOAD_LAYERWISE   /* one block per slot, prefetched on the copy stream */
+} fy_offload_policy;
+
+typedef enum fy_device_map {
+    FY_DEVICE_MAP_NONE = 0,
+    FY_DEVICE_MAP_BALANCED,
+    FY_DEVICE_MAP_AUTO
+} fy_device_map;
+
+typedef struct fy_run_options {
+    /* --device cpu|emu|cuda[:N] */
+    fy_device_kind device;
+    int device_index;
+    /* --max-memory 0=6GiB,1=20GiB,cpu=20GiB; 0 = no limit */
+    uint64_t max_memory[FY_MAX_DEVICES];
+    uint64_t max_memory_cpu;
+    /* --emu-bandwidth 25GB/s (bytes per second; 0 = unthrottled) */
+    double emu_bandwidth;
+
+    /* --offload none|model|sequential|group|layerwise (--dit-layerwise-offload = layerwise) */
+    fy_offload_policy offload;
+    int num_blocks_per_group;     /* --num-blocks-per-group (group), default 1 */
+    bool use_stream;              /* --use-stream: group offload prefetches on the copy stream */
+    bool record_stream;           /* --record-stream */
+    bool low_cpu_mem_usage;       /* --low-cpu-mem-usage: stage through a small pinned ring */
+    bool pin_cpu_memory;          /* --pin-cpu-memory (default on; --no-pin-cpu-memory) */
+    int prefetch_depth;           /* --prefetch-depth d >= 1 (layerwise) */
+    int resident_blocks;          /* --resident-blocks K; -1 = not set */
+    uint64_t resident_bytes;      /* --resident-bytes 4GiB; 0 = not set */
+
+    /* Component placement */
+    bool text_encoder_cpu_offload;   /* --text-encoder-cpu-offload */
+    bool vae_cpu_offload;            /* --vae-cpu-offload */
+    bool image_encoder_cpu_offload;  /* --image-encoder-cpu-offload */
+    bool dit_cpu_offload;            /* --dit-cpu-offload (FSDP shards in host memory) */
+    bool use_fsdp_inference;         /* --use-fsdp-inference */
+    fy_device_map device_map;        /* --device-map balanced|auto */
+
+    /* Precision */
+    fy_dtype compute_dtype;          /* --dtype f32|bf16|f16 (default f32 on cpu, bf16 on cuda) */
+    fy_dtype storage_dtype;          /* --storage-dtype fp8_e4m3|fp8_e5m2; FY_DTYPE_COUNT = as stored */
+
+    /* VAE */
+    bool vae_tiling;                 /* --vae-tiling */
+    bool vae_slicing;                /* --vae-slicing */
+    int vae_tile[2];                 /* --vae-tile 256 or 256x256 (pixels, h x w) */
+    int vae_tile_stride[2];          /* --vae-tile-stride 192 */
+
+    /* Observability and host */
+    const char *trace_path;          /* --trace FILE (Chrome trace JSON) */
+    int threads;                     /* --threads N (0 = all cores) */
+    uint64_t max_shard_size;         /* --max-shard-size (ferry shard) */
+} fy_run_options;
+
+/* Defaults: cpu, no limits, offload none, depth 1, pin on, f32 compute,
+ * tile 256x256 stride 192x192 (diffusers' enable_tiling defaults). */
+void fy_run_options_init(fy_run_options *o);
+
+/* If argv[*i] is a run option, consume it (and its value), advance *i past
+ * it and set *consumed. Unknown arguments are left alone (consumed = false).
+ * Bad values fail with a one-line message naming the flag and valid values. */
+fy_status fy_run_options_parse_arg(fy_run_options *o, int argc, char **argv, int *i, bool *consumed);
+/* Cross-flag checks after parsing (e.g. --num-blocks-per-group without group). */
+fy_status fy_run_options_validate(const fy_run_options *o);
+/* The help text block for these flags (for the CLI's --help). */
+const char *fy_run_options_help(void);
+
+const char *fy_offload_policy_name(fy_offload_policy p);
+const char *fy_device_kind_name(fy_device_kind k);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

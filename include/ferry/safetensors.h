@@ -1,0 +1,103 @@
+/* safetensors: read (mmap, zero-copy views, sharded checkpoints) and write.
+ *
+ * Opening a file maps it read-only and validates the whole header up front
+ * (JSON, dtypes, shapes x dtype size == bytes, offsets in order, no overlap,
+ * nothing past the end, no duplicate names), so a view handed out later is
+ * always in bounds. Tensor bytes are never touched by opening: only the pages
+ * a caller reads are faulted in. */
+#ifndef FERRY_SAFETENSORS_H
+#define FERRY_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "ferry/error.h"
+#include "ferry/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The format allows any rank; ferry's views go up to FY_MAX_DIMS. */
+#define FY_ST_MAX_DIMS 8
+
+typedef struct fy_st_info {
+    const char *name;
+    fy_dtype dtype;
+    int ndim;
+    int64_t shape[FY_ST_MAX_DIMS];
+    uint64_t offset;     /* from the start of the data section */
+    uint64_t nbytes;
+    const void *data;    /* into the mapping */
+} fy_st_info;
+
+/* ---- One file ---------------------------------------------------------- */
+typedef struct fy_st_file fy_st_file;
+
+fy_status fy_st_open(const char *path, fy_st_file **out);
+/* Parse a header held in memory (the fuzz target's entry): buf is the whole file. */
+fy_status fy_st_open_memory(const void *buf, size_t size, const char *label, fy_st_file **out);
+void fy_st_close(fy_st_file *f);
+
+const char *fy_st_path(const fy_st_file *f);
+size_t fy_st_count(const fy_st_file *f);
+/* Tensors in file order (ascending offset). */
+const fy_st_info *fy_st_at(const fy_st_file *f, size_t i);
+const fy_st_info *fy_st_find(const fy_st_file *f, const char *name);
+/* __metadata__ string values; NULL when absent. */
+size_t fy_st_metadata_count(const fy_st_file *f);
+const char *fy_st_metadata_key(const fy_st_file *f, size_t i);
+const char *fy_st_metadata(const fy_st_file *f, const char *key);
+/* A borrowing host view of a tensor (rank <= FY_MAX_DIMS). */
+fy_status fy_st_view(const fy_st_file *f, const char *name, fy_tensor *out);
+
+/* ---- A checkpoint: one file, or shards named by *.safetensors.index.json --- */
+typedef struct fy_st_set fy_st_set;
+
+/* path is a .safetensors file or a .safetensors.index.json; every shard the
+ * index names must exist and hold exactly the tensors the index maps to it. */
+fy_status fy_st_set_open(const char *path, fy_st_set **out);
+/* Finds `<dir>/<stem>.safetensors` or `<dir>/<stem>.safetensors.index.json`
+ * (diffusers: diffusion_pytorch_model; transformers: model). */
+fy_status fy_st_set_open_dir(const char *dir, const char *stem, fy_st_set **out);
+void fy_st_set_free(fy_st_set *s);
+
+size_t fy_st_set_count(const fy_st_set *s);
+size_t fy_st_set_file_count(const fy_st_set *s);
+const fy_st_file *fy_st_set_file(const fy_st_set *s, size_t i);
+/* All tensors across shards, sorted by name. */
+const fy_st_info *fy_st_set_at(const fy_st_set *s, size_t i);
+const fy_st_info *fy_st_set_find(const fy_st_set *s, const char *name);
+fy_status fy_st_set_view(const fy_st_set *s, const char *name, fy_tensor *out);
+/* The file holding a tensor (for error messages and the disk tier). */
+const fy_st_file *fy_st_set_file_of(const fy_st_set *s, const char *name);
+
+/* ---- Writing ------------------------------------------------------------ */
+typedef struct fy_st_writer fy_st_writer;
+
+/* Tensors are added in memory order of the file; written at finish, to a
+ * temporary name renamed into place, so a failed write leaves no file. */
+fy_status fy_st_writer_create(fy_st_writer **out);
+fy_status fy_st_writer_add(fy_st_writer *w, const char *name, fy_dtype dtype, int ndim,
+                           const int64_t *shape, const void *data, uint64_t nbytes);
+fy_status fy_st_writer_add_tensor(fy_st_writer *w, const char *name, const fy_tensor *t);
+fy_status fy_st_writer_set_metadata(fy_st_writer *w, const char *key, const char *value);
+uint64_t fy_st_writer_bytes(const fy_st_writer *w);
+fy_status fy_st_writer_finish(fy_st_writer *w, const char *path);
+void fy_st_writer_free(fy_st_writer *w);
+
+/* Re-shard the checkpoint at in_path (file or index) into out_dir as
+ * `<stem>-0000K-of-0000N.safetensors` + `<stem>.safetensors.index.json`,
+ * each shard at most max_shard_bytes (a larger single tensor gets its own
+ * shard), the layout diffusers' save_pretrained(max_shard_size=...) writes.
+ * One shard -> a plain `<stem>.safetensors` without index, as diffusers does. */
+fy_status fy_st_reshard(const char *in_path, const char *out_dir, const char *stem,
+                        uint64_t max_shard_bytes);
+
+/* "5GB", "500MB", "2GiB", "1024" -> bytes (GB = 10^9, GiB = 2^30, as
+ * huggingface's convert_file_size_to_int). */
+fy_status fy_parse_size(const char *text, uint64_t *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

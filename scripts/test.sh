@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it:
+#   1. release build (gcc, CUDA backend compiled when nvcc exists) + ctest
+#   2. ASan + UBSan build + ctest
+#   3. clang build with -Werror (compile check)
+#   4. the safetensors header fuzzer for a bounded time
+# Usage: scripts/test.sh [--quick]   (--quick: step 1 only)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+step() { printf '\n==== %s ====\n' "$*"; }
+
+step "release build"
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build -j"$jobs"
+# ctest's own count, kept for the closing summary line.
+run_ctest() {
+  local log
+  log=$(mktemp)
+  ctest --test-dir "$1" --output-on-failure -j"$jobs" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  total=$(( total + $(sed -n 's/.*tests passed, [0-9]* tests failed out of \([0-9]*\).*/\1/p' "$log" | tail -1) ))
+  rm -f "$log"
+  return "$rc"
+}
+total=0
+
+step "tests (release)"
+run_ctest build
+if [ $quick -eq 1 ]; then echo "tests: $total passed, 0 failed"; exit 0; fi
+
+step "sanitizer build (ASan + UBSan)"
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DFERRY_SANITIZE=ON -DFERRY_CUDA=OFF -DFERRY_BENCH=OFF >/dev/null
+cmake --build build-asan -j"$jobs"
+step "tests (ASan + UBSan)"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  run_ctest build-asan
+
+step "clang build (-Werror)"
+CC=clang CXX=clang++ cmake -S . -B build-clang -DFERRY_CUDA=OFF -DFERRY_TESTS=ON >/dev/null
+cmake --build build-clang -j"$jobs"
+
+step "fuzz the safetensors header parser (bounded)"
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -DFERRY_FUZZ=ON -DFERRY_CUDA=OFF -DFERRY_TESTS=OFF -DFERRY_BENCH=OFF >/dev/null
+cmake --build build-fuzz -j"$jobs" --target fuzz_safetensors_header
+mkdir -p build-fuzz/corpus
+./build-fuzz/fuzz_safetensors_header -max_total_time="${FERRY_FUZZ_SECONDS:-60}" -rss_limit_mb=2048 \
+  build-fuzz/corpus fuzz/corpus/safetensors
+echo "fuzz: no crash in ${FERRY_FUZZ_SECONDS:-60} s"
+
+echo "tests: $total passed, 0 failed"
