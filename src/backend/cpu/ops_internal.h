@@ -1,0 +1,34 @@
+/* Shared between the CPU op files: the context and its per-thread scratch. */
+#ifndef FERRY_BACKEND_CPU_OPS_INTERNAL_H
+#define FERRY_BACKEND_CPU_OPS_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "backend/cpu/threadpool.h"
+#include "ferry/ops.h"
+
+struct fy_cpu_ctx {
+    fy_threadpool *pool;
+    int n_threads;
+    float **scratch;        /* one buffer per thread */
+    size_t *scratch_floats; /* their capacities */
+};
+
+/* Grow every thread's scratch to at least floats (before a parallel run:
+ * tasks never allocate). */
+fy_status fy_cpu_scratch_reserve(fy_cpu_ctx *ctx, size_t floats);
+static inline float *fy_cpu_scratch(fy_cpu_ctx *ctx, int thread)
+{
+    return ctx->scratch[thread];
+}
+
+/* fn(arg, begin, end) over [0, n) in chunks of `grain` (the last shorter);
+ * chunks are fixed by n and grain alone, so results never depend on the
+ * thread count. Runs inline when n <= grain. */
+typedef void (*fy_range_fn)(void *arg, int64_t begin, int64_t end);
+void fy_cpu_parallel_range(fy_cpu_ctx *ctx, int64_t n, int64_t grain, fy_range_fn fn, void *arg);
+
+/* Elementwise chunk size: big enough to amortize a wake-up. */
+#define FY_CPU_GRAIN 16384
+
+#endif
