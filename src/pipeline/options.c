@@ -1,0 +1,513 @@
+/* Run options: one table of flags shared by every command. Each flag has a
+ * setter that parses its value; a bad value fails with one line naming the
+ * flag, the value and the choices, so typos never fall back to a default. */
+#include "ferry/options.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ferry/safetensors.h"
+
+void fy_run_options_init(fy_run_options *o)
+{
+    memset(o, 0, sizeof *o);
+    o->device = FY_DEVICE_CPU;
+    o->offload = FY_OFFLOAD_NONE;
+    o->num_blocks_per_group = 1;
+    o->pin_cpu_memory = true;
+    o->prefetch_depth = 1;
+    o->resident_blocks = -1;
+    o->device_map = FY_DEVICE_MAP_NONE;
+    o->compute_dtype = FY_F32;
+    o->storage_dtype = FY_DTYPE_COUNT;
+    o->vae_tile[0] = o->vae_tile[1] = 256;
+    o->vae_tile_stride[0] = o->vae_tile_stride[1] = 192;
+}
+
+const char *fy_offload_policy_name(fy_offload_policy p)
+{
+    switch (p) {
+    case FY_OFFLOAD_NONE: return "none";
+    case FY_OFFLOAD_MODEL: return "model";
+    case FY_OFFLOAD_SEQUENTIAL: return "sequential";
+    case FY_OFFLOAD_GROUP: return "group";
+    case FY_OFFLOAD_LAYERWISE: return "layerwise";
+    }
+    return "unknown";
+}
+
+const char *fy_device_kind_name(fy_device_kind k)
+{
+    switch (k) {
+    case FY_DEVICE_CPU: return "cpu";
+    case FY_DEVICE_EMU: return "emu";
+    case FY_DEVICE_CUDA: return "cuda";
+    }
+    return "unknown";
+}
+
+/* ---- Value parsers ------------------------------------------------------- */
+
+static fy_status bad_value(const char *flag, const char *value, const char *valid)
+{
+    return fy_error(FY_ERR_INVALID, "--%s: invalid value \"%s\" (valid: %s)", flag, value, valid);
+}
+
+static bool parse_long(const char *text, long min, long max, long *out)
+{
+    if (!text || !*text) return false;
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno || *end || end == text || v < min || v > max) return false;
+    *out = v;
+    return true;
+}
+
+static fy_status set_int(const char *flag, const char *value, long min, const char *valid, int *out)
+{
+    long v;
+    if (!parse_long(value, min, INT_MAX, &v)) return bad_value(flag, value, valid);
+    *out = (int)v;
+    return FY_OK;
+}
+
+static fy_status set_size(const char *flag, const char *value, uint64_t *out)
+{
+    uint64_t bytes;
+    if (fy_parse_size(value, &bytes) != FY_OK)
+        return bad_value(flag, value, "a size such as 5GB, 500MB, 2GiB or a byte count");
+    *out = bytes;
+    return FY_OK;
+}
+
+static bool parse_bool(const char *text, bool *out)
+{
+    static const char *const yes[] = {"true", "1", "yes", "on"};
+    static const char *const no[] = {"false", "0", "no", "off"};
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(text, yes[i]) == 0) return *out = true, true;
+        if (strcasecmp(text, no[i]) == 0) return *out = false, true;
+    }
+    return false;
+}
+
+/* "cpu", "emu", "emu:N", "cuda", "cuda:N". */
+static fy_status set_device(fy_run_options *o, const char *flag, const char *value)
+{
+    static const char *const valid = "cpu, emu, emu:N, cuda, cuda:N";
+    static const struct { const char *name; fy_device_kind kind; } kinds[] = {
+        {"cpu", FY_DEVICE_CPU}, {"emu", FY_DEVICE_EMU}, {"cuda", FY_DEVICE_CUDA}};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        size_t n = strlen(kinds[k].name);
+        if (strncmp(value, kinds[k].name, n) != 0) continue;
+        long index = 0;
+        if (value[n] == ':' && kinds[k].kind != FY_DEVICE_CPU) {
+            if (!parse_long(value + n + 1, 0, FY_MAX_DEVICES - 1, &index)) return bad_value(flag, value, valid);
+        } else if (value[n] != '\0') {
+            continue;
+        }
+        o->device = kinds[k].kind;
+        o->device_index = (int)index;
+        return FY_OK;
+    }
+    return bad_value(flag, value, valid);
+}
+
+/* One "KEY=SIZE" entry of --max-memory; KEY is a device ordinal or "cpu". */
+static fy_status set_memory_entry(fy_run_options *o, const char *flag, char *entry)
+{
+    static const char *const valid = "DEV=SIZE[,DEV=SIZE...] with DEV 0..15 or cpu, e.g. 0=6GiB,cpu=20GiB";
+    char *eq = strchr(entry, '=');
+    const char *key = eq ? entry : "0";
+    const char *size_text = eq ? eq + 1 : entry;
+    if (eq) *eq = '\0';
+    if (strncmp(key, "cuda:", 5) == 0) key += 5;
+    uint64_t bytes;
+    if (fy_parse_size(size_text, &bytes) != FY_OK) {
+        if (eq) *eq = '=';
+        return bad_value(flag, entry, valid);
+    }
+    long index;
+    if (strcmp(key, "cpu") == 0) {
+        o->max_memory_cpu = bytes;
+    } else if (parse_long(key, 0, FY_MAX_DEVICES - 1, &index)) {
+        o->max_memory[index] = bytes;
+    } else {
+        if (eq) *eq = '=';
+        return bad_value(flag, entry, valid);
+    }
+    return FY_OK;
+}
+
+static fy_status set_max_memory(fy_run_options *o, const char *flag, const char *value)
+{
+    size_t len = strlen(value);
+    char *copy = malloc(len + 1);
+    if (!copy) return fy_error(FY_ERR_NOMEM, "--%s: out of memory", flag);
+    memcpy(copy, value, len + 1);
+    fy_status s = len ? FY_OK : bad_value(flag, value, "e.g. 6GiB or 0=6GiB,1=20GiB,cpu=20GiB");
+    char *save = NULL;
+    for (char *e = strtok_r(copy, ",", &save); e && s == FY_OK; e = strtok_r(NULL, ",", &save))
+        s = set_memory_entry(o, flag, e);
+    free(copy);
+    return s;
+}
+
+/* "25GB/s", "500MB/s", "1.5GiB/s", "25" (GB/s), "0" (unthrottled). */
+static fy_status set_bandwidth(fy_run_options *o, const char *flag, const char *value)
+{
+    static const char *const valid = "a rate such as 25GB/s, 500MB/s, 12GiB/s, or a number of GB/s";
+    static const struct { const char *unit; double scale; } units[] = {
+        {"", 1e9}, {"B", 1.0}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+        {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (errno || end == value || !(v >= 0) || v > 1e18) return bad_value(flag, value, valid);
+    char unit[16];
+    size_t n = strlen(end);
+    if (n >= 2 && strcmp(end + n - 2, "/s") == 0) n -= 2;
+    if (n >= sizeof unit) return bad_value(flag, value, valid);
+    memcpy(unit, end, n);
+    unit[n] = '\0';
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcasecmp(unit, units[i].unit) == 0) {
+            o->emu_bandwidth = v * units[i].scale;
+            return FY_OK;
+        }
+    }
+    return bad_value(flag, value, valid);
+}
+
+static fy_status set_offload(fy_run_options *o, const char *flag, const char *value)
+{
+    for (int p = FY_OFFLOAD_NONE; p <= FY_OFFLOAD_LAYERWISE; p++) {
+        if (strcmp(value, fy_offload_policy_name((fy_offload_policy)p)) == 0) {
+            o->offload = (fy_offload_policy)p;
+            return FY_OK;
+        }
+    }
+    return bad_value(flag, value, "none, model, sequential, group, layerwise");
+}
+
+static fy_status set_device_map(fy_run_options *o, const char *flag, const char *value)
+{
+    if (strcmp(value, "none") == 0) o->device_map = FY_DEVICE_MAP_NONE;
+    else if (strcmp(value, "balanced") == 0) o->device_map = FY_DEVICE_MAP_BALANCED;
+    else if (strcmp(value, "auto") == 0) o->device_map = FY_DEVICE_MAP_AUTO;
+    else return bad_value(flag, value, "balanced, auto, none");
+    return FY_OK;
+}
+
+static fy_status set_dtype(fy_run_options *o, const char *flag, const char *value)
+{
+    fy_dtype t;
+    if (fy_dtype_parse(value, &t) != FY_OK || (t != FY_F32 && t != FY_BF16 && t != FY_F16))
+        return bad_value(flag, value, "f32, bf16, f16");
+    o->compute_dtype = t;
+    return FY_OK;
+}
+
+static fy_status set_storage_dtype(fy_run_options *o, const char *flag, const char *value)
+{
+    fy_dtype t;
+    if (strcmp(value, "none") == 0) {
+        o->storage_dtype = FY_DTYPE_COUNT;
+        return FY_OK;
+    }
+    if (fy_dtype_parse(value, &t) != FY_OK || (t != FY_F8_E4M3 && t != FY_F8_E5M2))
+        return bad_value(flag, value, "fp8_e4m3, fp8_e5m2, none (as stored)");
+    o->storage_dtype = t;
+    return FY_OK;
+}
+
+/* "256" (square) or "256x320" (height x width), pixels. */
+static fy_status set_pair(const char *flag, const char *value, int out[2])
+{
+    static const char *const valid = "N or HxW in pixels, e.g. 256 or 256x320";
+    const char *x = strchr(value, 'x');
+    long h, w;
+    if (!x) {
+        if (!parse_long(value, 1, 1 << 20, &h)) return bad_value(flag, value, valid);
+        w = h;
+    } else {
+        char head[32];
+        size_t n = (size_t)(x - value);
+        if (n == 0 || n >= sizeof head) return bad_value(flag, value, valid);
+        memcpy(head, value, n);
+        head[n] = '\0';
+        if (!parse_long(head, 1, 1 << 20, &h) || !parse_long(x + 1, 1, 1 << 20, &w))
+            return bad_value(flag, value, valid);
+    }
+    out[0] = (int)h;
+    out[1] = (int)w;
+    return FY_OK;
+}
+
+static fy_status set_vae_tile(fy_run_options *o, const char *flag, const char *value)
+{
+    return set_pair(flag, value, o->vae_tile);
+}
+
+static fy_status set_vae_tile_stride(fy_run_options *o, const char *flag, const char *value)
+{
+    return set_pair(flag, value, o->vae_tile_stride);
+}
+
+static fy_status set_trace(fy_run_options *o, const char *flag, const char *value)
+{
+    if (!*value) return bad_value(flag, value, "a file path for the Chrome trace JSON");
+    o->trace_path = value;
+    return FY_OK;
+}
+
+static fy_status set_threads(fy_run_options *o, const char *flag, const char *value)
+{
+    return set_int(flag, value, 0, "0 (all cores) or a positive count", &o->threads);
+}
+
+static fy_status set_blocks_per_group(fy_run_options *o, const char *flag, const char *value)
+{
+    return set_int(flag, value, 1, "an integer >= 1", &o->num_blocks_per_group);
+}
+
+static fy_status set_prefetch_depth(fy_run_options *o, const char *flag, const char *value)
+{
+    return set_int(flag, value, 1, "an integer >= 1", &o->prefetch_depth);
+}
+
+static fy_status set_resident_blocks(fy_run_options *o, const char *flag, const char *value)
+{
+    return set_int(flag, value, 0, "an integer >= 0", &o->resident_blocks);
+}
+
+static fy_status set_resident_bytes(fy_run_options *o, const char *flag, const char *value)
+{
+    return set_size(flag, value, &o->resident_bytes);
+}
+
+static fy_status set_max_shard_size(fy_run_options *o, const char *flag, const char *value)
+{
+    FY_TRY(set_size(flag, value, &o->max_shard_size));
+    if (o->max_shard_size == 0) return bad_value(flag, value, "a size above zero, e.g. 5GB");
+    return FY_OK;
+}
+
+/* ---- The flag table ------------------------------------------------------- */
+
+typedef fy_status (*value_setter)(fy_run_options *o, const char *flag, const char *value);
+typedef void (*switch_setter)(fy_run_options *o, bool on);
+
+static void switch_layerwise(fy_run_options *o, bool on)
+{
+    if (on) o->offload = FY_OFFLOAD_LAYERWISE;
+    else if (o->offload == FY_OFFLOAD_LAYERWISE) o->offload = FY_OFFLOAD_NONE;
+}
+
+#define BOOL_FIELD(field) offsetof(fy_run_options, field)
+
+typedef struct flag_spec {
+    const char *name;
+    value_setter set_value;    /* flags with a value */
+    size_t bool_offset;        /* plain switches: the bool field */
+    switch_setter set_switch;  /* switches with side effects */
+} flag_spec;
+
+#define VALUE(name, fn) {name, fn, 0, NULL}
+#define SWITCH(name, field) {name, NULL, BOOL_FIELD(field), NULL}
+
+static const flag_spec flags[] = {
+    VALUE("device", set_device),
+    VALUE("max-memory", set_max_memory),
+    VALUE("emu-bandwidth", set_bandwidth),
+    VALUE("offload", set_offload),
+    {"dit-layerwise-offload", NULL, 0, switch_layerwise},
+    VALUE("num-blocks-per-group", set_blocks_per_group),
+    SWITCH("use-stream", use_stream),
+    SWITCH("record-stream", record_stream),
+    SWITCH("low-cpu-mem-usage", low_cpu_mem_usage),
+    SWITCH("pin-cpu-memory", pin_cpu_memory),
+    VALUE("prefetch-depth", set_prefetch_depth),
+    VALUE("resident-blocks", set_resident_blocks),
+    VALUE("resident-bytes", set_resident_bytes),
+    SWITCH("text-encoder-cpu-offload", text_encoder_cpu_offload),
+    SWITCH("vae-cpu-offload", vae_cpu_offload),
+    SWITCH("image-encoder-cpu-offload", image_encoder_cpu_offload),
+    SWITCH("dit-cpu-offload", dit_cpu_offload),
+    SWITCH("use-fsdp-inference", use_fsdp_inference),
+    VALUE("device-map", set_device_map),
+    VALUE("dtype", set_dtype),
+    VALUE("storage-dtype", set_storage_dtype),
+    SWITCH("vae-tiling", vae_tiling),
+    SWITCH("vae-slicing", vae_slicing),
+    VALUE("vae-tile", set_vae_tile),
+    VALUE("vae-tile-stride", set_vae_tile_stride),
+    VALUE("trace", set_trace),
+    VALUE("threads", set_threads),
+    VALUE("max-shard-size", set_max_shard_size),
+};
+
+static const flag_spec *find_flag(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+        if (strlen(flags[i].name) == len && strncmp(flags[i].name, name, len) == 0) return &flags[i];
+    }
+    return NULL;
+}
+
+static bool is_switch(const flag_spec *f)
+{
+    return f->set_value == NULL;
+}
+
+static void apply_switch(fy_run_options *o, const flag_spec *f, bool on)
+{
+    if (f->set_switch) f->set_switch(o, on);
+    else *(bool *)((char *)o + f->bool_offset) = on;
+}
+
+static fy_status parse_switch(fy_run_options *o, const flag_spec *f, bool negated, const char *value)
+{
+    bool on = true;
+    if (value && negated)
+        return fy_error(FY_ERR_INVALID, "--no-%s takes no value (got \"%s\")", f->name, value);
+    if (value && !parse_bool(value, &on)) return bad_value(f->name, value, "true, false (or no value)");
+    apply_switch(o, f, negated ? false : on);
+    return FY_OK;
+}
+
+fy_status fy_run_options_parse_arg(fy_run_options *o, int argc, char **argv, int *i, bool *consumed)
+{
+    *consumed = false;
+    if (!o || !argv || !i || *i < 0 || *i >= argc || !argv[*i]) return FY_OK;
+    const char *arg = argv[*i];
+    if (strncmp(arg, "--", 2) != 0) return FY_OK;
+    const char *name = arg + 2;
+    const char *eq = strchr(name, '=');
+    size_t len = eq ? (size_t)(eq - name) : strlen(name);
+    const char *value = eq ? eq + 1 : NULL;
+    bool negated = false;
+    const flag_spec *f = find_flag(name, len);
+    if (!f && len > 3 && strncmp(name, "no-", 3) == 0) {
+        f = find_flag(name + 3, len - 3);
+        negated = f && is_switch(f);
+        if (!negated) f = NULL;
+    }
+    if (!f) return FY_OK;
+    *consumed = true;
+    if (is_switch(f)) {
+        (*i)++;
+        return parse_switch(o, f, negated, value);
+    }
+    if (!value) {
+        if (*i + 1 >= argc || !argv[*i + 1] || strncmp(argv[*i + 1], "--", 2) == 0)
+            return fy_error(FY_ERR_INVALID, "--%s needs a value (--%s VALUE or --%s=VALUE)", f->name, f->name,
+                            f->name);
+        value = argv[*i + 1];
+        (*i)++;
+    }
+    (*i)++;
+    return f->set_value(o, f->name, value);
+}
+
+/* ---- Cross-flag checks ----------------------------------------------------- */
+
+static fy_status conflict(const char *what)
+{
+    return fy_error(FY_ERR_INVALID, "%s", what);
+}
+
+static fy_status validate_offload(const fy_run_options *o)
+{
+    if (o->num_blocks_per_group < 1) return conflict("--num-blocks-per-group must be at least 1");
+    if (o->num_blocks_per_group != 1 && o->offload != FY_OFFLOAD_GROUP)
+        return conflict("--num-blocks-per-group applies to --offload group only");
+    if (o->prefetch_depth < 1) return conflict("--prefetch-depth must be at least 1");
+    if (o->use_stream && o->offload != FY_OFFLOAD_GROUP)
+        return conflict("--use-stream applies to --offload group only (layerwise always uses the copy stream)");
+    if (o->record_stream && !o->use_stream) return conflict("--record-stream needs --use-stream");
+    bool streaming = o->offload == FY_OFFLOAD_LAYERWISE || o->offload == FY_OFFLOAD_GROUP;
+    if ((o->resident_blocks >= 0 || o->resident_bytes > 0) && !streaming)
+        return conflict("--resident-blocks/--resident-bytes need --offload layerwise or group");
+    if (o->resident_blocks >= 0 && o->resident_bytes > 0)
+        return conflict("give --resident-blocks or --resident-bytes, not both");
+    return FY_OK;
+}
+
+static fy_status validate_device(const fy_run_options *o)
+{
+    if (o->device_index < 0 || o->device_index >= FY_MAX_DEVICES)
+        return conflict("device index out of range (0..15)");
+#ifndef FERRY_HAVE_CUDA
+    if (o->device == FY_DEVICE_CUDA)
+        return conflict("--device cuda: this build has no CUDA backend (rebuild with -DFERRY_CUDA=ON, "
+                        "or use --device cpu or --device emu)");
+#endif
+    if (o->device == FY_DEVICE_CPU && o->emu_bandwidth > 0)
+        return conflict("--emu-bandwidth applies to --device emu only");
+    if (o->threads < 0) return conflict("--threads must be 0 (all cores) or positive");
+    if (o->compute_dtype != FY_F32 && o->compute_dtype != FY_BF16 && o->compute_dtype != FY_F16)
+        return conflict("--dtype must be f32, bf16 or f16");
+    if (o->storage_dtype != FY_DTYPE_COUNT && o->storage_dtype != FY_F8_E4M3 && o->storage_dtype != FY_F8_E5M2)
+        return conflict("--storage-dtype must be fp8_e4m3 or fp8_e5m2");
+    return FY_OK;
+}
+
+static fy_status validate_vae(const fy_run_options *o)
+{
+    for (int d = 0; d < 2; d++) {
+        if (o->vae_tile[d] < 1 || o->vae_tile_stride[d] < 1)
+            return conflict("--vae-tile and --vae-tile-stride must be positive");
+        if (o->vae_tile_stride[d] > o->vae_tile[d])
+            return fy_error(FY_ERR_INVALID,
+                            "--vae-tile-stride %dx%d is larger than --vae-tile %dx%d: tiles would leave gaps",
+                            o->vae_tile_stride[0], o->vae_tile_stride[1], o->vae_tile[0], o->vae_tile[1]);
+    }
+    return FY_OK;
+}
+
+fy_status fy_run_options_validate(const fy_run_options *o)
+{
+    if (!o) return fy_error(FY_ERR_INVALID, "fy_run_options_validate: NULL options");
+    FY_TRY(validate_offload(o));
+    FY_TRY(validate_device(o));
+    return validate_vae(o);
+}
+
+const char *fy_run_options_help(void)
+{
+    return "Device and memory:\n"
+           "  --device cpu|emu|cuda[:N]       where to compute (default cpu; emu = budgeted host pool\n"
+           "                                  with an asynchronous copy engine)\n"
+           "  --max-memory SPEC               memory budgets: 6GiB, or 0=6GiB,1=20GiB,cpu=20GiB\n"
+           "  --emu-bandwidth RATE            emu copy speed, e.g. 25GB/s (a bare number is GB/s)\n"
+           "Offloading:\n"
+           "  --offload none|model|sequential|group|layerwise\n"
+           "  --dit-layerwise-offload         same as --offload layerwise\n"
+           "  --num-blocks-per-group N        blocks per group (--offload group; default 1)\n"
+           "  --use-stream, --record-stream   group offload prefetches on the copy stream\n"
+           "  --low-cpu-mem-usage             stage copies through a small pinned ring\n"
+           "  --[no-]pin-cpu-memory           pin host weights (default on)\n"
+           "  --prefetch-depth D              blocks in flight ahead of compute (default 1)\n"
+           "  --resident-blocks K             keep K blocks on the device for good\n"
+           "  --resident-bytes SIZE           keep blocks resident up to SIZE\n"
+           "  --text-encoder-cpu-offload, --vae-cpu-offload, --image-encoder-cpu-offload,\n"
+           "  --dit-cpu-offload, --use-fsdp-inference\n"
+           "  --device-map balanced|auto      spread components over the devices\n"
+           "Precision:\n"
+           "  --dtype f32|bf16|f16            compute dtype\n"
+           "  --storage-dtype fp8_e4m3|fp8_e5m2  store weights in fp8, upcast on use\n"
+           "VAE:\n"
+           "  --vae-tiling, --vae-slicing     decode in tiles / one video at a time\n"
+           "  --vae-tile N|HxW                tile size in pixels (default 256)\n"
+           "  --vae-tile-stride N|HxW         tile stride in pixels (default 192)\n"
+           "Other:\n"
+           "  --threads N                     host threads (0 = all cores)\n"
+           "  --trace FILE                    write a Chrome trace (JSON)\n"
+           "Switches also take =true/=false.\n";
+}

@@ -1,0 +1,21 @@
+/* The components `ferry verify` knows, in the order they run. A component
+ * whose run is NULL is known by name but not implemented in this build yet;
+ * adding one is adding its function here. */
+#include "pipeline/verify.h"
+
+#include "pipeline/verify_scheduler.h"
+
+static const fy_verifier registry[] = {
+    {"tokenizer", "tokenizer.safetensors", NULL},
+    {"text_encoder", "text_encoder.safetensors", NULL},
+    {"transformer", "transformer.safetensors", NULL},
+    {"vae", "vae.safetensors", NULL},
+    {"scheduler", NULL, fy_verify_scheduler}, /* opens scheduler_*.safetensors itself */
+    {"pipeline", "pipeline.safetensors", NULL},
+};
+
+const fy_verifier *fy_verifiers(size_t *count)
+{
+    if (count) *count = sizeof registry / sizeof registry[0];
+    return registry;
+}

@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# Bad input to the CLI: every case exits non-zero (1 for bad files, 2 for a bad
+# command line) with exactly one line on stderr, `ferry: error: ...`, naming the
+# file or flag at fault, and never a crash. Broken models are temporary folders
+# of symlinks to the fixtures plus edited copies; the fixtures are never touched.
+# usage: bash bad_input.sh FERRY_BINARY FIXTURES_DIR
+set -u
+FERRY=$1
+FIXTURES=$2
+MODEL=$FIXTURES/wan-tiny/model
+FIX=$FIXTURES/wan-tiny/fixtures
+T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-cli-bad-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+passed=0
+failed=0
+COMPONENTS="scheduler text_encoder tokenizer transformer vae"
+
+# expect NAME RC NEEDLE -- COMMAND...: exit status RC, one stderr line holding NEEDLE.
+expect() {
+    local name=$1 want=$2 needle=$3
+    shift 4
+    "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    [ -n "${SHOW:-}" ] && cat "$T/err"
+    local lines
+    lines=$(wc -l <"$T/err")
+    if [ "$rc" -eq "$want" ] && [ "$lines" -eq 1 ] && grep -q '^ferry: error: ' "$T/err" &&
+        grep -qF -- "$needle" "$T/err"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL: $name: exit $rc (want $want), $lines stderr line(s), want \"$needle\":"
+        sed 's/^/    /' "$T/err"
+    fi
+}
+
+# A model folder of symlinks; components named in $2 are left out.
+new_model() {
+    local dir=$T/$1
+    mkdir -p "$dir"
+    for c in $COMPONENTS; do
+        case " ${2:-} " in *" $c "*) continue ;; esac
+        ln -s "$MODEL/$c" "$dir/$c"
+    done
+    cp "$MODEL/model_index.json" "$dir/"
+    chmod u+w "$dir/model_index.json"
+    echo "$dir"
+}
+
+# A component folder whose weights are symlinks and whose config is a writable copy.
+own_component() {
+    local dir=$1 comp=$2
+    rm "$dir/$comp"
+    mkdir "$dir/$comp"
+    for f in "$MODEL/$comp"/*; do ln -s "$f" "$dir/$comp/"; done
+    for f in "$dir/$comp"/*.json; do
+        cp --remove-destination "$(readlink "$f")" "$f"
+        chmod u+w "$f"
+    done
+}
+
+# ---- Model folders -----------------------------------------------------------------
+expect "model dir missing" 1 "$T/nope" -- "$FERRY" info "$T/nope"
+
+d=$(new_model no_index)
+rm "$d/model_index.json"
+expect "model_index.json missing" 1 "expected model_index.json in $d" -- "$FERRY" info "$d"
+
+d=$(new_model bad_index)
+printf '{"_class_name": "WanPipeline",\n  "vae": [\n' >"$d/model_index.json"
+expect "model_index.json not JSON" 1 "$d/model_index.json: not JSON" -- "$FERRY" info "$d"
+
+d=$(new_model no_class)
+python3 -c 'import json,sys; p=sys.argv[1]; j=json.load(open(p)); del j["_class_name"]; json.dump(j, open(p,"w"))' \
+    "$d/model_index.json" 2>/dev/null || sed -i '/"_class_name"/d' "$d/model_index.json"
+expect "model_index.json without _class_name" 1 "model_index.json: missing required key \"_class_name\"" -- \
+    "$FERRY" info "$d"
+
+d=$(new_model no_vae "vae")
+expect "component folder missing" 1 "$d/vae: component folder missing" -- "$FERRY" info "$d"
+
+d=$(new_model no_config)
+own_component "$d" transformer
+rm "$d/transformer/config.json"
+expect "model config missing" 1 "$d/transformer/config.json" -- "$FERRY" info "$d"
+
+d=$(new_model sched_no_class)
+own_component "$d" scheduler
+sed -i '/"_class_name"/d' "$d/scheduler/scheduler_config.json"
+expect "config without a required key" 1 "scheduler_config.json: missing required key \"_class_name\"" -- \
+    "$FERRY" verify "$d" "$FIX" --component scheduler
+
+d=$(new_model truncated)
+own_component "$d" transformer
+rm "$d/transformer/diffusion_pytorch_model.safetensors"
+head -c 100000 "$MODEL/transformer/diffusion_pytorch_model.safetensors" \
+    >"$d/transformer/diffusion_pytorch_model.safetensors"
+expect "truncated weights" 1 "$d/transformer/diffusion_pytorch_model.safetensors" -- "$FERRY" info "$d"
+
+d=$(new_model garbage_weights)
+own_component "$d" vae
+rm "$d/vae/diffusion_pytorch_model.safetensors"
+printf 'not a safetensors file at all' >"$d/vae/diffusion_pytorch_model.safetensors"
+expect "garbage weights" 1 "$d/vae/diffusion_pytorch_model.safetensors" -- "$FERRY" info "$d"
+
+d=$(new_model missing_shard "transformer")
+if "$FERRY" shard "$MODEL/transformer" "$d/transformer" --max-shard-size 50KB >/dev/null 2>&1; then
+    shard=$(ls "$d/transformer" | grep -- '-00002-of-' | head -n 1)
+    rm "$d/transformer/$shard"
+    expect "missing shard named by the index" 1 "$shard" -- "$FERRY" info "$d"
+else
+    failed=$((failed + 1))
+    echo "FAIL: could not shard the transformer for the missing-shard case"
+fi
+
+# ---- verify ----------------------------------------------------------------------------
+expect "fixture dir missing" 1 "$T/nofix" -- "$FERRY" verify "$MODEL" "$T/nofix"
+expect "unknown component" 1 "unknown component \"unet\" (valid: tokenizer, text_encoder" -- \
+    "$FERRY" verify "$MODEL" "$FIX" --component scheduler,unet
+expect "bad run option value" 2 "--offload: invalid value \"fast\" (valid: none, model" -- \
+    "$FERRY" verify "$MODEL" "$FIX" --offload fast
+expect "contradicting options" 2 "--num-blocks-per-group" -- \
+    "$FERRY" verify "$MODEL" "$FIX" --num-blocks-per-group 4 --offload layerwise
+expect "verify without fixtures" 2 "expected MODEL_DIR and FIXTURE_DIR" -- "$FERRY" verify "$MODEL"
+
+# ---- Command lines -------------------------------------------------------------------------
+"$FERRY" >/dev/null 2>"$T/err"
+if [ $? -eq 2 ] && grep -q '^usage: ferry' "$T/err"; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+    echo "FAIL: no command: want exit 2 and the usage on stderr"
+fi
+expect "unknown command" 2 "unknown command \"bogus\"" -- "$FERRY" bogus
+expect "unknown global option" 2 "unknown option \"--bogus\"" -- "$FERRY" --bogus info
+expect "info without a folder" 2 "info: expected MODEL_DIR" -- "$FERRY" info
+expect "info with an unknown option" 2 "unknown option \"--fast\"" -- "$FERRY" info "$MODEL" --fast
+expect "planned command" 1 "generate is not available" -- "$FERRY" generate
+
+# ---- shard ------------------------------------------------------------------------------------
+expect "shard without a size" 2 "--max-shard-size is required" -- "$FERRY" shard "$MODEL/vae" "$T/s1"
+expect "shard with a bad size" 2 "--max-shard-size: invalid value \"lots\"" -- \
+    "$FERRY" shard "$MODEL/vae" "$T/s2" --max-shard-size lots
+expect "shard input missing" 1 "$T/none.safetensors" -- \
+    "$FERRY" shard "$T/none.safetensors" "$T/s3" --max-shard-size 1GB
+expect "shard input not safetensors" 1 "config.json: expected a .safetensors file" -- \
+    "$FERRY" shard "$MODEL/vae/config.json" "$T/s4" --max-shard-size 1GB
+expect "shard folder without weights" 1 "no checkpoint in this folder" -- \
+    "$FERRY" shard "$MODEL/scheduler" "$T/s5" --max-shard-size 1GB
+d=$(new_model inplace)
+own_component "$d" vae
+expect "shard into its own folder" 1 "the output folder is the input folder" -- \
+    "$FERRY" shard "$d/vae" "$d/vae/" --max-shard-size 100KB
+if ls "$d/vae" | grep -q -- '-of-'; then
+    failed=$((failed + 1))
+    echo "FAIL: shard into its own folder wrote files"
+else
+    passed=$((passed + 1))
+fi
+expect "truncated shard input" 1 "$T/truncated/transformer/diffusion_pytorch_model.safetensors" -- \
+    "$FERRY" shard "$T/truncated/transformer" "$T/s6" --max-shard-size 50KB
+if [ -e "$T/s6" ]; then
+    failed=$((failed + 1))
+    echo "FAIL: a failed shard left files in $T/s6"
+else
+    passed=$((passed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+test "$failed" -eq 0

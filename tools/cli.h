@@ -1,0 +1,51 @@
+/* Shared pieces of the ferry command line: one function per subcommand,
+ * the error conventions, and number formatting for tables. */
+#ifndef FERRY_TOOLS_CLI_H
+#define FERRY_TOOLS_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "ferry/error.h"
+
+/* Exit statuses: failures of the work itself, and mistakes on the command line. */
+#define CLI_EXIT_FAILURE 1
+#define CLI_EXIT_USAGE 2
+
+/* A subcommand gets its own name in argv[0] and returns the exit status. */
+typedef int (*cli_main_fn)(int argc, char **argv);
+
+typedef struct cli_command {
+    const char *name;
+    const char *summary;
+    cli_main_fn run;    /* NULL: planned, not in this build yet */
+    void (*help)(FILE *out); /* full help for `ferry NAME --help` */
+} cli_command;
+
+int cli_info_main(int argc, char **argv);
+int cli_verify_main(int argc, char **argv);
+int cli_shard_main(int argc, char **argv);
+void cli_info_help(FILE *out);
+void cli_verify_help(FILE *out);
+void cli_shard_help(FILE *out);
+
+/* Print `ferry: error: MESSAGE` (the library's last message) and return 1. */
+int cli_fail(void);
+/* Print `ferry: error: CMD: MESSAGE (see ferry CMD --help)` and return 2. */
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* -v, -vv, -q, --verbose, --quiet: adjusts the log level; true if arg was one. */
+bool cli_log_flag(const char *arg);
+/* -h / --help */
+bool cli_is_help(const char *arg);
+
+/* "1.42M", "33.2K", "999"; "5.4 MiB", "41.2 KiB", "12 B". */
+const char *cli_human_count(uint64_t n, char *buf, size_t size);
+const char *cli_human_bytes(uint64_t n, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,109 @@
+/* ferry: the command line. Global flags, then a subcommand from the table;
+ * adding a subcommand is one row here and one cmd_NAME.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* CMake may pass the project version; otherwise the one this file was written for. */
+#ifndef FERRY_VERSION_STRING
+#define FERRY_VERSION_STRING "0.1.0"
+#endif
+
+static const cli_command commands[] = {
+    {"info", "show a model folder's components, parameters, dtypes and block sizes", cli_info_main,
+     cli_info_help},
+    {"verify", "compare ferry's components with golden fixture tensors", cli_verify_main, cli_verify_help},
+    {"shard", "re-shard a safetensors checkpoint into files of at most a given size", cli_shard_main,
+     cli_shard_help},
+    {"generate", "text to video (not yet available)", NULL, NULL},
+    {"plan", "show how weights would be placed and streamed (not yet available)", NULL, NULL},
+    {"demo", "an end-to-end demonstration (not yet available)", NULL, NULL},
+};
+
+#define COMMAND_COUNT (sizeof commands / sizeof commands[0])
+
+static void print_help(FILE *f)
+{
+    fprintf(f,
+            "usage: ferry [-v|-q] COMMAND [ARGS...]\n"
+            "       ferry COMMAND --help\n"
+            "\n"
+            "Run large diffusion models on small GPUs by streaming weights just in time.\n"
+            "\n"
+            "commands:\n");
+    for (size_t i = 0; i < COMMAND_COUNT; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+            "\n"
+            "options:\n"
+            "  -v, --verbose   more log output (-vv: trace)\n"
+            "  -q, --quiet     warnings and errors only (-q -q: errors only)\n"
+            "  --version       print the version\n"
+            "  -h, --help      this help\n"
+            "The log level can also be set with FERRY_LOG=error|warn|info|debug|trace.\n");
+}
+
+static const cli_command *find_command(const char *name)
+{
+    for (size_t i = 0; i < COMMAND_COUNT; i++) {
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    }
+    return NULL;
+}
+
+static int run_command(const cli_command *c, int argc, char **argv)
+{
+    if (!c->run) {
+        fprintf(stderr, "ferry: error: %s is not available in this build yet\n", c->name);
+        return CLI_EXIT_FAILURE;
+    }
+    for (int i = 1; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            c->help(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--") == 0) break;
+    }
+    return c->run(argc, argv);
+}
+
+static int help_command(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help(stdout);
+        return 0;
+    }
+    const cli_command *c = find_command(argv[1]);
+    if (!c) return cli_usage_error(NULL, "unknown command \"%s\"", argv[1]);
+    if (!c->help) {
+        printf("ferry %s: %s\n", c->name, c->summary);
+        return 0;
+    }
+    c->help(stdout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (cli_log_flag(argv[i])) continue;
+        if (cli_is_help(argv[i])) {
+            print_help(stdout);
+            return 0;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("ferry %s\n", FERRY_VERSION_STRING);
+            return 0;
+        }
+        return cli_usage_error(NULL, "unknown option \"%s\"", argv[i]);
+    }
+    if (i >= argc) {
+        print_help(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[i], "help") == 0) return help_command(argc - i, argv + i);
+    const cli_command *c = find_command(argv[i]);
+    if (!c) return cli_usage_error(NULL, "unknown command \"%s\"", argv[i]);
+    return run_command(c, argc - i, argv + i);
+}
