@@ -1,0 +1,183 @@
+/* The offload engine: where weights live and how they move.
+ *
+ * Models are model-agnostic clients. They declare their weights once, in
+ * execution order, as groups inside components, then ask for each group when
+ * they run it:
+ *
+ *     fy_engine_create(&opts, &eng);
+ *     fy_engine_add_component(eng, "transformer", &dit);
+ *     fy_engine_add_group(eng, dit, "patch_embed", FY_GROUP_SMALL, w, n, &g0);
+ *     for i in blocks: fy_engine_add_group(eng, dit, "blocks.i", FY_GROUP_BLOCK, ...);
+ *     fy_engine_reserve(eng, activation_bytes);
+ *     fy_engine_prepare(eng);                  fails here, before any work, if over budget
+ *     per step, per block:
+ *         fy_engine_acquire(eng, g, &dev);     device tensors, in declared order
+ *         ... compute with dev[0..n-1] ...
+ *         fy_engine_release(eng, g);
+ *     fy_engine_finish(eng);                   stats final, --trace written
+ *     fy_engine_stats_print(eng, stderr);
+ *
+ * Groups: SMALL groups (embeddings, norms, heads: the non-block weights) are
+ * always resident on the device. BLOCK groups are the unit the plans move.
+ * The execution order is the declaration order within a component; it is
+ * declared, never discovered by tracing a first pass. Blocks of a component
+ * must be acquired in that order, cyclically (step after step; a CFG batch
+ * that runs the transformer twice a step is just two cycles).
+ *
+ * Plans (--offload), one streamer executes them all:
+ *   none        every group resident.
+ *   model       enable_model_cpu_offload: at most one component's blocks on
+ *               the device; the previous component leaves when the next starts.
+ *   sequential  enable_sequential_cpu_offload: one block on the device, uploaded
+ *               synchronously when acquired. (Leaf granularity = group
+ *               granularity: a model that wants finer leaves declares finer groups.)
+ *   group       num_blocks_per_group blocks move together. With --use-stream
+ *               the next group is prefetched on the copy stream into a second
+ *               slot (2 groups on the device); without, one slot, loaded
+ *               synchronously when its first block is acquired.
+ *   layerwise   FastVideo's dit_layerwise_offload: a ring of d+1 preallocated
+ *               block slots (d = --prefetch-depth >= 1). Releasing block i
+ *               issues the upload of block i+d+1 into i's slot; the copy stream
+ *               waits on an event recorded at the release, and compute waits on
+ *               the slot's ready event, never on a host-side wait. The ring is
+ *               cyclic: the last blocks' releases prefetch the next step's first.
+ *   resident K  with --resident-blocks K or --resident-bytes B on a streaming
+ *               plan (sequential, group, layerwise): the first K blocks (or as
+ *               many leading blocks as fit in B bytes, counted in declaration
+ *               order across components) stay on the device; the rest stream.
+ * Each component with streamed blocks gets its own ring, allocated when the
+ * component's first block is acquired and freed when another component's is,
+ * so the bound counts only the largest ring.
+ *
+ * Device bound of a plan (what prepare checks against --max-memory):
+ *   resident (small + resident blocks) + ring (slots x slot size) + reserved activations.
+ *
+ * Host tier (one host copy). Weights come from borrowed host tensors, usually
+ * views into the mmapped safetensors file. With pin_cpu_memory (default) each
+ * streamed group is copied once into one pinned buffer (the mapping's pages
+ * are then clean page cache the kernel can drop, not a second resident copy),
+ * so pinned bytes = streamed bytes + alignment padding (< 1.05x). When pinning
+ * fails (RLIMIT_MEMLOCK, containers) the engine warns once and uploads from
+ * the mapping (pageable). With low_cpu_mem_usage nothing is pinned per group:
+ * uploads stage through a ring of 2 pinned buffers of one block each.
+ * Weights are read-only: nothing is ever copied back from the device.
+ *
+ * Device memory: every device allocation (weights, activations, workspaces)
+ * goes through the engine's pool, with the budget (--max-memory) and peak
+ * tracking. On --device cpu, weights are read in place (no copies). */
+#ifndef FERRY_ENGINE_H
+#define FERRY_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "ferry/backend.h"
+#include "ferry/error.h"
+#include "ferry/options.h"
+#include "ferry/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct fy_engine fy_engine;
+
+typedef enum fy_group_kind {
+    FY_GROUP_SMALL = 0, /* non-block weights: always resident */
+    FY_GROUP_BLOCK      /* a transformer block (or any unit a plan may move) */
+} fy_group_kind;
+
+/* Where a group's weights live between uses. */
+typedef enum fy_tier {
+    FY_TIER_DEVICE = 0, /* resident on the device */
+    FY_TIER_PINNED,     /* one pinned host copy, uploaded from it */
+    FY_TIER_MAPPED,     /* the source itself (mmapped file or caller's host buffer) */
+    FY_TIER_STAGED      /* the source, uploaded through the pinned staging ring */
+} fy_tier;
+
+const char *fy_tier_name(fy_tier t);
+
+/* A plan as evaluated for the declared groups. */
+typedef struct fy_plan {
+    fy_offload_policy policy;
+    int depth;               /* layerwise prefetch depth (0 otherwise) */
+    int blocks_per_unit;     /* blocks moved together */
+    int slots;               /* unit slots per ring */
+    bool eager;              /* prefetch on release (copy stream) vs load on acquire */
+    int resident_blocks;     /* leading blocks kept resident (besides SMALL groups) */
+    uint64_t resident_bytes; /* SMALL groups + resident blocks */
+    uint64_t ring_bytes;     /* the largest component ring */
+    uint64_t activation_bytes;
+    uint64_t device_bound;   /* resident + ring + activations */
+} fy_plan;
+
+typedef struct fy_engine_stats {
+    uint64_t bytes_uploaded;  /* weights, host -> device */
+    uint64_t uploads;         /* copy commands */
+    double upload_time;       /* s the copy stream spent copying */
+    double run_time;          /* s from the first acquire to the last release */
+    double compute_time;      /* run_time - stall_time */
+    double stall_time;        /* s compute waited on weights */
+    uint64_t peak_device;     /* pool peak, bytes */
+    uint64_t device_budget;   /* 0 = unlimited */
+    uint64_t device_bound;    /* the plan's bound */
+    uint64_t pinned_bytes;    /* page-locked host memory the engine holds */
+    uint64_t host_bytes;      /* all host memory the engine holds for weights (pinned or not) */
+    uint64_t mapped_bytes;    /* weights uploaded straight from their (borrowed) source */
+} fy_engine_stats;
+
+/* The backend comes from the options (--device, --max-memory, --emu-bandwidth). */
+fy_status fy_engine_create(const fy_run_options *o, fy_engine **out);
+/* Use an existing backend (the engine frees it when owns_backend). */
+fy_status fy_engine_create_with_backend(fy_backend *b, bool owns_backend, const fy_run_options *o,
+                                        fy_engine **out);
+void fy_engine_free(fy_engine *e);
+fy_backend *fy_engine_backend(fy_engine *e);
+
+/* ---- Declaration (before prepare) -------------------------------------- */
+fy_status fy_engine_add_component(fy_engine *e, const char *name, int *out_id);
+/* weights: n contiguous host tensors, borrowed (they must outlive the
+ * engine). Blocks of a component are added in execution order. */
+fy_status fy_engine_add_group(fy_engine *e, int component, const char *name, fy_group_kind kind,
+                              const fy_tensor *weights, int n, int *out_id);
+/* Device bytes the model will allocate for activations and workspaces at
+ * most; counted in the plan's bound. */
+fy_status fy_engine_reserve(fy_engine *e, uint64_t activation_bytes);
+
+/* Evaluate the plan that options o would give for the declared groups
+ * (no allocation). fy_engine_prepare uses it; `ferry plan` may too. */
+fy_status fy_engine_evaluate_plan(const fy_engine *e, const fy_run_options *o, fy_plan *out);
+/* Build the plan from the engine's options. Fails with FY_ERR_BUDGET before
+ * allocating anything when the bound exceeds the budget: "needs X, budget Y;
+ * plan P fits (needs Z)". Then uploads resident weights, pins the host copy
+ * and issues the first prefetches. */
+fy_status fy_engine_prepare(fy_engine *e);
+const fy_plan *fy_engine_plan(const fy_engine *e);
+fy_tier fy_engine_group_tier(const fy_engine *e, int group);
+
+/* ---- Running ------------------------------------------------------------ */
+/* Device tensors for the group's weights, in declared order, valid until
+ * fy_engine_release. Blocks must come in declared order (FY_ERR_INVALID otherwise). */
+fy_status fy_engine_acquire(fy_engine *e, int group, const fy_tensor **weights);
+fy_status fy_engine_release(fy_engine *e, int group);
+
+/* Activations and workspaces: device buffers through the pool. */
+fy_status fy_engine_alloc(fy_engine *e, size_t bytes, const char *label, void **out);
+void fy_engine_free_buffer(fy_engine *e, void *ptr);
+/* Synchronous activation copies on the compute stream. */
+fy_status fy_engine_upload(fy_engine *e, void *dst_device, const void *src_host, size_t bytes);
+fy_status fy_engine_download(fy_engine *e, void *dst_host, const void *src_device, size_t bytes);
+
+/* Wait for both streams, finalize the stats and write --trace (atomically). */
+fy_status fy_engine_finish(fy_engine *e);
+const fy_engine_stats *fy_engine_stats_get(const fy_engine *e);
+void fy_engine_stats_print(const fy_engine *e, FILE *f);
+/* Write the timeline so far as Chrome Trace Event JSON (Perfetto): one
+ * track per stream, memory counters. temp file + rename. */
+fy_status fy_engine_write_trace(fy_engine *e, const char *path);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,292 @@
+/* The engine's life cycle: create, prepare (plan, budget check, resident
+ * uploads, the one host copy, first prefetches), acquire/release around the
+ * streamer, activations through the pool, finish. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/log.h"
+#include "mem/engine_internal.h"
+
+static uint64_t device_budget(const fy_run_options *o)
+{
+    int idx = o->device_index >= 0 && o->device_index < FY_MAX_DEVICES ? o->device_index : 0;
+    return o->device == FY_DEVICE_CPU ? 0 : o->max_memory[idx];
+}
+
+fy_status fy_engine_create_with_backend(fy_backend *b, bool owns_backend, const fy_run_options *o,
+                                        fy_engine **out)
+{
+    *out = NULL;
+    fy_engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        if (owns_backend) fy_backend_free(b);
+        return fy_error(FY_ERR_NOMEM, "engine: out of memory");
+    }
+    e->opts = *o;
+    e->backend = b;
+    e->owns_backend = owns_backend;
+    e->ring.component = -1;
+    pthread_mutex_init(&e->stats_mu, NULL);
+    e->stats.device_budget = device_budget(o);
+    fy_status s = fy_pool_create(b, e->stats.device_budget, &e->pool);
+    if (s == FY_OK) s = fy_trace_create(fy_backend_now(), &e->trace);
+    if (s != FY_OK) {
+        fy_engine_free(e);
+        return s;
+    }
+    fy_pool_set_observer(e->pool, fy_eng_stats_observe_pool, e);
+    fy_backend_set_copy_observer(b, fy_eng_stats_observe_copy, e);
+    *out = e;
+    return FY_OK;
+}
+
+fy_status fy_engine_create(const fy_run_options *o, fy_engine **out)
+{
+    *out = NULL;
+    fy_backend *b = NULL;
+    FY_TRY(fy_backend_create(o, &b));
+    return fy_engine_create_with_backend(b, true, o, out);
+}
+
+static void free_host_copies(fy_engine *e)
+{
+    for (int i = 0; i < e->n_groups; i++) {
+        eng_group *g = &e->groups[i];
+        if (g->pinned) e->backend->vt->free_pinned(e->backend, g->pinned, g->bytes);
+        g->pinned = NULL;
+    }
+    for (int k = 0; k < 2; k++) {
+        if (e->stage[k]) e->backend->vt->free_pinned(e->backend, e->stage[k], e->stage_bytes);
+        if (e->stage_done[k]) e->backend->vt->event_destroy(e->backend, e->stage_done[k]);
+        e->stage[k] = NULL;
+        e->stage_done[k] = NULL;
+    }
+}
+
+void fy_engine_free(fy_engine *e)
+{
+    if (!e) return;
+    if (e->backend) {
+        fy_backend_synchronize(e->backend);
+        fy_backend_set_copy_observer(e->backend, NULL, NULL);
+        fy_eng_streamer_stop(e);
+        if (e->resident_ready) e->backend->vt->event_destroy(e->backend, e->resident_ready);
+        free_host_copies(e);
+    }
+    fy_pool_free(e->pool); /* resident groups, activations left behind */
+    for (int i = 0; i < e->n_groups; i++) {
+        free(e->groups[i].src);
+        free(e->groups[i].dev);
+        free(e->groups[i].offset);
+    }
+    free(e->groups);
+    for (int c = 0; c < e->n_comps; c++) free(e->comps[c].streamed);
+    free(e->comps);
+    fy_trace_free(e->trace);
+    pthread_mutex_destroy(&e->stats_mu);
+    if (e->owns_backend) fy_backend_free(e->backend);
+    free(e);
+}
+
+fy_backend *fy_engine_backend(fy_engine *e)
+{
+    return e->backend;
+}
+
+fy_tier fy_engine_group_tier(const fy_engine *e, int group)
+{
+    return group >= 0 && group < e->n_groups ? e->groups[group].tier : FY_TIER_MAPPED;
+}
+
+static void set_host_views(eng_group *g)
+{
+    for (int i = 0; i < g->n; i++) g->dev[i] = g->src[i];
+}
+
+/* Resident groups: one device allocation each, uploaded once from the source. */
+static fy_status upload_resident(fy_engine *e)
+{
+    for (int i = 0; i < e->n_groups; i++) {
+        eng_group *g = &e->groups[i];
+        if (!g->resident) continue;
+        FY_TRY(fy_pool_alloc(e->pool, g->bytes, g->name, &g->device));
+        for (int w = 0; w < g->n; w++) {
+            size_t n = fy_tensor_nbytes(&g->src[w]);
+            char *dst = (char *)g->device + g->offset[w];
+            if (n) FY_TRY(fy_backend_copy_h2d_async(e->backend, dst, g->src[w].data, n, FY_STREAM_COPY, g->name));
+            g->dev[w] = g->src[w];
+            g->dev[w].data = dst;
+            g->dev[w].device = 0;
+        }
+        e->stats.mapped_bytes += g->bytes;
+    }
+    FY_TRY(e->backend->vt->event_create(e->backend, &e->resident_ready));
+    return fy_backend_event_record(e->backend, e->resident_ready, FY_STREAM_COPY);
+}
+
+/* The one host copy of a streamed group: pinned once, or the mapping itself
+ * when pinning is off or fails. */
+static fy_status pin_streamed(fy_engine *e)
+{
+    bool pin = e->opts.pin_cpu_memory && !e->opts.low_cpu_mem_usage;
+    for (int i = 0; i < e->n_groups && pin; i++) {
+        eng_group *g = &e->groups[i];
+        if (g->resident) continue;
+        bool locked = false;
+        FY_TRY(e->backend->vt->alloc_pinned(e->backend, g->bytes, &g->pinned, &locked));
+        if (!locked) {
+            e->backend->vt->free_pinned(e->backend, g->pinned, g->bytes);
+            g->pinned = NULL;
+            fy_warn("cannot pin host memory for the weights (RLIMIT_MEMLOCK or a container limit): uploading "
+                    "from pageable memory, which is slower; raise `ulimit -l` or pass --no-pin-cpu-memory");
+            for (int j = 0; j < i; j++) {
+                eng_group *h = &e->groups[j];
+                if (h->pinned) e->backend->vt->free_pinned(e->backend, h->pinned, h->bytes);
+                if (h->pinned) e->stats.pinned_bytes -= h->bytes;
+                h->pinned = NULL;
+            }
+            e->stats.host_bytes = 0;
+            break;
+        }
+        memset(g->pinned, 0, g->bytes); /* alignment padding */
+        for (int w = 0; w < g->n; w++)
+            memcpy((char *)g->pinned + g->offset[w], g->src[w].data, fy_tensor_nbytes(&g->src[w]));
+        g->tier = FY_TIER_PINNED;
+        e->stats.pinned_bytes += g->bytes;
+        e->stats.host_bytes += g->bytes;
+    }
+    for (int i = 0; i < e->n_groups; i++) {
+        eng_group *g = &e->groups[i];
+        if (g->resident || g->pinned) continue;
+        g->tier = FY_TIER_MAPPED;
+        e->stats.mapped_bytes += g->bytes;
+    }
+    return FY_OK;
+}
+
+/* low_cpu_mem_usage: a ring of two pinned staging buffers of one group each. */
+static fy_status make_staging(fy_engine *e)
+{
+    if (!e->opts.low_cpu_mem_usage) return FY_OK;
+    uint64_t biggest = 0;
+    for (int i = 0; i < e->n_groups; i++)
+        if (!e->groups[i].resident && e->groups[i].bytes > biggest) biggest = e->groups[i].bytes;
+    if (!biggest) return FY_OK;
+    e->stage_bytes = biggest;
+    for (int k = 0; k < 2; k++) {
+        bool locked = false;
+        FY_TRY(e->backend->vt->alloc_pinned(e->backend, biggest, &e->stage[k], &locked));
+        FY_TRY(e->backend->vt->event_create(e->backend, &e->stage_done[k]));
+        if (!locked && k == 0)
+            fy_warn("cannot pin the staging buffers (RLIMIT_MEMLOCK or a container limit): staging through "
+                    "pageable memory");
+        e->stats.host_bytes += biggest;
+        if (locked) e->stats.pinned_bytes += biggest;
+    }
+    for (int i = 0; i < e->n_groups; i++)
+        if (!e->groups[i].resident && e->groups[i].bytes <= biggest) e->groups[i].tier = FY_TIER_STAGED;
+    return FY_OK;
+}
+
+fy_status fy_engine_prepare(fy_engine *e)
+{
+    if (e->prepared) return fy_error(FY_ERR_INVALID, "engine: fy_engine_prepare called twice");
+    FY_TRY(fy_eng_plan(e, &e->opts, &e->plan, false));
+    if (!e->backend->unified_host_memory) FY_TRY(fy_eng_check_budget(e, &e->plan, e->stats.device_budget));
+    FY_TRY(fy_eng_plan(e, &e->opts, &e->plan, true));
+    e->stats.device_bound = e->plan.device_bound;
+    e->prepared = true;
+    if (e->backend->unified_host_memory) {
+        /* Weights are read in place: nothing to move. */
+        for (int i = 0; i < e->n_groups; i++) {
+            set_host_views(&e->groups[i]);
+            e->groups[i].resident = true;
+            e->groups[i].tier = FY_TIER_MAPPED;
+            e->stats.mapped_bytes += e->groups[i].bytes;
+        }
+        return FY_OK;
+    }
+    FY_TRY(upload_resident(e));
+    FY_TRY(pin_streamed(e));
+    FY_TRY(make_staging(e));
+    return fy_eng_streamer_start(e);
+}
+
+static fy_status group_of(const fy_engine *e, int id, const char *what, eng_group **out)
+{
+    if (!e->prepared) return fy_error(FY_ERR_INVALID, "engine: %s before fy_engine_prepare", what);
+    if (id < 0 || id >= e->n_groups) return fy_error(FY_ERR_INVALID, "engine: %s of unknown group %d", what, id);
+    *out = &e->groups[id];
+    return FY_OK;
+}
+
+fy_status fy_engine_acquire(fy_engine *e, int group, const fy_tensor **weights)
+{
+    eng_group *g = NULL;
+    FY_TRY(group_of(e, group, "acquire", &g));
+    if (g->held) return fy_error(FY_ERR_INVALID, "engine: group %s acquired twice without a release", g->name);
+    double now = fy_backend_now();
+    if (!e->running) {
+        e->running = true;
+        e->run_start = now;
+    }
+    if (!e->backend->unified_host_memory) FY_TRY(fy_eng_stream_acquire(e, g));
+    g->held = true;
+    g->t_acquired = fy_backend_now();
+    *weights = g->dev;
+    return FY_OK;
+}
+
+fy_status fy_engine_release(fy_engine *e, int group)
+{
+    eng_group *g = NULL;
+    FY_TRY(group_of(e, group, "release", &g));
+    if (!g->held) return fy_error(FY_ERR_INVALID, "engine: group %s released but not acquired", g->name);
+    g->held = false;
+    double now = fy_backend_now();
+    if (g->kind == FY_GROUP_BLOCK) fy_trace_span(e->trace, FY_TRACK_COMPUTE, g->name, "compute", g->t_acquired, now, 0);
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.run_time = now - e->run_start;
+    e->stats.compute_time = e->stats.run_time - e->stats.stall_time;
+    pthread_mutex_unlock(&e->stats_mu);
+    if (e->backend->unified_host_memory) return FY_OK;
+    return fy_eng_stream_release(e, g);
+}
+
+fy_status fy_engine_alloc(fy_engine *e, size_t bytes, const char *label, void **out)
+{
+    return fy_pool_alloc(e->pool, bytes, label ? label : "activations", out);
+}
+
+void fy_engine_free_buffer(fy_engine *e, void *ptr)
+{
+    /* The compute stream may still read the buffer on an asynchronous device. */
+    if (ptr && !e->backend->unified_host_memory) fy_backend_synchronize(e->backend);
+    fy_pool_release(e->pool, ptr);
+}
+
+fy_status fy_engine_upload(fy_engine *e, void *dst_device, const void *src_host, size_t bytes)
+{
+    return fy_backend_copy_h2d_async(e->backend, dst_device, src_host, bytes, FY_STREAM_COMPUTE, "activations");
+}
+
+fy_status fy_engine_download(fy_engine *e, void *dst_host, const void *src_device, size_t bytes)
+{
+    return e->backend->vt->copy_d2h(e->backend, dst_host, src_device, bytes);
+}
+
+fy_status fy_engine_write_trace(fy_engine *e, const char *path)
+{
+    return fy_trace_write(e->trace, path);
+}
+
+fy_status fy_engine_finish(fy_engine *e)
+{
+    FY_TRY(fy_backend_synchronize(e->backend));
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.peak_device = fy_pool_peak(e->pool);
+    pthread_mutex_unlock(&e->stats_mu);
+    if (e->opts.trace_path && *e->opts.trace_path) return fy_engine_write_trace(e, e->opts.trace_path);
+    return FY_OK;
+}

@@ -1,0 +1,98 @@
+/* The offload engine's state, shared by src/mem/{groups,plan,streamer,stats,engine}.c. */
+#ifndef FERRY_MEM_ENGINE_INTERNAL_H
+#define FERRY_MEM_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include "ferry/engine.h"
+#include "mem/pool.h"
+#include "mem/trace.h"
+
+/* Device and pinned layouts align each weight like cudaMalloc does. */
+#define FY_ENGINE_ALIGN 256u
+
+typedef struct eng_group {
+    char name[64];
+    int component;
+    fy_group_kind kind;
+    int n;
+    fy_tensor *src;        /* borrowed host tensors */
+    fy_tensor *dev;        /* device views, valid while loaded */
+    uint64_t *offset;      /* of each weight in the group's layout */
+    uint64_t bytes;        /* the layout's size */
+    int block_index;       /* among all blocks in declared order; -1 for SMALL */
+    /* set by prepare */
+    bool resident;
+    int unit;              /* in its component's ring; -1 when resident */
+    uint64_t unit_offset;  /* within the unit's slot */
+    fy_tier tier;
+    void *pinned;          /* the one pinned host copy, or NULL */
+    void *device;          /* pool allocation of a resident group */
+    /* running */
+    bool held;
+    double t_acquired;
+} eng_group;
+
+typedef struct eng_component {
+    char name[64];
+    int *streamed;         /* group ids of its streamed blocks, declared order */
+    int n_streamed;
+    int n_units;
+    uint64_t unit_bytes;   /* largest unit */
+} eng_component;
+
+typedef struct eng_ring {
+    int component;         /* -1: none active */
+    int slots;
+    uint64_t slot_bytes;
+    void **slot;
+    fy_event **ready;      /* recorded on the copy stream after a slot's uploads */
+    fy_event **released;   /* recorded on the compute stream when a slot's unit is done */
+    int *slot_unit;        /* unit held (or in flight) per slot, -1 = none */
+    int64_t pos;           /* the unit position being computed (cyclic) */
+    int released_in_unit;
+} eng_ring;
+
+struct fy_engine {
+    fy_run_options opts;
+    fy_backend *backend;
+    bool owns_backend;
+    fy_pool *pool;
+    fy_trace *trace;
+
+    eng_group *groups;
+    int n_groups, cap_groups;
+    eng_component *comps;
+    int n_comps, cap_comps;
+    int n_blocks;
+    uint64_t activation_bytes;
+
+    bool prepared;
+    fy_plan plan;
+    eng_ring ring;
+    fy_event *resident_ready;
+    /* low_cpu_mem_usage: two pinned staging buffers */
+    void *stage[2];
+    fy_event *stage_done[2];
+    uint64_t stage_bytes;
+    int stage_next;
+
+    pthread_mutex_t stats_mu; /* the copy observer runs on the copy thread */
+    fy_engine_stats stats;
+    bool running;
+    double run_start;
+};
+
+/* plan.c: the plan options give; applies it to the groups when apply is set. */
+fy_status fy_eng_plan(fy_engine *e, const fy_run_options *o, fy_plan *out, bool apply);
+fy_status fy_eng_check_budget(const fy_engine *e, const fy_plan *p, uint64_t budget);
+/* streamer.c */
+fy_status fy_eng_streamer_start(fy_engine *e);
+void fy_eng_streamer_stop(fy_engine *e);
+fy_status fy_eng_stream_acquire(fy_engine *e, eng_group *g);
+fy_status fy_eng_stream_release(fy_engine *e, eng_group *g);
+/* stats.c */
+void fy_eng_stats_observe_copy(void *user, const char *label, size_t bytes, double t0, double t1);
+void fy_eng_stats_observe_pool(void *user, uint64_t used);
+void fy_eng_stats_stall(fy_engine *e, const char *name, double t0, double t1);
+
+#endif

@@ -1,0 +1,204 @@
+/* Plans: from the run options and the declared groups to which blocks stay
+ * resident, how streamed blocks are cut into units, how many unit slots a
+ * ring has, and the device bound all that needs. */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem/engine_internal.h"
+
+static bool streams(fy_offload_policy p)
+{
+    return p == FY_OFFLOAD_SEQUENTIAL || p == FY_OFFLOAD_GROUP || p == FY_OFFLOAD_LAYERWISE;
+}
+
+static void set_shape(const fy_run_options *o, fy_plan *p)
+{
+    p->policy = o->offload;
+    p->blocks_per_unit = 1;
+    p->slots = 1;
+    switch (o->offload) {
+    case FY_OFFLOAD_NONE:
+        p->slots = 0;
+        break;
+    case FY_OFFLOAD_MODEL:
+        p->blocks_per_unit = INT_MAX; /* a component's blocks move together */
+        break;
+    case FY_OFFLOAD_SEQUENTIAL:
+        break;
+    case FY_OFFLOAD_GROUP:
+        p->blocks_per_unit = o->num_blocks_per_group > 0 ? o->num_blocks_per_group : 1;
+        p->slots = o->use_stream ? 2 : 1;
+        p->eager = o->use_stream;
+        break;
+    case FY_OFFLOAD_LAYERWISE:
+        p->depth = o->prefetch_depth > 0 ? o->prefetch_depth : 1;
+        p->slots = p->depth + 1;
+        p->eager = true;
+        break;
+    }
+}
+
+/* Leading blocks kept resident: --resident-blocks K, or as many as fit in --resident-bytes. */
+static int resident_prefix(const fy_engine *e, const fy_run_options *o)
+{
+    if (o->offload == FY_OFFLOAD_NONE) return e->n_blocks;
+    if (!streams(o->offload)) return 0;
+    if (o->resident_blocks >= 0) return o->resident_blocks < e->n_blocks ? o->resident_blocks : e->n_blocks;
+    if (!o->resident_bytes) return 0;
+    int k = 0;
+    uint64_t sum = 0;
+    for (int i = 0; i < e->n_groups; i++) {
+        const eng_group *g = &e->groups[i];
+        if (g->kind != FY_GROUP_BLOCK) continue;
+        if (sum + g->bytes > o->resident_bytes) break;
+        sum += g->bytes;
+        k++;
+    }
+    return k;
+}
+
+/* Largest unit of a component's streamed blocks, and how many units. */
+static uint64_t component_units(const fy_engine *e, int comp, int resident_k, int per_unit, int *n_units)
+{
+    uint64_t best = 0, cur = 0;
+    int in_unit = 0, units = 0;
+    for (int i = 0; i < e->n_groups; i++) {
+        const eng_group *g = &e->groups[i];
+        if (g->component != comp || g->kind != FY_GROUP_BLOCK || g->block_index < resident_k) continue;
+        if (in_unit == 0) units++;
+        cur += g->bytes;
+        if (++in_unit == per_unit) {
+            best = cur > best ? cur : best;
+            cur = 0;
+            in_unit = 0;
+        }
+    }
+    best = cur > best ? cur : best;
+    *n_units = units;
+    return best;
+}
+
+static fy_status apply_plan(fy_engine *e, const fy_plan *p)
+{
+    for (int c = 0; c < e->n_comps; c++) {
+        eng_component *comp = &e->comps[c];
+        free(comp->streamed);
+        comp->streamed = calloc((size_t)(e->n_groups ? e->n_groups : 1), sizeof *comp->streamed);
+        if (!comp->streamed) return fy_error(FY_ERR_NOMEM, "engine: out of memory building the plan");
+        comp->n_streamed = 0;
+        comp->unit_bytes = component_units(e, c, p->resident_blocks, p->blocks_per_unit, &comp->n_units);
+    }
+    uint64_t unit_at[1] = {0};
+    for (int i = 0; i < e->n_groups; i++) {
+        eng_group *g = &e->groups[i];
+        g->resident = g->kind == FY_GROUP_SMALL || g->block_index < p->resident_blocks;
+        g->tier = g->resident ? FY_TIER_DEVICE : FY_TIER_MAPPED;
+        g->unit = -1;
+        if (g->resident) continue;
+        eng_component *comp = &e->comps[g->component];
+        int k = comp->n_streamed++;
+        comp->streamed[k] = i;
+        g->unit = k / p->blocks_per_unit;
+        if (k % p->blocks_per_unit == 0) unit_at[0] = 0;
+        g->unit_offset = unit_at[0];
+        unit_at[0] += g->bytes;
+    }
+    return FY_OK;
+}
+
+fy_status fy_eng_plan(fy_engine *e, const fy_run_options *o, fy_plan *out, bool apply)
+{
+    fy_plan p;
+    memset(&p, 0, sizeof p);
+    set_shape(o, &p);
+    p.resident_blocks = resident_prefix(e, o);
+    p.activation_bytes = e->activation_bytes;
+    for (int i = 0; i < e->n_groups; i++) {
+        const eng_group *g = &e->groups[i];
+        if (g->kind == FY_GROUP_SMALL || g->block_index < p.resident_blocks) p.resident_bytes += g->bytes;
+    }
+    for (int c = 0; c < e->n_comps; c++) {
+        int units = 0;
+        uint64_t unit = component_units(e, c, p.resident_blocks, p.blocks_per_unit, &units);
+        int slots = p.slots < units ? p.slots : units;
+        uint64_t ring = (uint64_t)slots * unit;
+        if (ring > p.ring_bytes) p.ring_bytes = ring;
+    }
+    p.device_bound = p.resident_bytes + p.ring_bytes + p.activation_bytes;
+    if (apply) FY_TRY(apply_plan(e, &p));
+    *out = p;
+    return FY_OK;
+}
+
+fy_status fy_engine_evaluate_plan(const fy_engine *e, const fy_run_options *o, fy_plan *out)
+{
+    return fy_eng_plan((fy_engine *)e, o, out, false); /* apply=false never writes */
+}
+
+static const char *describe(const fy_plan *p, char *buf, size_t size)
+{
+    const char *name = fy_offload_policy_name(p->policy);
+    int n = 0;
+    if (p->policy == FY_OFFLOAD_LAYERWISE) n = snprintf(buf, size, "%s (prefetch depth %d", name, p->depth);
+    else if (p->policy == FY_OFFLOAD_GROUP)
+        n = snprintf(buf, size, "%s (%d blocks per group%s", name, p->blocks_per_unit, p->eager ? ", use_stream" : "");
+    else n = snprintf(buf, size, "%s", name);
+    if (n < 0 || (size_t)n >= size) return buf;
+    if (p->policy == FY_OFFLOAD_LAYERWISE || p->policy == FY_OFFLOAD_GROUP) {
+        if (p->resident_blocks) snprintf(buf + n, size - (size_t)n, ", %d resident blocks)", p->resident_blocks);
+        else snprintf(buf + n, size - (size_t)n, ")");
+    } else if (p->policy == FY_OFFLOAD_SEQUENTIAL && p->resident_blocks) {
+        snprintf(buf + n, size - (size_t)n, " (%d resident blocks)", p->resident_blocks);
+    }
+    return buf;
+}
+
+/* The fastest other plan that fits: none, layerwise at the asked depth,
+ * layerwise depth 1, then sequential. */
+static bool find_fitting(const fy_engine *e, uint64_t budget, fy_plan *fit)
+{
+    static const struct { fy_offload_policy policy; int depth; } order[] = {
+        {FY_OFFLOAD_NONE, 0}, {FY_OFFLOAD_LAYERWISE, -1}, {FY_OFFLOAD_LAYERWISE, 1}, {FY_OFFLOAD_SEQUENTIAL, 0}};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        fy_run_options o = e->opts;
+        o.offload = order[i].policy;
+        o.resident_blocks = -1;
+        o.resident_bytes = 0;
+        if (order[i].depth > 0) o.prefetch_depth = order[i].depth;
+        fy_plan p;
+        if (fy_eng_plan((fy_engine *)e, &o, &p, false) != FY_OK) continue;
+        if (p.device_bound <= budget) {
+            *fit = p;
+            return true;
+        }
+        *fit = p; /* the last one tried is the smallest */
+    }
+    return false;
+}
+
+fy_status fy_eng_check_budget(const fy_engine *e, const fy_plan *p, uint64_t budget)
+{
+    if (!budget || p->device_bound <= budget) return FY_OK;
+    char need[32], have[32], other[32], name[96], alt[96];
+    fy_format_bytes(p->device_bound, need, sizeof need);
+    fy_format_bytes(budget, have, sizeof have);
+    describe(p, name, sizeof name);
+    fy_plan fit;
+    bool ok = find_fitting(e, budget, &fit);
+    fy_format_bytes(fit.device_bound, other, sizeof other);
+    describe(&fit, alt, sizeof alt);
+    if (ok)
+        return fy_error(FY_ERR_BUDGET, "offload plan %s needs %s of device memory, budget %s; plan %s fits (needs %s)",
+                        name, need, have, alt, other);
+    return fy_error(FY_ERR_BUDGET,
+                    "offload plan %s needs %s of device memory, budget %s; no plan fits: the smallest, %s, needs %s "
+                    "(raise --max-memory)",
+                    name, need, have, alt, other);
+}
+
+const fy_plan *fy_engine_plan(const fy_engine *e)
+{
+    return &e->plan;
+}

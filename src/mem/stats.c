@@ -1,0 +1,75 @@
+/* Run statistics, fed by the copy observer (copy thread), the pool observer
+ * and the streamer's stall measurements, and printed after a run. */
+#include <stdio.h>
+
+#include "mem/engine_internal.h"
+
+void fy_eng_stats_observe_copy(void *user, const char *label, size_t bytes, double t0, double t1)
+{
+    fy_engine *e = user;
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.bytes_uploaded += bytes;
+    e->stats.uploads++;
+    e->stats.upload_time += t1 - t0;
+    pthread_mutex_unlock(&e->stats_mu);
+    fy_trace_span(e->trace, FY_TRACK_COPY, label ? label : "upload", "upload", t0, t1, bytes);
+}
+
+void fy_eng_stats_observe_pool(void *user, uint64_t used)
+{
+    fy_engine *e = user;
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.peak_device = fy_pool_peak(e->pool);
+    pthread_mutex_unlock(&e->stats_mu);
+    fy_trace_counter(e->trace, "device memory", fy_backend_now(), used);
+}
+
+/* Waits shorter than this are bookkeeping, not stalls worth a trace event. */
+#define STALL_TRACE_MIN 20e-6
+
+void fy_eng_stats_stall(fy_engine *e, const char *name, double t0, double t1)
+{
+    double d = t1 - t0;
+    if (d <= 0) return;
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.stall_time += d;
+    pthread_mutex_unlock(&e->stats_mu);
+    if (d >= STALL_TRACE_MIN) {
+        char label[80];
+        snprintf(label, sizeof label, "stall %s", name);
+        fy_trace_span(e->trace, FY_TRACK_COMPUTE, label, "stall", t0, t1, 0);
+    }
+}
+
+const fy_engine_stats *fy_engine_stats_get(const fy_engine *e)
+{
+    return &e->stats;
+}
+
+static double pct(double part, double whole)
+{
+    return whole > 0 ? 100.0 * part / whole : 0.0;
+}
+
+void fy_engine_stats_print(const fy_engine *e, FILE *f)
+{
+    fy_engine *m = (fy_engine *)e; /* the lock only */
+    pthread_mutex_lock(&m->stats_mu);
+    fy_engine_stats s = e->stats;
+    pthread_mutex_unlock(&m->stats_mu);
+    char a[32], b[32], c[32];
+    fprintf(f, "offload: %s on %s\n", fy_offload_policy_name(e->plan.policy), fy_backend_name(e->backend));
+    fprintf(f, "  run          %8.3f s\n", s.run_time);
+    fprintf(f, "  compute      %8.3f s (%.1f%%)\n", s.compute_time, pct(s.compute_time, s.run_time));
+    fprintf(f, "  stall        %8.3f s (%.1f%%)  compute waiting on weights\n", s.stall_time,
+            pct(s.stall_time, s.run_time));
+    double gbps = s.upload_time > 0 ? (double)s.bytes_uploaded / s.upload_time / 1e9 : 0.0;
+    fprintf(f, "  uploaded     %s in %llu copies, %.3f s on the copy stream (%.2f GB/s)\n",
+            fy_format_bytes(s.bytes_uploaded, a, sizeof a), (unsigned long long)s.uploads, s.upload_time, gbps);
+    fprintf(f, "  device peak  %s (plan bound %s, budget %s)\n", fy_format_bytes(s.peak_device, a, sizeof a),
+            fy_format_bytes(s.device_bound, b, sizeof b),
+            s.device_budget ? fy_format_bytes(s.device_budget, c, sizeof c) : "unlimited");
+    fprintf(f, "  host         %s held (%s pinned), %s read from the mapped source\n",
+            fy_format_bytes(s.host_bytes, a, sizeof a), fy_format_bytes(s.pinned_bytes, b, sizeof b),
+            fy_format_bytes(s.mapped_bytes, c, sizeof c));
+}
