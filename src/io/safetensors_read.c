@@ -406,7 +406,7 @@ fy_status fy_st_open_memory(const void *buf, size_t size, const char *label, fy_
     *out = NULL;
     if (!label) label = "<memory>";
     if (!buf && size) return fy_error(FY_ERR_INVALID, "%s: no buffer", label);
-    fy_st_file *f;
+    fy_st_file *f = NULL;
     FY_TRY(new_file(label, &f));
     f->base = buf ? buf : (const uint8_t *)"";
     f->size = size;
@@ -444,7 +444,7 @@ fy_status fy_st_open(const char *path, fy_st_file **out)
     if (fd < 0)
         return fy_error(errno == ENOENT ? FY_ERR_NOT_FOUND : FY_ERR_IO, "%s: cannot open: %s",
                         path, strerror(errno));
-    fy_st_file *f;
+    fy_st_file *f = NULL;
     fy_status s = new_file(path, &f);
     if (s == FY_OK) {
         s = map_file(f, fd);

@@ -102,7 +102,7 @@ static fy_status new_set(fy_st_set **out, const char *label)
 
 static fy_status open_single(const char *path, fy_st_set **out)
 {
-    fy_st_set *s;
+    fy_st_set *s = NULL;
     FY_TRY(new_set(&s, path));
     fy_status st = FY_OK;
     s->files = malloc(sizeof *s->files);
