@@ -4,10 +4,11 @@
 #include "pipeline/verify.h"
 
 #include "pipeline/verify_scheduler.h"
+#include "pipeline/verify_text_encoder.h"
 
 static const fy_verifier registry[] = {
-    {"tokenizer", "tokenizer.safetensors", NULL},
-    {"text_encoder", "text_encoder.safetensors", NULL},
+    {"tokenizer", "tokenizer.safetensors", fy_verify_tokenizer},
+    {"text_encoder", "text_encoder.safetensors", fy_verify_text_encoder},
     {"transformer", "transformer.safetensors", NULL},
     {"vae", "vae.safetensors", NULL},
     {"scheduler", NULL, fy_verify_scheduler}, /* opens scheduler_*.safetensors itself */
