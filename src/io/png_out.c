@@ -1,0 +1,132 @@
+/* PNG output through libpng's simplified API: one frame, or a numbered
+ * sequence written all-or-nothing (every frame under a temporary name first,
+ * renamed into place only once all of them are on disk). */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/video_out_internal.h"
+
+#ifdef FERRY_HAVE_PNG
+#include <png.h>
+
+fy_status fy_png_write_rgb8(const char *path, const char *tmp_path, const uint8_t *rgb, int height, int width)
+{
+    png_image image;
+    memset(&image, 0, sizeof image);
+    image.version = PNG_IMAGE_VERSION;
+    image.width = (png_uint_32)width;
+    image.height = (png_uint_32)height;
+    image.format = PNG_FORMAT_RGB;
+    if (!png_image_write_to_file(&image, tmp_path, 0, rgb, (png_int_32)width * 3, NULL)) {
+        /* libpng's message already holds strerror() for file errors. */
+        fy_status s = fy_error(FY_ERR_IO, "%s: cannot write PNG: %s", path, image.message);
+        png_image_free(&image);
+        return s;
+    }
+    return FY_OK;
+}
+#else
+fy_status fy_png_write_rgb8(const char *path, const char *tmp_path, const uint8_t *rgb, int height, int width)
+{
+    (void)tmp_path, (void)rgb, (void)height, (void)width;
+    return fy_error(FY_ERR_UNSUPPORTED, "%s: this ferry was built without libpng (install libpng-dev and rebuild)",
+                    path);
+}
+#endif
+
+/* pattern with its one %d / %0Nd replaced by i. */
+static char *frame_name(const char *pattern, int i)
+{
+    const char *pct = strchr(pattern, '%');
+    const char *q = pct + 1;
+    unsigned width = 0;
+    while (*q >= '0' && *q <= '9') width = width * 10 + (unsigned)(*q++ - '0');
+    char number[32];
+    snprintf(number, sizeof number, "%0*d", (int)(width < 16 ? width : 16), i);
+    size_t n = strlen(pattern) + sizeof number;
+    char *name = malloc(n);
+    if (name) snprintf(name, n, "%.*s%s%s", (int)(pct - pattern), pattern, number, q + 1);
+    return name;
+}
+
+/* The folder a trailing-'/' output names; made here when missing. */
+static fy_status ensure_folder(const char *label, bool *created)
+{
+    *created = false;
+    size_t len = strlen(label);
+    if (len == 0 || label[len - 1] != '/') return FY_OK;
+    struct stat st;
+    if (stat(label, &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) return fy_error(FY_ERR_IO, "%s: exists and is not a folder", label);
+        return FY_OK;
+    }
+    if (mkdir(label, 0777) != 0)
+        return fy_error(FY_ERR_IO, "%s: cannot create the output folder: %s", label, strerror(errno));
+    *created = true;
+    return FY_OK;
+}
+
+typedef struct sequence {
+    char **final, **tmp;
+    int written;   /* temporary files on disk */
+    int published; /* of them, renamed into place */
+} sequence;
+
+static void sequence_discard(sequence *q, int frames)
+{
+    for (int i = 0; i < q->published; i++) unlink(q->final[i]);
+    for (int i = q->published; i < q->written; i++) unlink(q->tmp[i]);
+    for (int i = 0; i < frames; i++) {
+        if (q->final) free(q->final[i]);
+        if (q->tmp) free(q->tmp[i]);
+    }
+    free(q->final), free(q->tmp);
+}
+
+static fy_status write_frames(sequence *q, const char *label, const char *pattern, const float *video,
+                              int frames, int height, int width)
+{
+    size_t frame_values = (size_t)height * (size_t)width * 3u;
+    uint8_t *rgb = malloc(frame_values);
+    if (!rgb) return fy_error(FY_ERR_NOMEM, "%s: out of memory", label);
+    fy_status s = FY_OK;
+    for (int i = 0; i < frames && s == FY_OK; i++) {
+        q->final[i] = frame_name(pattern, i);
+        q->tmp[i] = q->final[i] ? fy_video_temp_name(q->final[i]) : NULL;
+        if (!q->tmp[i]) {
+            s = fy_error(FY_ERR_NOMEM, "%s: out of memory", label);
+            break;
+        }
+        fy_video_to_u8_round(video + (size_t)i * frame_values, frame_values, rgb);
+        s = fy_png_write_rgb8(q->final[i], q->tmp[i], rgb, height, width);
+        if (s == FY_OK) q->written = i + 1;
+        else unlink(q->tmp[i]);
+    }
+    free(rgb);
+    return s;
+}
+
+fy_status fy_png_write_sequence(const char *label, const char *pattern, const float *video, int frames,
+                                int height, int width)
+{
+    bool created = false;
+    FY_TRY(ensure_folder(label, &created));
+    sequence q = {calloc((size_t)frames, sizeof(char *)), calloc((size_t)frames, sizeof(char *)), 0, 0};
+    fy_status s = q.final && q.tmp ? write_frames(&q, label, pattern, video, frames, height, width)
+                                   : fy_error(FY_ERR_NOMEM, "%s: out of memory", label);
+    for (int i = 0; s == FY_OK && i < frames; i++) {
+        if (rename(q.tmp[i], q.final[i]) != 0)
+            s = fy_error(FY_ERR_IO, "%s: cannot move a finished frame into place: %s", q.final[i], strerror(errno));
+        else q.published = i + 1;
+    }
+    if (s == FY_OK) q.published = q.written = 0; /* keep everything */
+    sequence_discard(&q, frames);
+    if (s != FY_OK && created) rmdir(label);
+    if (s != FY_OK) fy_error_prefix(s, "%s: no frames written: ", label);
+    return s;
+}
