@@ -1,0 +1,123 @@
+/* Internals of the Wan VAE shared by its files: the layer tables built at
+ * load, the run state of one decode or encode, and the layer forwards. */
+#ifndef FERRY_MODELS_WAN_VAE_INTERNAL_H
+#define FERRY_MODELS_WAN_VAE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "ferry/engine.h"
+#include "ferry/ops.h"
+#include "ferry/wan_vae.h"
+
+#define VAE_MAX_W 12 /* tensors in one group */
+
+/* diffusers' enable_tiling(), in pixels: tiles of tile_h x tile_w starting
+ * every stride_h x stride_w. */
+typedef struct fy_wan_vae_tiling {
+    bool enabled;
+    int64_t tile_h, tile_w, stride_h, stride_w;
+} fy_wan_vae_tiling;
+
+/* A convolution's tensors: indices into its group's weights. */
+typedef struct vae_conv {
+    int w, b;
+    int64_t c_out, c_in, kt, kh, kw;
+    int cache; /* feature-cache slot of a causal 3x3x3 / time conv, -1 none */
+} vae_conv;
+
+typedef enum vae_kind { VAE_RESNET, VAE_ATTN, VAE_UP2D, VAE_UP3D, VAE_DOWN2D, VAE_DOWN3D } vae_kind;
+
+/* One BLOCK group: a residual block, an attention block or a resampler. */
+typedef struct vae_layer {
+    vae_kind kind;
+    char name[128];
+    int group;
+    fy_tensor w[VAE_MAX_W];
+    int nw;
+    int64_t c_in, c_out;
+    int norm1, norm2;          /* resnet: gamma indices; attention: norm1 */
+    vae_conv conv1, conv2, sc; /* resnet convs (sc.w < 0: identity shortcut) */
+    vae_conv qkv, proj;        /* attention */
+    vae_conv spatial, time;    /* resampler (time.w < 0: none) */
+} vae_layer;
+
+/* A SMALL group of a part's convolutions in or out. */
+typedef struct vae_small {
+    int group;
+    fy_tensor w[VAE_MAX_W];
+    int nw;
+} vae_small;
+
+/* The encoder or the decoder. */
+typedef struct vae_part {
+    bool present;
+    int comp;
+    vae_small in, out;
+    vae_conv pre;      /* decoder: post_quant_conv (in group in) */
+    vae_conv conv_in;  /* in group in */
+    int norm_out;      /* in group out */
+    vae_conv conv_out; /* in group out */
+    vae_conv post;     /* encoder: quant_conv (in group out) */
+    vae_layer *layers;
+    int n_layers;
+    int n_caches;
+} vae_part;
+
+struct fy_wan_vae {
+    const fy_component *c;
+    fy_engine *e;
+    fy_wan_vae_config cfg;
+    vae_part dec, enc;
+    fy_cpu_ctx *ctx;
+    int threads;
+};
+
+/* An activation [n, c, t, h, w] (device memory; NULL data in a dry run). */
+typedef struct vae_act {
+    float *d;
+    int64_t n, c, t, h, w;
+} vae_act;
+
+/* Feature cache of one causal convolution: its last input frames. */
+typedef struct vae_cache {
+    float *d;          /* [n, c, 2, h, w] */
+    int64_t n, c, h, w;
+    int frames;        /* valid frames, 0..2 */
+    bool seen;         /* upsample3d: the first chunk passed ("Rep") */
+} vae_cache;
+
+/* One decode or encode. A dry run allocates nothing and computes nothing: it
+ * replays the allocations to measure their peak. */
+typedef struct vae_run {
+    fy_wan_vae *m;
+    fy_engine *e;
+    fy_cpu_ctx *ctx;
+    bool dry;
+    bool slicing;
+    fy_wan_vae_tiling tiling;
+    uint64_t live, peak;
+    vae_cache *caches;
+    int n_caches;
+} vae_run;
+
+static inline int64_t vae_numel(const vae_act *a)
+{
+    return a->n * a->c * a->t * a->h * a->w;
+}
+
+/* ---- wan_vae_layers.c --------------------------------------------------- */
+fy_status vae_alloc(vae_run *r, vae_act *a, int64_t n, int64_t c, int64_t t, int64_t h, int64_t w,
+                    const char *label);
+void vae_release(vae_run *r, vae_act *a);
+fy_status vae_caches_begin(vae_run *r, int n_caches);
+void vae_caches_end(vae_run *r);
+/* y = conv(x), the stride-1 "same" 2D or pointwise convolutions and the
+ * cached causal ones; x is kept. */
+fy_status vae_conv_plain(vae_run *r, const vae_conv *cv, const fy_tensor *W, const vae_act *x, vae_act *y);
+fy_status vae_conv_causal(vae_run *r, const vae_conv *cv, const fy_tensor *W, const vae_act *x, vae_act *y);
+/* In place: x = silu(rms_norm_channels(x) * gamma). */
+fy_status vae_norm_silu(vae_run *r, const fy_tensor *gamma, vae_act *x, bool silu);
+/* Layers consume *x and leave their output in it. */
+fy_status vae_layer_forward(vae_run *r, const vae_layer *l, const fy_tensor *W, vae_act *x);
+
+#endif
