@@ -1,0 +1,291 @@
+/* Wan DiT loading: the config, the weight checks and the engine groups. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/wan_dit_internal.h"
+
+#define MAX_HEAD_DIM 1024 /* the rope tables' stack buffers */
+
+/* ---- config ------------------------------------------------------------- */
+
+static fy_status reject_i2v_key(const fy_config *cfg, const char *key)
+{
+    if (fy_config_has(cfg, key))
+        return fy_error(FY_ERR_UNSUPPORTED,
+                        "%s: \"%s\" is set: Wan image-to-video transformers are not supported yet "
+                        "(text-to-video configs have it null)", fy_config_path(cfg), key);
+    return FY_OK;
+}
+
+static fy_status check_positive(const fy_config *cfg, const char *key, int64_t v, int64_t max)
+{
+    if (v < 1 || v > max)
+        return fy_error(FY_ERR_FORMAT, "%s: \"%s\" is %lld; expected 1..%lld", fy_config_path(cfg), key,
+                        (long long)v, (long long)max);
+    return FY_OK;
+}
+
+static fy_status read_dims(const fy_config *cfg, fy_wan_dit_config *c)
+{
+    const int64_t big = (int64_t)1 << 20;
+    FY_TRY(fy_config_int(cfg, "num_attention_heads", &c->heads));
+    FY_TRY(check_positive(cfg, "num_attention_heads", c->heads, 4096));
+    FY_TRY(fy_config_int(cfg, "attention_head_dim", &c->head_dim));
+    FY_TRY(check_positive(cfg, "attention_head_dim", c->head_dim, MAX_HEAD_DIM));
+    if (c->head_dim % 2)
+        return fy_error(FY_ERR_FORMAT, "%s: attention_head_dim %lld is odd; rotary embedding needs pairs",
+                        fy_config_path(cfg), (long long)c->head_dim);
+    c->dim = c->heads * c->head_dim;
+    FY_TRY(fy_config_int(cfg, "in_channels", &c->in_channels));
+    FY_TRY(check_positive(cfg, "in_channels", c->in_channels, big));
+    FY_TRY(fy_config_int_or(cfg, "out_channels", c->in_channels, &c->out_channels));
+    FY_TRY(check_positive(cfg, "out_channels", c->out_channels, big));
+    FY_TRY(fy_config_int(cfg, "ffn_dim", &c->ffn_dim));
+    FY_TRY(check_positive(cfg, "ffn_dim", c->ffn_dim, big));
+    FY_TRY(fy_config_int(cfg, "freq_dim", &c->freq_dim));
+    FY_TRY(check_positive(cfg, "freq_dim", c->freq_dim, big));
+    FY_TRY(fy_config_int(cfg, "text_dim", &c->text_dim));
+    FY_TRY(check_positive(cfg, "text_dim", c->text_dim, big));
+    FY_TRY(fy_config_int(cfg, "num_layers", &c->num_layers));
+    FY_TRY(check_positive(cfg, "num_layers", c->num_layers, 4096));
+    return FY_OK;
+}
+
+static fy_status read_config(const fy_config *cfg, fy_wan_dit_config *c)
+{
+    memset(c, 0, sizeof *c);
+    FY_TRY(read_dims(cfg, c));
+    size_t n = 0;
+    FY_TRY(fy_config_int_array(cfg, "patch_size", c->patch, 3, &n));
+    if (n != 3)
+        return fy_error(FY_ERR_FORMAT, "%s: \"patch_size\" has %zu entries; expected 3 (frames, height, width)",
+                        fy_config_path(cfg), n);
+    for (int i = 0; i < 3; i++) FY_TRY(check_positive(cfg, "patch_size", c->patch[i], 64));
+    FY_TRY(fy_config_double(cfg, "eps", &c->eps));
+    if (!(c->eps > 0 && c->eps < 1))
+        return fy_error(FY_ERR_FORMAT, "%s: \"eps\" is %g; expected a small positive number", fy_config_path(cfg), c->eps);
+    FY_TRY(fy_config_bool(cfg, "cross_attn_norm", &c->cross_attn_norm));
+    FY_TRY(fy_config_int(cfg, "rope_max_seq_len", &c->rope_max_seq_len));
+    FY_TRY(check_positive(cfg, "rope_max_seq_len", c->rope_max_seq_len, (int64_t)1 << 30));
+    const char *qk = NULL;
+    FY_TRY(fy_config_string(cfg, "qk_norm", &qk));
+    if (strcmp(qk, "rms_norm_across_heads") != 0)
+        return fy_error(FY_ERR_UNSUPPORTED, "%s: qk_norm \"%s\" is not supported (only \"rms_norm_across_heads\")",
+                        fy_config_path(cfg), qk);
+    FY_TRY(reject_i2v_key(cfg, "added_kv_proj_dim"));
+    FY_TRY(reject_i2v_key(cfg, "image_dim"));
+    FY_TRY(reject_i2v_key(cfg, "pos_embed_seq_len"));
+    return FY_OK;
+}
+
+/* ---- weights ------------------------------------------------------------ */
+
+static fy_status weight(const fy_component *c, const char *name, int ndim, const int64_t *shape, fy_tensor *out)
+{
+    FY_TRY(fy_component_weight(c, name, out));
+    bool ok = out->ndim == ndim && fy_dtype_is_float(out->dtype) && fy_tensor_is_contiguous(out);
+    for (int i = 0; ok && i < ndim; i++) ok = out->shape[i] == shape[i];
+    if (ok) return FY_OK;
+    fy_tensor want = fy_tensor_wrap(NULL, out->dtype, ndim, shape, FY_HOST);
+    char got_s[96], want_s[96];
+    const fy_st_file *f = c->weights ? fy_st_set_file_of(c->weights, name) : NULL;
+    return fy_error(FY_ERR_FORMAT, "%s: tensor %s is %s %s; %s expects a float tensor of shape %s",
+                    f ? fy_st_path(f) : c->dir, name, fy_dtype_name(out->dtype),
+                    fy_tensor_shape_str(out, got_s, sizeof got_s), fy_config_path(c->config),
+                    fy_tensor_shape_str(&want, want_s, sizeof want_s));
+}
+
+static fy_status weight2(const fy_component *c, const char *name, int64_t d0, int64_t d1, fy_tensor *out)
+{
+    int64_t s[2] = {d0, d1};
+    return weight(c, name, 2, s, out);
+}
+
+static fy_status weight1(const fy_component *c, const char *name, int64_t d0, fy_tensor *out)
+{
+    return weight(c, name, 1, &d0, out);
+}
+
+/* A Linear's weight [out, in] and bias [out] into w[0], w[1]. */
+static fy_status linear_weights(const fy_component *c, const char *prefix, int64_t in, int64_t out_dim,
+                                fy_tensor *w)
+{
+    char name[256];
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    FY_TRY(weight2(c, name, out_dim, in, &w[0]));
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    return weight1(c, name, out_dim, &w[1]);
+}
+
+static fy_status embed_weights(fy_wan_dit *m)
+{
+    const fy_component *c = m->comp;
+    const fy_wan_dit_config *g = &m->cfg;
+    fy_tensor *w = m->embed_w;
+    int64_t ps[5] = {g->dim, g->in_channels, g->patch[0], g->patch[1], g->patch[2]};
+    FY_TRY(weight(c, "patch_embedding.weight", 5, ps, &w[WE_PATCH_W]));
+    FY_TRY(weight1(c, "patch_embedding.bias", g->dim, &w[WE_PATCH_B]));
+    FY_TRY(linear_weights(c, "condition_embedder.time_embedder.linear_1", g->freq_dim, g->dim, &w[WE_TIME1_W]));
+    FY_TRY(linear_weights(c, "condition_embedder.time_embedder.linear_2", g->dim, g->dim, &w[WE_TIME2_W]));
+    FY_TRY(linear_weights(c, "condition_embedder.time_proj", g->dim, 6 * g->dim, &w[WE_TPROJ_W]));
+    FY_TRY(linear_weights(c, "condition_embedder.text_embedder.linear_1", g->text_dim, g->dim, &w[WE_TEXT1_W]));
+    return linear_weights(c, "condition_embedder.text_embedder.linear_2", g->dim, g->dim, &w[WE_TEXT2_W]);
+}
+
+static fy_status attention_weights(fy_wan_dit *m, const char *prefix, fy_tensor *w)
+{
+    static const char *const proj[4] = {"to_q", "to_k", "to_v", "to_out.0"};
+    char name[256];
+    int64_t d = m->cfg.dim;
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "%s.%s", prefix, proj[i]);
+        FY_TRY(linear_weights(m->comp, name, d, d, &w[WA_Q_W + 2 * i]));
+    }
+    snprintf(name, sizeof name, "%s.norm_q.weight", prefix);
+    FY_TRY(weight1(m->comp, name, d, &w[WA_NORM_Q]));
+    snprintf(name, sizeof name, "%s.norm_k.weight", prefix);
+    return weight1(m->comp, name, d, &w[WA_NORM_K]);
+}
+
+static fy_status block_weights(fy_wan_dit *m, int64_t i, fy_tensor *w)
+{
+    const fy_wan_dit_config *g = &m->cfg;
+    char p[128], name[256];
+    snprintf(p, sizeof p, "blocks.%lld", (long long)i);
+    snprintf(name, sizeof name, "%s.attn1", p);
+    FY_TRY(attention_weights(m, name, &w[WB_ATTN1]));
+    snprintf(name, sizeof name, "%s.attn2", p);
+    FY_TRY(attention_weights(m, name, &w[WB_ATTN2]));
+    if (g->cross_attn_norm) {
+        snprintf(name, sizeof name, "%s.norm2.weight", p);
+        FY_TRY(weight1(m->comp, name, g->dim, &w[WB_NORM2_W]));
+        snprintf(name, sizeof name, "%s.norm2.bias", p);
+        FY_TRY(weight1(m->comp, name, g->dim, &w[WB_NORM2_B]));
+    }
+    snprintf(name, sizeof name, "%s.ffn.net.0.proj", p);
+    FY_TRY(linear_weights(m->comp, name, g->dim, g->ffn_dim, &w[WB_FFN1_W]));
+    snprintf(name, sizeof name, "%s.ffn.net.2", p);
+    FY_TRY(linear_weights(m->comp, name, g->ffn_dim, g->dim, &w[WB_FFN2_W]));
+    int64_t sst[3] = {1, 6, g->dim};
+    snprintf(name, sizeof name, "%s.scale_shift_table", p);
+    return weight(m->comp, name, 3, sst, &w[WB_SST]);
+}
+
+static fy_status head_weights(fy_wan_dit *m)
+{
+    const fy_wan_dit_config *g = &m->cfg;
+    int64_t sst[3] = {1, 2, g->dim};
+    FY_TRY(weight(m->comp, "scale_shift_table", 3, sst, &m->head_w[WH_SST]));
+    return linear_weights(m->comp, "proj_out", g->dim, fy_wan_patch_len(g, g->out_channels), &m->head_w[WH_PROJ_W]);
+}
+
+/* ---- groups ------------------------------------------------------------- */
+
+/* Without cross_attn_norm the block has no norm2: its two slots are left
+ * out of the group, so the group holds only real tensors. */
+static int pack_block(const fy_wan_dit *m, const fy_tensor *w, fy_tensor *packed)
+{
+    int n = 0;
+    for (int i = 0; i < WB_COUNT; i++)
+        if (m->cfg.cross_attn_norm || (i != WB_NORM2_W && i != WB_NORM2_B)) packed[n++] = w[i];
+    return n;
+}
+
+static fy_status declare_groups(fy_wan_dit *m)
+{
+    fy_engine *e = m->engine;
+    FY_TRY(fy_engine_add_component(e, m->comp->name ? m->comp->name : "transformer", &m->component_id));
+    FY_TRY(fy_engine_add_group(e, m->component_id, "embed", FY_GROUP_SMALL, m->embed_w, WE_COUNT, &m->embed_group));
+    for (int64_t i = 0; i < m->cfg.num_layers; i++) {
+        fy_tensor packed[WB_COUNT];
+        int n = pack_block(m, &m->block_w[i * WB_COUNT], packed);
+        char name[64];
+        snprintf(name, sizeof name, "blocks.%lld", (long long)i);
+        FY_TRY(fy_engine_add_group(e, m->component_id, name, FY_GROUP_BLOCK, packed, n, &m->block_groups[i]));
+        m->block_count = n;
+    }
+    return fy_engine_add_group(e, m->component_id, "head", FY_GROUP_SMALL, m->head_w, WH_COUNT, &m->head_group);
+}
+
+static fy_status load_weights(fy_wan_dit *m)
+{
+    FY_TRY(embed_weights(m));
+    for (int64_t i = 0; i < m->cfg.num_layers; i++) FY_TRY(block_weights(m, i, &m->block_w[i * WB_COUNT]));
+    return head_weights(m);
+}
+
+static fy_status alloc_model(fy_wan_dit *m)
+{
+    const fy_wan_dit_config *g = &m->cfg;
+    m->block_w = calloc((size_t)(g->num_layers * WB_COUNT), sizeof *m->block_w);
+    m->block_groups = calloc((size_t)g->num_layers, sizeof *m->block_groups);
+    int64_t widest = g->dim * 6;
+    if (g->ffn_dim > widest) widest = g->ffn_dim;
+    int64_t proj = fy_wan_patch_len(g, g->out_channels);
+    if (proj > widest) widest = proj;
+    m->vec_slot = widest;
+    m->vec_scratch = malloc((size_t)(4 * widest) * sizeof(float));
+    if (!m->block_w || !m->block_groups || !m->vec_scratch)
+        return fy_error(FY_ERR_NOMEM, "wan transformer: out of memory");
+    return fy_cpu_ctx_create(m->threads, &m->cpu);
+}
+
+fy_status fy_wan_dit_load(const fy_component *c, fy_engine *e, fy_wan_dit **out)
+{
+    if (!c || !e || !out) return fy_error(FY_ERR_INVALID, "fy_wan_dit_load: NULL argument");
+    *out = NULL;
+    if (!c->config || !c->weights)
+        return fy_error(FY_ERR_FORMAT, "%s: the transformer needs config.json and its weights", c->dir);
+    fy_wan_dit *m = calloc(1, sizeof *m);
+    if (!m) return fy_error(FY_ERR_NOMEM, "wan transformer: out of memory");
+    m->comp = c;
+    m->engine = e;
+    fy_status st = read_config(c->config, &m->cfg);
+    if (st == FY_OK) st = alloc_model(m);
+    if (st == FY_OK) st = load_weights(m);
+    if (st == FY_OK) st = declare_groups(m);
+    if (st != FY_OK) {
+        fy_wan_dit_free(m);
+        return st;
+    }
+    *out = m;
+    return FY_OK;
+}
+
+void fy_wan_dit_free(fy_wan_dit *m)
+{
+    if (!m) return;
+    fy_cpu_ctx_free(m->cpu);
+    free(m->block_w);
+    free(m->block_groups);
+    free(m->vec_scratch);
+    free(m);
+}
+
+const fy_wan_dit_config *fy_wan_dit_get_config(const fy_wan_dit *m)
+{
+    return &m->cfg;
+}
+
+fy_status fy_wan_dit_set_threads(fy_wan_dit *m, int threads)
+{
+    if (threads < 0) return fy_error(FY_ERR_INVALID, "wan transformer: %d threads", threads);
+    fy_cpu_ctx *ctx = NULL;
+    FY_TRY(fy_cpu_ctx_create(threads, &ctx));
+    fy_cpu_ctx_free(m->cpu);
+    m->cpu = ctx;
+    m->threads = threads;
+    return FY_OK;
+}
+
+void fy_wan_dit_set_tap(fy_wan_dit *m, fy_wan_dit_tap fn, void *user)
+{
+    m->tap = fn;
+    m->tap_user = user;
+}
+
+const fy_wan_dit_timing *fy_wan_dit_last_timing(const fy_wan_dit *m)
+{
+    return &m->timing;
+}

@@ -1,0 +1,481 @@
+/* The Wan DiT forward: embeddings, blocks, head; one workspace from the
+ * engine pool, each group acquired just for the math that reads it. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "models/wan_dit_internal.h"
+
+/* ---- workspace ---------------------------------------------------------- */
+
+typedef struct ws_layout {
+    size_t patches, h, n, q, k, v, a, ff, text_in, text_mid, text, ck, cv;
+    size_t tsin, temb, tmp, tmod, mod, omod, rope_c, rope_s, total; /* offsets in floats */
+} ws_layout;
+
+typedef struct ws_bufs {
+    float *patches, *h, *n, *q, *k, *v, *a, *ff, *text_in, *text_mid, *text, *ck, *cv;
+    float *tsin, *temb, *tmp, *tmod, *mod, *omod, *rope_c, *rope_s;
+} ws_bufs;
+
+/* The feed-forward runs over at most this many tokens at a time, so its
+ * hidden buffer (rows x ffn_dim, the largest activation) stays bounded at
+ * video sizes; GEMMs of this many rows are as efficient as larger ones. */
+#define FFN_CHUNK_ROWS 4096
+
+/* Sizes of one forward, derived from the latent and text shapes. */
+typedef struct dims {
+    int64_t B, S, L, D, F2, H2, W2;
+    int64_t BS, BL, p_in, p_out;
+    int64_t ffn_rows; /* rows of one feed-forward chunk */
+} dims;
+
+static size_t take(size_t *at, int64_t floats)
+{
+    size_t here = *at;
+    *at += ((size_t)floats + 15) / 16 * 16; /* 64-byte aligned slices */
+    return here;
+}
+
+static void make_dims(const fy_wan_dit_config *c, const fy_wan_dit_shape *s, dims *d)
+{
+    d->B = s->batch;
+    d->L = s->text_len;
+    d->D = c->dim;
+    d->F2 = s->frames / c->patch[0];
+    d->H2 = s->height / c->patch[1];
+    d->W2 = s->width / c->patch[2];
+    d->S = d->F2 * d->H2 * d->W2;
+    d->BS = d->B * d->S;
+    d->BL = d->B * d->L;
+    d->p_in = fy_wan_patch_len(c, c->in_channels);
+    d->p_out = fy_wan_patch_len(c, c->out_channels);
+    d->ffn_rows = d->BS < FFN_CHUNK_ROWS ? d->BS : FFN_CHUNK_ROWS;
+}
+
+static void make_layout(const fy_wan_dit_config *c, const dims *d, ws_layout *l)
+{
+    size_t at = 0;
+    int64_t act = d->BS * d->D, txt = d->BL * d->D;
+    l->patches = take(&at, d->BS * d->p_in);
+    l->h = take(&at, act);
+    l->n = take(&at, act);
+    l->q = take(&at, act);
+    l->k = take(&at, act);
+    l->v = take(&at, act);
+    l->a = take(&at, act);
+    int64_t hidden = d->ffn_rows * c->ffn_dim, out = d->BS * d->p_out; /* ff also takes proj_out's output */
+    l->ff = take(&at, hidden > out ? hidden : out);
+    l->text_in = take(&at, d->BL * c->text_dim);
+    l->text_mid = take(&at, txt);
+    l->text = take(&at, txt);
+    l->ck = take(&at, txt);
+    l->cv = take(&at, txt);
+    l->tsin = take(&at, d->B * c->freq_dim);
+    l->temb = take(&at, d->B * d->D);
+    l->tmp = take(&at, d->B * d->D);
+    l->tmod = take(&at, d->B * 6 * d->D);
+    l->mod = take(&at, 6 * d->B * d->D);
+    l->omod = take(&at, 2 * d->B * d->D);
+    l->rope_c = take(&at, d->S * c->head_dim / 2);
+    l->rope_s = take(&at, d->S * c->head_dim / 2);
+    l->total = at;
+}
+
+static void bind(float *base, const ws_layout *l, ws_bufs *w)
+{
+    *w = (ws_bufs){base + l->patches, base + l->h, base + l->n, base + l->q, base + l->k, base + l->v,
+                   base + l->a, base + l->ff, base + l->text_in, base + l->text_mid, base + l->text,
+                   base + l->ck, base + l->cv, base + l->tsin, base + l->temb, base + l->tmp,
+                   base + l->tmod, base + l->mod, base + l->omod, base + l->rope_c, base + l->rope_s};
+}
+
+fy_status fy_wan_dit_check_shape(const fy_wan_dit *m, const fy_wan_dit_shape *s)
+{
+    const fy_wan_dit_config *c = &m->cfg;
+    const int64_t big = (int64_t)1 << 24;
+    if (!s || s->batch < 1 || s->frames < 1 || s->height < 1 || s->width < 1 || s->text_len < 1 ||
+        s->batch > 4096 || s->frames > big || s->height > big || s->width > big || s->text_len > big)
+        return fy_error(FY_ERR_INVALID, "wan transformer: bad problem size");
+    if (s->frames % c->patch[0] || s->height % c->patch[1] || s->width % c->patch[2])
+        return fy_error(FY_ERR_INVALID,
+                        "wan transformer: latent %lldx%lldx%lld (frames x height x width) is not a multiple of "
+                        "patch_size [%lld, %lld, %lld]", (long long)s->frames, (long long)s->height,
+                        (long long)s->width, (long long)c->patch[0], (long long)c->patch[1], (long long)c->patch[2]);
+    int64_t longest = s->frames / c->patch[0];
+    if (s->height / c->patch[1] > longest) longest = s->height / c->patch[1];
+    if (s->width / c->patch[2] > longest) longest = s->width / c->patch[2];
+    if (longest > c->rope_max_seq_len)
+        return fy_error(FY_ERR_INVALID, "wan transformer: %lld patches along one axis exceed rope_max_seq_len %lld",
+                        (long long)longest, (long long)c->rope_max_seq_len);
+    return FY_OK;
+}
+
+uint64_t fy_wan_dit_activation_bytes(const fy_wan_dit *m, const fy_wan_dit_shape *s)
+{
+    if (!m || fy_wan_dit_check_shape(m, s) != FY_OK) return 0;
+    dims d;
+    ws_layout l;
+    make_dims(&m->cfg, s, &d);
+    make_layout(&m->cfg, &d, &l);
+    return (uint64_t)l.total * sizeof(float);
+}
+
+/* ---- op wrappers (dtype and timing) -------------------------------------- */
+
+/* A vector weight (bias, norm scale, table) as float32: in place when it is,
+ * else converted into scratch slot `slot`. */
+static fy_status vec_f32(fy_wan_dit *m, const fy_tensor *t, int slot, const float **out)
+{
+    if (t->dtype == FY_F32) {
+        *out = t->data;
+        return FY_OK;
+    }
+    float *dst = m->vec_scratch + (size_t)slot * (size_t)m->vec_slot;
+    FY_TRY(fy_convert(dst, FY_F32, t->data, t->dtype, (size_t)fy_tensor_numel(t)));
+    *out = dst;
+    return FY_OK;
+}
+
+/* y [M, N] = x [M, K] W^T + b for W [N, ...] (Conv3d weights flatten to [N, K]). */
+static fy_status linear(fy_wan_dit *m, const float *x, const fy_tensor *w, const fy_tensor *b, float *y, int64_t M)
+{
+    int64_t N = w->shape[0], K = fy_tensor_numel(w) / N;
+    const float *bias = NULL;
+    if (b) FY_TRY(vec_f32(m, b, 0, &bias));
+    double t0 = fy_backend_now();
+    fy_status st = fy_wan_linear(m->cpu, x, w->data, w->dtype, bias, y, M, K, N);
+    m->timing.gemm += fy_backend_now() - t0;
+    return st;
+}
+
+static fy_status rms_norm(fy_wan_dit *m, float *x, const fy_tensor *w, int64_t rows)
+{
+    const float *g = NULL;
+    FY_TRY(vec_f32(m, w, 1, &g));
+    fy_cpu_rms_norm(m->cpu, x, g, x, rows, m->cfg.dim, (float)m->cfg.eps);
+    return FY_OK;
+}
+
+static fy_status attend(fy_wan_dit *m, const float *q, const float *k, const float *v, float *out, int64_t B,
+                        int64_t Lq, int64_t Lk)
+{
+    const fy_wan_dit_config *c = &m->cfg;
+    double t0 = fy_backend_now();
+    fy_status st = fy_cpu_attention(m->cpu, q, k, v, out, B, c->heads, Lq, Lk, c->head_dim,
+                                    1.0f / sqrtf((float)c->head_dim), NULL, NULL);
+    m->timing.attention += fy_backend_now() - t0;
+    return st;
+}
+
+/* ---- intermediates -------------------------------------------------------- */
+
+static fy_status tap(fy_wan_dit *m, const char *name, const float *dev, int ndim, const int64_t *shape)
+{
+    if (!m->tap) return FY_OK;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    float *host = malloc((size_t)n * sizeof *host);
+    if (!host) return fy_error(FY_ERR_NOMEM, "wan transformer: out of memory");
+    fy_status st = fy_engine_download(m->engine, host, dev, (size_t)n * sizeof *host);
+    if (st == FY_OK) m->tap(m->tap_user, name, host, ndim, shape);
+    free(host);
+    return st;
+}
+
+/* diffusers keeps each rotation's cos/sin twice ([1, S, 1, head_dim]). */
+static fy_status tap_rope(fy_wan_dit *m, const char *name, const float *table, int64_t S)
+{
+    if (!m->tap) return FY_OK;
+    int64_t half = m->cfg.head_dim / 2;
+    float *full = malloc((size_t)(S * 2 * half) * sizeof *full);
+    if (!full) return fy_error(FY_ERR_NOMEM, "wan transformer: out of memory");
+    fy_status st = fy_engine_download(m->engine, full, table, (size_t)(S * half) * sizeof *full);
+    for (int64_t i = S * half - 1; st == FY_OK && i >= 0; i--) full[2 * i] = full[2 * i + 1] = full[i];
+    int64_t shape[4] = {1, S, 1, 2 * half};
+    if (st == FY_OK) m->tap(m->tap_user, name, full, 4, shape);
+    free(full);
+    return st;
+}
+
+/* ---- embeddings ----------------------------------------------------------- */
+
+static fy_status upload_inputs(fy_wan_dit *m, const dims *d, const fy_wan_dit_shape *s, const float *latents,
+                               const float *timesteps, const float *text, bool need_text, ws_bufs *w)
+{
+    const fy_wan_dit_config *c = &m->cfg;
+    size_t patch_bytes = (size_t)(d->BS * d->p_in) * sizeof(float);
+    size_t t_bytes = (size_t)(d->B * c->freq_dim) * sizeof(float);
+    float *host = malloc(patch_bytes > t_bytes ? patch_bytes : t_bytes);
+    if (!host) return fy_error(FY_ERR_NOMEM, "wan transformer: out of memory");
+    fy_wan_patchify(c, latents, host, d->B, c->in_channels, s->frames, s->height, s->width);
+    fy_status st = fy_engine_upload(m->engine, w->patches, host, patch_bytes);
+    fy_wan_timestep_sinusoid(timesteps, d->B, c->freq_dim, host);
+    if (st == FY_OK) st = fy_engine_upload(m->engine, w->tsin, host, t_bytes);
+    free(host);
+    if (st == FY_OK && need_text)
+        st = fy_engine_upload(m->engine, w->text_in, text, (size_t)(d->BL * c->text_dim) * sizeof(float));
+    return st;
+}
+
+/* temb = MLP(sinusoid(t)); timestep_proj = Linear(SiLU(temb)) -> 6 modulations. */
+static fy_status time_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *d, ws_bufs *w)
+{
+    FY_TRY(linear(m, w->tsin, &e[WE_TIME1_W], &e[WE_TIME1_B], w->tmp, d->B));
+    fy_cpu_silu(m->cpu, w->tmp, w->tmp, d->B * d->D);
+    FY_TRY(linear(m, w->tmp, &e[WE_TIME2_W], &e[WE_TIME2_B], w->temb, d->B));
+    fy_cpu_silu(m->cpu, w->temb, w->tmp, d->B * d->D);
+    return linear(m, w->tmp, &e[WE_TPROJ_W], &e[WE_TPROJ_B], w->tmod, d->B);
+}
+
+static fy_status text_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *d, ws_bufs *w)
+{
+    FY_TRY(linear(m, w->text_in, &e[WE_TEXT1_W], &e[WE_TEXT1_B], w->text_mid, d->BL));
+    fy_wan_gelu_tanh(m->cpu, w->text_mid, d->BL * d->D);
+    return linear(m, w->text_mid, &e[WE_TEXT2_W], &e[WE_TEXT2_B], w->text, d->BL);
+}
+
+static fy_status embed_taps(fy_wan_dit *m, const dims *d, const ws_bufs *w, bool text_done)
+{
+    FY_TRY(tap_rope(m, "rope.0", w->rope_c, d->S));
+    FY_TRY(tap_rope(m, "rope.1", w->rope_s, d->S));
+    int64_t bd[2] = {d->B, d->D}, bm[2] = {d->B, 6 * d->D}, bld[3] = {d->B, d->L, d->D};
+    int64_t bsd[3] = {d->B, d->S, d->D};
+    FY_TRY(tap(m, "condition_embedder.0", w->temb, 2, bd));
+    FY_TRY(tap(m, "condition_embedder.1", w->tmod, 2, bm));
+    if (text_done) FY_TRY(tap(m, "condition_embedder.2", w->text, 3, bld));
+    return tap(m, "patch_embedding", w->h, 3, bsd);
+}
+
+static fy_status embed(fy_wan_dit *m, const dims *d, ws_bufs *w, bool need_text)
+{
+    const fy_tensor *e = NULL;
+    fy_wan_rope_tables(&m->cfg, d->F2, d->H2, d->W2, w->rope_c, w->rope_s);
+    FY_TRY(fy_engine_acquire(m->engine, m->embed_group, &e));
+    fy_status st = linear(m, w->patches, &e[WE_PATCH_W], &e[WE_PATCH_B], w->h, d->BS);
+    if (st == FY_OK) st = time_embedding(m, e, d, w);
+    if (st == FY_OK && need_text) st = text_embedding(m, e, d, w);
+    fy_status rel = fy_engine_release(m->engine, m->embed_group);
+    if (st == FY_OK) st = rel;
+    if (st == FY_OK) st = embed_taps(m, d, w, need_text);
+    return st;
+}
+
+/* ---- one block ------------------------------------------------------------- */
+
+/* mod[j][b] = scale_shift_table[j] + timestep_proj[b][j]: shift, scale, gate,
+ * then the feed-forward's c_shift, c_scale, c_gate, each [B, D]. */
+static fy_status modulation(fy_wan_dit *m, const fy_tensor *sst, const dims *d, ws_bufs *w)
+{
+    const float *table = NULL;
+    FY_TRY(vec_f32(m, sst, 3, &table));
+    for (int64_t j = 0; j < 6; j++)
+        for (int64_t b = 0; b < d->B; b++)
+            fy_cpu_add(m->cpu, table + j * d->D, w->tmod + (b * 6 + j) * d->D, w->mod + (j * d->B + b) * d->D, d->D);
+    return FY_OK;
+}
+
+static float *mod_row(const dims *d, const ws_bufs *w, int j)
+{
+    return w->mod + (int64_t)j * d->B * d->D;
+}
+
+/* h += to_out(attention(rope(norm_q(q)), rope(norm_k(k)), v)) * gate, on n = modulated norm1(h). */
+static fy_status self_attention(fy_wan_dit *m, const fy_tensor *a, const dims *d, ws_bufs *w)
+{
+    const fy_wan_dit_config *c = &m->cfg;
+    float eps = (float)c->eps;
+    fy_cpu_layer_norm_modulate(m->cpu, w->h, NULL, NULL, mod_row(d, w, 1), mod_row(d, w, 0), w->n, d->BS, d->D,
+                               d->S, eps);
+    FY_TRY(linear(m, w->n, &a[WA_Q_W], &a[WA_Q_B], w->q, d->BS));
+    FY_TRY(linear(m, w->n, &a[WA_K_W], &a[WA_K_B], w->k, d->BS));
+    FY_TRY(linear(m, w->n, &a[WA_V_W], &a[WA_V_B], w->v, d->BS));
+    FY_TRY(rms_norm(m, w->q, &a[WA_NORM_Q], d->BS));
+    FY_TRY(rms_norm(m, w->k, &a[WA_NORM_K], d->BS));
+    fy_cpu_rope(m->cpu, w->q, w->rope_c, w->rope_s, d->B, d->S, c->heads, c->head_dim);
+    fy_cpu_rope(m->cpu, w->k, w->rope_c, w->rope_s, d->B, d->S, c->heads, c->head_dim);
+    FY_TRY(attend(m, w->q, w->k, w->v, w->a, d->B, d->S, d->S));
+    FY_TRY(linear(m, w->a, &a[WA_O_W], &a[WA_O_B], w->n, d->BS));
+    fy_cpu_gated_add(m->cpu, w->h, w->n, mod_row(d, w, 2), d->BS, d->D, d->S);
+    return FY_OK;
+}
+
+/* The text's keys and values for one block (what a context caches). */
+static fy_status cross_kv(fy_wan_dit *m, const fy_tensor *a, const dims *d, const ws_bufs *w, float *k, float *v)
+{
+    FY_TRY(linear(m, w->text, &a[WA_K_W], &a[WA_K_B], k, d->BL));
+    FY_TRY(rms_norm(m, k, &a[WA_NORM_K], d->BL));
+    return linear(m, w->text, &a[WA_V_W], &a[WA_V_B], v, d->BL);
+}
+
+/* h += to_out(attention(norm_q(q(norm2(h))), k, v)): no gate, no rope. */
+static fy_status cross_attention(fy_wan_dit *m, const fy_tensor *bw, const dims *d, ws_bufs *w, const float *k,
+                                 const float *v)
+{
+    const fy_tensor *a = &bw[WB_ATTN2];
+    if (m->cfg.cross_attn_norm) {
+        const float *g = NULL, *b = NULL;
+        FY_TRY(vec_f32(m, &bw[WB_NORM2_W], 1, &g));
+        FY_TRY(vec_f32(m, &bw[WB_NORM2_B], 2, &b));
+        fy_cpu_layer_norm(m->cpu, w->h, g, b, w->n, d->BS, d->D, (float)m->cfg.eps);
+    } else {
+        memcpy(w->n, w->h, (size_t)(d->BS * d->D) * sizeof(float));
+    }
+    FY_TRY(linear(m, w->n, &a[WA_Q_W], &a[WA_Q_B], w->q, d->BS));
+    FY_TRY(rms_norm(m, w->q, &a[WA_NORM_Q], d->BS));
+    FY_TRY(attend(m, w->q, k, v, w->a, d->B, d->S, d->L));
+    FY_TRY(linear(m, w->a, &a[WA_O_W], &a[WA_O_B], w->n, d->BS));
+    fy_cpu_add(m->cpu, w->h, w->n, w->h, d->BS * d->D);
+    return FY_OK;
+}
+
+/* h += ffn(modulated norm3(h)) * c_gate, ffn = Linear -> GELU(tanh) -> Linear. */
+static fy_status feed_forward(fy_wan_dit *m, const fy_tensor *bw, const dims *d, ws_bufs *w)
+{
+    fy_cpu_layer_norm_modulate(m->cpu, w->h, NULL, NULL, mod_row(d, w, 4), mod_row(d, w, 3), w->n, d->BS, d->D,
+                               d->S, (float)m->cfg.eps);
+    for (int64_t r = 0; r < d->BS; r += d->ffn_rows) {
+        int64_t rows = d->BS - r < d->ffn_rows ? d->BS - r : d->ffn_rows;
+        FY_TRY(linear(m, w->n + r * d->D, &bw[WB_FFN1_W], &bw[WB_FFN1_B], w->ff, rows));
+        fy_wan_gelu_tanh(m->cpu, w->ff, rows * m->cfg.ffn_dim);
+        FY_TRY(linear(m, w->ff, &bw[WB_FFN2_W], &bw[WB_FFN2_B], w->a + r * d->D, rows));
+    }
+    fy_cpu_gated_add(m->cpu, w->h, w->a, mod_row(d, w, 5), d->BS, d->D, d->S);
+    return FY_OK;
+}
+
+typedef struct cross_kv_slot {
+    float *k, *v;
+    bool *valid; /* NULL: not cached, compute every time */
+} cross_kv_slot;
+
+static fy_status block_forward(fy_wan_dit *m, const fy_tensor *bw, const dims *d, ws_bufs *w, cross_kv_slot kv)
+{
+    FY_TRY(modulation(m, &bw[WB_SST], d, w));
+    FY_TRY(self_attention(m, &bw[WB_ATTN1], d, w));
+    if (!kv.valid || !*kv.valid) {
+        FY_TRY(cross_kv(m, &bw[WB_ATTN2], d, w, kv.k, kv.v));
+        m->timing.cross_kv_computed++;
+        if (kv.valid) *kv.valid = true;
+    }
+    FY_TRY(cross_attention(m, bw, d, w, kv.k, kv.v));
+    return feed_forward(m, bw, d, w);
+}
+
+/* The group's weights back in WB_ order (norm2 is absent without cross_attn_norm). */
+static void unpack_block(const fy_wan_dit *m, const fy_tensor *dev, fy_tensor *full)
+{
+    int n = 0;
+    for (int i = 0; i < WB_COUNT; i++) {
+        if (m->cfg.cross_attn_norm || (i != WB_NORM2_W && i != WB_NORM2_B))
+            full[i] = dev[n++];
+        else
+            memset(&full[i], 0, sizeof full[i]);
+    }
+}
+
+static cross_kv_slot kv_slot(fy_wan_dit_context *cache, const dims *d, ws_bufs *w, int64_t i)
+{
+    if (!cache) return (cross_kv_slot){w->ck, w->cv, NULL};
+    float *k = cache->kv + (size_t)i * 2 * (size_t)(d->BL * d->D);
+    return (cross_kv_slot){k, k + d->BL * d->D, &cache->valid[i]};
+}
+
+static fy_status run_blocks(fy_wan_dit *m, const dims *d, ws_bufs *w, fy_wan_dit_context *cache)
+{
+    for (int64_t i = 0; i < m->cfg.num_layers; i++) {
+        double t0 = fy_backend_now();
+        const fy_tensor *dev = NULL;
+        FY_TRY(fy_engine_acquire(m->engine, m->block_groups[i], &dev));
+        m->timing.weight_wait += fy_backend_now() - t0;
+        fy_tensor bw[WB_COUNT];
+        unpack_block(m, dev, bw);
+        fy_status st = block_forward(m, bw, d, w, kv_slot(cache, d, w, i));
+        fy_status rel = fy_engine_release(m->engine, m->block_groups[i]);
+        if (st != FY_OK) return st;
+        FY_TRY(rel);
+        double dt = fy_backend_now() - t0;
+        if (dt > m->timing.block_max) m->timing.block_max = dt;
+        char name[64];
+        snprintf(name, sizeof name, "blocks.%lld", (long long)i);
+        int64_t bsd[3] = {d->B, d->S, d->D};
+        FY_TRY(tap(m, name, w->h, 3, bsd));
+    }
+    return FY_OK;
+}
+
+/* ---- head ---------------------------------------------------------------------- */
+
+/* shift, scale = scale_shift_table + temb (the time embedding, not its projection). */
+static fy_status head(fy_wan_dit *m, const dims *d, const fy_wan_dit_shape *s, ws_bufs *w, float *out)
+{
+    const fy_tensor *hw = NULL;
+    FY_TRY(fy_engine_acquire(m->engine, m->head_group, &hw));
+    const float *table = NULL;
+    fy_status st = vec_f32(m, &hw[WH_SST], 3, &table);
+    for (int64_t j = 0; st == FY_OK && j < 2; j++)
+        for (int64_t b = 0; b < d->B; b++)
+            fy_cpu_add(m->cpu, table + j * d->D, w->temb + b * d->D, w->omod + (j * d->B + b) * d->D, d->D);
+    if (st == FY_OK) {
+        fy_cpu_layer_norm_modulate(m->cpu, w->h, NULL, NULL, w->omod + d->B * d->D, w->omod, w->n, d->BS, d->D,
+                                   d->S, (float)m->cfg.eps);
+        st = linear(m, w->n, &hw[WH_PROJ_W], &hw[WH_PROJ_B], w->ff, d->BS);
+    }
+    fy_status rel = fy_engine_release(m->engine, m->head_group);
+    if (st != FY_OK) return st;
+    FY_TRY(rel);
+    int64_t shape[3] = {d->B, d->S, d->p_out};
+    FY_TRY(tap(m, "proj_out", w->ff, 3, shape));
+    size_t bytes = (size_t)(d->BS * d->p_out) * sizeof(float);
+    float *host = malloc(bytes);
+    if (!host) return fy_error(FY_ERR_NOMEM, "wan transformer: out of memory");
+    st = fy_engine_download(m->engine, host, w->ff, bytes);
+    if (st == FY_OK) fy_wan_unpatchify(&m->cfg, host, out, d->B, m->cfg.out_channels, s->frames, s->height, s->width);
+    free(host);
+    return st;
+}
+
+/* ---- forward ------------------------------------------------------------------- */
+
+static fy_status check_backend(fy_wan_dit *m)
+{
+    const char *name = fy_backend_name(fy_engine_backend(m->engine));
+    if (strcmp(name, "cpu") == 0 || strcmp(name, "emu") == 0) return FY_OK;
+    return fy_error(FY_ERR_UNSUPPORTED,
+                    "wan transformer runs on cpu/emu in this build (device %s); CUDA kernels are issue 8", name);
+}
+
+fy_status fy_wan_dit_forward(fy_wan_dit *m, const fy_wan_dit_shape *s, const float *latents,
+                             const float *timesteps, const float *text, fy_wan_dit_context *cache, float *out)
+{
+    if (!m || !s || !latents || !timesteps || !text || !out)
+        return fy_error(FY_ERR_INVALID, "fy_wan_dit_forward: NULL argument");
+    FY_TRY(check_backend(m));
+    FY_TRY(fy_wan_dit_check_shape(m, s));
+    memset(&m->timing, 0, sizeof m->timing);
+    double t0 = fy_backend_now();
+    dims d;
+    ws_layout l;
+    make_dims(&m->cfg, s, &d);
+    make_layout(&m->cfg, &d, &l);
+    if (cache) FY_TRY(fy_wan_context_bind(cache, m, d.B, d.L));
+    bool need_text = !cache || !fy_wan_context_complete(cache);
+    float *base = NULL;
+    FY_TRY(fy_engine_alloc(m->engine, l.total * sizeof(float), "wan transformer workspace", (void **)&base));
+    ws_bufs w;
+    bind(base, &l, &w);
+    fy_status st = upload_inputs(m, &d, s, latents, timesteps, text, need_text, &w);
+    if (st == FY_OK) st = embed(m, &d, &w, need_text);
+    double t1 = fy_backend_now();
+    if (st == FY_OK) st = run_blocks(m, &d, &w, cache);
+    double t2 = fy_backend_now();
+    if (st == FY_OK) st = head(m, &d, s, &w, out);
+    fy_engine_free_buffer(m->engine, base);
+    double t3 = fy_backend_now();
+    m->timing.embed = t1 - t0;
+    m->timing.blocks = t2 - t1;
+    m->timing.head = t3 - t2;
+    m->timing.total = t3 - t0;
+    return st;
+}

@@ -1,0 +1,89 @@
+/* Shared between the Wan DiT's files: the model struct, the weight order of
+ * each group, and the embedding helpers. */
+#ifndef FERRY_MODELS_WAN_DIT_INTERNAL_H
+#define FERRY_MODELS_WAN_DIT_INTERNAL_H
+
+#include "ferry/ops.h"
+#include "ferry/wan_dit.h"
+
+/* Weights of the "embed" group, in declared order. */
+enum {
+    WE_PATCH_W, WE_PATCH_B,
+    WE_TIME1_W, WE_TIME1_B, WE_TIME2_W, WE_TIME2_B,
+    WE_TPROJ_W, WE_TPROJ_B,
+    WE_TEXT1_W, WE_TEXT1_B, WE_TEXT2_W, WE_TEXT2_B,
+    WE_COUNT
+};
+
+/* One attention's weights, relative to its first (attn1 or attn2). */
+enum { WA_Q_W, WA_Q_B, WA_K_W, WA_K_B, WA_V_W, WA_V_B, WA_O_W, WA_O_B, WA_NORM_Q, WA_NORM_K, WA_COUNT };
+
+/* Weights of a block group. I2V's image key/value projections
+ * (attn2.add_k_proj, add_v_proj, norm_added_k) would follow WB_SST. */
+enum {
+    WB_ATTN1 = 0,
+    WB_ATTN2 = WA_COUNT,
+    WB_NORM2_W = 2 * WA_COUNT, WB_NORM2_B, /* absent (NULL views) without cross_attn_norm */
+    WB_FFN1_W, WB_FFN1_B, WB_FFN2_W, WB_FFN2_B,
+    WB_SST,
+    WB_COUNT
+};
+
+enum { WH_SST, WH_PROJ_W, WH_PROJ_B, WH_COUNT };
+
+struct fy_wan_dit {
+    fy_wan_dit_config cfg;
+    const fy_component *comp;
+    fy_engine *engine;
+    fy_cpu_ctx *cpu;
+    int threads;
+    int component_id;
+    int embed_group, head_group;
+    int *block_groups;          /* [num_layers] */
+    int block_count;            /* weights per block group */
+    fy_tensor embed_w[WE_COUNT];
+    fy_tensor head_w[WH_COUNT];
+    fy_tensor *block_w;         /* [num_layers][block_count] */
+    float *vec_scratch;         /* dtype conversions of vectors (biases, norms) */
+    int64_t vec_slot;           /* floats per scratch slot */
+    fy_wan_dit_tap tap;
+    void *tap_user;
+    fy_wan_dit_timing timing;
+};
+
+struct fy_wan_dit_context {
+    fy_wan_dit *model;
+    int64_t batch, text_len;
+    float *kv;        /* [num_layers][2][batch * text_len * dim], engine pool */
+    bool *valid;      /* per block */
+};
+
+/* Binds the context's buffers for this batch and text length (allocating on
+ * first use; a different size is a new prompt: buffers renewed, K/V invalid). */
+fy_status fy_wan_context_bind(fy_wan_dit_context *c, fy_wan_dit *m, int64_t batch, int64_t text_len);
+/* Every block's K/V is present (the text embedding can be skipped). */
+bool fy_wan_context_complete(const fy_wan_dit_context *c);
+
+/* Per-token patch: C * pt * ph * pw values (c, pt, ph, pw order, as Conv3d's weight). */
+int64_t fy_wan_patch_len(const fy_wan_dit_config *c, int64_t channels);
+/* latents [B, C, F, H, W] -> patches [B, S, C*pt*ph*pw]. */
+void fy_wan_patchify(const fy_wan_dit_config *c, const float *x, float *out, int64_t B, int64_t C,
+                     int64_t F, int64_t H, int64_t W);
+/* y [B, S, pt*ph*pw*C] (proj_out order) -> out [B, C, F, H, W]. */
+void fy_wan_unpatchify(const fy_wan_dit_config *c, const float *y, float *out, int64_t B, int64_t C,
+                       int64_t F, int64_t H, int64_t W);
+/* diffusers' Timesteps(freq_dim, flip_sin_to_cos=True, downscale_freq_shift=0)
+ * in float32 as torch computes it: out [B, freq_dim] = [cos, sin]. */
+void fy_wan_timestep_sinusoid(const float *t, int64_t B, int64_t freq_dim, float *out);
+/* WanRotaryPosEmbed for a grid of F x H x W tokens (patched sizes): cos/sin
+ * [S, head_dim / 2] per rotation pair, time then height then width pairs. */
+void fy_wan_rope_tables(const fy_wan_dit_config *c, int64_t F, int64_t H, int64_t W, float *cos_t,
+                        float *sin_t);
+
+/* y[M, N] = x[M, K] W^T + b for W [N, K] of any float dtype (wan_dit_gemm.c). */
+fy_status fy_wan_linear(fy_cpu_ctx *ctx, const float *x, const void *w, fy_dtype wtype, const float *b, float *y,
+                        int64_t M, int64_t K, int64_t N);
+/* GELU(approximate="tanh") in place, vectorized (wan_dit_act.c). */
+void fy_wan_gelu_tanh(fy_cpu_ctx *ctx, float *x, int64_t n);
+
+#endif

@@ -1,0 +1,167 @@
+/* The transformer verifier: one forward with every intermediate compared as
+ * it is produced, then a second forward through a cross-attention K/V
+ * context (computed on the first use, reused on the second). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/engine.h"
+#include "ferry/wan_dit.h"
+#include "pipeline/verify_transformer.h"
+
+#define TOLERANCE 1e-5
+
+typedef struct tap_state {
+    fy_verify_ctx *ctx;
+    const fy_st_file *fixture;
+    fy_status status; /* the first error a comparison raised */
+} tap_state;
+
+static fy_status load_f32(const fy_st_file *f, const char *name, fy_tensor *out)
+{
+    fy_tensor view;
+    FY_TRY(fy_st_view(f, name, &view));
+    return fy_tensor_to_f32(&view, out);
+}
+
+/* [B, S, D] tokens -> the Conv3d's [B, D, F', H', W'] of the reference. */
+static fy_status compare_patch_embedding(tap_state *t, const char *name, const float *data, const int64_t *shape,
+                                         const fy_tensor *ref)
+{
+    int64_t B = shape[0], S = shape[1], D = shape[2];
+    if (ref->ndim != 5 || ref->shape[0] != B || ref->shape[1] != D || ref->shape[2] * ref->shape[3] * ref->shape[4] != S) {
+        fy_tensor ours = fy_tensor_wrap((void *)data, FY_F32, 3, shape, FY_HOST);
+        return fy_verify_compare(t->ctx, name, &ours, ref, TOLERANCE); /* prints the shape mismatch */
+    }
+    float *tr = malloc((size_t)(B * S * D) * sizeof *tr);
+    if (!tr) return fy_error(FY_ERR_NOMEM, "out of memory");
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t s = 0; s < S; s++)
+            for (int64_t d = 0; d < D; d++) tr[(b * D + d) * S + s] = data[(b * S + s) * D + d];
+    fy_tensor ours = fy_tensor_wrap(tr, FY_F32, 5, ref->shape, FY_HOST);
+    fy_status st = fy_verify_compare(t->ctx, name, &ours, ref, TOLERANCE);
+    free(tr);
+    return st;
+}
+
+static fy_status compare_tap(tap_state *t, const char *name, const float *data, int ndim, const int64_t *shape)
+{
+    char ref_name[128];
+    snprintf(ref_name, sizeof ref_name, "intermediate.%s", name);
+    if (!fy_st_find(t->fixture, ref_name)) return FY_OK; /* the fixture does not keep this one */
+    fy_tensor ref = {0};
+    FY_TRY(load_f32(t->fixture, ref_name, &ref));
+    fy_status st;
+    if (strcmp(name, "patch_embedding") == 0) {
+        st = compare_patch_embedding(t, ref_name, data, shape, &ref);
+    } else {
+        fy_tensor ours = fy_tensor_wrap((void *)data, FY_F32, ndim, shape, FY_HOST);
+        st = fy_verify_compare(t->ctx, ref_name, &ours, &ref, TOLERANCE);
+    }
+    fy_tensor_free(&ref);
+    return st;
+}
+
+static void on_tap(void *user, const char *name, const float *data, int ndim, const int64_t *shape)
+{
+    tap_state *t = user;
+    if (t->status != FY_OK) return;
+    t->status = compare_tap(t, name, data, ndim, shape);
+}
+
+typedef struct inputs {
+    fy_tensor x, t, text;
+    fy_wan_dit_shape shape;
+} inputs;
+
+static fy_status read_inputs(const fy_st_file *f, const fy_wan_dit_config *c, inputs *in)
+{
+    FY_TRY(load_f32(f, "hidden_states", &in->x));
+    FY_TRY(load_f32(f, "timestep", &in->t));
+    FY_TRY(load_f32(f, "encoder_hidden_states", &in->text));
+    const fy_tensor *x = &in->x, *e = &in->text;
+    if (x->ndim != 5 || x->shape[1] != c->in_channels || in->t.ndim != 1 || in->t.shape[0] != x->shape[0] ||
+        e->ndim != 3 || e->shape[0] != x->shape[0] || e->shape[2] != c->text_dim)
+        return fy_error(FY_ERR_FORMAT,
+                        "%s: hidden_states [B, %lld, F, H, W], timestep [B] and encoder_hidden_states [B, L, %lld] "
+                        "do not match the transformer config", fy_st_path(f), (long long)c->in_channels,
+                        (long long)c->text_dim);
+    in->shape = (fy_wan_dit_shape){x->shape[0], x->shape[2], x->shape[3], x->shape[4], e->shape[1]};
+    return FY_OK;
+}
+
+static void free_inputs(inputs *in)
+{
+    fy_tensor_free(&in->x);
+    fy_tensor_free(&in->t);
+    fy_tensor_free(&in->text);
+}
+
+static fy_status compare_output(fy_verify_ctx *ctx, const fy_st_file *f, const char *name, const fy_tensor *out)
+{
+    fy_tensor ref = {0};
+    FY_TRY(load_f32(f, "output", &ref));
+    fy_status st = fy_verify_compare(ctx, name, out, &ref, TOLERANCE);
+    fy_tensor_free(&ref);
+    return st;
+}
+
+/* Forward with taps, then twice through a context (the second reuses K/V). */
+static fy_status run_forwards(fy_verify_ctx *ctx, const fy_st_file *f, fy_wan_dit *m, const inputs *in,
+                              fy_tensor *out)
+{
+    tap_state t = {ctx, f, FY_OK};
+    fy_wan_dit_set_tap(m, on_tap, &t);
+    fy_status st = fy_wan_dit_forward(m, &in->shape, in->x.data, in->t.data, in->text.data, NULL, out->data);
+    fy_wan_dit_set_tap(m, NULL, NULL);
+    if (st == FY_OK) st = t.status;
+    if (st == FY_OK) st = compare_output(ctx, f, "output", out);
+    fy_wan_dit_context *kv = NULL;
+    if (st == FY_OK) st = fy_wan_dit_context_create(m, &kv);
+    for (int i = 0; i < 2 && st == FY_OK; i++) {
+        memset(out->data, 0, fy_tensor_nbytes(out));
+        st = fy_wan_dit_forward(m, &in->shape, in->x.data, in->t.data, in->text.data, kv, out->data);
+        if (st == FY_OK)
+            st = compare_output(ctx, f, i == 0 ? "output (cross k/v context, first use)" : "output (cross k/v cached)", out);
+    }
+    fy_wan_dit_context_free(kv);
+    return st;
+}
+
+static fy_status run_model(fy_verify_ctx *ctx, const fy_st_file *f, const fy_component *comp, fy_engine *e)
+{
+    fy_wan_dit *m = NULL;
+    inputs in = {0};
+    fy_tensor out = {0};
+    fy_status st = fy_wan_dit_load(comp, e, &m);
+    if (st == FY_OK) st = fy_wan_dit_set_threads(m, ctx->options->threads);
+    if (st == FY_OK) st = read_inputs(f, fy_wan_dit_get_config(m), &in);
+    if (st == FY_OK) {
+        const fy_wan_dit_shape *s = &in.shape;
+        uint64_t bytes = fy_wan_dit_activation_bytes(m, s) + fy_wan_dit_context_bytes(m, s->batch, s->text_len);
+        st = fy_engine_reserve(e, bytes);
+    }
+    if (st == FY_OK) st = fy_engine_prepare(e);
+    if (st == FY_OK) {
+        int64_t shape[5] = {in.shape.batch, fy_wan_dit_get_config(m)->out_channels, in.shape.frames,
+                            in.shape.height, in.shape.width};
+        st = fy_tensor_alloc(&out, FY_F32, 5, shape);
+    }
+    if (st == FY_OK) st = run_forwards(ctx, f, m, &in, &out);
+    fy_status fin = fy_engine_finish(e);
+    if (st == FY_OK) st = fin;
+    fy_tensor_free(&out);
+    free_inputs(&in);
+    fy_wan_dit_free(m);
+    return st;
+}
+
+fy_status fy_verify_transformer(fy_verify_ctx *ctx, const fy_st_file *fixture)
+{
+    const fy_component *comp = fy_model_component(ctx->model, "transformer");
+    if (!comp) return fy_error(FY_ERR_NOT_FOUND, "%s: the model has no transformer component", fy_model_dir(ctx->model));
+    fy_engine *e = NULL;
+    FY_TRY(fy_engine_create(ctx->options, &e));
+    fy_status st = run_model(ctx, fixture, comp, e);
+    fy_engine_free(e);
+    return st;
+}
