@@ -26,9 +26,11 @@ typedef struct cli_command {
 int cli_info_main(int argc, char **argv);
 int cli_verify_main(int argc, char **argv);
 int cli_shard_main(int argc, char **argv);
+int cli_generate_main(int argc, char **argv);
 void cli_info_help(FILE *out);
 void cli_verify_help(FILE *out);
 void cli_shard_help(FILE *out);
+void cli_generate_help(FILE *out);
 
 /* Print `ferry: error: MESSAGE` (the library's last message) and return 1. */
 int cli_fail(void);

@@ -16,7 +16,7 @@ static const cli_command commands[] = {
     {"verify", "compare ferry's components with golden fixture tensors", cli_verify_main, cli_verify_help},
     {"shard", "re-shard a safetensors checkpoint into files of at most a given size", cli_shard_main,
      cli_shard_help},
-    {"generate", "text to video (not yet available)", NULL, NULL},
+    {"generate", "text to video: a prompt in, an .mp4 or PNG frames out", cli_generate_main, cli_generate_help},
     {"plan", "show how weights would be placed and streamed (not yet available)", NULL, NULL},
     {"demo", "an end-to-end demonstration (not yet available)", NULL, NULL},
 };

@@ -65,6 +65,9 @@ typedef struct fy_run_options {
     bool dit_cpu_offload;            /* --dit-cpu-offload (FSDP shards in host memory) */
     bool use_fsdp_inference;         /* --use-fsdp-inference */
     fy_device_map device_map;        /* --device-map balanced|auto */
+    /* Classifier-free guidance's two branches as one batch, so each block's
+     * weights move once per step (default); --no-cfg-batch runs two passes. */
+    bool cfg_batch;
 
     /* Precision */
     fy_dtype compute_dtype;          /* --dtype f32|bf16|f16 (default f32 on cpu, bf16 on cuda) */

@@ -19,6 +19,7 @@ void fy_run_options_init(fy_run_options *o)
     o->offload = FY_OFFLOAD_NONE;
     o->num_blocks_per_group = 1;
     o->pin_cpu_memory = true;
+    o->cfg_batch = true;
     o->prefetch_depth = 1;
     o->resident_blocks = -1;
     o->device_map = FY_DEVICE_MAP_NONE;
@@ -332,6 +333,7 @@ static const flag_spec flags[] = {
     SWITCH("record-stream", record_stream),
     SWITCH("low-cpu-mem-usage", low_cpu_mem_usage),
     SWITCH("pin-cpu-memory", pin_cpu_memory),
+    SWITCH("cfg-batch", cfg_batch),
     VALUE("prefetch-depth", set_prefetch_depth),
     VALUE("resident-blocks", set_resident_blocks),
     VALUE("resident-bytes", set_resident_bytes),
@@ -494,6 +496,8 @@ const char *fy_run_options_help(void)
            "  --low-cpu-mem-usage             stage copies through a small pinned ring\n"
            "  --[no-]pin-cpu-memory           pin host weights (default on)\n"
            "  --prefetch-depth D              blocks in flight ahead of compute (default 1)\n"
+           "  --no-cfg-batch                  guidance branches as two passes (default: one batch,\n"
+           "                                  so weights move once per step)\n"
            "  --resident-blocks K             keep K blocks on the device for good\n"
            "  --resident-bytes SIZE           keep blocks resident up to SIZE\n"
            "  --text-encoder-cpu-offload, --vae-cpu-offload, --image-encoder-cpu-offload,\n"

@@ -135,7 +135,26 @@ expect "unknown command" 2 "unknown command \"bogus\"" -- "$FERRY" bogus
 expect "unknown global option" 2 "unknown option \"--bogus\"" -- "$FERRY" --bogus info
 expect "info without a folder" 2 "info: expected MODEL_DIR" -- "$FERRY" info
 expect "info with an unknown option" 2 "unknown option \"--fast\"" -- "$FERRY" info "$MODEL" --fast
-expect "planned command" 1 "generate is not available" -- "$FERRY" generate
+expect "planned command" 1 "plan is not available" -- "$FERRY" plan
+
+# ---- generate ---------------------------------------------------------------------------------
+GEN=("$FERRY" generate --model "$MODEL" --prompt "a fox" --steps 1 --max-sequence-length 16)
+expect "generate without a model" 2 "--model DIR is required" -- "$FERRY" generate --prompt x --output "$T/x.mp4"
+expect "generate without an output" 2 "--output PATH is required" -- "$FERRY" generate --model "$MODEL" --prompt x
+expect "generate with a bad size" 1 "multiples of 16" -- "${GEN[@]}" --height 40 --width 48 --num-frames 9 --output "$T/g.mp4"
+expect "generate with bad frames" 1 "4*k + 1 frames" -- "${GEN[@]}" --height 32 --width 48 --num-frames 8 --output "$T/g.mp4"
+expect "generate to an unknown format" 1 ".gif" -- "${GEN[@]}" --height 32 --width 48 --num-frames 9 --output "$T/g.gif"
+expect "generate under an impossible budget" 1 "budget" -- "${GEN[@]}" --height 32 --width 48 --num-frames 9 \
+    --device emu --max-memory 0=1KiB --offload layerwise --output "$T/g.mp4"
+OTHER=$(new_model other)
+sed -i 's/"WanPipeline"/"FluxPipeline"/' "$OTHER/model_index.json"
+expect "generate on another model family" 1 "WanPipeline" -- "$FERRY" generate --model "$OTHER" \
+    --prompt x --height 32 --width 48 --num-frames 9 --output "$T/g.mp4"
+if ls "$T"/g.* "$T"/g.mp4.tmp.* >/dev/null 2>&1; then
+    failed=$((failed + 1)); echo "FAIL: a failed generate left an output file behind"; ls "$T"
+else
+    passed=$((passed + 1))
+fi
 
 # ---- shard ------------------------------------------------------------------------------------
 expect "shard without a size" 2 "--max-shard-size is required" -- "$FERRY" shard "$MODEL/vae" "$T/s1"

@@ -1,0 +1,91 @@
+/* The Wan2.1 text-to-video pipeline, as diffusers' WanPipeline runs it:
+ *
+ *   prompt -> clean -> tokenize -> UMT5 (prompt and negative prompt)
+ *          -> denoising loop: DiT on [cond; uncond] as one batch, guidance,
+ *             UniPC / flow-match Euler step
+ *          -> de-normalise latents -> VAE decode -> video (F, H, W, 3) in [0, 1]
+ *
+ * One engine holds every component that runs on the compute device, so the
+ * memory options (--offload, --max-memory, ...) apply to the whole run;
+ * --text-encoder-cpu-offload and --vae-cpu-offload give those components a
+ * CPU engine of their own. */
+#ifndef FERRY_WAN_T2V_H
+#define FERRY_WAN_T2V_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "ferry/engine.h"
+#include "ferry/error.h"
+#include "ferry/options.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* diffusers' WanPipeline default negative prompt (the model card's). */
+extern const char *const FY_WAN_DEFAULT_NEGATIVE_PROMPT;
+
+typedef struct fy_wan_t2v_params {
+    const char *prompt;
+    const char *negative_prompt;   /* NULL: the default; "" : an empty negative prompt */
+    int height, width;             /* pixels; multiples of VAE x patch factors (16 for Wan) */
+    int num_frames;                /* 4k + 1 */
+    int steps;
+    double guidance_scale;         /* <= 1 disables classifier-free guidance */
+    double flow_shift;             /* 0: the scheduler config's */
+    uint64_t seed;
+    int max_sequence_length;       /* 512 for Wan */
+    const float *initial_latents;  /* optional [1, z, F', H', W'] instead of seeded noise */
+} fy_wan_t2v_params;
+
+/* Defaults of the model card: 480x832, 81 frames, 50 steps, guidance 5.0. */
+void fy_wan_t2v_params_init(fy_wan_t2v_params *p);
+
+/* What the pipeline calls back with while it runs (all optional). */
+typedef struct fy_wan_t2v_hooks {
+    void *user;
+    /* Stage changes ("loading", "text encoder", "denoising", "vae decode"). */
+    void (*stage)(void *user, const char *stage);
+    /* After each denoising step: step i of n (0-based), seconds it took. */
+    void (*step)(void *user, int i, int n, double seconds);
+    /* Intermediates for verification, as host float32 arrays valid during
+     * the call: "prompt_embeds", "negative_prompt_embeds", "latents.i",
+     * "stepI.noise_pred_cond", "stepI.noise_pred_uncond", "stepI.noise_pred",
+     * "vae_decode.input", "vae_decode.output", "video". Integer tensors
+     * ("prompt.input_ids", "timesteps", ...) come through ids. */
+    void (*tensor)(void *user, const char *name, const float *data, int ndim, const int64_t *shape);
+    void (*ids)(void *user, const char *name, const int64_t *data, int64_t n);
+    /* Polled between steps; returning true stops the run with FY_ERR_INTERRUPTED. */
+    bool (*should_stop)(void *user);
+} fy_wan_t2v_hooks;
+
+/* The run's report: time per stage and memory/traffic figures. */
+typedef struct fy_wan_t2v_report {
+    double load_s, text_encoder_s, denoise_s, vae_s, total_s;
+    double step_s_mean;
+    fy_engine_stats engine;        /* the compute device's engine */
+    uint64_t peak_host_bytes;      /* process peak resident set */
+    int64_t frames, height, width;
+} fy_wan_t2v_report;
+
+typedef struct fy_wan_t2v_result {
+    float *video;                  /* (frames, height, width, 3) in [0, 1]; free() it */
+    int64_t frames, height, width;
+    fy_wan_t2v_report report;
+} fy_wan_t2v_result;
+
+/* Checks the request against the model folder (sizes divisible, frames
+ * 4k+1, a Wan pipeline with every component) before any work. */
+fy_status fy_wan_t2v_check(const char *model_dir, const fy_wan_t2v_params *p);
+
+fy_status fy_wan_t2v_run(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p,
+                         const fy_wan_t2v_hooks *hooks, fy_wan_t2v_result *out);
+void fy_wan_t2v_result_free(fy_wan_t2v_result *r);
+
+void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,573 @@
+/* The Wan2.1 text-to-video pipeline (diffusers' WanPipeline.__call__).
+ *
+ * Memory policy lives in the engines, not here: this file declares what runs
+ * where (which engine each component's weights go to), reserves the largest
+ * stage's activations, and then runs the stages in order. */
+#include "ferry/wan_t2v.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "ferry/log.h"
+#include "ferry/model.h"
+#include "ferry/noise.h"
+#include "ferry/prompt.h"
+#include "ferry/scheduler.h"
+#include "ferry/tokenizer.h"
+#include "ferry/umt5.h"
+#include "ferry/wan_dit.h"
+#include "ferry/wan_vae.h"
+
+const char *const FY_WAN_DEFAULT_NEGATIVE_PROMPT =
+    "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
+    "JPEG压缩残留，丑陋的，残缺的，多余的手指，画得不好的手部，画得不好的脸部，畸形的，毁容的，形态畸形的肢体，"
+    "手指融合，静止不动的画面，杂乱的背景，三条腿，背景人很多，倒着走";
+
+void fy_wan_t2v_params_init(fy_wan_t2v_params *p)
+{
+    memset(p, 0, sizeof *p);
+    p->height = 480;
+    p->width = 832;
+    p->num_frames = 81;
+    p->steps = 50;
+    p->guidance_scale = 5.0;
+    p->max_sequence_length = 512;
+}
+
+/* Everything one run holds; freed together by run_free. */
+typedef struct t2v_run {
+    const fy_run_options *options;
+    const fy_wan_t2v_params *params;
+    const fy_wan_t2v_hooks *hooks;
+    fy_model *model;
+    fy_engine *device;       /* the compute device: the transformer, and the rest unless offloaded */
+    fy_engine *text_engine;  /* == device unless --text-encoder-cpu-offload */
+    fy_engine *vae_engine;   /* == device unless --vae-cpu-offload */
+    fy_tokenizer *tokenizer;
+    fy_umt5 *text_encoder;
+    fy_wan_dit *dit;
+    fy_wan_dit_context *cross_kv[2];
+    fy_wan_vae *vae;
+    fy_scheduler *scheduler;
+    bool guidance;
+    int64_t text_len, text_dim;
+    int64_t latent_shape[5];  /* [1, z, F', H', W'] */
+    int64_t latent_numel;
+    float *embeds;            /* [2, L, text_dim]: prompt, negative prompt */
+    float *latents;
+    float *video;
+    fy_wan_t2v_report report;
+} t2v_run;
+
+static void hook_stage(const t2v_run *r, const char *stage)
+{
+    if (r->hooks && r->hooks->stage) r->hooks->stage(r->hooks->user, stage);
+}
+
+static void hook_tensor(const t2v_run *r, const char *name, const float *data, int ndim,
+                        const int64_t *shape)
+{
+    if (r->hooks && r->hooks->tensor) r->hooks->tensor(r->hooks->user, name, data, ndim, shape);
+}
+
+static void hook_ids(const t2v_run *r, const char *name, const int64_t *data, int64_t n)
+{
+    if (r->hooks && r->hooks->ids) r->hooks->ids(r->hooks->user, name, data, n);
+}
+
+static bool stop_requested(const t2v_run *r)
+{
+    return r->hooks && r->hooks->should_stop && r->hooks->should_stop(r->hooks->user);
+}
+
+/* ---- Checks before any work -------------------------------------------- */
+
+static fy_status component_or_fail(const fy_model *m, const char *name, const fy_component **out)
+{
+    *out = fy_model_component(m, name);
+    if (*out) return FY_OK;
+    return fy_error(FY_ERR_NOT_FOUND,
+                    "%s: the model has no '%s' component; a Wan2.1 text-to-video folder needs "
+                    "tokenizer, text_encoder, transformer, vae and scheduler",
+                    fy_model_dir(m), name);
+}
+
+static fy_status check_family(const fy_model *m)
+{
+    const char *cls = fy_model_class(m);
+    if (!cls || strcmp(cls, "WanPipeline") != 0)
+        return fy_error(FY_ERR_UNSUPPORTED,
+                        "%s: model_index.json names pipeline class '%s'; ferry generate runs "
+                        "WanPipeline (Wan2.1 text-to-video) models",
+                        fy_model_dir(m), cls ? cls : "(none)");
+    const char *needed[] = {"tokenizer", "text_encoder", "transformer", "vae", "scheduler"};
+    for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++) {
+        const fy_component *c;
+        FY_TRY(component_or_fail(m, needed[i], &c));
+    }
+    return FY_OK;
+}
+
+/* diffusers' vae_scale_factor_spatial/temporal and the DiT's patch. */
+typedef struct t2v_factors {
+    int64_t spatial, temporal, patch_h, patch_w, z_dim;
+} t2v_factors;
+
+static fy_status read_factors(const fy_model *m, t2v_factors *f)
+{
+    const fy_component *vae = fy_model_component(m, "vae");
+    const fy_component *dit = fy_model_component(m, "transformer");
+    if (!vae->config || !dit->config)
+        return fy_error(FY_ERR_FORMAT, "%s: the vae or transformer has no config.json", fy_model_dir(m));
+    FY_TRY(fy_config_int_or(vae->config, "scale_factor_spatial", 8, &f->spatial));
+    FY_TRY(fy_config_int_or(vae->config, "scale_factor_temporal", 4, &f->temporal));
+    FY_TRY(fy_config_int(vae->config, "z_dim", &f->z_dim));
+    int64_t patch[3];
+    size_t n = 0;
+    FY_TRY(fy_config_int_array(dit->config, "patch_size", patch, 3, &n));
+    if (n != 3) return fy_error(FY_ERR_FORMAT, "%s: patch_size must have 3 entries", fy_config_path(dit->config));
+    f->patch_h = patch[1];
+    f->patch_w = patch[2];
+    return FY_OK;
+}
+
+static fy_status check_request(const fy_model *m, const fy_wan_t2v_params *p, t2v_factors *f)
+{
+    FY_TRY(check_family(m));
+    FY_TRY(read_factors(m, f));
+    if (!p->prompt) return fy_error(FY_ERR_INVALID, "no prompt given (--prompt \"...\")");
+    if (p->steps < 1 || p->steps > 10000)
+        return fy_error(FY_ERR_INVALID, "--steps %d: use 1 to 10000 steps", p->steps);
+    if (p->max_sequence_length < 1 || p->max_sequence_length > 4096)
+        return fy_error(FY_ERR_INVALID, "max_sequence_length %d: use 1 to 4096", p->max_sequence_length);
+    int64_t mh = f->spatial * f->patch_h, mw = f->spatial * f->patch_w;
+    if (p->height <= 0 || p->width <= 0 || p->height % mh || p->width % mw || p->height > 8192 ||
+        p->width > 8192)
+        return fy_error(FY_ERR_INVALID,
+                        "--height %d --width %d: both must be positive multiples of %lld x %lld "
+                        "(the VAE's %lldx downsampling times the transformer's patch), at most 8192; "
+                        "try --height %lld --width %lld",
+                        p->height, p->width, (long long)mh, (long long)mw, (long long)f->spatial,
+                        (long long)(p->height > mh ? p->height / mh * mh : mh),
+                        (long long)(p->width > mw ? p->width / mw * mw : mw));
+    if (p->num_frames < 1 || p->num_frames > 4096 || (p->num_frames - 1) % f->temporal)
+        return fy_error(FY_ERR_INVALID,
+                        "--num-frames %d: Wan needs %lld*k + 1 frames (e.g. %lld)", p->num_frames,
+                        (long long)f->temporal,
+                        (long long)((p->num_frames > 1 ? (p->num_frames - 1) / f->temporal : 0) * f->temporal + 1));
+    return FY_OK;
+}
+
+fy_status fy_wan_t2v_check(const char *model_dir, const fy_wan_t2v_params *p)
+{
+    fy_model *m = NULL;
+    FY_TRY(fy_model_open(model_dir, &m));
+    t2v_factors f;
+    fy_status s = check_request(m, p, &f);
+    fy_model_free(m);
+    return s;
+}
+
+/* ---- Engines and models ------------------------------------------------ */
+
+/* An engine for a component the user moved to the CPU: host compute, weights
+ * read in place, no device budget. */
+static fy_status cpu_engine(const fy_run_options *o, fy_engine **out)
+{
+    fy_run_options cpu = *o;
+    cpu.device = FY_DEVICE_CPU;
+    cpu.offload = FY_OFFLOAD_NONE;
+    cpu.num_blocks_per_group = 1;
+    cpu.use_stream = cpu.record_stream = false;
+    cpu.resident_blocks = -1;
+    cpu.resident_bytes = 0;
+    cpu.emu_bandwidth = 0;
+    memset(cpu.max_memory, 0, sizeof cpu.max_memory);
+    cpu.trace_path = NULL;
+    return fy_engine_create(&cpu, out);
+}
+
+static fy_status create_engines(t2v_run *r)
+{
+    const fy_run_options *o = r->options;
+    FY_TRY(fy_engine_create(o, &r->device));
+    bool on_host = o->device == FY_DEVICE_CPU;
+    r->text_engine = r->device;
+    r->vae_engine = r->device;
+    if (o->text_encoder_cpu_offload && !on_host) FY_TRY(cpu_engine(o, &r->text_engine));
+    if (o->vae_cpu_offload && !on_host) FY_TRY(cpu_engine(o, &r->vae_engine));
+    return FY_OK;
+}
+
+static uint64_t max_u64(uint64_t a, uint64_t b)
+{
+    return a > b ? a : b;
+}
+
+static fy_wan_dit_shape dit_shape(const t2v_run *r, int64_t batch)
+{
+    fy_wan_dit_shape s = {batch, r->latent_shape[2], r->latent_shape[3], r->latent_shape[4], r->text_len};
+    return s;
+}
+
+static int dit_batch(const t2v_run *r)
+{
+    return r->guidance && r->options->cfg_batch ? 2 : 1;
+}
+
+/* Each engine reserves the largest activation need among the stages it runs
+ * (the stages run one after another). */
+static fy_status reserve_and_prepare(t2v_run *r, const fy_wan_vae_decode_shape *vs)
+{
+    fy_engine *engines[3] = {r->device, r->text_engine, r->vae_engine};
+    int n_cross = r->guidance && !r->options->cfg_batch ? 2 : 1;
+    fy_wan_dit_shape ds = dit_shape(r, dit_batch(r));
+    uint64_t te = fy_umt5_activation_bytes(r->text_encoder, 2, r->text_len);
+    uint64_t dit = fy_wan_dit_activation_bytes(r->dit, &ds) +
+                   (uint64_t)n_cross * fy_wan_dit_context_bytes(r->dit, ds.batch, r->text_len);
+    uint64_t vae = fy_wan_vae_decode_activation_bytes(r->vae, vs, r->options);
+    for (int i = 0; i < 3; i++) {
+        fy_engine *e = engines[i];
+        if (i > 0 && e == r->device) continue;
+        uint64_t need = 0;
+        if (e == r->text_engine) need = max_u64(need, te);
+        if (e == r->device) need = max_u64(need, dit);
+        if (e == r->vae_engine) need = max_u64(need, vae);
+        FY_TRY(fy_engine_reserve(e, need));
+        fy_status s = fy_engine_prepare(e);
+        if (s != FY_OK) return fy_error_prefix(s, "--device %s: ", fy_backend_name(fy_engine_backend(e)));
+    }
+    return FY_OK;
+}
+
+static fy_status load_models(t2v_run *r, const t2v_factors *f)
+{
+    const fy_model *m = r->model;
+    int threads = r->options->threads;
+    FY_TRY(fy_tokenizer_load(fy_model_component(m, "tokenizer")->dir, &r->tokenizer));
+    FY_TRY(fy_umt5_load(fy_model_component(m, "text_encoder"), r->text_engine, &r->text_encoder));
+    FY_TRY(fy_umt5_set_threads(r->text_encoder, threads));
+    FY_TRY(fy_wan_dit_load(fy_model_component(m, "transformer"), r->device, &r->dit));
+    FY_TRY(fy_wan_dit_set_threads(r->dit, threads));
+    FY_TRY(fy_wan_vae_load(fy_model_component(m, "vae"), r->vae_engine, FY_WAN_VAE_DECODER, &r->vae));
+    FY_TRY(fy_wan_vae_set_threads(r->vae, threads));
+    FY_TRY(fy_scheduler_create_from_config(fy_model_component(m, "scheduler")->config, &r->scheduler));
+    if (r->params->flow_shift > 0) FY_TRY(fy_scheduler_set_shift(r->scheduler, r->params->flow_shift));
+    FY_TRY(fy_scheduler_set_timesteps(r->scheduler, (size_t)r->params->steps));
+
+    const fy_wan_dit_config *dc = fy_wan_dit_get_config(r->dit);
+    r->text_dim = dc->text_dim;
+    r->text_len = r->params->max_sequence_length;
+    int64_t shape[5] = {1, f->z_dim, (r->params->num_frames - 1) / f->temporal + 1,
+                        r->params->height / f->spatial, r->params->width / f->spatial};
+    memcpy(r->latent_shape, shape, sizeof shape);
+    r->latent_numel = shape[1] * shape[2] * shape[3] * shape[4];
+    FY_TRY(fy_wan_dit_check_shape(r->dit, &(fy_wan_dit_shape){1, shape[2], shape[3], shape[4], r->text_len}));
+
+    fy_wan_vae_decode_shape vs = {1, shape[2], shape[3], shape[4]};
+    FY_TRY(reserve_and_prepare(r, &vs));
+    int n_cross = r->guidance && !r->options->cfg_batch ? 2 : 1;
+    for (int i = 0; i < n_cross; i++) FY_TRY(fy_wan_dit_context_create(r->dit, &r->cross_kv[i]));
+    return FY_OK;
+}
+
+/* ---- Stages ------------------------------------------------------------- */
+
+static fy_status clean_prompts(const t2v_run *r, char **prompt, char **negative)
+{
+    const char *neg = r->params->negative_prompt ? r->params->negative_prompt : FY_WAN_DEFAULT_NEGATIVE_PROMPT;
+    FY_TRY(fy_prompt_clean(r->params->prompt, prompt));
+    return fy_prompt_clean(neg, negative);
+}
+
+static fy_status encode_text(t2v_run *r)
+{
+    hook_stage(r, "text encoder");
+    char *texts[2] = {NULL, NULL};
+    int64_t n = r->text_len;
+    int64_t *ids = malloc(sizeof *ids * 2 * (size_t)n);
+    int64_t *mask = malloc(sizeof *mask * 2 * (size_t)n);
+    r->embeds = malloc(sizeof *r->embeds * 2 * (size_t)(n * r->text_dim));
+    fy_status s = ids && mask && r->embeds ? FY_OK : fy_error(FY_ERR_NOMEM, "out of host memory for the prompt");
+    if (s == FY_OK) s = clean_prompts(r, &texts[0], &texts[1]);
+    /* The negative prompt is encoded even without guidance only when used. */
+    int count = r->guidance ? 2 : 1;
+    if (s == FY_OK)
+        s = fy_umt5_encode_prompts(r->text_encoder, r->tokenizer, (const char *const *)texts, count,
+                                   (int)n, r->embeds, ids, mask, NULL);
+    if (s == FY_OK) {
+        int64_t shape[3] = {1, n, r->text_dim};
+        hook_ids(r, "prompt.input_ids", ids, n);
+        hook_ids(r, "prompt.attention_mask", mask, n);
+        hook_tensor(r, "prompt_embeds", r->embeds, 3, shape);
+        if (r->guidance) {
+            hook_ids(r, "negative_prompt.input_ids", ids + n, n);
+            hook_ids(r, "negative_prompt.attention_mask", mask + n, n);
+            hook_tensor(r, "negative_prompt_embeds", r->embeds + n * r->text_dim, 3, shape);
+        }
+    }
+    free(texts[0]);
+    free(texts[1]);
+    free(ids);
+    free(mask);
+    return s;
+}
+
+static fy_status init_latents(t2v_run *r)
+{
+    r->latents = malloc(sizeof *r->latents * (size_t)r->latent_numel);
+    if (!r->latents) return fy_error(FY_ERR_NOMEM, "out of host memory for the latents");
+    if (r->params->initial_latents) {
+        memcpy(r->latents, r->params->initial_latents, sizeof *r->latents * (size_t)r->latent_numel);
+        return FY_OK;
+    }
+    /* randn_tensor(shape, generator=torch.Generator("cpu").manual_seed(seed)) */
+    return fy_randn(r->params->seed, r->latents, (size_t)r->latent_numel);
+}
+
+static void guide(const float *cond, const float *uncond, double scale, float *out, int64_t n)
+{
+    float g = (float)scale;
+    for (int64_t i = 0; i < n; i++) out[i] = uncond[i] + g * (cond[i] - uncond[i]);
+}
+
+/* One transformer pass over `batch` copies of the latents with the given
+ * text rows; pred gets [batch, C, F', H', W']. */
+static fy_status dit_pass(t2v_run *r, int64_t batch, const float *text, fy_wan_dit_context *kv,
+                          float timestep, float *input, float *pred)
+{
+    for (int64_t b = 1; b < batch; b++)
+        memcpy(input + b * r->latent_numel, r->latents, sizeof *input * (size_t)r->latent_numel);
+    memcpy(input, r->latents, sizeof *input * (size_t)r->latent_numel);
+    float t[2] = {timestep, timestep};
+    fy_wan_dit_shape shape = dit_shape(r, batch);
+    return fy_wan_dit_forward(r->dit, &shape, input, t, text, kv, pred);
+}
+
+static void hook_step(const t2v_run *r, int i, const char *what, const float *data)
+{
+    char name[64];
+    snprintf(name, sizeof name, "step%d.%s", i, what);
+    hook_tensor(r, name, data, 5, r->latent_shape);
+}
+
+static void hook_latents(const t2v_run *r, int i)
+{
+    char name[32];
+    snprintf(name, sizeof name, "latents.%d", i);
+    hook_tensor(r, name, r->latents, 5, r->latent_shape);
+}
+
+static fy_status denoise_step(t2v_run *r, int i, float *input, float *pred, float *guided)
+{
+    float t = fy_scheduler_timesteps(r->scheduler)[i];
+    int64_t n = r->latent_numel, row = r->text_len * r->text_dim;
+    if (!r->guidance) {
+        FY_TRY(dit_pass(r, 1, r->embeds, r->cross_kv[0], t, input, guided));
+    } else if (r->options->cfg_batch) {
+        FY_TRY(dit_pass(r, 2, r->embeds, r->cross_kv[0], t, input, pred));
+    } else {
+        FY_TRY(dit_pass(r, 1, r->embeds, r->cross_kv[0], t, input, pred));
+        FY_TRY(dit_pass(r, 1, r->embeds + row, r->cross_kv[1], t, input, pred + n));
+    }
+    if (r->guidance) {
+        guide(pred, pred + n, r->params->guidance_scale, guided, n);
+        hook_step(r, i, "noise_pred_cond", pred);
+        hook_step(r, i, "noise_pred_uncond", pred + n);
+    }
+    hook_step(r, i, "noise_pred", guided);
+    FY_TRY(fy_scheduler_step(r->scheduler, guided, r->latents, r->latents, (size_t)n));
+    hook_latents(r, i + 1);
+    return FY_OK;
+}
+
+static fy_status denoise(t2v_run *r)
+{
+    hook_stage(r, "denoising");
+    int64_t n = r->latent_numel;
+    int steps = (int)fy_scheduler_num_steps(r->scheduler);
+    hook_ids(r, "timesteps", fy_scheduler_timesteps_int(r->scheduler), steps);
+    hook_latents(r, 0);
+    float *input = malloc(sizeof *input * 2 * (size_t)n);
+    float *pred = malloc(sizeof *pred * 2 * (size_t)n);
+    float *guided = malloc(sizeof *guided * (size_t)n);
+    fy_status s = input && pred && guided ? FY_OK : fy_error(FY_ERR_NOMEM, "out of host memory for the denoising loop");
+    for (int i = 0; s == FY_OK && i < steps; i++) {
+        if (stop_requested(r)) {
+            s = fy_error(FY_ERR_INTERRUPTED, "stopped by the user after %d of %d steps", i, steps);
+            break;
+        }
+        double t0 = fy_backend_now();
+        s = denoise_step(r, i, input, pred, guided);
+        double dt = fy_backend_now() - t0;
+        r->report.step_s_mean += dt / steps;
+        if (s == FY_OK && r->hooks && r->hooks->step) r->hooks->step(r->hooks->user, i, steps, dt);
+    }
+    free(input);
+    free(pred);
+    free(guided);
+    return s;
+}
+
+/* video = clamp(decoded * 0.5 + 0.5, 0, 1), from (C, F, H, W) to (F, H, W, C). */
+static void to_video(const float *decoded, int64_t frames, int64_t h, int64_t w, float *video)
+{
+    int64_t plane = frames * h * w;
+    for (int64_t p = 0; p < plane; p++)
+        for (int c = 0; c < 3; c++) {
+            float v = decoded[c * plane + p] * 0.5f + 0.5f;
+            video[p * 3 + c] = v < 0 ? 0 : (v > 1 ? 1 : v);
+        }
+}
+
+static fy_status decode(t2v_run *r)
+{
+    hook_stage(r, "vae decode");
+    if (stop_requested(r)) return fy_error(FY_ERR_INTERRUPTED, "stopped by the user before the VAE decode");
+    FY_TRY(fy_wan_vae_denormalize(r->vae, r->latents, r->latent_shape));
+    hook_tensor(r, "vae_decode.input", r->latents, 5, r->latent_shape);
+    fy_wan_vae_decode_shape vs = {1, r->latent_shape[2], r->latent_shape[3], r->latent_shape[4]};
+    int64_t out_shape[5];
+    FY_TRY(fy_wan_vae_decode_output_shape(r->vae, &vs, out_shape));
+    int64_t frames = out_shape[2], h = out_shape[3], w = out_shape[4];
+    size_t count = (size_t)(frames * h * w);
+    float *decoded = malloc(sizeof *decoded * 3 * count);
+    r->video = malloc(sizeof *r->video * 3 * count);
+    if (!decoded || !r->video) {
+        free(decoded);
+        return fy_error(FY_ERR_NOMEM, "out of host memory for the decoded video");
+    }
+    fy_status s = fy_wan_vae_decode(r->vae, &vs, r->latents, r->options, decoded);
+    if (s == FY_OK) {
+        hook_tensor(r, "vae_decode.output", decoded, 5, out_shape);
+        to_video(decoded, frames, h, w, r->video);
+        int64_t vshape[5] = {1, frames, h, w, 3};
+        hook_tensor(r, "video", r->video, 5, vshape);
+        r->report.frames = frames;
+        r->report.height = h;
+        r->report.width = w;
+    }
+    free(decoded);
+    return s;
+}
+
+/* ---- Run ---------------------------------------------------------------- */
+
+static fy_status finish_engines(t2v_run *r)
+{
+    fy_status s = FY_OK;
+    fy_engine *engines[3] = {r->device, r->text_engine, r->vae_engine};
+    for (int i = 0; i < 3; i++) {
+        if (!engines[i] || (i > 0 && engines[i] == r->device)) continue;
+        fy_status si = fy_engine_finish(engines[i]);
+        if (s == FY_OK) s = si;
+    }
+    if (r->device) r->report.engine = *fy_engine_stats_get(r->device);
+    return s;
+}
+
+static void run_free(t2v_run *r)
+{
+    for (int i = 0; i < 2; i++) fy_wan_dit_context_free(r->cross_kv[i]);
+    fy_wan_dit_free(r->dit);
+    fy_umt5_free(r->text_encoder);
+    fy_wan_vae_free(r->vae);
+    fy_tokenizer_free(r->tokenizer);
+    fy_scheduler_free(r->scheduler);
+    if (r->text_engine != r->device) fy_engine_free(r->text_engine);
+    if (r->vae_engine != r->device) fy_engine_free(r->vae_engine);
+    fy_engine_free(r->device);
+    fy_model_free(r->model);
+    free(r->embeds);
+    free(r->latents);
+    free(r->video);
+}
+
+static uint64_t peak_rss_bytes(void)
+{
+    struct rusage u;
+    if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
+    return (uint64_t)u.ru_maxrss * 1024;
+}
+
+static fy_status run_stages(t2v_run *r, const char *model_dir)
+{
+    double t0 = fy_backend_now();
+    hook_stage(r, "loading");
+    t2v_factors f;
+    FY_TRY(fy_model_open(model_dir, &r->model));
+    FY_TRY(check_request(r->model, r->params, &f));
+    r->guidance = r->params->guidance_scale > 1.0;
+    FY_TRY(create_engines(r));
+    FY_TRY(load_models(r, &f));
+    double t1 = fy_backend_now();
+    FY_TRY(encode_text(r));
+    double t2 = fy_backend_now();
+    FY_TRY(init_latents(r));
+    FY_TRY(denoise(r));
+    double t3 = fy_backend_now();
+    FY_TRY(decode(r));
+    double t4 = fy_backend_now();
+    r->report.load_s = t1 - t0;
+    r->report.text_encoder_s = t2 - t1;
+    r->report.denoise_s = t3 - t2;
+    r->report.vae_s = t4 - t3;
+    r->report.total_s = t4 - t0;
+    return FY_OK;
+}
+
+fy_status fy_wan_t2v_run(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p,
+                         const fy_wan_t2v_hooks *hooks, fy_wan_t2v_result *out)
+{
+    memset(out, 0, sizeof *out);
+    t2v_run r;
+    memset(&r, 0, sizeof r);
+    r.options = o;
+    r.params = p;
+    r.hooks = hooks;
+    fy_status s = run_stages(&r, model_dir);
+    fy_status fs = finish_engines(&r);
+    if (s == FY_OK) s = fs;
+    r.report.peak_host_bytes = peak_rss_bytes();
+    if (s == FY_OK) {
+        out->video = r.video;
+        r.video = NULL;
+        out->frames = r.report.frames;
+        out->height = r.report.height;
+        out->width = r.report.width;
+        out->report = r.report;
+    }
+    run_free(&r);
+    return s;
+}
+
+void fy_wan_t2v_result_free(fy_wan_t2v_result *r)
+{
+    if (!r) return;
+    free(r->video);
+    memset(r, 0, sizeof *r);
+}
+
+static double mib(uint64_t bytes)
+{
+    return (double)bytes / (1024.0 * 1024.0);
+}
+
+void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f)
+{
+    const fy_engine_stats *e = &r->engine;
+    double stall_share = e->run_time > 0 ? 100.0 * e->stall_time / e->run_time : 0;
+    fprintf(f, "video        %lld frames, %lldx%lld\n", (long long)r->frames, (long long)r->width,
+            (long long)r->height);
+    fprintf(f, "time         load %.2f s, text encoder %.2f s, denoising %.2f s (%.2f s/step), "
+               "vae %.2f s, total %.2f s\n",
+            r->load_s, r->text_encoder_s, r->denoise_s, r->step_s_mean, r->vae_s, r->total_s);
+    fprintf(f, "device       peak %.1f MiB", mib(e->peak_device));
+    if (e->device_budget) fprintf(f, " of %.1f MiB budget", mib(e->device_budget));
+    fprintf(f, "\nhost         peak RSS %.1f MiB, pinned %.1f MiB\n", mib(r->peak_host_bytes),
+            mib(e->pinned_bytes));
+    fprintf(f, "weights      %.1f MiB moved in %llu uploads, stall %.2f s (%.1f%% of the run)\n",
+            mib(e->bytes_uploaded), (unsigned long long)e->uploads, e->stall_time, stall_share);
+}

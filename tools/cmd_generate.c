@@ -1,0 +1,214 @@
+/* `ferry generate`: a prompt in, a video file out, under the memory options
+ * diffusers and FastVideo users know. Ctrl-C stops between steps; the output
+ * is written to a temporary name and renamed, so it is whole or absent. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "ferry/log.h"
+#include "ferry/options.h"
+#include "ferry/progress.h"
+#include "ferry/video_out.h"
+#include "ferry/wan_t2v.h"
+
+static const char usage[] =
+    "usage: ferry generate --model DIR --prompt \"...\" --output out.mp4 [options]\n"
+    "\n"
+    "Wan2.1 text to video. Defaults follow the model card.\n"
+    "\n"
+    "  --model DIR                a diffusers Wan2.1 T2V folder (Wan-AI/Wan2.1-T2V-1.3B-Diffusers)\n"
+    "  --prompt TEXT              what to generate\n"
+    "  --negative-prompt TEXT     what to avoid (default: the model card's negative prompt)\n"
+    "  --output PATH              .mp4 (H.264), .png (one frame or a numbered sequence),\n"
+    "                             a path with %%d, or a directory ending in /\n"
+    "  --height N --width N       pixels, multiples of 16 (default 480 x 832)\n"
+    "  --num-frames N             4k+1 frames (default 81)\n"
+    "  --steps N                  denoising steps (default 50)\n"
+    "  --guidance-scale G         classifier-free guidance (default 5.0; <= 1 turns it off)\n"
+    "  --flow-shift S             override the scheduler's flow_shift (3.0 for 480p, 5.0 for 720p)\n"
+    "  --seed N                   noise seed (default 0; torch.manual_seed's stream)\n"
+    "  --fps N                    frames per second of the file (default 16)\n"
+    "  --max-sequence-length N    prompt tokens (default 512)\n"
+    "\n";
+
+void cli_generate_help(FILE *out)
+{
+    fputs(usage, out);
+    fputs(fy_run_options_help(), out);
+}
+
+typedef struct generate_args {
+    const char *model_dir;
+    const char *output;
+    int fps;
+    fy_wan_t2v_params params;
+    fy_run_options options;
+} generate_args;
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static int int_value(const char *flag, const char *text, long min, long max, int *out)
+{
+    char *end = NULL;
+    long v = strtol(text, &end, 10);
+    if (!*text || *end || v < min || v > max)
+        return cli_usage_error("generate", "%s \"%s\": expected an integer from %ld to %ld", flag, text, min, max);
+    *out = (int)v;
+    return 0;
+}
+
+static int double_value(const char *flag, const char *text, double *out)
+{
+    char *end = NULL;
+    double v = strtod(text, &end);
+    if (!*text || *end || v != v) return cli_usage_error("generate", "%s \"%s\": expected a number", flag, text);
+    *out = v;
+    return 0;
+}
+
+static int seed_value(const char *text, uint64_t *out)
+{
+    char *end = NULL;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (!*text || *end || text[0] == '-') return cli_usage_error("generate", "--seed \"%s\": expected a non-negative integer", text);
+    *out = v;
+    return 0;
+}
+
+/* One generate-specific flag with its value; returns -1 when arg is not one. */
+static int take_flag(generate_args *a, const char *arg, const char *value)
+{
+    fy_wan_t2v_params *p = &a->params;
+    if (strcmp(arg, "--model") == 0) return a->model_dir = value, 0;
+    if (strcmp(arg, "--prompt") == 0) return p->prompt = value, 0;
+    if (strcmp(arg, "--negative-prompt") == 0) return p->negative_prompt = value, 0;
+    if (strcmp(arg, "--output") == 0 || strcmp(arg, "-o") == 0) return a->output = value, 0;
+    if (strcmp(arg, "--height") == 0) return int_value(arg, value, 1, 8192, &p->height);
+    if (strcmp(arg, "--width") == 0) return int_value(arg, value, 1, 8192, &p->width);
+    if (strcmp(arg, "--num-frames") == 0) return int_value(arg, value, 1, 4096, &p->num_frames);
+    if (strcmp(arg, "--steps") == 0) return int_value(arg, value, 1, 10000, &p->steps);
+    if (strcmp(arg, "--fps") == 0) return int_value(arg, value, 1, 240, &a->fps);
+    if (strcmp(arg, "--max-sequence-length") == 0) return int_value(arg, value, 1, 4096, &p->max_sequence_length);
+    if (strcmp(arg, "--guidance-scale") == 0) return double_value(arg, value, &p->guidance_scale);
+    if (strcmp(arg, "--flow-shift") == 0) return double_value(arg, value, &p->flow_shift);
+    if (strcmp(arg, "--seed") == 0) return seed_value(value, &p->seed);
+    return -1;
+}
+
+static int parse_args(generate_args *a, int argc, char **argv)
+{
+    for (int i = 1; i < argc;) {
+        bool consumed = false;
+        if (fy_run_options_parse_arg(&a->options, argc, argv, &i, &consumed) != FY_OK)
+            return cli_usage_error("generate", "%s", fy_error_message());
+        if (consumed) continue;
+        const char *arg = argv[i++];
+        if (cli_log_flag(arg)) continue;
+        char flag[64];
+        const char *value = NULL;
+        const char *eq = strchr(arg, '=');
+        if (eq && eq - arg < (long)sizeof flag && arg[0] == '-') {
+            memcpy(flag, arg, (size_t)(eq - arg));
+            flag[eq - arg] = '\0';
+            value = eq + 1;
+        } else {
+            snprintf(flag, sizeof flag, "%s", arg);
+            if (arg[0] == '-' && i < argc) value = argv[i];
+        }
+        if (!value) return cli_usage_error("generate", "%s \"%s\"", arg[0] == '-' ? "missing value for" : "unexpected argument", arg);
+        int rc = take_flag(a, flag, value);
+        if (rc < 0) return cli_usage_error("generate", "unknown option \"%s\"", arg);
+        if (rc > 0) return rc;
+        if (!eq) i++;
+    }
+    if (!a->model_dir) return cli_usage_error("generate", "--model DIR is required");
+    if (!a->params.prompt) return cli_usage_error("generate", "--prompt is required");
+    if (!a->output) return cli_usage_error("generate", "--output PATH is required (e.g. out.mp4)");
+    if (fy_run_options_validate(&a->options) != FY_OK) return cli_usage_error("generate", "%s", fy_error_message());
+    return 0;
+}
+
+typedef struct generate_ui {
+    fy_progress *bar;
+    int steps;
+} generate_ui;
+
+/* Stages are for -v: the progress bar and the closing report say the rest,
+ * and a failing run prints only its one error line. */
+static void on_stage(void *user, const char *stage)
+{
+    generate_ui *ui = user;
+    fy_debug("%s", stage);
+    /* The bar starts with the loop, so the first step's time counts. */
+    if (strcmp(stage, "denoising") == 0 && !ui->bar)
+        fy_progress_create(stderr, "denoising", "step", ui->steps, NULL, &ui->bar);
+}
+
+static void on_step(void *user, int i, int n, double seconds)
+{
+    generate_ui *ui = user;
+    (void)seconds;
+    (void)n;
+    if (!ui->bar) return;
+    fy_progress_update(ui->bar, i + 1);
+    if (i + 1 == n) fy_progress_finish(ui->bar);
+}
+
+static bool should_stop(void *user)
+{
+    (void)user;
+    return interrupted != 0;
+}
+
+static int run(generate_args *a)
+{
+    fy_video_format fmt;
+    int frames_hint = a->params.num_frames;
+    /* Reject an unwritable output format before minutes of work. */
+    if (fy_video_format_for_path(a->output, frames_hint, &fmt) != FY_OK) return cli_fail();
+    if (fy_wan_t2v_check(a->model_dir, &a->params) != FY_OK) return cli_fail();
+
+    generate_ui ui = {NULL, a->params.steps};
+    fy_wan_t2v_hooks hooks = {0};
+    hooks.user = &ui;
+    hooks.stage = on_stage;
+    hooks.step = on_step;
+    hooks.should_stop = should_stop;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old);
+
+    fy_wan_t2v_result result;
+    fy_status s = fy_wan_t2v_run(a->model_dir, &a->options, &a->params, &hooks, &result);
+    fy_progress_free(ui.bar);
+    sigaction(SIGINT, &old, NULL);
+    if (s != FY_OK) return cli_fail();
+    s = fy_video_write(a->output, result.video, (int)result.frames, (int)result.height, (int)result.width,
+                       a->fps, FY_VIDEO_AUTO);
+    if (s == FY_OK) {
+        fy_wan_t2v_report_print(&result.report, stderr);
+        fy_info("wrote %s", a->output);
+    }
+    fy_wan_t2v_result_free(&result);
+    return s == FY_OK ? 0 : cli_fail();
+}
+
+int cli_generate_main(int argc, char **argv)
+{
+    generate_args a;
+    memset(&a, 0, sizeof a);
+    a.fps = 16;
+    fy_wan_t2v_params_init(&a.params);
+    fy_run_options_init(&a.options);
+    int rc = parse_args(&a, argc, argv);
+    if (rc) return rc;
+    return run(&a);
+}
