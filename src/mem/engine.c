@@ -31,6 +31,7 @@ fy_status fy_engine_create_with_backend(fy_backend *b, bool owns_backend, const 
     e->stats.device_budget = device_budget(o);
     fy_status s = fy_pool_create(b, e->stats.device_budget, &e->pool);
     if (s == FY_OK) s = fy_trace_create(fy_backend_now(), &e->trace);
+    if (s == FY_OK) s = b->vt->event_create(b, &e->compute_fence);
     if (s != FY_OK) {
         fy_engine_free(e);
         return s;
@@ -72,6 +73,7 @@ void fy_engine_free(fy_engine *e)
         fy_backend_set_copy_observer(e->backend, NULL, NULL);
         fy_eng_streamer_stop(e);
         if (e->resident_ready) e->backend->vt->event_destroy(e->backend, e->resident_ready);
+        if (e->compute_fence) e->backend->vt->event_destroy(e->backend, e->compute_fence);
         free_host_copies(e);
     }
     fy_pool_free(e->pool); /* resident groups, activations left behind */
@@ -262,7 +264,11 @@ fy_status fy_engine_alloc(fy_engine *e, size_t bytes, const char *label, void **
 void fy_engine_free_buffer(fy_engine *e, void *ptr)
 {
     /* The compute stream may still read the buffer on an asynchronous device. */
-    if (ptr && !e->backend->unified_host_memory) fy_backend_synchronize(e->backend);
+    fy_backend *b = e->backend;
+    if (ptr && !b->unified_host_memory &&
+        (fy_backend_event_record(b, e->compute_fence, FY_STREAM_COMPUTE) != FY_OK ||
+         b->vt->event_synchronize(b, e->compute_fence) != FY_OK))
+        fy_backend_synchronize(b); /* the fence failed: wait for everything instead */
     fy_pool_release(e->pool, ptr);
 }
 

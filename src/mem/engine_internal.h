@@ -70,6 +70,9 @@ struct fy_engine {
     fy_plan plan;
     eng_ring ring;
     fy_event *resident_ready;
+    /* Recorded on the compute stream before a buffer is freed: freeing waits
+     * for compute only, never for weight prefetches queued on the copy stream. */
+    fy_event *compute_fence;
     /* low_cpu_mem_usage: two pinned staging buffers */
     void *stage[2];
     fy_event *stage_done[2];
