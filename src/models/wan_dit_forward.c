@@ -232,7 +232,7 @@ static fy_status time_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *d
 static fy_status text_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *d, ws_bufs *w)
 {
     FY_TRY(linear(m, w->text_in, &e[WE_TEXT1_W], &e[WE_TEXT1_B], w->text_mid, d->BL));
-    fy_wan_gelu_tanh(m->cpu, w->text_mid, d->BL * d->D);
+    fy_cpu_gelu_tanh(m->cpu, w->text_mid, w->text_mid, d->BL * d->D);
     return linear(m, w->text_mid, &e[WE_TEXT2_W], &e[WE_TEXT2_B], w->text, d->BL);
 }
 
@@ -338,7 +338,7 @@ static fy_status feed_forward(fy_wan_dit *m, const fy_tensor *bw, const dims *d,
     for (int64_t r = 0; r < d->BS; r += d->ffn_rows) {
         int64_t rows = d->BS - r < d->ffn_rows ? d->BS - r : d->ffn_rows;
         FY_TRY(linear(m, w->n + r * d->D, &bw[WB_FFN1_W], &bw[WB_FFN1_B], w->ff, rows));
-        fy_wan_gelu_tanh(m->cpu, w->ff, rows * m->cfg.ffn_dim);
+        fy_cpu_gelu_tanh(m->cpu, w->ff, w->ff, rows * m->cfg.ffn_dim);
         FY_TRY(linear(m, w->ff, &bw[WB_FFN2_W], &bw[WB_FFN2_B], w->a + r * d->D, rows));
     }
     fy_cpu_gated_add(m->cpu, w->h, w->a, mod_row(d, w, 5), d->BS, d->D, d->S);

@@ -83,7 +83,5 @@ void fy_wan_rope_tables(const fy_wan_dit_config *c, int64_t F, int64_t H, int64_
 /* y[M, N] = x[M, K] W^T + b for W [N, K] of any float dtype (wan_dit_gemm.c). */
 fy_status fy_wan_linear(fy_cpu_ctx *ctx, const float *x, const void *w, fy_dtype wtype, const float *b, float *y,
                         int64_t M, int64_t K, int64_t N);
-/* GELU(approximate="tanh") in place, vectorized (wan_dit_act.c). */
-void fy_wan_gelu_tanh(fy_cpu_ctx *ctx, float *x, int64_t n);
 
 #endif

@@ -31,21 +31,20 @@ static inline float gelu1(float x)
     return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
 }
 
-static inline float gelu_tanh1(float x)
-{
-    const float k = 0.79788456080286536f; /* sqrt(2 / pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
-}
-
 FY_EW_KERNEL(add_kernel, a[i] + b[i])
 FY_EW_KERNEL(mul_kernel, a[i] * b[i])
 FY_EW_KERNEL(scale_kernel, a[i] * s)
 FY_EW_KERNEL(axpy_kernel, out[i] + s * a[i])
 FY_EW_KERNEL(silu_kernel, silu1(a[i]))
 FY_EW_KERNEL(gelu_kernel, gelu1(a[i]))
-FY_EW_KERNEL(gelu_tanh_kernel, gelu_tanh1(a[i]))
 FY_EW_KERNEL(relu_kernel, a[i] > 0.0f ? a[i] : 0.0f)
-FY_EW_KERNEL(gated_gelu_kernel, gelu_tanh1(a[i]) * b[i])
+
+/* gelu_tanh(a) (* b): the vectorised span in ops_gelu.c. */
+static void gelu_tanh_kernel(void *raw, int64_t begin, int64_t end)
+{
+    const ew_args *p = raw;
+    fy_cpu_gelu_tanh_span(p->a + begin, p->b ? p->b + begin : NULL, p->out + begin, end - begin);
+}
 
 static void run_ew(fy_cpu_ctx *ctx, fy_range_fn fn, const float *a, const float *b, float s, float *out,
                    int64_t n)
@@ -96,7 +95,7 @@ void fy_cpu_relu(fy_cpu_ctx *ctx, const float *x, float *out, int64_t n)
 
 void fy_cpu_gated_gelu(fy_cpu_ctx *ctx, const float *h0, const float *h1, float *out, int64_t n)
 {
-    run_ew(ctx, gated_gelu_kernel, h0, h1, 0.0f, out, n);
+    run_ew(ctx, gelu_tanh_kernel, h0, h1, 0.0f, out, n);
 }
 
 typedef struct gated_add_args {

@@ -28,6 +28,9 @@ static inline float *fy_cpu_scratch(fy_cpu_ctx *ctx, int thread)
 typedef void (*fy_range_fn)(void *arg, int64_t begin, int64_t end);
 void fy_cpu_parallel_range(fy_cpu_ctx *ctx, int64_t n, int64_t grain, fy_range_fn fn, void *arg);
 
+/* out = gelu_tanh(x), times gate when gate is not NULL (ops_gelu.c). */
+void fy_cpu_gelu_tanh_span(const float *x, const float *gate, float *out, int64_t n);
+
 /* Elementwise chunk size: big enough to amortize a wake-up. */
 #define FY_CPU_GRAIN 16384
 

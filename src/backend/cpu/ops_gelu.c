@@ -1,22 +1,27 @@
-/* GELU(approximate="tanh") for the Wan feed-forward: outside the matrix
- * products it is the largest cost of a block (ffn_dim x tokens values), and
- * libm's tanhf is a call per element. On AVX2+FMA hosts it runs 8 lanes at
- * a time as x * sigmoid(2u) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x +
- * 0.044715 x^3) -- the same function as 0.5 x (1 + tanh u) -- with Cephes'
- * expf polynomial (a few ulp, far inside the fixtures' 1e-5); elsewhere it
- * is the plain formula. */
+/* GELU(approximate="tanh"), the activation of the Wan feed-forward and of
+ * T5's gated feed-forward. Outside the matrix products it is the largest
+ * cost of a transformer block (ffn_dim x tokens values), and libm's tanhf is
+ * a call per element. On AVX2+FMA hosts it runs 8 lanes at a time as
+ * x * sigmoid(2u) = x / (1 + exp(-2u)), u = sqrt(2/pi) (x + 0.044715 x^3)
+ * -- the same function as 0.5 x (1 + tanh u) -- with Cephes' expf
+ * polynomial (a few ulp, far inside the fixtures' 1e-5); elsewhere it is
+ * the plain formula. The choice depends on the host, never on the thread
+ * count, so results stay identical for any number of threads. */
+#include "backend/cpu/ops_internal.h"
+
 #include <math.h>
 #include <stdbool.h>
-#include <stdint.h>
 
-#include "backend/cpu/ops_internal.h"
-#include "models/wan_dit_internal.h"
+static inline float gelu_tanh_scalar(float v)
+{
+    return 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
+}
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-#define FY_WAN_HAVE_AVX2_PATH 1
+#define FY_HAVE_AVX2_GELU 1
 
-__attribute__((target("avx2,fma"))) static void gelu_tanh_avx2(float *x, int64_t n)
+__attribute__((target("avx2,fma"))) static void gelu_tanh_avx2(const float *x, float *out, int64_t n)
 {
     const __m256 k = _mm256_set1_ps(0.79788456080286536f), c3 = _mm256_set1_ps(0.044715f);
     const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f), one = _mm256_set1_ps(1.0f);
@@ -44,12 +49,9 @@ __attribute__((target("avx2,fma"))) static void gelu_tanh_avx2(float *x, int64_t
         p = _mm256_fmadd_ps(p, r, p5);
         p = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), one);
         __m256 e = _mm256_mul_ps(p, scale);
-        _mm256_storeu_ps(x + i, _mm256_div_ps(v, _mm256_add_ps(one, e)));
+        _mm256_storeu_ps(out + i, _mm256_div_ps(v, _mm256_add_ps(one, e)));
     }
-    for (; i < n; i++) {
-        float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
-    }
+    for (; i < n; i++) out[i] = gelu_tanh_scalar(x[i]);
 }
 
 static bool have_avx2(void)
@@ -60,30 +62,18 @@ static bool have_avx2(void)
 }
 #endif
 
-static void gelu_tanh_plain(float *x, int64_t n)
-{
-    for (int64_t i = 0; i < n; i++) {
-        float v = x[i];
-        x[i] = 0.5f * v * (1.0f + tanhf(0.79788456080286536f * (v + 0.044715f * v * v * v)));
-    }
-}
 
-static void gelu_tanh_range(void *arg, int64_t begin, int64_t end)
+
+void fy_cpu_gelu_tanh_span(const float *x, const float *gate, float *out, int64_t n)
 {
-    float *x = (float *)arg + begin;
-#ifdef FY_WAN_HAVE_AVX2_PATH
+#ifdef FY_HAVE_AVX2_GELU
     if (have_avx2()) {
-        gelu_tanh_avx2(x, end - begin);
-        return;
+        gelu_tanh_avx2(x, out, n);
+    } else
+#endif
+    {
+        for (int64_t i = 0; i < n; i++) out[i] = gelu_tanh_scalar(x[i]);
     }
-#endif
-    gelu_tanh_plain(x, end - begin);
-}
-
-void fy_wan_gelu_tanh(fy_cpu_ctx *ctx, float *x, int64_t n)
-{
-#ifdef FY_WAN_HAVE_AVX2_PATH
-    (void)have_avx2(); /* resolve before the threads race on it */
-#endif
-    fy_cpu_parallel_range(ctx, n, FY_CPU_GRAIN, gelu_tanh_range, x);
+    if (gate)
+        for (int64_t i = 0; i < n; i++) out[i] *= gate[i];
 }
