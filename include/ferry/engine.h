@@ -132,6 +132,10 @@ fy_status fy_engine_create(const fy_run_options *o, fy_engine **out);
 /* Use an existing backend (the engine frees it when owns_backend). */
 fy_status fy_engine_create_with_backend(fy_backend *b, bool owns_backend, const fy_run_options *o,
                                         fy_engine **out);
+/* An engine on the host for a component moved off the device
+ * (--text-encoder-cpu-offload, --vae-cpu-offload): CPU backend, weights read
+ * in place, none of the device's budget, plan or trace. */
+fy_status fy_engine_create_host(const fy_run_options *o, fy_engine **out);
 void fy_engine_free(fy_engine *e);
 fy_backend *fy_engine_backend(fy_engine *e);
 

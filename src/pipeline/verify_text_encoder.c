@@ -170,17 +170,7 @@ typedef struct te_run {
 
 static fy_status create_engine(const fy_run_options *o, fy_engine **e)
 {
-    if (!o->text_encoder_cpu_offload) return fy_engine_create(o, e);
-    /* On the CPU the weights are read in place from the mapping: the
-     * device budget and plan of the options are the accelerator's, not its. */
-    fy_run_options cpu = *o;
-    memset(cpu.max_memory, 0, sizeof cpu.max_memory);
-    cpu.offload = FY_OFFLOAD_NONE;
-    cpu.resident_blocks = -1;
-    cpu.resident_bytes = 0;
-    fy_backend *b = NULL;
-    FY_TRY(fy_backend_create_cpu(&b));
-    return fy_engine_create_with_backend(b, true, &cpu, e);
+    return o->text_encoder_cpu_offload ? fy_engine_create_host(o, e) : fy_engine_create(o, e);
 }
 
 static fy_status open_pipeline(fy_verify_ctx *ctx, te_run *r)

@@ -65,18 +65,7 @@ static void free_case(vae_case *c)
 
 static fy_status create_engine(const fy_run_options *o, fy_engine **e)
 {
-    if (!o->vae_cpu_offload) return fy_engine_create(o, e);
-    /* The VAE computes on the CPU, reading its weights in place: the device's
-     * budget and plan are not its. */
-    fy_run_options cpu = *o;
-    memset(cpu.max_memory, 0, sizeof cpu.max_memory);
-    cpu.device = FY_DEVICE_CPU;
-    cpu.offload = FY_OFFLOAD_NONE;
-    cpu.resident_blocks = -1;
-    cpu.resident_bytes = 0;
-    fy_backend *b = NULL;
-    FY_TRY(fy_backend_create_cpu(&b));
-    return fy_engine_create_with_backend(b, true, &cpu, e);
+    return o->vae_cpu_offload ? fy_engine_create_host(o, e) : fy_engine_create(o, e);
 }
 
 static fy_status compare(fy_verify_ctx *ctx, const fy_st_file *f, const char *name, float *data, const int64_t *shape)

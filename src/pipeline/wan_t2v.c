@@ -172,23 +172,6 @@ fy_status fy_wan_t2v_check(const char *model_dir, const fy_wan_t2v_params *p)
 
 /* ---- Engines and models ------------------------------------------------ */
 
-/* An engine for a component the user moved to the CPU: host compute, weights
- * read in place, no device budget. */
-static fy_status cpu_engine(const fy_run_options *o, fy_engine **out)
-{
-    fy_run_options cpu = *o;
-    cpu.device = FY_DEVICE_CPU;
-    cpu.offload = FY_OFFLOAD_NONE;
-    cpu.num_blocks_per_group = 1;
-    cpu.use_stream = cpu.record_stream = false;
-    cpu.resident_blocks = -1;
-    cpu.resident_bytes = 0;
-    cpu.emu_bandwidth = 0;
-    memset(cpu.max_memory, 0, sizeof cpu.max_memory);
-    cpu.trace_path = NULL;
-    return fy_engine_create(&cpu, out);
-}
-
 static fy_status create_engines(t2v_run *r)
 {
     const fy_run_options *o = r->options;
@@ -196,8 +179,8 @@ static fy_status create_engines(t2v_run *r)
     bool on_host = o->device == FY_DEVICE_CPU;
     r->text_engine = r->device;
     r->vae_engine = r->device;
-    if (o->text_encoder_cpu_offload && !on_host) FY_TRY(cpu_engine(o, &r->text_engine));
-    if (o->vae_cpu_offload && !on_host) FY_TRY(cpu_engine(o, &r->vae_engine));
+    if (o->text_encoder_cpu_offload && !on_host) FY_TRY(fy_engine_create_host(o, &r->text_engine));
+    if (o->vae_cpu_offload && !on_host) FY_TRY(fy_engine_create_host(o, &r->vae_engine));
     return FY_OK;
 }
 
