@@ -136,6 +136,7 @@ static int parse_args(generate_args *a, int argc, char **argv)
 }
 
 typedef struct generate_ui {
+    fy_progress *loading;
     fy_progress *bar;
     int steps;
 } generate_ui;
@@ -146,6 +147,16 @@ static void on_stage(void *user, const char *stage)
 {
     generate_ui *ui = user;
     fy_debug("%s", stage);
+    if (strncmp(stage, "loading", 7) == 0) {
+        if (!ui->loading)
+            fy_progress_create(stderr, "loading", "part", FY_WAN_T2V_LOAD_STAGES, NULL, &ui->loading);
+        else
+            fy_progress_step(ui->loading);
+        return;
+    }
+    if (ui->loading) fy_progress_update(ui->loading, FY_WAN_T2V_LOAD_STAGES);
+    fy_progress_free(ui->loading);
+    ui->loading = NULL;
     /* The bar starts with the loop, so the first step's time counts. */
     if (strcmp(stage, "denoising") == 0 && !ui->bar)
         fy_progress_create(stderr, "denoising", "step", ui->steps, NULL, &ui->bar);
@@ -175,7 +186,7 @@ static int run(generate_args *a)
     if (fy_video_format_for_path(a->output, frames_hint, &fmt) != FY_OK) return cli_fail();
     if (fy_wan_t2v_check(a->model_dir, &a->params) != FY_OK) return cli_fail();
 
-    generate_ui ui = {NULL, a->params.steps};
+    generate_ui ui = {NULL, NULL, a->params.steps};
     fy_wan_t2v_hooks hooks = {0};
     hooks.user = &ui;
     hooks.stage = on_stage;
@@ -188,6 +199,7 @@ static int run(generate_args *a)
 
     fy_wan_t2v_result result;
     fy_status s = fy_wan_t2v_run(a->model_dir, &a->options, &a->params, &hooks, &result);
+    fy_progress_free(ui.loading);
     fy_progress_free(ui.bar);
     sigaction(SIGINT, &old, NULL);
     if (s != FY_OK) return cli_fail();

@@ -23,6 +23,9 @@
 extern "C" {
 #endif
 
+/* How many "loading ..." stages a run reports (for a loading progress bar). */
+#define FY_WAN_T2V_LOAD_STAGES 5
+
 /* diffusers' WanPipeline default negative prompt (the model card's). */
 extern const char *const FY_WAN_DEFAULT_NEGATIVE_PROMPT;
 
@@ -45,7 +48,8 @@ void fy_wan_t2v_params_init(fy_wan_t2v_params *p);
 /* What the pipeline calls back with while it runs (all optional). */
 typedef struct fy_wan_t2v_hooks {
     void *user;
-    /* Stage changes ("loading", "text encoder", "denoising", "vae decode"). */
+    /* Stage changes: FY_WAN_T2V_LOAD_STAGES stages named "loading ...", then
+     * "text encoder", "denoising", "vae decode". */
     void (*stage)(void *user, const char *stage);
     /* After each denoising step: step i of n (0-based), seconds it took. */
     void (*step)(void *user, int i, int n, double seconds);

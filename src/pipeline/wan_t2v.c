@@ -229,11 +229,15 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
 {
     const fy_model *m = r->model;
     int threads = r->options->threads;
+    hook_stage(r, "loading tokenizer");
     FY_TRY(fy_tokenizer_load(fy_model_component(m, "tokenizer")->dir, &r->tokenizer));
+    hook_stage(r, "loading text encoder");
     FY_TRY(fy_umt5_load(fy_model_component(m, "text_encoder"), r->text_engine, &r->text_encoder));
     FY_TRY(fy_umt5_set_threads(r->text_encoder, threads));
+    hook_stage(r, "loading transformer");
     FY_TRY(fy_wan_dit_load(fy_model_component(m, "transformer"), r->device, &r->dit));
     FY_TRY(fy_wan_dit_set_threads(r->dit, threads));
+    hook_stage(r, "loading vae");
     FY_TRY(fy_wan_vae_load(fy_model_component(m, "vae"), r->vae_engine, FY_WAN_VAE_DECODER, &r->vae));
     FY_TRY(fy_wan_vae_set_threads(r->vae, threads));
     FY_TRY(fy_scheduler_create_from_config(fy_model_component(m, "scheduler")->config, &r->scheduler));
@@ -250,6 +254,8 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
     FY_TRY(fy_wan_dit_check_shape(r->dit, &(fy_wan_dit_shape){1, shape[2], shape[3], shape[4], r->text_len}));
 
     fy_wan_vae_decode_shape vs = {1, shape[2], shape[3], shape[4]};
+    /* Pinning the host copy and uploading resident weights: the slow part of loading. */
+    hook_stage(r, "loading weights into place");
     FY_TRY(reserve_and_prepare(r, &vs));
     int n_cross = r->guidance && !r->options->cfg_batch ? 2 : 1;
     for (int i = 0; i < n_cross; i++) FY_TRY(fy_wan_dit_context_create(r->dit, &r->cross_kv[i]));
@@ -478,7 +484,6 @@ static uint64_t peak_rss_bytes(void)
 static fy_status run_stages(t2v_run *r, const char *model_dir)
 {
     double t0 = fy_backend_now();
-    hook_stage(r, "loading");
     t2v_factors f;
     FY_TRY(fy_model_open(model_dir, &r->model));
     FY_TRY(check_request(r->model, r->params, &f));
