@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "ferry/log.h"
@@ -148,6 +149,8 @@ static void on_stage(void *user, const char *stage)
     generate_ui *ui = user;
     fy_debug("%s", stage);
     if (strncmp(stage, "loading", 7) == 0) {
+        /* A terminal nicety: logs get the closing report's load time instead. */
+        if (!isatty(fileno(stderr))) return;
         if (!ui->loading)
             fy_progress_create(stderr, "loading", "part", FY_WAN_T2V_LOAD_STAGES, NULL, &ui->loading);
         else
