@@ -27,6 +27,8 @@ int cli_info_main(int argc, char **argv);
 int cli_verify_main(int argc, char **argv);
 int cli_shard_main(int argc, char **argv);
 int cli_generate_main(int argc, char **argv);
+int cli_plan_main(int argc, char **argv);
+void cli_plan_help(FILE *out);
 void cli_info_help(FILE *out);
 void cli_verify_help(FILE *out);
 void cli_shard_help(FILE *out);

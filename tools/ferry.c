@@ -17,7 +17,7 @@ static const cli_command commands[] = {
     {"shard", "re-shard a safetensors checkpoint into files of at most a given size", cli_shard_main,
      cli_shard_help},
     {"generate", "text to video: a prompt in, an .mp4 or PNG frames out", cli_generate_main, cli_generate_help},
-    {"plan", "show how weights would be placed and streamed (not yet available)", NULL, NULL},
+    {"plan", "show how weights would be placed and streamed, without running", cli_plan_main, cli_plan_help},
     {"demo", "an end-to-end demonstration (not yet available)", NULL, NULL},
 };
 

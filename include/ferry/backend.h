@@ -80,6 +80,9 @@ typedef struct fy_backend_vtable {
     /* Block the host until both streams are idle. */
     fy_status (*synchronize)(fy_backend *b);
     void (*destroy)(fy_backend *b);
+    /* Optional (NULL = unknown, e.g. cpu): free and total device bytes now,
+     * for the planner's --vram-budget auto. */
+    fy_status (*mem_info)(fy_backend *b, uint64_t *free_bytes, uint64_t *total_bytes);
 } fy_backend_vtable;
 
 /* Every backend starts with this header (implementations embed it first). */

@@ -125,6 +125,16 @@ typedef struct fy_engine_stats {
     uint64_t pinned_bytes;    /* page-locked host memory the engine holds */
     uint64_t host_bytes;      /* all host memory the engine holds for weights (pinned or not) */
     uint64_t mapped_bytes;    /* weights uploaded straight from their (borrowed) source */
+    /* Step times (a step = one pass over the "transformer" component's
+     * blocks, or the component with the most blocks without one):
+     * measured = median of the steps after the first; predicted = the
+     * planner's cost model with measured compute ("refined"), 0 without
+     * --vram-budget; predicted_initial = its estimate before step 1. */
+    double measured_step_s;
+    double predicted_step_s;
+    double predicted_initial_step_s;
+    double copy_bandwidth;    /* bytes/s the planner measured, 0 without it */
+    uint64_t vram_budget;     /* the planner's budget, 0 without it */
 } fy_engine_stats;
 
 /* The backend comes from the options (--device, --max-memory, --emu-bandwidth). */
@@ -152,13 +162,33 @@ fy_status fy_engine_reserve(fy_engine *e, uint64_t activation_bytes);
 /* Evaluate the plan that options o would give for the declared groups
  * (no allocation). fy_engine_prepare uses it; `ferry plan` may too. */
 fy_status fy_engine_evaluate_plan(const fy_engine *e, const fy_run_options *o, fy_plan *out);
-/* Build the plan from the engine's options. Fails with FY_ERR_BUDGET before
+/* The planner's cost model: predicted seconds per step for plan p, with
+ * host-to-device bandwidth (bytes/s) and per-group compute seconds
+ * (compute[group id]; SMALL groups ignored) plus gap seconds per step spent
+ * outside blocks. See src/mem/planner.c. */
+double fy_engine_predict_step(const fy_engine *e, const fy_plan *p, double bandwidth, const double *compute,
+                              double gap);
+/* Build the plan from the engine's options (with --vram-budget, the
+ * planner first picks policy, depth and resident blocks). Fails with FY_ERR_BUDGET before
  * allocating anything when the bound exceeds the budget: "needs X, budget Y;
  * plan P fits (needs Z)". Then uploads resident weights, pins the host copy
  * and issues the first prefetches. */
 fy_status fy_engine_prepare(fy_engine *e);
 const fy_plan *fy_engine_plan(const fy_engine *e);
 fy_tier fy_engine_group_tier(const fy_engine *e, int group);
+/* The declared groups, for `ferry plan`'s table. */
+typedef struct fy_group_info {
+    const char *component; /* names valid while the engine lives */
+    const char *name;
+    fy_group_kind kind;
+    uint64_t bytes;        /* as laid out on the device */
+    fy_tier tier;
+} fy_group_info;
+int fy_engine_group_count(const fy_engine *e);
+fy_status fy_engine_group_info(const fy_engine *e, int group, fy_group_info *out);
+/* Print the plan, the groups table, the bound vs the budget and the
+ * planner's prediction (after prepare). */
+void fy_engine_plan_print(const fy_engine *e, const char *title, FILE *f);
 
 /* ---- Running ------------------------------------------------------------ */
 /* Device tensors for the group's weights, in declared order, valid until

@@ -57,6 +57,11 @@ typedef struct fy_run_options {
     int prefetch_depth;           /* --prefetch-depth d >= 1 (layerwise) */
     int resident_blocks;          /* --resident-blocks K; -1 = not set */
     uint64_t resident_bytes;      /* --resident-bytes 4GiB; 0 = not set */
+    bool offload_explicit;        /* --offload or --dit-layerwise-offload was given */
+    /* --vram-budget 8GiB|auto: the planner chooses policy, depth and resident
+     * blocks itself (see src/mem/planner.c); 0 and !auto = not set. */
+    uint64_t vram_budget;
+    bool vram_budget_auto;
 
     /* Component placement */
     bool text_encoder_cpu_offload;   /* --text-encoder-cpu-offload */

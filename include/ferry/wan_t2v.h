@@ -86,6 +86,10 @@ fy_status fy_wan_t2v_check(const char *model_dir, const fy_wan_t2v_params *p);
 fy_status fy_wan_t2v_run(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p,
                          const fy_wan_t2v_hooks *hooks, fy_wan_t2v_result *out);
 void fy_wan_t2v_result_free(fy_wan_t2v_result *r);
+/* Load the model folder into engines exactly as a run would, run nothing,
+ * and print each engine's plan, groups and tiers, bound vs budget and the
+ * planner's prediction (--vram-budget) to out (`ferry plan`). */
+fy_status fy_wan_t2v_plan(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p, FILE *out);
 
 void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f);
 

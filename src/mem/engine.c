@@ -27,6 +27,8 @@ fy_status fy_engine_create_with_backend(fy_backend *b, bool owns_backend, const 
     e->backend = b;
     e->owns_backend = owns_backend;
     e->ring.component = -1;
+    e->planner.step_comp = -1;
+    e->planner.first_block = -1;
     pthread_mutex_init(&e->stats_mu, NULL);
     e->stats.device_budget = device_budget(o);
     fy_status s = fy_pool_create(b, e->stats.device_budget, &e->pool);
@@ -86,6 +88,7 @@ void fy_engine_free(fy_engine *e)
     for (int c = 0; c < e->n_comps; c++) free(e->comps[c].streamed);
     free(e->comps);
     fy_trace_free(e->trace);
+    fy_eng_planner_free(e);
     pthread_mutex_destroy(&e->stats_mu);
     if (e->owns_backend) fy_backend_free(e->backend);
     free(e);
@@ -194,9 +197,12 @@ static fy_status make_staging(fy_engine *e)
 fy_status fy_engine_prepare(fy_engine *e)
 {
     if (e->prepared) return fy_error(FY_ERR_INVALID, "engine: fy_engine_prepare called twice");
+    FY_TRY(fy_eng_planner_choose(e));
     FY_TRY(fy_eng_plan(e, &e->opts, &e->plan, false));
-    if (!e->backend->unified_host_memory) FY_TRY(fy_eng_check_budget(e, &e->plan, e->stats.device_budget));
+    uint64_t budget = e->planner.active && e->planner.budget != UINT64_MAX ? e->planner.budget : e->stats.device_budget;
+    if (!e->backend->unified_host_memory) FY_TRY(fy_eng_check_budget(e, &e->plan, budget));
     FY_TRY(fy_eng_plan(e, &e->opts, &e->plan, true));
+    fy_eng_planner_init_steps(e);
     e->stats.device_bound = e->plan.device_bound;
     e->prepared = true;
     if (e->backend->unified_host_memory) {
@@ -233,6 +239,7 @@ fy_status fy_engine_acquire(fy_engine *e, int group, const fy_tensor **weights)
         e->running = true;
         e->run_start = now;
     }
+    fy_eng_planner_on_acquire(e, g, now);
     if (!e->backend->unified_host_memory) FY_TRY(fy_eng_stream_acquire(e, g));
     g->held = true;
     g->t_acquired = fy_backend_now();
@@ -248,6 +255,7 @@ fy_status fy_engine_release(fy_engine *e, int group)
     g->held = false;
     double now = fy_backend_now();
     if (g->kind == FY_GROUP_BLOCK) fy_trace_span(e->trace, FY_TRACK_COMPUTE, g->name, "compute", g->t_acquired, now, 0);
+    fy_eng_planner_on_release(e, g, now - g->t_acquired);
     pthread_mutex_lock(&e->stats_mu);
     e->stats.run_time = now - e->run_start;
     e->stats.compute_time = e->stats.run_time - e->stats.stall_time;
@@ -293,6 +301,7 @@ fy_status fy_engine_finish(fy_engine *e)
     pthread_mutex_lock(&e->stats_mu);
     e->stats.peak_device = fy_pool_peak(e->pool);
     pthread_mutex_unlock(&e->stats_mu);
+    fy_eng_planner_finish(e);
     if (e->opts.trace_path && *e->opts.trace_path) return fy_engine_write_trace(e, e->opts.trace_path);
     return FY_OK;
 }

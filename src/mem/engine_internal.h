@@ -30,6 +30,10 @@ typedef struct eng_group {
     /* running */
     bool held;
     double t_acquired;
+    /* compute spans (acquired -> released) for the planner's cost model */
+    double span_first;     /* in the first measured step */
+    double span_sum;       /* in later steps */
+    int span_n;
 } eng_group;
 
 typedef struct eng_component {
@@ -51,6 +55,25 @@ typedef struct eng_ring {
     int64_t pos;           /* the unit position being computed (cyclic) */
     int released_in_unit;
 } eng_ring;
+
+/* The planner (planner.c): its choice, its predictions and the step timings
+ * that check them. A "step" is one pass over the step component's blocks,
+ * timed from one acquire of its first block to the next. */
+typedef struct eng_planner {
+    bool active;            /* --vram-budget chose the plan */
+    uint64_t budget;
+    double bandwidth;       /* measured host-to-device bytes/s */
+    double initial_s;       /* predicted step time from the compute estimate */
+    double refined_s;       /* re-predicted with measured compute */
+    int step_comp;          /* component whose block pass is a step; -1 none */
+    int first_block;        /* its first block's group id */
+    double mark;            /* when this step's first block was acquired */
+    double mark_stall;      /* stats.stall_time then */
+    double cycle_compute;   /* block spans in this step so far */
+    int marks;              /* first-block acquires so far */
+    double *cycle_s, *gap_s; /* per finished step: duration, time outside block spans and stalls */
+    int n_cycles, cap_cycles;
+} eng_planner;
 
 struct fy_engine {
     fy_run_options opts;
@@ -83,6 +106,7 @@ struct fy_engine {
     fy_engine_stats stats;
     bool running;
     double run_start;
+    eng_planner planner;
 };
 
 /* plan.c: the plan options give; applies it to the groups when apply is set. */
@@ -93,6 +117,13 @@ fy_status fy_eng_streamer_start(fy_engine *e);
 void fy_eng_streamer_stop(fy_engine *e);
 fy_status fy_eng_stream_acquire(fy_engine *e, eng_group *g);
 fy_status fy_eng_stream_release(fy_engine *e, eng_group *g);
+/* planner.c */
+fy_status fy_eng_planner_choose(fy_engine *e);          /* before the plan, when asked */
+void fy_eng_planner_init_steps(fy_engine *e);            /* after the plan: which component is a step */
+void fy_eng_planner_on_acquire(fy_engine *e, const eng_group *g, double now);
+void fy_eng_planner_on_release(fy_engine *e, eng_group *g, double span);
+void fy_eng_planner_finish(fy_engine *e);               /* measured and refined times into the stats */
+void fy_eng_planner_free(fy_engine *e);
 /* stats.c */
 void fy_eng_stats_observe_copy(void *user, const char *label, size_t bytes, double t0, double t1);
 void fy_eng_stats_observe_pool(void *user, uint64_t used);

@@ -72,4 +72,10 @@ void fy_engine_stats_print(const fy_engine *e, FILE *f)
     fprintf(f, "  host         %s held (%s pinned), %s read from the mapped source\n",
             fy_format_bytes(s.host_bytes, a, sizeof a), fy_format_bytes(s.pinned_bytes, b, sizeof b),
             fy_format_bytes(s.mapped_bytes, c, sizeof c));
+    if (s.predicted_step_s > 0 || s.predicted_initial_step_s > 0)
+        fprintf(f, "  planner      budget %s, copy %.2f GB/s; step predicted %.3f s (initial %.3f s), measured %.3f s\n",
+                s.vram_budget ? fy_format_bytes(s.vram_budget, a, sizeof a) : "unlimited", s.copy_bandwidth / 1e9,
+                s.predicted_step_s, s.predicted_initial_step_s, s.measured_step_s);
+    else if (s.measured_step_s > 0)
+        fprintf(f, "  step         %8.3f s measured (median)\n", s.measured_step_s);
 }

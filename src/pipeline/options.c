@@ -190,6 +190,7 @@ static fy_status set_offload(fy_run_options *o, const char *flag, const char *va
     for (int p = FY_OFFLOAD_NONE; p <= FY_OFFLOAD_LAYERWISE; p++) {
         if (strcmp(value, fy_offload_policy_name((fy_offload_policy)p)) == 0) {
             o->offload = (fy_offload_policy)p;
+            o->offload_explicit = true;
             return FY_OK;
         }
     }
@@ -299,6 +300,19 @@ static fy_status set_max_shard_size(fy_run_options *o, const char *flag, const c
     return FY_OK;
 }
 
+static fy_status set_vram_budget(fy_run_options *o, const char *flag, const char *value)
+{
+    if (strcmp(value, "auto") == 0) {
+        o->vram_budget_auto = true;
+        o->vram_budget = 0;
+        return FY_OK;
+    }
+    o->vram_budget_auto = false;
+    FY_TRY(set_size(flag, value, &o->vram_budget));
+    if (!o->vram_budget) return bad_value(flag, value, "a positive size such as 8GiB, or auto");
+    return FY_OK;
+}
+
 /* ---- The flag table ------------------------------------------------------- */
 
 typedef fy_status (*value_setter)(fy_run_options *o, const char *flag, const char *value);
@@ -306,6 +320,7 @@ typedef void (*switch_setter)(fy_run_options *o, bool on);
 
 static void switch_layerwise(fy_run_options *o, bool on)
 {
+    o->offload_explicit = true;
     if (on) o->offload = FY_OFFLOAD_LAYERWISE;
     else if (o->offload == FY_OFFLOAD_LAYERWISE) o->offload = FY_OFFLOAD_NONE;
 }
@@ -337,6 +352,7 @@ static const flag_spec flags[] = {
     VALUE("prefetch-depth", set_prefetch_depth),
     VALUE("resident-blocks", set_resident_blocks),
     VALUE("resident-bytes", set_resident_bytes),
+    VALUE("vram-budget", set_vram_budget),
     SWITCH("text-encoder-cpu-offload", text_encoder_cpu_offload),
     SWITCH("vae-cpu-offload", vae_cpu_offload),
     SWITCH("image-encoder-cpu-offload", image_encoder_cpu_offload),
@@ -438,6 +454,12 @@ static fy_status validate_offload(const fy_run_options *o)
         return conflict("--resident-blocks/--resident-bytes need --offload layerwise or group");
     if (o->resident_blocks >= 0 && o->resident_bytes > 0)
         return conflict("give --resident-blocks or --resident-bytes, not both");
+    bool planner = o->vram_budget > 0 || o->vram_budget_auto;
+    if (planner && o->offload_explicit)
+        return conflict("--vram-budget chooses the offload plan itself: drop --offload (or drop --vram-budget "
+                        "to pick the plan by hand)");
+    if (planner && (o->resident_blocks >= 0 || o->resident_bytes > 0 || o->num_blocks_per_group != 1))
+        return conflict("--vram-budget chooses resident blocks itself: drop --resident-blocks/--resident-bytes");
     return FY_OK;
 }
 
@@ -500,6 +522,9 @@ const char *fy_run_options_help(void)
            "                                  so weights move once per step)\n"
            "  --resident-blocks K             keep K blocks on the device for good\n"
            "  --resident-bytes SIZE           keep blocks resident up to SIZE\n"
+           "  --vram-budget SIZE|auto         let the planner choose the plan (resident blocks,\n"
+           "                                  prefetch depth) that fits SIZE fastest; auto = free\n"
+           "                                  device memory minus a margin (not with --offload)\n"
            "  --text-encoder-cpu-offload, --vae-cpu-offload, --image-encoder-cpu-offload,\n"
            "  --dit-cpu-offload, --use-fsdp-inference\n"
            "  --device-map balanced|auto      spread components over the devices\n"

@@ -531,6 +531,30 @@ fy_status fy_wan_t2v_run(const char *model_dir, const fy_run_options *o, const f
     return s;
 }
 
+/* `ferry plan`: open the folder, create the engines and load the models as
+ * a run would (the engines are prepared: resident weights go into place),
+ * then print each engine's plan without running a step. */
+fy_status fy_wan_t2v_plan(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p, FILE *out)
+{
+    t2v_run r;
+    memset(&r, 0, sizeof r);
+    r.options = o;
+    r.params = p;
+    t2v_factors f;
+    fy_status s = fy_model_open(model_dir, &r.model);
+    if (s == FY_OK) s = check_request(r.model, p, &f);
+    r.guidance = p->guidance_scale > 1.0;
+    if (s == FY_OK) s = create_engines(&r);
+    if (s == FY_OK) s = load_models(&r, &f);
+    if (s == FY_OK) {
+        fy_engine_plan_print(r.device, "device (transformer and the rest on the device)", out);
+        if (r.text_engine != r.device) fy_engine_plan_print(r.text_engine, "host (text encoder)", out);
+        if (r.vae_engine != r.device) fy_engine_plan_print(r.vae_engine, "host (vae)", out);
+    }
+    run_free(&r);
+    return s;
+}
+
 void fy_wan_t2v_result_free(fy_wan_t2v_result *r)
 {
     if (!r) return;
@@ -558,4 +582,7 @@ void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f)
             mib(e->pinned_bytes));
     fprintf(f, "weights      %.1f MiB moved in %llu uploads, stall %.2f s (%.1f%% of the run)\n",
             mib(e->bytes_uploaded), (unsigned long long)e->uploads, e->stall_time, stall_share);
+    if (e->predicted_step_s > 0)
+        fprintf(f, "planner      %.1f MiB budget: step predicted %.3f s (initial %.3f s), measured %.3f s\n",
+                mib(e->vram_budget), e->predicted_step_s, e->predicted_initial_step_s, e->measured_step_s);
 }

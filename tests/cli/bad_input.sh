@@ -135,7 +135,7 @@ expect "unknown command" 2 "unknown command \"bogus\"" -- "$FERRY" bogus
 expect "unknown global option" 2 "unknown option \"--bogus\"" -- "$FERRY" --bogus info
 expect "info without a folder" 2 "info: expected MODEL_DIR" -- "$FERRY" info
 expect "info with an unknown option" 2 "unknown option \"--fast\"" -- "$FERRY" info "$MODEL" --fast
-expect "planned command" 1 "plan is not available" -- "$FERRY" plan
+expect "plan without a model" 2 "--model DIR is required" -- "$FERRY" plan
 
 # ---- generate ---------------------------------------------------------------------------------
 GEN=("$FERRY" generate --model "$MODEL" --prompt "a fox" --steps 1 --max-sequence-length 16)

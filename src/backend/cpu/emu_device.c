@@ -272,6 +272,17 @@ static void emu_destroy(fy_backend *b)
     free(e);
 }
 
+/* The budget is the device's size; unlimited reports 0 total. */
+static fy_status emu_mem_info(fy_backend *b, uint64_t *free_bytes, uint64_t *total_bytes)
+{
+    emu_backend *e = emu(b);
+    pthread_mutex_lock(&e->mu);
+    *total_bytes = e->budget;
+    *free_bytes = e->budget > e->used ? e->budget - e->used : 0;
+    pthread_mutex_unlock(&e->mu);
+    return FY_OK;
+}
+
 static const fy_backend_vtable emu_vtable = {
     .name = "emu",
     .alloc_device = emu_alloc_device,
@@ -288,6 +299,7 @@ static const fy_backend_vtable emu_vtable = {
     .event_synchronize = emu_event_synchronize,
     .synchronize = emu_synchronize,
     .destroy = emu_destroy,
+    .mem_info = emu_mem_info,
 };
 
 fy_status fy_backend_create_emu(uint64_t budget_bytes, double bandwidth_bytes_per_s, fy_backend **out)

@@ -212,6 +212,16 @@ static void cuda_destroy(fy_backend *b)
     free(cb);
 }
 
+static fy_status cuda_mem_info(fy_backend *b, uint64_t *free_bytes, uint64_t *total_bytes)
+{
+    (void)b;
+    size_t f = 0, t = 0;
+    CUDA_TRY(cudaMemGetInfo(&f, &t), "cudaMemGetInfo");
+    *free_bytes = f;
+    *total_bytes = t;
+    return FY_OK;
+}
+
 static const fy_backend_vtable cuda_vtable = {
     .name = "cuda",
     .alloc_device = cuda_alloc_device,
@@ -228,6 +238,7 @@ static const fy_backend_vtable cuda_vtable = {
     .event_synchronize = cuda_event_synchronize,
     .synchronize = cuda_synchronize,
     .destroy = cuda_destroy,
+    .mem_info = cuda_mem_info,
 };
 
 int fy_cuda_device_count(void)

@@ -1,0 +1,65 @@
+/* Looking at an engine's declared groups and plan from outside (`ferry plan`). */
+#include <stdio.h>
+#include <string.h>
+
+#include "mem/engine_internal.h"
+
+int fy_engine_group_count(const fy_engine *e)
+{
+    return e->n_groups;
+}
+
+fy_status fy_engine_group_info(const fy_engine *e, int group, fy_group_info *out)
+{
+    if (group < 0 || group >= e->n_groups) return fy_error(FY_ERR_INVALID, "engine: unknown group %d", group);
+    const eng_group *g = &e->groups[group];
+    out->component = e->comps[g->component].name;
+    out->name = g->name;
+    out->kind = g->kind;
+    out->bytes = g->bytes;
+    out->tier = g->tier;
+    return FY_OK;
+}
+
+static void print_groups(const fy_engine *e, FILE *f)
+{
+    char b[32];
+    int wc = (int)strlen("component"), wg = (int)strlen("group");
+    for (int i = 0; i < e->n_groups; i++) {
+        const eng_group *g = &e->groups[i];
+        int lc = (int)strlen(e->comps[g->component].name), lg = (int)strlen(g->name);
+        wc = lc > wc ? lc : wc;
+        wg = lg > wg ? lg : wg;
+    }
+    fprintf(f, "  %-*s %-*s %12s  %s\n", wc, "component", wg, "group", "bytes", "tier");
+    for (int i = 0; i < e->n_groups; i++) {
+        const eng_group *g = &e->groups[i];
+        fprintf(f, "  %-*s %-*s %12s  %s\n", wc, e->comps[g->component].name, wg, g->name,
+                fy_format_bytes(g->bytes, b, sizeof b), fy_tier_name(g->tier));
+    }
+}
+
+void fy_engine_plan_print(const fy_engine *e, const char *title, FILE *f)
+{
+    const fy_plan *p = &e->plan;
+    const fy_engine_stats *s = &e->stats;
+    char a[32], b[32], c[32], d[32], m[32];
+    /* The planner's budget caps the plan even when the pool itself has none. */
+    uint64_t budget = s->vram_budget ? s->vram_budget : s->device_budget;
+    fprintf(f, "engine: %s on %s\n", title, fy_backend_name(e->backend));
+    fprintf(f, "  plan         %s, prefetch depth %d, %d resident blocks of %d, %d blocks per unit, %d slots%s\n",
+            fy_offload_policy_name(p->policy), p->depth, p->resident_blocks, e->n_blocks,
+            p->blocks_per_unit == 0x7fffffff ? e->n_blocks : p->blocks_per_unit, p->slots,
+            e->planner.active ? " (chosen by the planner)" : "");
+    fprintf(f, "  device bound %s = resident %s + ring %s + activations %s; budget %s\n",
+            fy_format_bytes(p->device_bound, a, sizeof a), fy_format_bytes(p->resident_bytes, b, sizeof b),
+            fy_format_bytes(p->ring_bytes, c, sizeof c), fy_format_bytes(p->activation_bytes, d, sizeof d),
+            budget ? fy_format_bytes(budget, m, sizeof m) : "unlimited");
+    fprintf(f, "  host         %s pinned, %s held\n", fy_format_bytes(s->pinned_bytes, a, sizeof a),
+            fy_format_bytes(s->host_bytes, b, sizeof b));
+    if (e->planner.active)
+        fprintf(f, "  planner      --vram-budget %s, copy %.2f GB/s measured; predicted step %.3g s (estimated compute)\n",
+                s->vram_budget ? fy_format_bytes(s->vram_budget, a, sizeof a) : "unlimited", s->copy_bandwidth / 1e9,
+                s->predicted_initial_step_s);
+    print_groups(e, f);
+}

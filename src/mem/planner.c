@@ -1,0 +1,355 @@
+/* The planner (--vram-budget SIZE|auto): picks the plan with the smallest
+ * predicted step time among those whose device bound fits the budget.
+ *
+ * Candidates: none (every block resident), layerwise at depth 1..3 with K
+ * leading blocks resident (K = 0..N-1), sequential with K resident.
+ *
+ * Cost model for one step (a pass over the step component's blocks), with
+ * c_i the compute seconds of block i, u_i = bytes_i / bandwidth its upload,
+ * and R = the step's time outside blocks (gap) + the resident blocks' compute:
+ *   none          R
+ *   sequential    R + sum over streamed of (c_i + u_i)          (no overlap;
+ *                 chosen only when no layerwise plan fits)
+ *   layerwise d   R + sum over streamed of max(c_i, u_i) - hidden
+ *                 where hidden = min(R, sum over the first d+1 streamed
+ *                 blocks of max(0, u_i - c_i)): the ring's d+1 slots refill
+ *                 while the resident part computes, so that much of the copy
+ *                 backlog is hidden. Never below the total compute.
+ * A ring with a slot for every streamed unit keeps them all loaded after
+ * the first step: then only compute counts.
+ * The bandwidth is measured once, by a timed upload (on emu it reflects
+ * --emu-bandwidth). Before step 1 the compute is estimated from the bytes
+ * (PLANNER_FLOP_PER_BYTE / the device's assumed FLOP/s); after step 1 the
+ * chosen plan is re-predicted with the measured per-block compute spans
+ * ("refined"), and again at the end with the later steps' mean spans. The
+ * plan itself is not changed mid-run (it would mean reallocating the ring). */
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/log.h"
+#include "mem/engine_internal.h"
+
+/* Before anything is measured: weights are used this many FLOPs per byte
+ * (a DiT block on a few thousand tokens is far above; a text encoder below),
+ * on a device of this speed. Only the first choice depends on it. */
+#define PLANNER_FLOP_PER_BYTE 64.0
+#define PLANNER_FLOPS_GPU 50e12
+#define PLANNER_FLOPS_HOST 100e9
+#define PLANNER_MAX_DEPTH 3
+/* --vram-budget auto keeps this share of the device's total free on cuda
+ * (allocator slack, other processes); emu's budget is exact. */
+#define PLANNER_AUTO_MARGIN 0.05
+#define PLANNER_PROBE_MIN (4u << 20)
+#define PLANNER_PROBE_MAX (64u << 20)
+
+static double dmax(double a, double b)
+{
+    return a > b ? a : b;
+}
+
+static double dmin(double a, double b)
+{
+    return a < b ? a : b;
+}
+
+double fy_engine_predict_step(const fy_engine *e, const fy_plan *p, double bandwidth, const double *compute,
+                              double gap)
+{
+    int comp = e->planner.step_comp;
+    double resident = gap, total = gap, streamed = 0, backlog = 0;
+    int n_streamed = 0;
+    for (int i = 0; i < e->n_groups; i++) {
+        const eng_group *g = &e->groups[i];
+        if (g->kind != FY_GROUP_BLOCK || g->component != comp) continue;
+        double c = compute[i];
+        total += c;
+        if (p->policy == FY_OFFLOAD_NONE || g->block_index < p->resident_blocks) {
+            resident += c;
+            continue;
+        }
+        double u = bandwidth > 0 ? (double)g->bytes / bandwidth : 0;
+        if (p->policy == FY_OFFLOAD_LAYERWISE) {
+            streamed += dmax(c, u);
+            if (n_streamed <= p->depth) backlog += dmax(0, u - c);
+        } else {
+            streamed += c + u; /* sequential, group and model: loaded when acquired */
+        }
+        n_streamed++;
+    }
+    /* A ring with a slot for every streamed unit keeps them loaded after the first step. */
+    int units = (n_streamed + p->blocks_per_unit - 1) / (p->blocks_per_unit > 0 ? p->blocks_per_unit : 1);
+    if (p->blocks_per_unit == INT_MAX) units = n_streamed > 0;
+    if (units <= p->slots) return total;
+    double t = resident + streamed;
+    if (p->policy == FY_OFFLOAD_LAYERWISE) t -= dmin(resident, backlog);
+    return dmax(t, total);
+}
+
+/* The component whose block pass is a step: "transformer" when declared
+ * (the denoising loop repeats it; the text encoder and the VAE run once),
+ * else the one with the most blocks. */
+void fy_eng_planner_init_steps(fy_engine *e)
+{
+    eng_planner *pl = &e->planner;
+    int best = 0;
+    pl->step_comp = -1;
+    pl->first_block = -1;
+    for (int c = 0; c < e->n_comps; c++) {
+        int n = 0, first = -1;
+        for (int i = 0; i < e->n_groups; i++) {
+            if (e->groups[i].component != c || e->groups[i].kind != FY_GROUP_BLOCK) continue;
+            if (first < 0) first = i;
+            n++;
+        }
+        bool denoiser = strcmp(e->comps[c].name, "transformer") == 0 && n > 0;
+        if (n > best || denoiser) {
+            best = denoiser ? INT_MAX : n;
+            pl->step_comp = c;
+            pl->first_block = first;
+        }
+    }
+}
+
+/* One timed upload of a probe buffer (after a warm-up copy), with the
+ * engine's copy observer detached so it counts in no stats. */
+static fy_status measure_bandwidth(fy_engine *e, uint64_t budget, double *out)
+{
+    fy_backend *b = e->backend;
+    uint64_t largest = 0;
+    for (int i = 0; i < e->n_groups; i++) largest = e->groups[i].bytes > largest ? e->groups[i].bytes : largest;
+    uint64_t n = 2 * largest;
+    if (n < PLANNER_PROBE_MIN) n = PLANNER_PROBE_MIN;
+    if (n > PLANNER_PROBE_MAX) n = PLANNER_PROBE_MAX;
+    if (budget && n > budget / 2) n = budget / 2;
+    if (n < 4096) n = 4096;
+    void *dev = NULL, *host = NULL;
+    fy_event *done = NULL;
+    bool locked = false;
+    fy_status s = b->vt->alloc_device(b, n, &dev);
+    if (s == FY_OK) s = b->vt->alloc_pinned(b, n, &host, &locked);
+    if (s == FY_OK) s = b->vt->event_create(b, &done);
+    fy_backend_set_copy_observer(b, NULL, NULL);
+    double t0 = 0, t1 = 0;
+    if (s == FY_OK) {
+        memset(host, 1, n);
+        s = fy_backend_copy_h2d_async(b, dev, host, n, FY_STREAM_COPY, "bandwidth probe");
+        if (s == FY_OK) s = fy_backend_event_record(b, done, FY_STREAM_COPY);
+        if (s == FY_OK) s = b->vt->event_synchronize(b, done);
+        t0 = fy_backend_now();
+        if (s == FY_OK) s = fy_backend_copy_h2d_async(b, dev, host, n, FY_STREAM_COPY, "bandwidth probe");
+        if (s == FY_OK) s = fy_backend_event_record(b, done, FY_STREAM_COPY);
+        if (s == FY_OK) s = b->vt->event_synchronize(b, done);
+        t1 = fy_backend_now();
+    }
+    fy_backend_set_copy_observer(b, fy_eng_stats_observe_copy, e);
+    if (done) b->vt->event_destroy(b, done);
+    if (host) b->vt->free_pinned(b, host, n);
+    if (dev) b->vt->free_device(b, dev, n);
+    *out = t1 > t0 ? (double)n / (t1 - t0) : 0;
+    return s;
+}
+
+static fy_status planner_budget(fy_engine *e, uint64_t *out)
+{
+    const fy_run_options *o = &e->opts;
+    uint64_t budget = o->vram_budget;
+    if (o->vram_budget_auto) {
+        uint64_t free_b = 0, total = 0;
+        if (e->backend->vt->mem_info) FY_TRY(e->backend->vt->mem_info(e->backend, &free_b, &total));
+        bool exact = strcmp(fy_backend_name(e->backend), "emu") == 0;
+        uint64_t margin = exact ? 0 : (uint64_t)((double)total * PLANNER_AUTO_MARGIN);
+        budget = free_b > margin ? free_b - margin : 0;
+        if (!total) budget = UINT64_MAX; /* unlimited device (unbudgeted emu, cpu): no constraint */
+    }
+    if (e->stats.device_budget && e->stats.device_budget < budget) budget = e->stats.device_budget;
+    *out = budget;
+    return FY_OK;
+}
+
+static void estimate_compute(const fy_engine *e, double *compute)
+{
+    double flops = strcmp(fy_backend_name(e->backend), "cuda") == 0 ? PLANNER_FLOPS_GPU : PLANNER_FLOPS_HOST;
+    for (int i = 0; i < e->n_groups; i++) compute[i] = (double)e->groups[i].bytes * PLANNER_FLOP_PER_BYTE / flops;
+}
+
+static void candidate(const fy_engine *e, fy_offload_policy policy, int depth, int k, fy_run_options *o)
+{
+    *o = e->opts;
+    o->offload = policy;
+    o->prefetch_depth = depth > 0 ? depth : 1;
+    o->resident_blocks = policy == FY_OFFLOAD_NONE ? -1 : k;
+    o->resident_bytes = 0;
+    o->num_blocks_per_group = 1;
+    o->use_stream = false;
+}
+
+/* The best fitting candidate; ties go to the earlier one (more resident,
+ * shallower). Sequential only when no layerwise plan fits: its one extra
+ * resident block wins only when compute is far below the uploads, and the
+ * compute estimate before step 1 is too rough to bet the overlap on it. */
+static bool choose(fy_engine *e, uint64_t budget, const double *compute, bool sequential, fy_run_options *best,
+                   double *best_t)
+{
+    bool found = false;
+    for (int k = e->n_blocks; k >= 0; k--) {
+        for (int variant = 0; variant <= PLANNER_MAX_DEPTH; variant++) {
+            fy_offload_policy policy = k == e->n_blocks ? FY_OFFLOAD_NONE
+                                       : variant == PLANNER_MAX_DEPTH ? FY_OFFLOAD_SEQUENTIAL
+                                                                      : FY_OFFLOAD_LAYERWISE;
+            if (k == e->n_blocks && variant > 0) break;
+            if ((policy == FY_OFFLOAD_SEQUENTIAL) != sequential && policy != FY_OFFLOAD_NONE) continue;
+            fy_run_options o;
+            candidate(e, policy, variant + 1, k, &o);
+            fy_plan p;
+            if (fy_eng_plan(e, &o, &p, false) != FY_OK || p.device_bound > budget) continue;
+            double t = fy_engine_predict_step(e, &p, e->planner.bandwidth, compute, 0);
+            if (!found || t < *best_t * 0.999) {
+                *best = o;
+                *best_t = t;
+                found = true;
+            }
+        }
+    }
+    return found;
+}
+
+fy_status fy_eng_planner_choose(fy_engine *e)
+{
+    eng_planner *pl = &e->planner;
+    const fy_run_options *o = &e->opts;
+    if (!o->vram_budget && !o->vram_budget_auto) return FY_OK;
+    if (e->backend->unified_host_memory) return FY_OK; /* weights are read in place: nothing to plan */
+    fy_eng_planner_init_steps(e);
+    FY_TRY(planner_budget(e, &pl->budget));
+    FY_TRY(measure_bandwidth(e, pl->budget == UINT64_MAX ? 0 : pl->budget, &pl->bandwidth));
+    double *compute = calloc((size_t)(e->n_groups ? e->n_groups : 1), sizeof *compute);
+    if (!compute) return fy_error(FY_ERR_NOMEM, "planner: out of memory");
+    estimate_compute(e, compute);
+    fy_run_options best;
+    double t = 0;
+    bool ok = choose(e, pl->budget, compute, false, &best, &t);
+    if (!ok) ok = choose(e, pl->budget, compute, true, &best, &t);
+    free(compute);
+    if (!ok) {
+        fy_run_options smallest;
+        candidate(e, FY_OFFLOAD_SEQUENTIAL, 1, 0, &smallest);
+        fy_plan p;
+        FY_TRY(fy_eng_plan(e, &smallest, &p, false));
+        char need[32], have[32];
+        return fy_error(FY_ERR_BUDGET,
+                        "--vram-budget %s: no plan fits; the smallest (sequential) needs %s of device memory "
+                        "(raise the budget)",
+                        fy_format_bytes(pl->budget, have, sizeof have), fy_format_bytes(p.device_bound, need, sizeof need));
+    }
+    e->opts.offload = best.offload;
+    e->opts.prefetch_depth = best.prefetch_depth;
+    e->opts.resident_blocks = best.resident_blocks;
+    e->opts.resident_bytes = 0;
+    pl->active = true;
+    pl->initial_s = t;
+    e->stats.predicted_initial_step_s = t;
+    e->stats.copy_bandwidth = pl->bandwidth;
+    e->stats.vram_budget = pl->budget == UINT64_MAX ? 0 : pl->budget;
+    return FY_OK;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of v[from..n), sorted in a copy. */
+static double median(const double *v, int n, int from)
+{
+    if (from >= n) from = 0;
+    int m = n - from;
+    if (m <= 0) return 0;
+    double *c = malloc((size_t)m * sizeof *c);
+    if (!c) return v[n - 1];
+    memcpy(c, v + from, (size_t)m * sizeof *c);
+    qsort(c, (size_t)m, sizeof *c, cmp_double);
+    double r = m % 2 ? c[m / 2] : 0.5 * (c[m / 2 - 1] + c[m / 2]);
+    free(c);
+    return r;
+}
+
+/* Re-predict the chosen plan with measured compute: the first step's spans
+ * (first_only) or the later steps' means. */
+static void refine(fy_engine *e, bool first_only)
+{
+    eng_planner *pl = &e->planner;
+    if (!pl->active || !pl->n_cycles) return;
+    double *compute = calloc((size_t)e->n_groups, sizeof *compute);
+    if (!compute) return;
+    for (int i = 0; i < e->n_groups; i++) {
+        const eng_group *g = &e->groups[i];
+        compute[i] = !first_only && g->span_n ? g->span_sum / g->span_n : g->span_first;
+    }
+    double gap = median(pl->gap_s, pl->n_cycles, first_only ? 0 : 1);
+    pl->refined_s = fy_engine_predict_step(e, &e->plan, pl->bandwidth, compute, gap);
+    free(compute);
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.predicted_step_s = pl->refined_s;
+    pthread_mutex_unlock(&e->stats_mu);
+}
+
+static void close_cycle(fy_engine *e, double now)
+{
+    eng_planner *pl = &e->planner;
+    if (pl->n_cycles == pl->cap_cycles) {
+        int cap = pl->cap_cycles ? 2 * pl->cap_cycles : 16;
+        double *c = realloc(pl->cycle_s, (size_t)cap * sizeof *c);
+        if (c) pl->cycle_s = c;
+        double *g = c ? realloc(pl->gap_s, (size_t)cap * sizeof *g) : NULL;
+        if (g) pl->gap_s = g;
+        if (!c || !g) return; /* out of memory: this step goes unmeasured */
+        pl->cap_cycles = cap;
+    }
+    double stall = e->stats.stall_time - pl->mark_stall;
+    double d = now - pl->mark;
+    pl->cycle_s[pl->n_cycles] = d;
+    pl->gap_s[pl->n_cycles] = dmax(0, d - pl->cycle_compute - stall);
+    pl->n_cycles++;
+    if (pl->n_cycles == 1) refine(e, true);
+}
+
+void fy_eng_planner_on_acquire(fy_engine *e, const eng_group *g, double now)
+{
+    eng_planner *pl = &e->planner;
+    if (pl->first_block < 0 || g != &e->groups[pl->first_block]) return;
+    if (pl->marks++) close_cycle(e, now);
+    pl->mark = now;
+    pl->mark_stall = e->stats.stall_time;
+    pl->cycle_compute = 0;
+}
+
+void fy_eng_planner_on_release(fy_engine *e, eng_group *g, double span)
+{
+    eng_planner *pl = &e->planner;
+    if (g->kind != FY_GROUP_BLOCK || g->component != pl->step_comp || !pl->marks) return;
+    pl->cycle_compute += span;
+    if (pl->marks == 1) g->span_first = span;
+    else {
+        g->span_sum += span;
+        g->span_n++;
+    }
+}
+
+void fy_eng_planner_finish(fy_engine *e)
+{
+    eng_planner *pl = &e->planner;
+    if (!pl->n_cycles) return;
+    refine(e, false);
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.measured_step_s = median(pl->cycle_s, pl->n_cycles, 1);
+    pthread_mutex_unlock(&e->stats_mu);
+}
+
+void fy_eng_planner_free(fy_engine *e)
+{
+    free(e->planner.cycle_s);
+    free(e->planner.gap_s);
+    e->planner.cycle_s = e->planner.gap_s = NULL;
+}

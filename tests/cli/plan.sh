@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# `ferry plan` loads the tiny Wan model into engines as generate would and
+# prints the plan and a group table without running; --vram-budget has the
+# planner choose and predict; bad flags are usage errors (exit 2).
+# usage: bash plan.sh FERRY_BINARY FIXTURES_DIR
+set -u
+FERRY=$1
+FIXTURES=$2
+MODEL=$FIXTURES/wan-tiny/model
+T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-cli-plan-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+bad() {
+    failed=$((failed + 1))
+    echo "FAIL: $*"
+}
+has() { # name, file, pattern
+    if grep -q -- "$3" "$2"; then ok; else bad "$1: no \"$3\" in output"; cat "$2"; fi
+}
+SIZES=(--height 64 --width 64 --num-frames 5 --max-sequence-length 16)
+
+"$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --offload layerwise >"$T/lw.txt" 2>"$T/lw.err"
+rc=$?
+if [ $rc -eq 0 ]; then ok; else bad "layerwise plan: exit $rc"; cat "$T/lw.err"; fi
+has "layerwise plan" "$T/lw.txt" "plan         layerwise, prefetch depth 1, 0 resident blocks"
+has "group table header" "$T/lw.txt" "component.*group.*bytes.*tier"
+has "streamed block tier" "$T/lw.txt" "transformer *blocks.0 .*pinned"
+has "small group tier" "$T/lw.txt" "transformer *embed .*device"
+has "bound vs budget" "$T/lw.txt" "device bound .* budget unlimited"
+
+"$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --vram-budget 3MiB --emu-bandwidth 1 >"$T/pl.txt" 2>"$T/pl.err"
+rc=$?
+if [ $rc -eq 0 ]; then ok; else bad "planner plan: exit $rc"; cat "$T/pl.err"; fi
+has "planner chose" "$T/pl.txt" "(chosen by the planner)"
+has "planner predicted" "$T/pl.txt" "planner      --vram-budget 3.00 MiB, copy .* predicted step"
+
+"$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --vram-budget 64KiB >"$T/small.txt" 2>"$T/small.err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q -- "--vram-budget 64.00 KiB: no plan fits" "$T/small.err"; then ok; else
+    bad "too small a budget: exit $rc"
+    cat "$T/small.err"
+fi
+
+"$FERRY" plan --model "$MODEL" --vram-budget 1GiB --offload none >/dev/null 2>"$T/c.err"
+rc=$?
+if [ $rc -eq 2 ] && grep -q "drop --offload" "$T/c.err"; then ok; else bad "--vram-budget with --offload: exit $rc"; fi
+"$FERRY" plan >/dev/null 2>"$T/m.err"
+rc=$?
+if [ $rc -eq 2 ] && grep -q -- "--model DIR is required" "$T/m.err"; then ok; else bad "plan without a model: exit $rc"; fi
+
+echo "plan.sh: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

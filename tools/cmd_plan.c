@@ -1,0 +1,98 @@
+/* `ferry plan`: load a model folder into engines as `ferry generate` would,
+ * run nothing, and show the plan: policy, depth, resident blocks, slots, a
+ * table of groups with their bytes and tiers, the device bound against the
+ * budget, pinned host bytes, and the planner's prediction (--vram-budget). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "ferry/options.h"
+#include "ferry/wan_t2v.h"
+
+static const char usage[] =
+    "usage: ferry plan --model DIR [--height N --width N --num-frames N --max-sequence-length N] [options]\n"
+    "\n"
+    "Show how the weights would be placed and streamed for a generate run with\n"
+    "these sizes and memory options, without running it.\n"
+    "\n"
+    "  --model DIR                a diffusers Wan2.1 T2V folder\n"
+    "  --height N --width N       pixels, multiples of 16 (default 480 x 832)\n"
+    "  --num-frames N             4k+1 frames (default 81)\n"
+    "  --max-sequence-length N    text tokens (default 512)\n"
+    "  --guidance-scale G         <= 1: no guidance branch (changes activations)\n"
+    "\n";
+
+void cli_plan_help(FILE *out)
+{
+    fputs(usage, out);
+    fputs(fy_run_options_help(), out);
+}
+
+static int int_value(const char *flag, const char *text, int *out)
+{
+    char *end = NULL;
+    long v = strtol(text, &end, 10);
+    if (!*text || *end || v < 1 || v > 8192)
+        return cli_usage_error("plan", "%s \"%s\": expected an integer from 1 to 8192", flag, text);
+    *out = (int)v;
+    return 0;
+}
+
+static int take_flag(fy_wan_t2v_params *p, const char **model, const char *arg, const char *value)
+{
+    if (strcmp(arg, "--model") == 0) return *model = value, 0;
+    if (strcmp(arg, "--height") == 0) return int_value(arg, value, &p->height);
+    if (strcmp(arg, "--width") == 0) return int_value(arg, value, &p->width);
+    if (strcmp(arg, "--num-frames") == 0) return int_value(arg, value, &p->num_frames);
+    if (strcmp(arg, "--max-sequence-length") == 0) return int_value(arg, value, &p->max_sequence_length);
+    if (strcmp(arg, "--guidance-scale") == 0) {
+        char *end = NULL;
+        p->guidance_scale = strtod(value, &end);
+        if (!*value || *end) return cli_usage_error("plan", "%s \"%s\": expected a number", arg, value);
+        return 0;
+    }
+    return -1;
+}
+
+int cli_plan_main(int argc, char **argv)
+{
+    fy_run_options o;
+    fy_run_options_init(&o);
+    fy_wan_t2v_params p;
+    fy_wan_t2v_params_init(&p);
+    p.prompt = "plan"; /* the request check wants one; nothing is encoded */
+    const char *model = NULL;
+    for (int i = 1; i < argc;) {
+        bool consumed = false;
+        if (fy_run_options_parse_arg(&o, argc, argv, &i, &consumed) != FY_OK)
+            return cli_usage_error("plan", "%s", fy_error_message());
+        if (consumed) continue;
+        const char *arg = argv[i++];
+        if (cli_log_flag(arg)) continue;
+        if (cli_is_help(arg)) {
+            cli_plan_help(stdout);
+            return 0;
+        }
+        char flag[64];
+        const char *value = NULL;
+        const char *eq = strchr(arg, '=');
+        if (eq && eq - arg < (long)sizeof flag && arg[0] == '-') {
+            memcpy(flag, arg, (size_t)(eq - arg));
+            flag[eq - arg] = '\0';
+            value = eq + 1;
+        } else {
+            snprintf(flag, sizeof flag, "%s", arg);
+            if (arg[0] == '-' && i < argc) value = argv[i];
+        }
+        if (!value)
+            return cli_usage_error("plan", "%s \"%s\"", arg[0] == '-' ? "missing value for" : "unexpected argument", arg);
+        int rc = take_flag(&p, &model, flag, value);
+        if (rc < 0) return cli_usage_error("plan", "unknown option \"%s\"", arg);
+        if (rc > 0) return rc;
+        if (!eq) i++;
+    }
+    if (!model) return cli_usage_error("plan", "--model DIR is required");
+    if (fy_run_options_validate(&o) != FY_OK) return cli_usage_error("plan", "%s", fy_error_message());
+    if (fy_wan_t2v_plan(model, &o, &p, stdout) != FY_OK) return cli_fail();
+    return 0;
+}
