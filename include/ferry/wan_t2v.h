@@ -64,11 +64,21 @@ typedef struct fy_wan_t2v_hooks {
     bool (*should_stop)(void *user);
 } fy_wan_t2v_hooks;
 
+/* One engine of a run: a device (or the host, for --*-cpu-offload) and the
+ * components it computes. */
+typedef struct fy_wan_t2v_engine_use {
+    char name[16];           /* "emu:0", "cuda:1", "host" */
+    char components[48];     /* "text_encoder vae" */
+    fy_engine_stats stats;
+} fy_wan_t2v_engine_use;
+
 /* The run's report: time per stage and memory/traffic figures. */
 typedef struct fy_wan_t2v_report {
     double load_s, text_encoder_s, denoise_s, vae_s, total_s;
     double step_s_mean;
-    fy_engine_stats engine;        /* the compute device's engine */
+    fy_engine_stats engine;        /* the compute device's engine (the transformer's) */
+    fy_wan_t2v_engine_use engines[3]; /* every engine, the transformer's first */
+    int n_engines;
     uint64_t peak_host_bytes;      /* process peak resident set */
     int64_t frames, height, width;
 } fy_wan_t2v_report;

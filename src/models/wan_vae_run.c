@@ -523,12 +523,23 @@ typedef struct tiling_choice {
     uint64_t untiled, left; /* its activations, what the budget leaves beside the weights */
 } tiling_choice;
 
+/* The tighter of the pool's budget (--max-memory) and the planner's
+ * (--vram-budget SIZE, or what auto found once the engine is prepared). */
+static uint64_t effective_budget(const fy_wan_vae *m, const fy_run_options *o)
+{
+    const fy_engine_stats *s = fy_engine_stats_get(m->e);
+    uint64_t budget = s->device_budget;
+    uint64_t planner = o->vram_budget ? o->vram_budget : s->vram_budget;
+    if (planner && (!budget || planner < budget)) budget = planner;
+    return budget;
+}
+
 /* --vae-tiling, or automatic tiling when the untiled decode would not fit. */
 static fy_status choose_tiling(const fy_wan_vae *m, const int64_t *ls, const fy_run_options *o, tiling_choice *c)
 {
     *c = (tiling_choice){0};
     FY_TRY(tiling_of(m, o, &c->t));
-    uint64_t budget = fy_engine_stats_get(m->e)->device_budget;
+    uint64_t budget = effective_budget(m, o);
     if (c->t.enabled || !budget || !use_tiles(m, &(fy_wan_vae_tiling){true, c->t.tile_h, c->t.tile_w, 0, 0}, ls))
         return FY_OK;
     fy_plan plan;

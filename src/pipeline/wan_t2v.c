@@ -19,6 +19,7 @@
 #include "ferry/umt5.h"
 #include "ferry/wan_dit.h"
 #include "ferry/wan_vae.h"
+#include "pipeline/device_map.h"
 
 const char *const FY_WAN_DEFAULT_NEGATIVE_PROMPT =
     "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
@@ -36,6 +37,8 @@ void fy_wan_t2v_params_init(fy_wan_t2v_params *p)
     p->max_sequence_length = 512;
 }
 
+#define T2V_MAX_ENGINES 3
+
 /* Everything one run holds; freed together by run_free. */
 typedef struct t2v_run {
     const fy_run_options *options;
@@ -43,8 +46,11 @@ typedef struct t2v_run {
     const fy_wan_t2v_hooks *hooks;
     fy_model *model;
     fy_engine *device;       /* the compute device: the transformer, and the rest unless offloaded */
-    fy_engine *text_engine;  /* == device unless --text-encoder-cpu-offload */
-    fy_engine *vae_engine;   /* == device unless --vae-cpu-offload */
+    fy_engine *text_engine;  /* == device unless --text-encoder-cpu-offload or --device-map */
+    fy_engine *vae_engine;   /* == device unless --vae-cpu-offload or --device-map */
+    fy_engine *engines[T2V_MAX_ENGINES]; /* each distinct engine once, the transformer's first */
+    char engine_names[T2V_MAX_ENGINES][16]; /* "emu:1", "host" */
+    int n_engines;
     fy_tokenizer *tokenizer;
     fy_umt5 *text_encoder;
     fy_wan_dit *dit;
@@ -172,15 +178,67 @@ fy_status fy_wan_t2v_check(const char *model_dir, const fy_wan_t2v_params *p)
 
 /* ---- Engines and models ------------------------------------------------ */
 
+static fy_status add_engine(t2v_run *r, fy_engine *e, const char *name)
+{
+    r->engines[r->n_engines] = e;
+    snprintf(r->engine_names[r->n_engines], sizeof r->engine_names[0], "%s", name);
+    r->n_engines++;
+    return FY_OK;
+}
+
+static fy_status engine_on_device(t2v_run *r, int device, fy_engine **out)
+{
+    char name[16];
+    snprintf(name, sizeof name, "%s:%d", fy_device_kind_name(r->options->device), device);
+    for (int i = 0; i < r->n_engines; i++)
+        if (strcmp(r->engine_names[i], name) == 0) return *out = r->engines[i], FY_OK;
+    fy_run_options o = *r->options;
+    o.device_index = device;
+    FY_TRY(fy_engine_create(&o, out));
+    return add_engine(r, *out, name);
+}
+
+static uint64_t component_bytes(const t2v_run *r, const char *name)
+{
+    fy_weight_stats ws;
+    return fy_component_stats(fy_model_component(r->model, name), &ws) == FY_OK ? ws.bytes : 0;
+}
+
+/* --device-map balanced: text encoder, transformer and VAE over the devices by size. */
+static fy_status place_balanced(t2v_run *r)
+{
+    static const char *const names[3] = {"transformer", "text_encoder", "vae"};
+    uint64_t bytes[3];
+    int device_of[3];
+    for (int i = 0; i < 3; i++) bytes[i] = component_bytes(r, names[i]);
+    FY_TRY(fy_device_map_balanced(r->options, bytes, 3, device_of));
+    FY_TRY(engine_on_device(r, device_of[0], &r->device));
+    FY_TRY(engine_on_device(r, device_of[1], &r->text_engine));
+    return engine_on_device(r, device_of[2], &r->vae_engine);
+}
+
 static fy_status create_engines(t2v_run *r)
 {
     const fy_run_options *o = r->options;
-    FY_TRY(fy_engine_create(o, &r->device));
+    if (o->device_map == FY_DEVICE_MAP_AUTO)
+        return fy_error(FY_ERR_UNSUPPORTED,
+                        "--device-map auto (one model split by blocks over devices) is not supported yet: use "
+                        "--device-map balanced, or on one device --vram-budget SIZE (or --offload layerwise "
+                        "--resident-blocks K) to keep what fits and stream the rest");
+    if (o->device_map == FY_DEVICE_MAP_BALANCED) {
+        FY_TRY(place_balanced(r));
+    } else {
+        FY_TRY(engine_on_device(r, o->device_index, &r->device));
+        r->text_engine = r->vae_engine = r->device;
+    }
     bool on_host = o->device == FY_DEVICE_CPU;
-    r->text_engine = r->device;
-    r->vae_engine = r->device;
-    if (o->text_encoder_cpu_offload && !on_host) FY_TRY(fy_engine_create_host(o, &r->text_engine));
-    if (o->vae_cpu_offload && !on_host) FY_TRY(fy_engine_create_host(o, &r->vae_engine));
+    fy_engine *host = NULL;
+    if ((o->text_encoder_cpu_offload || o->vae_cpu_offload) && !on_host) {
+        FY_TRY(fy_engine_create_host(o, &host));
+        FY_TRY(add_engine(r, host, "host"));
+    }
+    if (o->text_encoder_cpu_offload && !on_host) r->text_engine = host;
+    if (o->vae_cpu_offload && !on_host) r->vae_engine = host;
     return FY_OK;
 }
 
@@ -204,23 +262,21 @@ static int dit_batch(const t2v_run *r)
  * (the stages run one after another). */
 static fy_status reserve_and_prepare(t2v_run *r, const fy_wan_vae_decode_shape *vs)
 {
-    fy_engine *engines[3] = {r->device, r->text_engine, r->vae_engine};
     int n_cross = r->guidance && !r->options->cfg_batch ? 2 : 1;
     fy_wan_dit_shape ds = dit_shape(r, dit_batch(r));
     uint64_t te = fy_umt5_activation_bytes(r->text_encoder, 2, r->text_len);
     uint64_t dit = fy_wan_dit_activation_bytes(r->dit, &ds) +
                    (uint64_t)n_cross * fy_wan_dit_context_bytes(r->dit, ds.batch, r->text_len);
     uint64_t vae = fy_wan_vae_decode_activation_bytes(r->vae, vs, r->options);
-    for (int i = 0; i < 3; i++) {
-        fy_engine *e = engines[i];
-        if (i > 0 && e == r->device) continue;
+    for (int i = 0; i < r->n_engines; i++) {
+        fy_engine *e = r->engines[i];
         uint64_t need = 0;
         if (e == r->text_engine) need = max_u64(need, te);
         if (e == r->device) need = max_u64(need, dit);
         if (e == r->vae_engine) need = max_u64(need, vae);
         FY_TRY(fy_engine_reserve(e, need));
         fy_status s = fy_engine_prepare(e);
-        if (s != FY_OK) return fy_error_prefix(s, "--device %s: ", fy_backend_name(fy_engine_backend(e)));
+        if (s != FY_OK) return fy_error_prefix(s, "--device %s: ", r->engine_names[i]);
     }
     return FY_OK;
 }
@@ -444,16 +500,31 @@ static fy_status decode(t2v_run *r)
 
 /* ---- Run ---------------------------------------------------------------- */
 
+/* "text_encoder, transformer": the components engine e computes. */
+static void engine_holds(const t2v_run *r, const fy_engine *e, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s%s%s", e == r->text_engine ? "text_encoder " : "", e == r->device ? "transformer " : "",
+             e == r->vae_engine ? "vae " : "");
+    size_t len = strlen(buf);
+    if (len) buf[len - 1] = '\0';
+}
+
 static fy_status finish_engines(t2v_run *r)
 {
     fy_status s = FY_OK;
-    fy_engine *engines[3] = {r->device, r->text_engine, r->vae_engine};
-    for (int i = 0; i < 3; i++) {
-        if (!engines[i] || (i > 0 && engines[i] == r->device)) continue;
-        fy_status si = fy_engine_finish(engines[i]);
+    for (int i = 0; i < r->n_engines; i++) {
+        fy_status si = fy_engine_finish(r->engines[i]);
         if (s == FY_OK) s = si;
     }
     if (r->device) r->report.engine = *fy_engine_stats_get(r->device);
+    for (int i = 0; i < r->n_engines; i++) {
+        fy_wan_t2v_engine_use *u = &r->report.engines[i];
+        const fy_engine *e = r->engines[i];
+        snprintf(u->name, sizeof u->name, "%s", r->engine_names[i]);
+        engine_holds(r, e, u->components, sizeof u->components);
+        u->stats = *fy_engine_stats_get(e);
+    }
+    r->report.n_engines = r->n_engines;
     return s;
 }
 
@@ -465,9 +536,7 @@ static void run_free(t2v_run *r)
     fy_wan_vae_free(r->vae);
     fy_tokenizer_free(r->tokenizer);
     fy_scheduler_free(r->scheduler);
-    if (r->text_engine != r->device) fy_engine_free(r->text_engine);
-    if (r->vae_engine != r->device) fy_engine_free(r->vae_engine);
-    fy_engine_free(r->device);
+    for (int i = 0; i < r->n_engines; i++) fy_engine_free(r->engines[i]);
     fy_model_free(r->model);
     free(r->embeds);
     free(r->latents);
@@ -546,10 +615,12 @@ fy_status fy_wan_t2v_plan(const char *model_dir, const fy_run_options *o, const 
     r.guidance = p->guidance_scale > 1.0;
     if (s == FY_OK) s = create_engines(&r);
     if (s == FY_OK) s = load_models(&r, &f);
-    if (s == FY_OK) {
-        fy_engine_plan_print(r.device, "device (transformer and the rest on the device)", out);
-        if (r.text_engine != r.device) fy_engine_plan_print(r.text_engine, "host (text encoder)", out);
-        if (r.vae_engine != r.device) fy_engine_plan_print(r.vae_engine, "host (vae)", out);
+    for (int i = 0; s == FY_OK && i < r.n_engines; i++) {
+        const fy_engine *e = r.engines[i];
+        char holds[64], title[96];
+        engine_holds(&r, e, holds, sizeof holds);
+        snprintf(title, sizeof title, "%s holds %s", r.engine_names[i], holds);
+        fy_engine_plan_print(e, title, out);
     }
     run_free(&r);
     return s;
@@ -582,6 +653,12 @@ void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f)
             mib(e->pinned_bytes));
     fprintf(f, "weights      %.1f MiB moved in %llu uploads, stall %.2f s (%.1f%% of the run)\n",
             mib(e->bytes_uploaded), (unsigned long long)e->uploads, e->stall_time, stall_share);
+    for (int i = 0; r->n_engines > 1 && i < r->n_engines; i++) {
+        const fy_engine_stats *x = &r->engines[i].stats;
+        fprintf(f, "  %-10s %s: peak %.1f MiB", r->engines[i].name, r->engines[i].components, mib(x->peak_device));
+        if (x->device_budget) fprintf(f, " of %.1f MiB budget", mib(x->device_budget));
+        fprintf(f, ", %.1f MiB moved\n", mib(x->bytes_uploaded));
+    }
     if (e->predicted_step_s > 0)
         fprintf(f, "planner      %.1f MiB budget: step predicted %.3f s (initial %.3f s), measured %.3f s\n",
                 mib(e->vram_budget), e->predicted_step_s, e->predicted_initial_step_s, e->measured_step_s);

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# --device-map balanced spreads the tiny Wan model's components over two
+# emulated devices: `ferry plan` shows which device holds what, the video is
+# identical to the one-device run, `ferry verify` passes the golden pipeline,
+# and --device-map auto / a cpu device are refused with one line.
+# usage: bash device_map.sh FERRY_BINARY FIXTURES_DIR
+set -u
+FERRY=$1
+FIXTURES=$2
+MODEL=$FIXTURES/wan-tiny/model
+T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-cli-devmap-XXXXXX")
+trap 'rm -rf "$T"' EXIT
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); }
+bad() {
+    failed=$((failed + 1))
+    echo "FAIL: $*"
+}
+has() { # name, file, pattern
+    if grep -q -- "$3" "$2"; then ok; else bad "$1: no \"$3\" in output"; cat "$2"; fi
+}
+SIZES=(--height 64 --width 64 --num-frames 5 --max-sequence-length 16)
+RUN=(--prompt "A red fox" --steps 2 --seed 7)
+TWO=(--device emu --max-memory 0=8MiB,1=8MiB --device-map balanced)
+
+"$FERRY" plan --model "$MODEL" "${SIZES[@]}" "${TWO[@]}" >"$T/plan.txt" 2>&1
+has "plan: transformer's device" "$T/plan.txt" "^engine: emu:1 holds text_encoder transformer"
+has "plan: vae's device" "$T/plan.txt" "^engine: emu:0 holds vae"
+
+"$FERRY" generate --model "$MODEL" "${SIZES[@]}" "${RUN[@]}" --device emu --output "$T/one.png" >"$T/one.txt" 2>&1 ||
+    bad "one device: exit $?"
+"$FERRY" generate --model "$MODEL" "${SIZES[@]}" "${RUN[@]}" "${TWO[@]}" --output "$T/two.png" >"$T/two.txt" 2>&1 ||
+    bad "two devices: exit $?"
+# Several frames to a .png name: one file per frame, NAME_0000.png on.
+if [ -s "$T/one_0000.png" ] && cat "$T"/one_*.png | cmp -s - <(cat "$T"/two_*.png); then ok; else
+    bad "balanced video differs from the one-device video"
+fi
+has "report: second device" "$T/two.txt" "emu:0 *vae: peak"
+
+"$FERRY" verify "$MODEL" "$FIXTURES/wan-tiny/fixtures" --component pipeline "${TWO[@]}" >"$T/verify.txt" 2>&1 ||
+    bad "verify pipeline under balanced: exit $?"
+has "verify passes" "$T/verify.txt" " 0 failed"
+
+for args in "--device emu --device-map auto" "--device cpu --device-map balanced"; do
+    # shellcheck disable=SC2086
+    "$FERRY" generate --model "$MODEL" "${SIZES[@]}" "${RUN[@]}" $args --output "$T/no.png" 2>"$T/no.err"
+    rc=$?
+    if [ $rc -ne 0 ] && [ "$(wc -l <"$T/no.err")" -eq 1 ] && ! compgen -G "$T/no*.png" >/dev/null; then ok; else
+        bad "$args: exit $rc, $(wc -l <"$T/no.err") lines"
+        cat "$T/no.err"
+    fi
+done
+
+echo "device_map: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
