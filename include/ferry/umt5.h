@@ -82,10 +82,12 @@ fy_status fy_umt5_forward(fy_umt5 *m, const int64_t *ids, const int64_t *mask, i
 /* WanPipeline's prompt embeddings: tokenize each text (max_len tokens, </s>
  * appended, truncation with a warning naming the dropped token count,
  * padding), encode the batch, and zero every row past a text's real token
- * count. embeds: host [n, max_len, d_model]; ids and mask: host
+ * count. labels name the texts in that warning ("negative prompt"; NULL:
+ * "text i"). embeds: host [n, max_len, d_model]; ids and mask: host
  * [n, max_len] or NULL; n_real: n counts or NULL. */
-fy_status fy_umt5_encode_prompts(fy_umt5 *m, const fy_tokenizer *tok, const char *const *texts, int n,
-                                 int max_len, float *embeds, int64_t *ids, int64_t *mask, int *n_real);
+fy_status fy_umt5_encode_prompts(fy_umt5 *m, const fy_tokenizer *tok, const char *const *texts,
+                                 const char *const *labels, int n, int max_len, float *embeds, int64_t *ids,
+                                 int64_t *mask, int *n_real);
 
 #ifdef __cplusplus
 }

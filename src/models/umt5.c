@@ -199,7 +199,7 @@ static fy_status check_backend(fy_engine *e)
     const char *name = fy_backend_name(fy_engine_backend(e));
     if (!strcmp(name, "cpu") || !strcmp(name, "emu")) return FY_OK;
     return fy_error(FY_ERR_UNSUPPORTED,
-                    "text encoder: runs on cpu/emu in this build; CUDA kernels are issue 8 (use --device emu "
+                    "text encoder: runs on cpu/emu in this build; ferry has no CUDA kernels yet (use --device emu "
                     "or --text-encoder-cpu-offload)");
 }
 

@@ -443,7 +443,7 @@ static fy_status check_backend(fy_wan_dit *m)
     const char *name = fy_backend_name(fy_engine_backend(m->engine));
     if (strcmp(name, "cpu") == 0 || strcmp(name, "emu") == 0) return FY_OK;
     return fy_error(FY_ERR_UNSUPPORTED,
-                    "wan transformer runs on cpu/emu in this build (device %s); CUDA kernels are issue 8", name);
+                    "wan transformer runs on cpu/emu in this build (device %s); ferry has no CUDA kernels yet (use --device cpu or --device emu)", name);
 }
 
 fy_status fy_wan_dit_forward(fy_wan_dit *m, const fy_wan_dit_shape *s, const float *latents,

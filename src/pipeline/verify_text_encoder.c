@@ -268,7 +268,7 @@ static fy_status run_pipeline(fy_verify_ctx *ctx, te_run *r)
     int64_t *ids = malloc(2 * L * sizeof *ids), *mask = malloc(2 * L * sizeof *mask);
     float *embeds = malloc(2 * L * d * sizeof *embeds);
     fy_status s = ids && mask && embeds ? FY_OK : fy_error(FY_ERR_NOMEM, "text encoder: out of memory");
-    if (s == FY_OK) s = fy_umt5_encode_prompts(r->m, r->tok, r->texts, 2, r->pipe_len, embeds, ids, mask, NULL);
+    if (s == FY_OK) s = fy_umt5_encode_prompts(r->m, r->tok, r->texts, NULL, 2, r->pipe_len, embeds, ids, mask, NULL);
     if (s == FY_OK) s = compare_prompt(ctx, r, 0, "prompt", ids, mask, embeds);
     if (s == FY_OK) s = compare_prompt(ctx, r, 1, "negative_prompt", ids, mask, embeds);
     free(ids);

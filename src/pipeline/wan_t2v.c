@@ -339,8 +339,9 @@ static fy_status encode_text(t2v_run *r)
     if (s == FY_OK) s = clean_prompts(r, &texts[0], &texts[1]);
     /* The negative prompt is encoded even without guidance only when used. */
     int count = r->guidance ? 2 : 1;
+    static const char *const labels[2] = {"prompt", "negative prompt"};
     if (s == FY_OK)
-        s = fy_umt5_encode_prompts(r->text_encoder, r->tokenizer, (const char *const *)texts, count,
+        s = fy_umt5_encode_prompts(r->text_encoder, r->tokenizer, (const char *const *)texts, labels, count,
                                    (int)n, r->embeds, ids, mask, NULL);
     if (s == FY_OK) {
         int64_t shape[3] = {1, n, r->text_dim};
@@ -557,6 +558,11 @@ static fy_status run_stages(t2v_run *r, const char *model_dir)
     FY_TRY(fy_model_open(model_dir, &r->model));
     FY_TRY(check_request(r->model, r->params, &f));
     r->guidance = r->params->guidance_scale > 1.0;
+    /* Weights stored in bf16/f16 are widened block by block on use; the
+     * host and emulated devices compute in f32 whatever --dtype says. */
+    if (r->options->compute_dtype != FY_F32)
+        fy_warn("--dtype %s: the %s device computes in f32 (weights keep their stored dtype until used)",
+                fy_dtype_name(r->options->compute_dtype), fy_device_kind_name(r->options->device));
     FY_TRY(create_engines(r));
     FY_TRY(load_models(r, &f));
     double t1 = fy_backend_now();
