@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "ferry/error.h"
+#include "ferry/options.h"
 
 /* Exit statuses: failures of the work itself, and mistakes on the command line. */
 #define CLI_EXIT_FAILURE 1
@@ -42,6 +43,13 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
+
+/* A command's own flag: 0 taken, > 0 an exit status (already reported),
+ * < 0 not a flag of this command. */
+typedef int (*cli_flag_fn)(void *user, const char *flag, const char *value);
+/* Parses argv[1..]: the shared run options into o, log flags, then
+ * --flag VALUE / --flag=VALUE pairs handed to take. 0, or an exit status. */
+int cli_parse_flags(const char *cmd, int argc, char **argv, fy_run_options *o, cli_flag_fn take, void *user);
 
 /* -v, -vv, -q, --verbose, --quiet: adjusts the log level; true if arg was one. */
 bool cli_log_flag(const char *arg);

@@ -84,8 +84,9 @@ static int seed_value(const char *text, uint64_t *out)
 }
 
 /* One generate-specific flag with its value; returns -1 when arg is not one. */
-static int take_flag(generate_args *a, const char *arg, const char *value)
+static int take_flag(void *user, const char *arg, const char *value)
 {
+    generate_args *a = user;
     fy_wan_t2v_params *p = &a->params;
     if (strcmp(arg, "--model") == 0) return a->model_dir = value, 0;
     if (strcmp(arg, "--prompt") == 0) return p->prompt = value, 0;
@@ -105,30 +106,8 @@ static int take_flag(generate_args *a, const char *arg, const char *value)
 
 static int parse_args(generate_args *a, int argc, char **argv)
 {
-    for (int i = 1; i < argc;) {
-        bool consumed = false;
-        if (fy_run_options_parse_arg(&a->options, argc, argv, &i, &consumed) != FY_OK)
-            return cli_usage_error("generate", "%s", fy_error_message());
-        if (consumed) continue;
-        const char *arg = argv[i++];
-        if (cli_log_flag(arg)) continue;
-        char flag[64];
-        const char *value = NULL;
-        const char *eq = strchr(arg, '=');
-        if (eq && eq - arg < (long)sizeof flag && arg[0] == '-') {
-            memcpy(flag, arg, (size_t)(eq - arg));
-            flag[eq - arg] = '\0';
-            value = eq + 1;
-        } else {
-            snprintf(flag, sizeof flag, "%s", arg);
-            if (arg[0] == '-' && i < argc) value = argv[i];
-        }
-        if (!value) return cli_usage_error("generate", "%s \"%s\"", arg[0] == '-' ? "missing value for" : "unexpected argument", arg);
-        int rc = take_flag(a, flag, value);
-        if (rc < 0) return cli_usage_error("generate", "unknown option \"%s\"", arg);
-        if (rc > 0) return rc;
-        if (!eq) i++;
-    }
+    int rc = cli_parse_flags("generate", argc, argv, &a->options, take_flag, a);
+    if (rc) return rc;
     if (!a->model_dir) return cli_usage_error("generate", "--model DIR is required");
     if (!a->params.prompt) return cli_usage_error("generate", "--prompt is required");
     if (!a->output) return cli_usage_error("generate", "--output PATH is required (e.g. out.mp4)");

@@ -38,9 +38,16 @@ static int int_value(const char *flag, const char *text, int *out)
     return 0;
 }
 
-static int take_flag(fy_wan_t2v_params *p, const char **model, const char *arg, const char *value)
+typedef struct plan_args {
+    fy_wan_t2v_params params;
+    const char *model;
+} plan_args;
+
+static int take_flag(void *user, const char *arg, const char *value)
 {
-    if (strcmp(arg, "--model") == 0) return *model = value, 0;
+    plan_args *a = user;
+    fy_wan_t2v_params *p = &a->params;
+    if (strcmp(arg, "--model") == 0) return a->model = value, 0;
     if (strcmp(arg, "--height") == 0) return int_value(arg, value, &p->height);
     if (strcmp(arg, "--width") == 0) return int_value(arg, value, &p->width);
     if (strcmp(arg, "--num-frames") == 0) return int_value(arg, value, &p->num_frames);
@@ -58,41 +65,13 @@ int cli_plan_main(int argc, char **argv)
 {
     fy_run_options o;
     fy_run_options_init(&o);
-    fy_wan_t2v_params p;
-    fy_wan_t2v_params_init(&p);
-    p.prompt = "plan"; /* the request check wants one; nothing is encoded */
-    const char *model = NULL;
-    for (int i = 1; i < argc;) {
-        bool consumed = false;
-        if (fy_run_options_parse_arg(&o, argc, argv, &i, &consumed) != FY_OK)
-            return cli_usage_error("plan", "%s", fy_error_message());
-        if (consumed) continue;
-        const char *arg = argv[i++];
-        if (cli_log_flag(arg)) continue;
-        if (cli_is_help(arg)) {
-            cli_plan_help(stdout);
-            return 0;
-        }
-        char flag[64];
-        const char *value = NULL;
-        const char *eq = strchr(arg, '=');
-        if (eq && eq - arg < (long)sizeof flag && arg[0] == '-') {
-            memcpy(flag, arg, (size_t)(eq - arg));
-            flag[eq - arg] = '\0';
-            value = eq + 1;
-        } else {
-            snprintf(flag, sizeof flag, "%s", arg);
-            if (arg[0] == '-' && i < argc) value = argv[i];
-        }
-        if (!value)
-            return cli_usage_error("plan", "%s \"%s\"", arg[0] == '-' ? "missing value for" : "unexpected argument", arg);
-        int rc = take_flag(&p, &model, flag, value);
-        if (rc < 0) return cli_usage_error("plan", "unknown option \"%s\"", arg);
-        if (rc > 0) return rc;
-        if (!eq) i++;
-    }
-    if (!model) return cli_usage_error("plan", "--model DIR is required");
+    plan_args a = {.model = NULL};
+    fy_wan_t2v_params_init(&a.params);
+    a.params.prompt = "plan"; /* the request check wants one; nothing is encoded */
+    int rc = cli_parse_flags("plan", argc, argv, &o, take_flag, &a);
+    if (rc) return rc;
+    if (!a.model) return cli_usage_error("plan", "--model DIR is required");
     if (fy_run_options_validate(&o) != FY_OK) return cli_usage_error("plan", "%s", fy_error_message());
-    if (fy_wan_t2v_plan(model, &o, &p, stdout) != FY_OK) return cli_fail();
+    if (fy_wan_t2v_plan(a.model, &o, &a.params, stdout) != FY_OK) return cli_fail();
     return 0;
 }
