@@ -20,6 +20,7 @@ typedef struct eng_group {
     uint64_t *offset;      /* of each weight in the group's layout */
     uint64_t bytes;        /* the layout's size */
     int block_index;       /* among all blocks in declared order; -1 for SMALL */
+    int resident_rank;     /* see fy_eng_resident_rank */
     /* set by prepare */
     bool resident;
     int unit;              /* in its component's ring; -1 when resident */
@@ -117,6 +118,16 @@ fy_status fy_eng_streamer_start(fy_engine *e);
 void fy_eng_streamer_stop(fy_engine *e);
 fy_status fy_eng_stream_acquire(fy_engine *e, eng_group *g);
 fy_status fy_eng_stream_release(fy_engine *e, eng_group *g);
+/* groups.c: the component whose block pass is a denoising step ("transformer",
+ * else the one with the most blocks; -1 without blocks), and its first
+ * block's group id (-1 none). */
+int fy_eng_step_component(const fy_engine *e, int *first_group);
+/* Order in which blocks stay resident under --resident-blocks K /
+ * --resident-bytes: the step component's blocks first (they run every
+ * step; a text encoder's run once per video), then the others as declared.
+ * Block g is resident when its rank < K. */
+int fy_eng_resident_rank(const fy_engine *e, const eng_group *g);
+
 /* planner.c */
 fy_status fy_eng_planner_choose(fy_engine *e);          /* before the plan, when asked */
 void fy_eng_planner_init_steps(fy_engine *e);            /* after the plan: which component is a step */

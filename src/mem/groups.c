@@ -2,11 +2,14 @@
  * each weight aligned as cudaMalloc would align it; the same layout serves
  * the pinned host copy, the resident device copy and a slot in a ring, so an
  * upload of a pinned group is one copy. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mem/engine_internal.h"
+
+static void update_resident_ranks(fy_engine *e);
 
 static uint64_t align_up(uint64_t v)
 {
@@ -92,6 +95,7 @@ fy_status fy_engine_add_group(fy_engine *e, int component, const char *name, fy_
     g->bytes = at;
     if (kind == FY_GROUP_BLOCK) e->n_blocks++;
     *out_id = e->n_groups++;
+    update_resident_ranks(e);
     return FY_OK;
 }
 
@@ -111,4 +115,48 @@ const char *fy_tier_name(fy_tier t)
     case FY_TIER_STAGED: return "mapped file (staged)";
     }
     return "unknown";
+}
+
+int fy_eng_step_component(const fy_engine *e, int *first_group)
+{
+    int best = 0, comp = -1, first = -1;
+    for (int c = 0; c < e->n_comps; c++) {
+        int n = 0, head = -1;
+        for (int i = 0; i < e->n_groups; i++) {
+            if (e->groups[i].component != c || e->groups[i].kind != FY_GROUP_BLOCK) continue;
+            if (head < 0) head = i;
+            n++;
+        }
+        bool denoiser = strcmp(e->comps[c].name, "transformer") == 0 && n > 0;
+        if (n > best || denoiser) {
+            best = denoiser ? INT_MAX : n;
+            comp = c;
+            first = head;
+        }
+    }
+    if (first_group) *first_group = first;
+    return comp;
+}
+
+int fy_eng_resident_rank(const fy_engine *e, const eng_group *g)
+{
+    (void)e;
+    return g->resident_rank;
+}
+
+/* Recomputed after each declaration: a later component may be the step one. */
+static void update_resident_ranks(fy_engine *e)
+{
+    int first = -1;
+    int comp = fy_eng_step_component(e, &first);
+    int step_first = first >= 0 ? e->groups[first].block_index : 0, step_n = 0;
+    for (int i = 0; i < e->n_groups; i++) step_n += e->groups[i].component == comp && e->groups[i].kind == FY_GROUP_BLOCK;
+    for (int i = 0; i < e->n_groups; i++) {
+        eng_group *g = &e->groups[i];
+        if (comp < 0 || g->kind != FY_GROUP_BLOCK) g->resident_rank = g->block_index;
+        else if (g->component == comp) g->resident_rank = g->block_index - step_first;
+        /* Components are declared one after another, so the step
+         * component's blocks come either all before g or all after it. */
+        else g->resident_rank = step_n + g->block_index - (g->block_index > step_first ? step_n : 0);
+    }
 }

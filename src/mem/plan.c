@@ -40,7 +40,14 @@ static void set_shape(const fy_run_options *o, fy_plan *p)
     }
 }
 
-/* Leading blocks kept resident: --resident-blocks K, or as many as fit in --resident-bytes. */
+static const eng_group *block_of_rank(const fy_engine *e, int rank)
+{
+    for (int i = 0; i < e->n_groups; i++)
+        if (e->groups[i].kind == FY_GROUP_BLOCK && fy_eng_resident_rank(e, &e->groups[i]) == rank) return &e->groups[i];
+    return NULL;
+}
+
+/* Leading blocks (in resident rank order) kept resident: --resident-blocks K, or as many as fit in --resident-bytes. */
 static int resident_prefix(const fy_engine *e, const fy_run_options *o)
 {
     if (o->offload == FY_OFFLOAD_NONE) return e->n_blocks;
@@ -49,12 +56,10 @@ static int resident_prefix(const fy_engine *e, const fy_run_options *o)
     if (!o->resident_bytes) return 0;
     int k = 0;
     uint64_t sum = 0;
-    for (int i = 0; i < e->n_groups; i++) {
-        const eng_group *g = &e->groups[i];
-        if (g->kind != FY_GROUP_BLOCK) continue;
-        if (sum + g->bytes > o->resident_bytes) break;
+    for (; k < e->n_blocks; k++) {
+        const eng_group *g = block_of_rank(e, k);
+        if (!g || sum + g->bytes > o->resident_bytes) break;
         sum += g->bytes;
-        k++;
     }
     return k;
 }
@@ -66,7 +71,7 @@ static uint64_t component_units(const fy_engine *e, int comp, int resident_k, in
     int in_unit = 0, units = 0;
     for (int i = 0; i < e->n_groups; i++) {
         const eng_group *g = &e->groups[i];
-        if (g->component != comp || g->kind != FY_GROUP_BLOCK || g->block_index < resident_k) continue;
+        if (g->component != comp || g->kind != FY_GROUP_BLOCK || fy_eng_resident_rank(e, g) < resident_k) continue;
         if (in_unit == 0) units++;
         cur += g->bytes;
         if (++in_unit == per_unit) {
@@ -93,7 +98,7 @@ static fy_status apply_plan(fy_engine *e, const fy_plan *p)
     uint64_t unit_at[1] = {0};
     for (int i = 0; i < e->n_groups; i++) {
         eng_group *g = &e->groups[i];
-        g->resident = g->kind == FY_GROUP_SMALL || g->block_index < p->resident_blocks;
+        g->resident = g->kind == FY_GROUP_SMALL || fy_eng_resident_rank(e, g) < p->resident_blocks;
         g->tier = g->resident ? FY_TIER_DEVICE : FY_TIER_MAPPED;
         g->unit = -1;
         if (g->resident) continue;
@@ -117,7 +122,7 @@ fy_status fy_eng_plan(fy_engine *e, const fy_run_options *o, fy_plan *out, bool 
     p.activation_bytes = e->activation_bytes;
     for (int i = 0; i < e->n_groups; i++) {
         const eng_group *g = &e->groups[i];
-        if (g->kind == FY_GROUP_SMALL || g->block_index < p.resident_blocks) p.resident_bytes += g->bytes;
+        if (g->kind == FY_GROUP_SMALL || fy_eng_resident_rank(e, g) < p.resident_blocks) p.resident_bytes += g->bytes;
     }
     for (int c = 0; c < e->n_comps; c++) {
         int units = 0;

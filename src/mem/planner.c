@@ -64,7 +64,7 @@ double fy_engine_predict_step(const fy_engine *e, const fy_plan *p, double bandw
         if (g->kind != FY_GROUP_BLOCK || g->component != comp) continue;
         double c = compute[i];
         total += c;
-        if (p->policy == FY_OFFLOAD_NONE || g->block_index < p->resident_blocks) {
+        if (p->policy == FY_OFFLOAD_NONE || fy_eng_resident_rank(e, g) < p->resident_blocks) {
             resident += c;
             continue;
         }
@@ -92,23 +92,7 @@ double fy_engine_predict_step(const fy_engine *e, const fy_plan *p, double bandw
 void fy_eng_planner_init_steps(fy_engine *e)
 {
     eng_planner *pl = &e->planner;
-    int best = 0;
-    pl->step_comp = -1;
-    pl->first_block = -1;
-    for (int c = 0; c < e->n_comps; c++) {
-        int n = 0, first = -1;
-        for (int i = 0; i < e->n_groups; i++) {
-            if (e->groups[i].component != c || e->groups[i].kind != FY_GROUP_BLOCK) continue;
-            if (first < 0) first = i;
-            n++;
-        }
-        bool denoiser = strcmp(e->comps[c].name, "transformer") == 0 && n > 0;
-        if (n > best || denoiser) {
-            best = denoiser ? INT_MAX : n;
-            pl->step_comp = c;
-            pl->first_block = first;
-        }
-    }
+    pl->step_comp = fy_eng_step_component(e, &pl->first_block);
 }
 
 /* One timed upload of a probe buffer (after a warm-up copy), with the

@@ -460,6 +460,10 @@ static fy_status validate_offload(const fy_run_options *o)
                         "to pick the plan by hand)");
     if (planner && (o->resident_blocks >= 0 || o->resident_bytes > 0 || o->num_blocks_per_group != 1))
         return conflict("--vram-budget chooses resident blocks itself: drop --resident-blocks/--resident-bytes");
+    bool manual = o->offload_explicit || o->resident_blocks >= 0 || o->resident_bytes > 0;
+    if (o->device_map == FY_DEVICE_MAP_AUTO && (planner || manual))
+        return conflict("--device-map auto chooses what stays on the device itself: drop --vram-budget, --offload "
+                        "and --resident-blocks/--resident-bytes (or drop --device-map auto)");
     return FY_OK;
 }
 
@@ -529,7 +533,8 @@ const char *fy_run_options_help(void)
            "  --dit-cpu-offload, --use-fsdp-inference\n"
            "  --device-map balanced           text encoder, transformer and VAE over the devices\n"
            "                                  given in --max-memory (0=8GiB,1=8GiB), largest first\n"
-           "  --device-map auto               (one model split over devices: not yet)\n"
+           "  --device-map auto               one device: keep the blocks that fit its --max-memory,\n"
+           "                                  stream the rest from the host (the planner's choice)\n"
            "Precision:\n"
            "  --dtype f32|bf16|f16            compute dtype\n"
            "  --storage-dtype fp8_e4m3|fp8_e5m2  store weights in fp8, upcast on use\n"

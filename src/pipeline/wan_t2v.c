@@ -194,6 +194,13 @@ static fy_status engine_on_device(t2v_run *r, int device, fy_engine **out)
         if (strcmp(r->engine_names[i], name) == 0) return *out = r->engines[i], FY_OK;
     fy_run_options o = *r->options;
     o.device_index = device;
+    if (o.device_map == FY_DEVICE_MAP_AUTO) {
+        /* accelerate's "auto" on one device: what fits stays, the rest runs
+         * from the host; here the planner decides which blocks and streams
+         * the others ahead of use. */
+        o.vram_budget = o.max_memory[device];
+        o.vram_budget_auto = !o.vram_budget;
+    }
     FY_TRY(fy_engine_create(&o, out));
     return add_engine(r, *out, name);
 }
@@ -220,11 +227,11 @@ static fy_status place_balanced(t2v_run *r)
 static fy_status create_engines(t2v_run *r)
 {
     const fy_run_options *o = r->options;
-    if (o->device_map == FY_DEVICE_MAP_AUTO)
+    int devices[FY_MAX_DEVICES];
+    if (o->device_map == FY_DEVICE_MAP_AUTO && fy_device_map_devices(o, devices) > 1)
         return fy_error(FY_ERR_UNSUPPORTED,
-                        "--device-map auto (one model split by blocks over devices) is not supported yet: use "
-                        "--device-map balanced, or on one device --vram-budget SIZE (or --offload layerwise "
-                        "--resident-blocks K) to keep what fits and stream the rest");
+                        "--device-map auto over several devices (one model split by blocks) is not supported yet: "
+                        "use --device-map balanced to spread whole components, or give one device");
     if (o->device_map == FY_DEVICE_MAP_BALANCED) {
         FY_TRY(place_balanced(r));
     } else {
@@ -454,6 +461,12 @@ static fy_status denoise(t2v_run *r)
     free(input);
     free(pred);
     free(guided);
+    /* The prompt's cross-attention K/V are done with: the VAE decode, which
+     * shares the engine's activation reserve, gets their device memory. */
+    for (int i = 0; i < 2; i++) {
+        fy_wan_dit_context_free(r->cross_kv[i]);
+        r->cross_kv[i] = NULL;
+    }
     return s;
 }
 
@@ -665,7 +678,10 @@ void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f)
         if (x->device_budget) fprintf(f, " of %.1f MiB budget", mib(x->device_budget));
         fprintf(f, ", %.1f MiB moved\n", mib(x->bytes_uploaded));
     }
-    if (e->predicted_step_s > 0)
-        fprintf(f, "planner      %.1f MiB budget: step predicted %.3f s (initial %.3f s), measured %.3f s\n",
-                mib(e->vram_budget), e->predicted_step_s, e->predicted_initial_step_s, e->measured_step_s);
+    if (e->predicted_step_s > 0) {
+        char budget[32] = "unlimited";
+        if (e->vram_budget) snprintf(budget, sizeof budget, "%.1f MiB", mib(e->vram_budget));
+        fprintf(f, "planner      %s budget: step predicted %.3f s (initial %.3f s), measured %.3f s\n", budget,
+                e->predicted_step_s, e->predicted_initial_step_s, e->measured_step_s);
+    }
 }

@@ -2,7 +2,8 @@
 # --device-map balanced spreads the tiny Wan model's components over two
 # emulated devices: `ferry plan` shows which device holds what, the video is
 # identical to the one-device run, `ferry verify` passes the golden pipeline,
-# and --device-map auto / a cpu device are refused with one line.
+# --device-map auto on one device is the planner's plan, and auto over two
+# devices, a cpu device or auto beside --offload are refused with one line.
 # usage: bash device_map.sh FERRY_BINARY FIXTURES_DIR
 set -u
 FERRY=$1
@@ -42,11 +43,22 @@ has "report: second device" "$T/two.txt" "emu:0 *vae: peak"
     bad "verify pipeline under balanced: exit $?"
 has "verify passes" "$T/verify.txt" " 0 failed"
 
-for args in "--device emu --device-map auto" "--device cpu --device-map balanced"; do
+# --device-map auto on one device: the planner keeps what fits its budget.
+"$FERRY" generate --model "$MODEL" "${SIZES[@]}" "${RUN[@]}" --device emu --max-memory 0=3MiB --device-map auto \
+    --output "$T/auto.png" >"$T/auto.txt" 2>&1 || bad "auto on one device: exit $?"
+if [ -s "$T/auto_0000.png" ] && cat "$T"/one_*.png | cmp -s - <(cat "$T"/auto_*.png); then ok; else
+    bad "--device-map auto video differs from the one-device video"
+fi
+has "auto: planner report" "$T/auto.txt" "planner *3.0 MiB budget"
+
+n=0
+for args in "--device emu --max-memory 0=8MiB,1=8MiB --device-map auto" "--device cpu --device-map balanced" \
+    "--device emu --device-map auto --offload layerwise"; do
+    n=$((n + 1))
     # shellcheck disable=SC2086
-    "$FERRY" generate --model "$MODEL" "${SIZES[@]}" "${RUN[@]}" $args --output "$T/no.png" 2>"$T/no.err"
+    "$FERRY" generate --model "$MODEL" "${SIZES[@]}" "${RUN[@]}" $args --output "$T/no$n.png" 2>"$T/no.err"
     rc=$?
-    if [ $rc -ne 0 ] && [ "$(wc -l <"$T/no.err")" -eq 1 ] && ! compgen -G "$T/no*.png" >/dev/null; then ok; else
+    if [ $rc -ne 0 ] && [ "$(wc -l <"$T/no.err")" -eq 1 ] && ! compgen -G "$T/no$n*.png" >/dev/null; then ok; else
         bad "$args: exit $rc, $(wc -l <"$T/no.err") lines"
         cat "$T/no.err"
     fi
