@@ -3,6 +3,7 @@
  * with a config.json, ~2.8 GB), batch 2 (the CFG pair), 2 threads.
  *
  *     bench_wan_dit [--threads N] [--latent FxHxW] [--text-len L] [--repeats N] [--f32]
+ *                   [--normal] [--fp8]
  *
  * Reports the first forward through a cross-attention K/V context (K/V
  * computed; the weights' pages are touched for the first time), then N
@@ -10,7 +11,14 @@
  * (context invalidated: K/V recomputed with warm pages, the like-for-like
  * number against a framework that recomputes K/V every step), with time
  * per block and the share of the time in matrix products and attention,
- * and the best of each kind (other load on the machine only adds time). */
+ * and the best of each kind (other load on the machine only adds time).
+ *
+ * --normal draws the weights from N(0, 0.02^2) instead of U(-0.05, 0.05).
+ * --fp8 instead runs one forward (no K/V context) as stored and once per
+ * --storage-dtype fp8_e4m3|fp8_e5m2 x --fp8-scale none|tensor|row, and
+ * prints each one's relative error against the as-stored output (max|d| /
+ * max|ref|, the fixtures' measure, and the RMS ratio), the bytes of a block
+ * and the time to quantise (prepare) and to run the forward. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,6 +31,7 @@
 #include "ferry/dtype.h"
 #include "ferry/engine.h"
 #include "ferry/model.h"
+#include "ferry/quant.h"
 #include "ferry/safetensors.h"
 #include "ferry/wan_dit.h"
 
@@ -39,6 +48,7 @@ typedef struct bench_args {
     int64_t frames, height, width, text_len;
     bool f32;
     int repeats;
+    bool normal, fp8;
 } bench_args;
 
 /* ---- the random model ----------------------------------------------------- */
@@ -50,6 +60,16 @@ static float rnd(void)
     rng_state ^= rng_state >> 7;
     rng_state ^= rng_state << 17;
     return (float)((rng_state >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f;
+}
+
+static bool normal_weights;
+
+/* Box-Muller on rnd()'s uniforms. */
+static float gauss(void)
+{
+    float u = 0.5f * (rnd() + 1.0f), v = 0.5f * (rnd() + 1.0f);
+    if (u < 1e-7f) u = 1e-7f;
+    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
 }
 
 typedef struct pool {
@@ -70,7 +90,7 @@ static int pool_init(pool *p, fy_dtype dtype, size_t n)
     p->data = malloc(n * p->elem);
     if (!p->data) return -1;
     for (size_t i = 0; i < n; i++) {
-        float v = 0.05f * rnd();
+        float v = normal_weights ? 0.02f * gauss() : 0.05f * rnd();
         if (dtype == FY_BF16)
             ((uint16_t *)p->data)[i] = fy_f32_to_bf16(v);
         else
@@ -267,9 +287,104 @@ static fy_status run(const char *dir, const bench_args *a)
     return st;
 }
 
+/* ---- fp8 storage ------------------------------------------------------------ */
+
+typedef struct fp8_case {
+    fy_dtype storage;
+    fy_fp8_scale scale;
+} fp8_case;
+
+/* One forward under storage/scale into out; block bytes and times. */
+static fy_status forward_once(fy_model *model, const bench_args *a, const fp8_case *k, const float *x,
+                              const float *text, float *out, uint64_t *block_bytes, double *prep_s, double *fwd_s)
+{
+    fy_run_options o;
+    fy_run_options_init(&o);
+    o.threads = a->threads;
+    o.storage_dtype = k->storage;
+    o.fp8_scale = k->scale;
+    fy_engine *e = NULL;
+    fy_wan_dit *m = NULL;
+    fy_wan_dit_shape s = {2, a->frames, a->height, a->width, a->text_len};
+    float t[2] = {999.0f, 417.5f};
+    fy_status st = fy_engine_create(&o, &e);
+    if (st == FY_OK) st = fy_wan_dit_load(fy_model_component(model, "transformer"), e, &m);
+    if (st == FY_OK) st = fy_wan_dit_set_threads(m, a->threads);
+    if (st == FY_OK) st = fy_engine_reserve(e, fy_wan_dit_activation_bytes(m, &s));
+    double t0 = fy_backend_now();
+    if (st == FY_OK) st = fy_engine_prepare(e);
+    double t1 = fy_backend_now();
+    if (st == FY_OK) st = fy_wan_dit_forward(m, &s, x, t, text, NULL, out);
+    *fwd_s = fy_backend_now() - t1;
+    *prep_s = t1 - t0;
+    fy_group_info gi;
+    for (int g = 0; st == FY_OK && g < fy_engine_group_count(e); g++)
+        if (fy_engine_group_info(e, g, &gi) == FY_OK && gi.kind == FY_GROUP_BLOCK) *block_bytes = gi.bytes;
+    if (e) (void)fy_engine_finish(e);
+    fy_wan_dit_free(m);
+    fy_engine_free(e);
+    return st;
+}
+
+static void compare(const float *ours, const float *ref, size_t n, double *max_rel, double *rms_rel)
+{
+    double dmax = 0, rmax = 0, d2 = 0, r2 = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)ours[i] - ref[i]);
+        dmax = d > dmax ? d : dmax;
+        rmax = fabs(ref[i]) > rmax ? fabs(ref[i]) : rmax;
+        d2 += d * d;
+        r2 += (double)ref[i] * ref[i];
+    }
+    *max_rel = rmax > 0 ? dmax / rmax : 0;
+    *rms_rel = r2 > 0 ? sqrt(d2 / r2) : 0;
+}
+
+static fy_status run_fp8(const char *dir, const bench_args *a)
+{
+    static const fp8_case cases[] = {
+        {FY_DTYPE_COUNT, FY_FP8_SCALE_ROW},
+        {FY_F8_E4M3, FY_FP8_SCALE_NONE}, {FY_F8_E4M3, FY_FP8_SCALE_TENSOR}, {FY_F8_E4M3, FY_FP8_SCALE_ROW},
+        {FY_F8_E5M2, FY_FP8_SCALE_NONE}, {FY_F8_E5M2, FY_FP8_SCALE_TENSOR}, {FY_F8_E5M2, FY_FP8_SCALE_ROW},
+    };
+    fy_model *model = NULL;
+    FY_TRY(fy_model_open(dir, &model));
+    const int64_t in_ch = 16, text_dim = 4096;
+    size_t nx = (size_t)(2 * in_ch * a->frames * a->height * a->width), nt = (size_t)(2 * a->text_len * text_dim);
+    float *x = malloc(nx * sizeof *x), *text = malloc(nt * sizeof *text);
+    float *ref = malloc(nx * sizeof *ref), *out = malloc(nx * sizeof *out);
+    fy_status st = x && text && ref && out ? FY_OK : fy_error(FY_ERR_NOMEM, "bench: out of memory");
+    for (size_t i = 0; st == FY_OK && i < nx; i++) x[i] = rnd();
+    for (size_t i = 0; st == FY_OK && i < nt; i++) text[i] = 0.1f * rnd();
+    printf("Wan2.1-1.3B transformer (random %s %s weights), batch 2, latent %lldx%lldx%lld, text %lld tokens, "
+           "%d threads: one forward per storage\n", a->normal ? "N(0, 0.02^2)" : "U(-0.05, 0.05)",
+           a->f32 ? "f32" : "bf16", (long long)a->frames, (long long)a->height, (long long)a->width,
+           (long long)a->text_len, a->threads);
+    printf("%-9s %-7s %12s %11s %11s %10s %10s\n", "storage", "scale", "block bytes", "max rel", "rms rel",
+           "prepare s", "forward s");
+    for (size_t c = 0; st == FY_OK && c < sizeof cases / sizeof cases[0]; c++) {
+        uint64_t bytes = 0;
+        double prep = 0, fwd = 0, max_rel = 0, rms_rel = 0;
+        st = forward_once(model, a, &cases[c], x, text, c ? out : ref, &bytes, &prep, &fwd);
+        if (st != FY_OK) break;
+        if (c) compare(out, ref, nx, &max_rel, &rms_rel);
+        printf("%-9s %-7s %12llu %11.3e %11.3e %10.2f %10.2f\n",
+               cases[c].storage == FY_DTYPE_COUNT ? "as stored" : fy_dtype_name(cases[c].storage),
+               cases[c].storage == FY_DTYPE_COUNT ? "-" : fy_fp8_scale_name(cases[c].scale), (unsigned long long)bytes,
+               max_rel, rms_rel, prep, fwd);
+        fflush(stdout);
+    }
+    free(x);
+    free(text);
+    free(ref);
+    free(out);
+    fy_model_free(model);
+    return st;
+}
+
 static int parse_args(int argc, char **argv, bench_args *a)
 {
-    *a = (bench_args){2, 3, 16, 16, 512, false, 3};
+    *a = (bench_args){2, 3, 16, 16, 512, false, 3, false, false};
     for (int i = 1; i < argc; i++) {
         long long f, h, w;
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
@@ -284,8 +399,13 @@ static int parse_args(int argc, char **argv, bench_args *a)
             a->repeats = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--f32") == 0) {
             a->f32 = true;
+        } else if (strcmp(argv[i], "--normal") == 0) {
+            a->normal = true;
+        } else if (strcmp(argv[i], "--fp8") == 0) {
+            a->fp8 = true;
         } else {
-            fprintf(stderr, "usage: %s [--threads N] [--latent FxHxW] [--text-len L] [--repeats N] [--f32]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--threads N] [--latent FxHxW] [--text-len L] [--repeats N] [--f32] [--normal] [--fp8]\n",
+                    argv[0]);
             return -1;
         }
     }
@@ -302,10 +422,11 @@ int main(int argc, char **argv)
         return 1;
     }
     double t0 = fy_backend_now();
+    normal_weights = a.normal;
     fy_status st = make_model(dir, a.f32);
     sync(); /* so the file's writeback does not run during the timed forwards */
     if (st == FY_OK) printf("wrote the random model in %.1f s\n", fy_backend_now() - t0);
-    if (st == FY_OK) st = run(dir, &a);
+    if (st == FY_OK) st = a.fp8 ? run_fp8(dir, &a) : run(dir, &a);
     if (st != FY_OK) fprintf(stderr, "bench_wan_dit: %s\n", fy_error_message());
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -418,7 +418,7 @@ static void check_linear(int threads, int64_t M, int64_t K, int64_t N, fy_dtype 
     } else {
         assert_int_equal(fy_cpu_linear(ctx, x, w, bias ? b : NULL, y0, M, K, N), FY_OK);
     }
-    assert_int_equal(fy_wan_linear(ctx, x, wv, wtype, bias ? b : NULL, y1, M, K, N), FY_OK);
+    assert_int_equal(fy_wan_linear(ctx, x, wv, wtype, NULL, 0, bias ? b : NULL, y1, M, K, N), FY_OK);
     double max_diff = 0, max_ref = 0;
     for (int64_t i = 0; i < M * N; i++) {
         if (fabs((double)y0[i] - y1[i]) > max_diff) max_diff = fabs((double)y0[i] - y1[i]);

@@ -155,6 +155,18 @@ fy_status fy_engine_add_component(fy_engine *e, const char *name, int *out_id);
  * engine). Blocks of a component are added in execution order. */
 fy_status fy_engine_add_group(fy_engine *e, int component, const char *name, fy_group_kind kind,
                               const fy_tensor *weights, int n, int *out_id);
+/* Layerwise casting: weight `weight` of `group` (a float matrix, rows =
+ * dim 0) may be stored in fp8. With --storage-dtype fp8_e4m3|fp8_e5m2 (or
+ * when the planner picks fp8 for --storage-dtype auto) it is quantised once
+ * at prepare (--fp8-scale row|tensor|none, see ferry/quant.h) and every
+ * copy of it, host and device, is fp8: acquire hands it out with dtype fp8
+ * and `scale` set, so its consumer must dequantise (fy_fp8_dequantize_rows).
+ * The model decides what may be cast (diffusers' skip list: norms,
+ * modulation, embeddings, heads stay); the engine how. See src/mem/cast.c. */
+fy_status fy_engine_mark_castable(fy_engine *e, int group, int weight);
+/* Bytes of the castable weights as laid out now (with scales) and, in
+ * *as_declared, as the model declared them. */
+uint64_t fy_engine_cast_bytes(const fy_engine *e, uint64_t *as_declared);
 /* Device bytes the model will allocate for activations and workspaces at
  * most; counted in the plan's bound. */
 fy_status fy_engine_reserve(fy_engine *e, uint64_t activation_bytes);

@@ -41,6 +41,14 @@ fy_status fy_cpu_linear(fy_cpu_ctx *ctx, const float *x, const float *w, const f
  * converted weights. */
 fy_status fy_cpu_linear_lowp(fy_cpu_ctx *ctx, const float *x, const void *w, fy_dtype w_dtype,
                              const float *b, float *y, int64_t M, int64_t K, int64_t N);
+/* The same with scaled fp8 weights (--storage-dtype, ferry/quant.h): row n
+ * of W is fp8_to_f32(w[n]) * scale[scale_rows ? n : 0] (scale NULL: none),
+ * upcast tile by tile through a 256-entry table. Exactly fy_cpu_linear's
+ * result on the dequantised weights. Other dtypes as fy_cpu_linear_lowp
+ * (their values times the scale when one is given). */
+fy_status fy_cpu_linear_scaled(fy_cpu_ctx *ctx, const float *x, const void *w, fy_dtype w_dtype,
+                               const float *scale, int scale_rows, const float *b, float *y, int64_t M,
+                               int64_t K, int64_t N);
 /* c[i] = alpha * a[i] op(b[i]) for i < batch: a [M, K], op(b) [K, N]
  * (b stored [N, K] when trans_b), c [M, N]; each batch item contiguous. */
 fy_status fy_cpu_bmm(fy_cpu_ctx *ctx, const float *a, const float *b, float *c, int64_t batch,

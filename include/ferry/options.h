@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include "ferry/dtype.h"
 #include "ferry/error.h"
+#include "ferry/quant.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -76,7 +77,14 @@ typedef struct fy_run_options {
 
     /* Precision */
     fy_dtype compute_dtype;          /* --dtype f32|bf16|f16 (default f32 on cpu, bf16 on cuda) */
-    fy_dtype storage_dtype;          /* --storage-dtype fp8_e4m3|fp8_e5m2; FY_DTYPE_COUNT = as stored */
+    /* --storage-dtype fp8_e4m3|fp8_e5m2|auto: the transformer blocks' Linear
+     * weights are quantised once at load and stored, moved and read as fp8
+     * (see ferry/quant.h); FY_DTYPE_COUNT = as stored. auto (with
+     * --vram-budget only): the planner picks fp8_e4m3 when it predicts a
+     * faster step, else as stored. */
+    fy_dtype storage_dtype;
+    bool storage_auto;
+    fy_fp8_scale fp8_scale;          /* --fp8-scale row|tensor|none (default row) */
 
     /* VAE */
     bool vae_tiling;                 /* --vae-tiling */

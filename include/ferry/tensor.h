@@ -31,6 +31,11 @@ typedef struct fy_tensor {
     int64_t stride[FY_MAX_DIMS];    /* in elements */
     int device;                     /* FY_HOST or a device ordinal */
     bool owns_data;                 /* data came from fy_tensor_alloc */
+    /* fp8 storage (--storage-dtype, ferry/quant.h): the value is the stored
+     * one times scale[i0] (scale_rows: i0 = the index along dim 0) or
+     * scale[0]; NULL = no scale. It lives beside data (host or device). */
+    const float *scale;
+    bool scale_rows;
 } fy_tensor;
 
 /* A borrowing, contiguous tensor over data. */
@@ -48,7 +53,9 @@ bool fy_tensor_same_shape(const fy_tensor *a, const fy_tensor *b);
 /* "[2, 16, 3, 4, 6]" into buf; returns buf. */
 const char *fy_tensor_shape_str(const fy_tensor *t, char *buf, size_t size);
 
-/* Views (borrowing; they never copy). */
+/* Views (borrowing; they never copy). A per-row scale follows slices and
+ * selections along dim 0; a reshape or permutation that moves dim 0 of a
+ * per-row scaled tensor is refused. */
 fy_status fy_tensor_reshape(const fy_tensor *t, int ndim, const int64_t *shape, fy_tensor *out);
 fy_status fy_tensor_slice(const fy_tensor *t, int dim, int64_t start, int64_t len, fy_tensor *out);
 fy_status fy_tensor_permute(const fy_tensor *t, const int *perm, fy_tensor *out);
@@ -56,9 +63,9 @@ fy_status fy_tensor_permute(const fy_tensor *t, const int *perm, fy_tensor *out)
 fy_status fy_tensor_select(const fy_tensor *t, int64_t index, fy_tensor *out);
 
 /* Copy src into dst (host tensors, same shape), converting dtype if needed;
- * either side may be strided. */
+ * either side may be strided. A scaled src is refused (use fy_tensor_to_f32). */
 fy_status fy_tensor_copy(fy_tensor *dst, const fy_tensor *src);
-/* Contiguous f32 host copy of any float host tensor (owning). */
+/* Contiguous f32 host copy of any float host tensor (owning), scale applied. */
 fy_status fy_tensor_to_f32(const fy_tensor *src, fy_tensor *out);
 
 #ifdef __cplusplus

@@ -121,6 +121,10 @@ fy_status fy_tensor_reshape(const fy_tensor *t, int ndim, const int64_t *shape, 
         return fy_error(FY_ERR_INVALID, "cannot reshape %s into %s", fy_tensor_shape_str(t, a, sizeof a),
                         fy_tensor_shape_str(&r, b, sizeof b));
     }
+    if (t->scale && t->scale_rows && (ndim < 1 || t->ndim < 1 || shape[0] != t->shape[0]))
+        return fy_error(FY_ERR_INVALID, "cannot reshape a per-row scaled tensor across its rows");
+    r.scale = t->scale;
+    r.scale_rows = t->scale_rows;
     *out = r;
     return FY_OK;
 }
@@ -141,6 +145,7 @@ fy_status fy_tensor_slice(const fy_tensor *t, int dim, int64_t start, int64_t le
     r.owns_data = false;
     r.shape[dim] = len;
     r.data = offset_data(t, start * t->stride[dim]);
+    if (r.scale && r.scale_rows && dim == 0) r.scale += start;
     *out = r;
     return FY_OK;
 }
@@ -153,6 +158,8 @@ fy_status fy_tensor_permute(const fy_tensor *t, const int *perm, fy_tensor *out)
     for (int d = 0; d < t->ndim; d++) {
         if (perm[d] < 0 || perm[d] >= t->ndim || seen[perm[d]]++)
             return fy_error(FY_ERR_INVALID, "permutation is not valid for rank %d", t->ndim);
+        if (d == 0 && perm[0] != 0 && t->scale && t->scale_rows)
+            return fy_error(FY_ERR_INVALID, "cannot move the rows of a per-row scaled tensor");
         r.shape[d] = t->shape[perm[d]];
         r.stride[d] = t->stride[perm[d]];
     }
@@ -176,6 +183,7 @@ fy_status fy_tensor_select(const fy_tensor *t, int64_t index, fy_tensor *out)
         r.stride[d - 1] = t->stride[d];
     }
     r.data = offset_data(t, index * t->stride[0]);
+    r.scale = t->scale && t->scale_rows ? t->scale + index : t->scale;
     *out = r;
     return FY_OK;
 }
@@ -223,6 +231,9 @@ fy_status fy_tensor_copy(fy_tensor *dst, const fy_tensor *src)
         return fy_error(FY_ERR_INVALID, "cannot copy a tensor of shape %s into one of shape %s",
                         fy_tensor_shape_str(src, a, sizeof a), fy_tensor_shape_str(dst, b, sizeof b));
     }
+    if (src->scale)
+        return fy_error(FY_ERR_INVALID, "fy_tensor_copy of an fp8-scaled tensor would drop its scale; "
+                        "use fy_tensor_to_f32");
     if (fy_tensor_numel(dst) == 0) return FY_OK;
     if (dst->dtype == src->dtype && fy_tensor_is_contiguous(dst) && fy_tensor_is_contiguous(src)) {
         memmove(dst->data, src->data, fy_tensor_nbytes(src));
@@ -231,10 +242,21 @@ fy_status fy_tensor_copy(fy_tensor *dst, const fy_tensor *src)
     return copy_rows(dst, src);
 }
 
+static void apply_scale(fy_tensor *f32, const fy_tensor *src)
+{
+    int64_t n = fy_tensor_numel(f32);
+    int64_t per = src->scale_rows && src->ndim > 0 && src->shape[0] > 0 ? n / src->shape[0] : n;
+    float *v = f32->data;
+    for (int64_t i = 0; per > 0 && i < n; i++) v[i] *= src->scale[src->scale_rows ? i / per : 0];
+}
+
 fy_status fy_tensor_to_f32(const fy_tensor *src, fy_tensor *out)
 {
     FY_TRY(fy_tensor_alloc(out, FY_F32, src->ndim, src->shape));
-    fy_status s = fy_tensor_copy(out, src);
+    fy_tensor raw = *src;
+    raw.scale = NULL;
+    fy_status s = fy_tensor_copy(out, &raw);
     if (s != FY_OK) fy_tensor_free(out);
+    else if (src->scale) apply_scale(out, src);
     return s;
 }

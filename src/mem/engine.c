@@ -80,6 +80,7 @@ void fy_engine_free(fy_engine *e)
     }
     fy_pool_free(e->pool); /* resident groups, activations left behind */
     for (int i = 0; i < e->n_groups; i++) {
+        fy_eng_cast_free(&e->groups[i]);
         free(e->groups[i].src);
         free(e->groups[i].dev);
         free(e->groups[i].offset);
@@ -107,6 +108,7 @@ fy_tier fy_engine_group_tier(const fy_engine *e, int group)
 static void set_host_views(eng_group *g)
 {
     for (int i = 0; i < g->n; i++) g->dev[i] = g->src[i];
+    fy_eng_cast_link(g);
 }
 
 /* Resident groups: one device allocation each, uploaded once from the source. */
@@ -124,6 +126,7 @@ static fy_status upload_resident(fy_engine *e)
             g->dev[w].data = dst;
             g->dev[w].device = 0;
         }
+        fy_eng_cast_link(g);
         e->stats.mapped_bytes += g->bytes;
     }
     FY_TRY(e->backend->vt->event_create(e->backend, &e->resident_ready));
@@ -205,6 +208,7 @@ fy_status fy_engine_prepare(fy_engine *e)
     fy_eng_planner_init_steps(e);
     e->stats.device_bound = e->plan.device_bound;
     e->prepared = true;
+    FY_TRY(fy_eng_cast_materialize(e));
     if (e->backend->unified_host_memory) {
         /* Weights are read in place: nothing to move. */
         for (int i = 0; i < e->n_groups; i++) {
@@ -213,10 +217,12 @@ fy_status fy_engine_prepare(fy_engine *e)
             e->groups[i].tier = FY_TIER_MAPPED;
             e->stats.mapped_bytes += e->groups[i].bytes;
         }
+        fy_eng_cast_settle(e);
         return FY_OK;
     }
     FY_TRY(upload_resident(e));
     FY_TRY(pin_streamed(e));
+    fy_eng_cast_settle(e);
     FY_TRY(make_staging(e));
     return fy_eng_streamer_start(e);
 }

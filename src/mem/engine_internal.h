@@ -21,6 +21,11 @@ typedef struct eng_group {
     uint64_t bytes;        /* the layout's size */
     int block_index;       /* among all blocks in declared order; -1 for SMALL */
     int resident_rank;     /* see fy_eng_resident_rank */
+    /* fp8 storage (cast.c): src[0..n_declared) are the model's weights, the
+     * rest the f32 scales of the cast ones (cast->scale_of), laid out and
+     * moved with them. */
+    int n_declared;
+    struct eng_cast *cast; /* NULL: no castable weight */
     /* set by prepare */
     bool resident;
     int unit;              /* in its component's ring; -1 when resident */
@@ -110,6 +115,16 @@ struct fy_engine {
     eng_planner planner;
 };
 
+/* groups.c: offsets and bytes of src[0..n) in the group's layout. */
+void fy_eng_layout_group(eng_group *g);
+/* cast.c: fp8 storage of the weights models mark castable. */
+fy_status fy_eng_cast_layout(fy_engine *e, fy_dtype storage);   /* lay every group out for storage */
+fy_status fy_eng_cast_materialize(fy_engine *e);                 /* quantise into the host copies */
+/* After pinning: a pinned copy replaces the heap one; the rest count as host bytes. */
+void fy_eng_cast_settle(fy_engine *e);
+bool fy_eng_cast_any(const fy_engine *e);                        /* some weight is castable */
+void fy_eng_cast_link(eng_group *g);                             /* point dev views at their scales */
+void fy_eng_cast_free(eng_group *g);
 /* plan.c: the plan options give; applies it to the groups when apply is set. */
 fy_status fy_eng_plan(fy_engine *e, const fy_run_options *o, fy_plan *out, bool apply);
 fy_status fy_eng_check_budget(const fy_engine *e, const fy_plan *p, uint64_t budget);

@@ -85,18 +85,26 @@ fy_status fy_engine_add_group(fy_engine *e, int component, const char *name, fy_
         free(g->offset);
         return fy_error(FY_ERR_NOMEM, "engine: out of memory declaring group %s", name);
     }
-    uint64_t at = 0;
     for (int i = 0; i < n; i++) {
         g->src[i] = weights[i];
         g->src[i].owns_data = false;
-        g->offset[i] = at;
-        at = align_up(at + fy_tensor_nbytes(&weights[i]));
     }
-    g->bytes = at;
+    g->n_declared = n;
+    fy_eng_layout_group(g);
     if (kind == FY_GROUP_BLOCK) e->n_blocks++;
     *out_id = e->n_groups++;
     update_resident_ranks(e);
     return FY_OK;
+}
+
+void fy_eng_layout_group(eng_group *g)
+{
+    uint64_t at = 0;
+    for (int i = 0; i < g->n; i++) {
+        g->offset[i] = at;
+        at = align_up(at + fy_tensor_nbytes(&g->src[i]));
+    }
+    g->bytes = at;
 }
 
 fy_status fy_engine_reserve(fy_engine *e, uint64_t activation_bytes)

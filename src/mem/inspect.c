@@ -39,6 +39,20 @@ static void print_groups(const fy_engine *e, FILE *f)
     }
 }
 
+static void print_storage(const fy_engine *e, FILE *f)
+{
+    if (!fy_eng_cast_any(e)) return;
+    char a[32], b[32];
+    uint64_t declared = 0, now = fy_engine_cast_bytes(e, &declared);
+    const char *why = e->opts.storage_auto ? (e->planner.active ? " (chosen by the planner)" : " (auto)") : "";
+    if (e->opts.storage_dtype == FY_DTYPE_COUNT)
+        fprintf(f, "  storage      as stored%s: castable weights %s\n", why, fy_format_bytes(declared, a, sizeof a));
+    else
+        fprintf(f, "  storage      %s, %s scales%s: castable weights %s (as stored %s)\n",
+                fy_dtype_name(e->opts.storage_dtype), fy_fp8_scale_name(e->opts.fp8_scale), why,
+                fy_format_bytes(now, a, sizeof a), fy_format_bytes(declared, b, sizeof b));
+}
+
 void fy_engine_plan_print(const fy_engine *e, const char *title, FILE *f)
 {
     const fy_plan *p = &e->plan;
@@ -61,5 +75,6 @@ void fy_engine_plan_print(const fy_engine *e, const char *title, FILE *f)
         fprintf(f, "  planner      --vram-budget %s, copy %.2f GB/s measured; predicted step %.3g s (estimated compute)\n",
                 s->vram_budget ? fy_format_bytes(s->vram_budget, a, sizeof a) : "unlimited", s->copy_bandwidth / 1e9,
                 s->predicted_initial_step_s);
+    print_storage(e, f);
     print_groups(e, f);
 }

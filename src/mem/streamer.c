@@ -28,6 +28,7 @@ static void set_views(eng_group *g, char *base)
         g->dev[i].device = 0;
         g->dev[i].owns_data = false;
     }
+    fy_eng_cast_link(g);
 }
 
 /* Host wait for a staging buffer to be free again: compute is blocked, so it

@@ -192,6 +192,26 @@ static int pack_block(const fy_wan_dit *m, const fy_tensor *w, fy_tensor *packed
     return n;
 }
 
+/* Layerwise casting (--storage-dtype): the blocks' Linear weights may be
+ * stored in fp8; their biases, the q/k and cross-attention norms, the
+ * modulation table and every non-block weight (patch embedding, condition
+ * embedder, proj_out, the head's table) stay as stored, as diffusers' skip
+ * list for Wan keeps them. */
+static fy_status mark_castable(const fy_wan_dit *m, int group)
+{
+    static const int linear[] = {
+        WB_ATTN1 + WA_Q_W, WB_ATTN1 + WA_K_W, WB_ATTN1 + WA_V_W, WB_ATTN1 + WA_O_W,
+        WB_ATTN2 + WA_Q_W, WB_ATTN2 + WA_K_W, WB_ATTN2 + WA_V_W, WB_ATTN2 + WA_O_W,
+        WB_FFN1_W, WB_FFN2_W,
+    };
+    for (size_t i = 0; i < sizeof linear / sizeof linear[0]; i++) {
+        int at = linear[i]; /* its index in the packed group: norm2's two slots may be left out */
+        if (!m->cfg.cross_attn_norm && at > WB_NORM2_B) at -= 2;
+        FY_TRY(fy_engine_mark_castable(m->engine, group, at));
+    }
+    return FY_OK;
+}
+
 static fy_status declare_groups(fy_wan_dit *m)
 {
     fy_engine *e = m->engine;
@@ -203,6 +223,7 @@ static fy_status declare_groups(fy_wan_dit *m)
         char name[64];
         snprintf(name, sizeof name, "blocks.%lld", (long long)i);
         FY_TRY(fy_engine_add_group(e, m->component_id, name, FY_GROUP_BLOCK, packed, n, &m->block_groups[i]));
+        FY_TRY(mark_castable(m, m->block_groups[i]));
         m->block_count = n;
     }
     return fy_engine_add_group(e, m->component_id, "head", FY_GROUP_SMALL, m->head_w, WH_COUNT, &m->head_group);

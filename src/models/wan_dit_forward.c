@@ -145,7 +145,7 @@ static fy_status linear(fy_wan_dit *m, const float *x, const fy_tensor *w, const
     const float *bias = NULL;
     if (b) FY_TRY(vec_f32(m, b, 0, &bias));
     double t0 = fy_backend_now();
-    fy_status st = fy_wan_linear(m->cpu, x, w->data, w->dtype, bias, y, M, K, N);
+    fy_status st = fy_wan_linear(m->cpu, x, w->data, w->dtype, w->scale, w->scale_rows, bias, y, M, K, N);
     m->timing.gemm += fy_backend_now() - t0;
     return st;
 }

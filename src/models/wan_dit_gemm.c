@@ -1,5 +1,5 @@
 /* The DiT's linear layers: y[M, N] = x[M, K] W^T + b with W [N, K] in f32,
- * bf16 or f16, cut into one column tile per thread (or a few, when a tile's
+ * bf16, f16 or scaled fp8 (--storage-dtype), cut into one column tile per thread (or a few, when a tile's
  * f32 copy would not fit the scratch), each one cblas_sgemm.
  *
  * Why not fy_cpu_linear: it cuts W into 128-row tiles and, when there are
@@ -23,7 +23,8 @@ typedef struct gemm_job {
     const float *x, *b;
     const void *w;
     fy_dtype wtype;
-    size_t welem;
+    const float *scale;
+    int scale_rows;
     float *y;
     int64_t M, K, N, nb;
 } gemm_job;
@@ -34,11 +35,9 @@ static void gemm_tile(void *raw, int64_t task, int thread)
     int64_t n0 = task * j->nb, nn = j->N - n0 < j->nb ? j->N - n0 : j->nb;
     if (nn <= 0) return;
     const float *wt = (const float *)j->w + n0 * j->K;
-    if (j->wtype != FY_F32) {
+    if (j->wtype != FY_F32 || j->scale) {
         float *tile = fy_cpu_scratch(j->ctx, thread);
-        /* The dtype was checked before the run, so this cannot fail. */
-        (void)fy_convert(tile, FY_F32, (const char *)j->w + (size_t)(n0 * j->K) * j->welem, j->wtype,
-                         (size_t)(nn * j->K));
+        fy_cpu_weight_rows_f32(tile, j->w, j->wtype, j->scale, j->scale_rows, n0, nn, j->K);
         wt = tile;
     }
     float *y = j->y + n0;
@@ -52,19 +51,18 @@ static void gemm_tile(void *raw, int64_t task, int thread)
                 (int)j->K, beta, y, (int)j->N);
 }
 
-fy_status fy_wan_linear(fy_cpu_ctx *ctx, const float *x, const void *w, fy_dtype wtype, const float *b, float *y,
-                        int64_t M, int64_t K, int64_t N)
+fy_status fy_wan_linear(fy_cpu_ctx *ctx, const float *x, const void *w, fy_dtype wtype, const float *scale,
+                        int scale_rows, const float *b, float *y, int64_t M, int64_t K, int64_t N)
 {
     int threads = fy_cpu_ctx_threads(ctx);
     /* Small problems keep fy_cpu_linear's finer tiles (better balance). */
     if (M < 64 || N < 64 * threads || M > INT32_MAX || K > INT32_MAX || N > INT32_MAX || !fy_dtype_is_float(wtype))
-        return wtype == FY_F32 ? fy_cpu_linear(ctx, x, w, b, y, M, K, N)
-                               : fy_cpu_linear_lowp(ctx, x, w, wtype, b, y, M, K, N);
+        return fy_cpu_linear_scaled(ctx, x, w, wtype, scale, scale_rows, b, y, M, K, N);
     int64_t tiles = threads;
     while ((N + tiles - 1) / tiles * K > TILE_FLOATS && (N + tiles - 1) / tiles > TILE_ALIGN) tiles += threads;
     int64_t nb = ((N + tiles - 1) / tiles + TILE_ALIGN - 1) / TILE_ALIGN * TILE_ALIGN;
-    if (wtype != FY_F32) FY_TRY(fy_cpu_scratch_reserve(ctx, (size_t)(nb * K)));
-    gemm_job job = {ctx, x, b, w, wtype, fy_dtype_size(wtype), y, M, K, N, nb};
+    if (wtype != FY_F32 || scale) FY_TRY(fy_cpu_scratch_reserve(ctx, (size_t)(nb * K)));
+    gemm_job job = {ctx, x, b, w, wtype, scale, scale_rows, y, M, K, N, nb};
     fy_threadpool_run(ctx->pool, (N + nb - 1) / nb, gemm_tile, &job);
     return FY_OK;
 }

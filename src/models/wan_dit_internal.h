@@ -80,8 +80,9 @@ void fy_wan_timestep_sinusoid(const float *t, int64_t B, int64_t freq_dim, float
 void fy_wan_rope_tables(const fy_wan_dit_config *c, int64_t F, int64_t H, int64_t W, float *cos_t,
                         float *sin_t);
 
-/* y[M, N] = x[M, K] W^T + b for W [N, K] of any float dtype (wan_dit_gemm.c). */
-fy_status fy_wan_linear(fy_cpu_ctx *ctx, const float *x, const void *w, fy_dtype wtype, const float *b, float *y,
-                        int64_t M, int64_t K, int64_t N);
+/* y[M, N] = x[M, K] W^T + b for W [N, K] of any float dtype, fp8 with its
+ * scales (see fy_cpu_linear_scaled) (wan_dit_gemm.c). */
+fy_status fy_wan_linear(fy_cpu_ctx *ctx, const float *x, const void *w, fy_dtype wtype, const float *scale,
+                        int scale_rows, const float *b, float *y, int64_t M, int64_t K, int64_t N);
 
 #endif

@@ -25,6 +25,7 @@ void fy_run_options_init(fy_run_options *o)
     o->device_map = FY_DEVICE_MAP_NONE;
     o->compute_dtype = FY_F32;
     o->storage_dtype = FY_DTYPE_COUNT;
+    o->fp8_scale = FY_FP8_SCALE_ROW;
     o->vae_tile[0] = o->vae_tile[1] = 256;
     o->vae_tile_stride[0] = o->vae_tile_stride[1] = 192;
 }
@@ -218,13 +219,23 @@ static fy_status set_dtype(fy_run_options *o, const char *flag, const char *valu
 static fy_status set_storage_dtype(fy_run_options *o, const char *flag, const char *value)
 {
     fy_dtype t;
-    if (strcmp(value, "none") == 0) {
+    o->storage_auto = strcmp(value, "auto") == 0;
+    if (strcmp(value, "none") == 0 || o->storage_auto) {
         o->storage_dtype = FY_DTYPE_COUNT;
         return FY_OK;
     }
     if (fy_dtype_parse(value, &t) != FY_OK || (t != FY_F8_E4M3 && t != FY_F8_E5M2))
-        return bad_value(flag, value, "fp8_e4m3, fp8_e5m2, none (as stored)");
+        return bad_value(flag, value, "fp8_e4m3, fp8_e5m2, auto (with --vram-budget), none (as stored)");
     o->storage_dtype = t;
+    return FY_OK;
+}
+
+static fy_status set_fp8_scale(fy_run_options *o, const char *flag, const char *value)
+{
+    if (strcmp(value, "row") == 0) o->fp8_scale = FY_FP8_SCALE_ROW;
+    else if (strcmp(value, "tensor") == 0) o->fp8_scale = FY_FP8_SCALE_TENSOR;
+    else if (strcmp(value, "none") == 0) o->fp8_scale = FY_FP8_SCALE_NONE;
+    else return bad_value(flag, value, "row, tensor, none");
     return FY_OK;
 }
 
@@ -361,6 +372,7 @@ static const flag_spec flags[] = {
     VALUE("device-map", set_device_map),
     VALUE("dtype", set_dtype),
     VALUE("storage-dtype", set_storage_dtype),
+    VALUE("fp8-scale", set_fp8_scale),
     SWITCH("vae-tiling", vae_tiling),
     SWITCH("vae-slicing", vae_slicing),
     VALUE("vae-tile", set_vae_tile),
@@ -483,6 +495,9 @@ static fy_status validate_device(const fy_run_options *o)
         return conflict("--dtype must be f32, bf16 or f16");
     if (o->storage_dtype != FY_DTYPE_COUNT && o->storage_dtype != FY_F8_E4M3 && o->storage_dtype != FY_F8_E5M2)
         return conflict("--storage-dtype must be fp8_e4m3 or fp8_e5m2");
+    if (o->storage_auto && !(o->vram_budget > 0 || o->vram_budget_auto))
+        return conflict("--storage-dtype auto lets the planner choose: it needs --vram-budget (or give "
+                        "fp8_e4m3 or fp8_e5m2)");
     return FY_OK;
 }
 
@@ -537,7 +552,10 @@ const char *fy_run_options_help(void)
            "                                  stream the rest from the host (the planner's choice)\n"
            "Precision:\n"
            "  --dtype f32|bf16|f16            compute dtype\n"
-           "  --storage-dtype fp8_e4m3|fp8_e5m2  store weights in fp8, upcast on use\n"
+           "  --storage-dtype fp8_e4m3|fp8_e5m2|auto  store the transformer blocks' Linear weights\n"
+           "                                  in fp8 (half of bf16's bytes moved), upcast on use;\n"
+           "                                  auto: the planner decides (needs --vram-budget)\n"
+           "  --fp8-scale row|tensor|none     fp8 scale per output row (default), per tensor, none\n"
            "VAE:\n"
            "  --vae-tiling, --vae-slicing     decode in tiles / one video at a time\n"
            "  --vae-tile N|HxW                tile size in pixels (default 256)\n"

@@ -1,6 +1,7 @@
 /* The transformer verifier: one forward with every intermediate compared as
  * it is produced, then a second forward through a cross-attention K/V
  * context (computed on the first use, reused on the second). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,25 @@
 #include "pipeline/verify_transformer.h"
 
 #define TOLERANCE 1e-5
+/* With --storage-dtype the blocks' Linear weights are rounded to fp8 (3 or
+ * 2 mantissa bits; relative rounding up to 2^-4 or 2^-3 per weight), so
+ * what comes out of the blocks cannot match a bf16/f32 fixture to 1e-5.
+ * It is compared at these looser tolerances instead: about twice what the
+ * golden tiny model measures (bench/RESULTS.md, "fp8 storage"); inputs to the
+ * blocks (embeddings, rope) keep 1e-5. */
+#define FP8_E4M3_TOLERANCE 5e-2
+#define FP8_E5M2_TOLERANCE 1e-1
+
+/* The tolerance for a comparison: 1e-5, or the fp8 one for what the
+ * (possibly fp8) blocks produce. */
+static double tolerance(const fy_verify_ctx *ctx, const char *name)
+{
+    fy_dtype st = ctx->options->storage_dtype;
+    bool after_blocks = strncmp(name, "intermediate.", 13) != 0 || strncmp(name, "intermediate.blocks.", 20) == 0 ||
+                        strcmp(name, "intermediate.proj_out") == 0;
+    if (!after_blocks || st == FY_DTYPE_COUNT) return TOLERANCE;
+    return st == FY_F8_E5M2 ? FP8_E5M2_TOLERANCE : FP8_E4M3_TOLERANCE;
+}
 
 typedef struct tap_state {
     fy_verify_ctx *ctx;
@@ -30,7 +50,7 @@ static fy_status compare_patch_embedding(tap_state *t, const char *name, const f
     int64_t B = shape[0], S = shape[1], D = shape[2];
     if (ref->ndim != 5 || ref->shape[0] != B || ref->shape[1] != D || ref->shape[2] * ref->shape[3] * ref->shape[4] != S) {
         fy_tensor ours = fy_tensor_wrap((void *)data, FY_F32, 3, shape, FY_HOST);
-        return fy_verify_compare(t->ctx, name, &ours, ref, TOLERANCE); /* prints the shape mismatch */
+        return fy_verify_compare(t->ctx, name, &ours, ref, tolerance(t->ctx, name)); /* prints the shape mismatch */
     }
     float *tr = malloc((size_t)(B * S * D) * sizeof *tr);
     if (!tr) return fy_error(FY_ERR_NOMEM, "out of memory");
@@ -38,7 +58,7 @@ static fy_status compare_patch_embedding(tap_state *t, const char *name, const f
         for (int64_t s = 0; s < S; s++)
             for (int64_t d = 0; d < D; d++) tr[(b * D + d) * S + s] = data[(b * S + s) * D + d];
     fy_tensor ours = fy_tensor_wrap(tr, FY_F32, 5, ref->shape, FY_HOST);
-    fy_status st = fy_verify_compare(t->ctx, name, &ours, ref, TOLERANCE);
+    fy_status st = fy_verify_compare(t->ctx, name, &ours, ref, tolerance(t->ctx, name));
     free(tr);
     return st;
 }
@@ -55,7 +75,7 @@ static fy_status compare_tap(tap_state *t, const char *name, const float *data, 
         st = compare_patch_embedding(t, ref_name, data, shape, &ref);
     } else {
         fy_tensor ours = fy_tensor_wrap((void *)data, FY_F32, ndim, shape, FY_HOST);
-        st = fy_verify_compare(t->ctx, ref_name, &ours, &ref, TOLERANCE);
+        st = fy_verify_compare(t->ctx, ref_name, &ours, &ref, tolerance(t->ctx, ref_name));
     }
     fy_tensor_free(&ref);
     return st;
@@ -100,7 +120,7 @@ static fy_status compare_output(fy_verify_ctx *ctx, const fy_st_file *f, const c
 {
     fy_tensor ref = {0};
     FY_TRY(load_f32(f, "output", &ref));
-    fy_status st = fy_verify_compare(ctx, name, out, &ref, TOLERANCE);
+    fy_status st = fy_verify_compare(ctx, name, out, &ref, tolerance(ctx, name));
     fy_tensor_free(&ref);
     return st;
 }
@@ -159,6 +179,11 @@ fy_status fy_verify_transformer(fy_verify_ctx *ctx, const fy_st_file *fixture)
 {
     const fy_component *comp = fy_model_component(ctx->model, "transformer");
     if (!comp) return fy_error(FY_ERR_NOT_FOUND, "%s: the model has no transformer component", fy_model_dir(ctx->model));
+    fy_dtype sd = ctx->options->storage_dtype;
+    if (sd != FY_DTYPE_COUNT && ctx->out)
+        fprintf(ctx->out, "transformer: blocks' Linear weights stored as %s (--fp8-scale %s): what the blocks produce is "
+                "compared at %.0e, not %.0e\n", fy_dtype_name(sd), fy_fp8_scale_name(ctx->options->fp8_scale),
+                tolerance(ctx, "output"), TOLERANCE);
     fy_engine *e = NULL;
     FY_TRY(fy_engine_create(ctx->options, &e));
     fy_status st = run_model(ctx, fixture, comp, e);

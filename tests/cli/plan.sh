@@ -43,6 +43,15 @@ if [ $rc -eq 1 ] && grep -q -- "--vram-budget 64.00 KiB: no plan fits" "$T/small
     cat "$T/small.err"
 fi
 
+"$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --offload layerwise --storage-dtype fp8_e4m3 \
+    --fp8-scale tensor >"$T/fp8.txt" 2>"$T/fp8.err"
+rc=$?
+if [ $rc -eq 0 ]; then ok; else bad "fp8 plan: exit $rc"; cat "$T/fp8.err"; fi
+has "fp8 storage line" "$T/fp8.txt" "storage      f8_e4m3, tensor scales: castable weights .* (as stored "
+"$FERRY" plan --model "$MODEL" "${SIZES[@]}" --storage-dtype auto >/dev/null 2>"$T/auto.err"
+rc=$?
+if [ $rc -eq 2 ] && grep -q "needs --vram-budget" "$T/auto.err"; then ok; else bad "--storage-dtype auto alone: exit $rc"; fi
+
 "$FERRY" plan --model "$MODEL" --vram-budget 1GiB --offload none >/dev/null 2>"$T/c.err"
 rc=$?
 if [ $rc -eq 2 ] && grep -q "drop --offload" "$T/c.err"; then ok; else bad "--vram-budget with --offload: exit $rc"; fi

@@ -9,6 +9,8 @@
 
 #include <cblas.h>
 
+#include "ferry/quant.h"
+
 #define FY_GEMM_NB 128         /* weight rows per tile (and per conversion block) */
 #define FY_GEMM_MIN_TILES 16   /* split M when there are fewer column blocks than this */
 #define FY_GEMM_M_ALIGN 64
@@ -19,7 +21,8 @@ typedef struct linear_job {
     const float *w32;          /* f32 weights, or NULL when converting */
     const void *wlow;          /* low-precision weights */
     fy_dtype wtype;
-    size_t welem;              /* bytes per low-precision element */
+    const float *scale;        /* fp8 storage scales, or NULL */
+    int scale_rows;
     float *y;
     int64_t M, K, N;
     int64_t n_blocks, m_chunk;
@@ -57,9 +60,7 @@ static void linear_tile(void *raw, int64_t task, int thread)
         wblock = job->w32 + n0 * job->K;
     } else {
         float *tile = fy_cpu_scratch(job->ctx, thread);
-        const char *src = (const char *)job->wlow + (size_t)(n0 * job->K) * job->welem;
-        /* The dtype was validated before the run, so this cannot fail. */
-        (void)fy_convert(tile, FY_F32, src, job->wtype, (size_t)(nn * job->K));
+        fy_cpu_weight_rows_f32(tile, job->wlow, job->wtype, job->scale, job->scale_rows, n0, nn, job->K);
         wblock = tile;
     }
     float *y = job->y + m0 * job->N + n0;
@@ -95,18 +96,41 @@ fy_status fy_cpu_linear(fy_cpu_ctx *ctx, const float *x, const float *w, const f
     return FY_OK;
 }
 
+void fy_cpu_weight_rows_f32(float *dst, const void *w, fy_dtype wtype, const float *scale, int scale_rows,
+                            int64_t n0, int64_t nn, int64_t K)
+{
+    if (wtype == FY_F8_E4M3 || wtype == FY_F8_E5M2) {
+        fy_fp8_dequantize_rows(dst, w, wtype, scale, scale_rows, n0, nn, K);
+        return;
+    }
+    const char *src = (const char *)w + (size_t)(n0 * K) * fy_dtype_size(wtype);
+    /* The dtype was validated before the run, so this cannot fail. */
+    (void)fy_convert(dst, FY_F32, src, wtype, (size_t)(nn * K));
+    for (int64_t r = 0; scale && r < nn; r++) {
+        float s = scale[scale_rows ? n0 + r : 0];
+        for (int64_t k = 0; k < K; k++) dst[r * K + k] *= s;
+    }
+}
+
 fy_status fy_cpu_linear_lowp(fy_cpu_ctx *ctx, const float *x, const void *w, fy_dtype w_dtype,
                              const float *b, float *y, int64_t M, int64_t K, int64_t N)
 {
-    if (w_dtype == FY_F32) return fy_cpu_linear(ctx, x, w, b, y, M, K, N);
+    return fy_cpu_linear_scaled(ctx, x, w, w_dtype, NULL, 0, b, y, M, K, N);
+}
+
+fy_status fy_cpu_linear_scaled(fy_cpu_ctx *ctx, const float *x, const void *w, fy_dtype w_dtype,
+                               const float *scale, int scale_rows, const float *b, float *y, int64_t M,
+                               int64_t K, int64_t N)
+{
+    if (w_dtype == FY_F32 && !scale) return fy_cpu_linear(ctx, x, w, b, y, M, K, N);
     FY_TRY(check_dims("linear", M, K, N));
     if (!fy_dtype_is_float(w_dtype) || fy_dtype_size(w_dtype) == 0)
         return fy_error(FY_ERR_UNSUPPORTED, "linear: weights of dtype %s cannot be converted to f32",
                         fy_dtype_name(w_dtype));
     if (M == 0 || N == 0) return FY_OK;
     FY_TRY(fy_cpu_scratch_reserve(ctx, (size_t)(FY_GEMM_NB * K)));
-    linear_job job = {.ctx = ctx, .x = x, .b = b, .wlow = w, .wtype = w_dtype,
-                      .welem = fy_dtype_size(w_dtype), .y = y, .M = M, .K = K, .N = N};
+    linear_job job = {.ctx = ctx, .x = x, .b = b, .wlow = w, .wtype = w_dtype, .scale = scale,
+                      .scale_rows = scale_rows, .y = y, .M = M, .K = K, .N = N};
     run_linear(&job);
     return FY_OK;
 }

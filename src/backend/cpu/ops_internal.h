@@ -28,6 +28,12 @@ static inline float *fy_cpu_scratch(fy_cpu_ctx *ctx, int thread)
 typedef void (*fy_range_fn)(void *arg, int64_t begin, int64_t end);
 void fy_cpu_parallel_range(fy_cpu_ctx *ctx, int64_t n, int64_t grain, fy_range_fn fn, void *arg);
 
+/* dst [nn, K] = rows [n0, n0 + nn) of W [N, K] (any float dtype with a
+ * size; fp8 through its table) as f32, times scale[scale_rows ? n : 0]
+ * when scale is not NULL (ops_gemm.c). */
+void fy_cpu_weight_rows_f32(float *dst, const void *w, fy_dtype wtype, const float *scale, int scale_rows,
+                            int64_t n0, int64_t nn, int64_t K);
+
 /* out = gelu_tanh(x), times gate when gate is not NULL (ops_gelu.c). */
 void fy_cpu_gelu_tanh_span(const float *x, const float *gate, float *out, int64_t n);
 
