@@ -70,6 +70,11 @@ static fy_status too_small(const fy_engine *e, uint64_t budget, uint64_t fixed, 
 {
     char have[32], need[32], s[32], f[32], all[32];
     uint64_t min = fixed + DISK_SLOTS_MIN * slot;
+    if (min > want) /* staging blocks would take more than the blocks themselves */
+        return fy_error(FY_ERR_BUDGET,
+                        "--max-memory cpu=%s cannot hold the weights (%s) and is too small for the disk tier, whose "
+                        "staging needs more than that; raise it to at least %s",
+                        fy_format_bytes(budget, have, sizeof have), fy_format_bytes(want, all, sizeof all), all);
     fy_format_bytes(budget, have, sizeof have);
     fy_format_bytes(min, need, sizeof need);
     fy_format_bytes(slot, s, sizeof s);
