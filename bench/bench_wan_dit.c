@@ -49,6 +49,8 @@ typedef struct bench_args {
     bool f32;
     int repeats;
     bool normal, fp8;
+    uint64_t host_budget; /* --max-memory-cpu: the disk tier below the model's bytes */
+    bool emu;             /* --emu: the emulated device (uploads through the copy engine) */
 } bench_args;
 
 /* ---- the random model ----------------------------------------------------- */
@@ -220,6 +222,11 @@ static fy_status run(const char *dir, const bench_args *a)
     fy_run_options o;
     fy_run_options_init(&o);
     o.threads = a->threads;
+    o.max_memory_cpu = a->host_budget;
+    if (a->emu) {
+        o.device = FY_DEVICE_EMU;
+        o.offload = FY_OFFLOAD_LAYERWISE;
+    }
     fy_engine *e = NULL;
     fy_wan_dit *m = NULL;
     fy_wan_dit_context *kv = NULL;
@@ -230,6 +237,7 @@ static fy_status run(const char *dir, const bench_args *a)
     if (st == FY_OK) st = fy_wan_dit_load(fy_model_component(model, "transformer"), e, &m);
     if (st == FY_OK) st = fy_wan_dit_set_threads(m, a->threads);
     if (st == FY_OK) st = fy_engine_reserve(e, fy_wan_dit_activation_bytes(m, &s) + fy_wan_dit_context_bytes(m, 2, s.text_len));
+    double t_prepare = fy_backend_now();
     if (st == FY_OK) st = fy_engine_prepare(e);
     if (st == FY_OK) st = fy_wan_dit_context_create(m, &kv);
     const fy_wan_dit_config *c = m ? fy_wan_dit_get_config(m) : NULL;
@@ -252,6 +260,19 @@ static fy_status run(const char *dir, const bench_args *a)
     }
     if (st == FY_OK) st = fy_wan_dit_forward(m, &s, x, t, text, kv, out);
     if (st == FY_OK) report("first forward (k/v computed)", fy_wan_dit_last_timing(m), c->num_layers);
+    if (st == FY_OK && a->host_budget) {
+        const fy_engine_stats *es = fy_engine_stats_get(e);
+        uint64_t bytes = 0;
+        for (int g = 0; g < fy_engine_group_count(e); g++) {
+            fy_group_info gi;
+            if (fy_engine_group_info(e, g, &gi) == FY_OK) bytes += gi.bytes;
+        }
+        double bw = es->disk_bandwidth;
+        printf("cold start: prepare to the end of the first forward %.2f s; weights %.2f GiB / %.2f GB/s disk = "
+               "%.2f s; %.2f GiB read from disk by then, disk stall %.2f s\n",
+               fy_backend_now() - t_prepare, bytes / 1073741824.0, bw / 1e9, bw > 0 ? bytes / bw : 0.0,
+               es->disk_bytes_read / 1073741824.0, es->disk_stall_time);
+    }
     fy_wan_dit_timing best_cached = {0}, best_new = {0};
     for (int r = 0; st == FY_OK && r < a->repeats; r++) {
         st = fy_wan_dit_forward(m, &s, x, t, text, kv, out);
@@ -384,7 +405,7 @@ static fy_status run_fp8(const char *dir, const bench_args *a)
 
 static int parse_args(int argc, char **argv, bench_args *a)
 {
-    *a = (bench_args){2, 3, 16, 16, 512, false, 3, false, false};
+    *a = (bench_args){2, 3, 16, 16, 512, false, 3, false, false, 0, false};
     for (int i = 1; i < argc; i++) {
         long long f, h, w;
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
@@ -403,8 +424,15 @@ static int parse_args(int argc, char **argv, bench_args *a)
             a->normal = true;
         } else if (strcmp(argv[i], "--fp8") == 0) {
             a->fp8 = true;
+        } else if (strcmp(argv[i], "--emu") == 0) {
+            a->emu = true;
+        } else if (strcmp(argv[i], "--max-memory-cpu") == 0 && i + 1 < argc &&
+                   fy_parse_size(argv[i + 1], &a->host_budget) == FY_OK) {
+            i++;
         } else {
-            fprintf(stderr, "usage: %s [--threads N] [--latent FxHxW] [--text-len L] [--repeats N] [--f32] [--normal] [--fp8]\n",
+            fprintf(stderr,
+                    "usage: %s [--threads N] [--latent FxHxW] [--text-len L] [--repeats N] [--f32] [--normal] [--fp8] "
+                    "[--max-memory-cpu SIZE] [--emu]\n",
                     argv[0]);
             return -1;
         }

@@ -189,6 +189,43 @@ static void test_seeded_run_is_reproducible(void **state)
     fy_wan_t2v_result_free(&b);
 }
 
+/* Half the tiny model's weights (text encoder, transformer, vae files). */
+#define HALF_MODEL_HOST (650ull * 1000)
+
+/* --max-memory cpu at half the model's bytes: blocks come from disk, the
+ * video is bit-identical to the all-in-RAM run and matches the fixtures. */
+static void test_disk_tier_half_host_budget(void **state)
+{
+    (void)state;
+    fy_wan_t2v_params p;
+    small_request(&p);
+    p.seed = 7;
+    fy_run_options cases[3];
+    fy_run_options_init(&cases[0]);
+    emu_options(&cases[1], FY_OFFLOAD_LAYERWISE);
+    emu_options(&cases[2], FY_OFFLOAD_SEQUENTIAL);
+    cases[2].text_encoder_cpu_offload = true;
+    /* The device engine without the text encoder streams 618 KiB of blocks. */
+    uint64_t budget[3] = {HALF_MODEL_HOST, HALF_MODEL_HOST, 300ull * 1000};
+    for (int i = 0; i < 3; i++) {
+        fy_run_options o = cases[i];
+        fy_wan_t2v_result ram, disk;
+        assert_int_equal(fy_wan_t2v_run(MODEL_DIR, &o, &p, NULL, &ram), FY_OK);
+        assert_int_equal(ram.report.engine.disk_groups, 0);
+        o.max_memory_cpu = budget[i];
+        assert_int_equal(fy_wan_t2v_run(MODEL_DIR, &o, &p, NULL, &disk), FY_OK);
+        assert_true(disk.report.engine.disk_groups > 0);
+        assert_true(disk.report.engine.disk_bytes_read > 0);
+        assert_true(disk.report.engine.host_bound <= budget[i]);
+        assert_true(disk.report.first_step_s > 0);
+        size_t n = (size_t)(ram.frames * ram.height * ram.width * 3);
+        assert_memory_equal(ram.video, disk.video, n * sizeof(float));
+        fy_wan_t2v_result_free(&ram);
+        fy_wan_t2v_result_free(&disk);
+        verify_pipeline(&o);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +235,7 @@ int main(void)
         cmocka_unit_test(test_bad_requests_fail_before_work),
         cmocka_unit_test(test_stop_between_steps),
         cmocka_unit_test(test_seeded_run_is_reproducible),
+        cmocka_unit_test(test_disk_tier_half_host_budget),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

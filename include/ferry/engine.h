@@ -62,6 +62,19 @@
  * uploads stage through a ring of 2 pinned buffers of one block each.
  * Weights are read-only: nothing is ever copied back from the device.
  *
+ * Disk tier (--max-memory cpu=SIZE below what the host tier would hold: the
+ * pinned/mapped host copies of the streamed blocks, or on --device cpu all
+ * weights read in place). Blocks keep a host copy, the step component's
+ * first, while it fits next to a staging ring of 2-3 slots; the rest get the
+ * disk tier: a reader thread reads them from their safetensors files with
+ * O_DIRECT (io_uring when there) into the pinned staging ring ahead of use,
+ * and they are uploaded from there to the ring slot (or, on --device cpu,
+ * computed from the staging slot itself). The reader predicts the order: a
+ * component's blocks cyclically for the step component, else on to the next
+ * component's (so the transformer's first blocks load while the text encoder
+ * runs). A host budget below SMALL weights read in place (cpu) + two slots
+ * fails in prepare, saying what fits. See src/mem/disk.h, disk_tier.c.
+ *
  * Device memory: every device allocation (weights, activations, workspaces)
  * goes through the engine's pool, with the budget (--max-memory) and peak
  * tracking. On --device cpu, weights are read in place (no copies). */
@@ -93,7 +106,8 @@ typedef enum fy_tier {
     FY_TIER_DEVICE = 0, /* resident on the device */
     FY_TIER_PINNED,     /* one pinned host copy, uploaded from it */
     FY_TIER_MAPPED,     /* the source itself (mmapped file or caller's host buffer) */
-    FY_TIER_STAGED      /* the source, uploaded through the pinned staging ring */
+    FY_TIER_STAGED,     /* the source, uploaded through the pinned staging ring */
+    FY_TIER_DISK        /* read from its file ahead of use into the disk staging ring (--max-memory cpu) */
 } fy_tier;
 
 const char *fy_tier_name(fy_tier t);
@@ -135,6 +149,20 @@ typedef struct fy_engine_stats {
     double predicted_initial_step_s;
     double copy_bandwidth;    /* bytes/s the planner measured, 0 without it */
     uint64_t vram_budget;     /* the planner's budget, 0 without it */
+    /* Host budget and the disk tier (--max-memory cpu=SIZE). */
+    uint64_t host_budget;     /* 0 = unlimited */
+    uint64_t host_bound;      /* host bytes the plan holds: host copies + weights read in place + staging */
+    int disk_groups;          /* groups on the disk tier (0: none) */
+    int disk_slots;           /* staging slots */
+    uint64_t disk_staging_bytes;
+    uint64_t disk_bytes_read; /* including O_DIRECT alignment padding */
+    uint64_t disk_reads;      /* group reads */
+    double disk_read_time;    /* s the reader spent reading */
+    double disk_stall_time;   /* s compute waited on a read (part of stall_time) */
+    double disk_bandwidth;    /* bytes/s achieved by the reads */
+    bool disk_direct;         /* every file read with O_DIRECT (no page cache) */
+    bool disk_uring;          /* reads went through io_uring */
+    uint64_t disk_seeks;      /* reads thrown away after a wrong prediction */
 } fy_engine_stats;
 
 /* The backend comes from the options (--device, --max-memory, --emu-bandwidth). */

@@ -49,6 +49,10 @@ const char *fy_st_metadata_key(const fy_st_file *f, size_t i);
 const char *fy_st_metadata(const fy_st_file *f, const char *key);
 /* A borrowing host view of a tensor (rank <= FY_MAX_DIMS). */
 fy_status fy_st_view(const fy_st_file *f, const char *name, fy_tensor *out);
+/* Which open, mapped file holds [data, data + nbytes), and at which byte
+ * offset from the file's start (the offload engine's disk tier reads views
+ * back from disk with it). FY_ERR_NOT_FOUND when none does. Thread-safe. */
+fy_status fy_st_locate(const void *data, uint64_t nbytes, char *path, size_t path_size, uint64_t *file_offset);
 
 /* ---- A checkpoint: one file, or shards named by *.safetensors.index.json --- */
 typedef struct fy_st_set fy_st_set;

@@ -81,6 +81,11 @@ typedef struct fy_wan_t2v_report {
     int n_engines;
     uint64_t peak_host_bytes;      /* process peak resident set */
     int64_t frames, height, width;
+    /* Cold start: from the run's start to the end of the first denoising
+     * step, and the weight bytes that a disk-bound start has to read. */
+    double first_step_s;
+    uint64_t weight_bytes;         /* every component's weights, as laid out */
+    uint64_t first_step_disk_bytes; /* read by the disk tier by then */
 } fy_wan_t2v_report;
 
 typedef struct fy_wan_t2v_result {

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,9 +56,68 @@ static char *dup_string(const char *s)
     return p;
 }
 
+/* ---- Open mappings, for fy_st_locate ------------------------------------ */
+
+/* Every mapped file open in the process: the offload engine's disk tier turns
+ * a borrowed weight view back into (file, offset) without the models having
+ * to pass their files along. */
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static fy_st_file **open_files;
+static size_t open_count, open_cap;
+
+static void register_open(fy_st_file *f)
+{
+    pthread_mutex_lock(&open_mu);
+    if (open_count == open_cap) {
+        size_t cap = open_cap ? open_cap * 2 : 16;
+        fy_st_file **p = realloc(open_files, cap * sizeof *p);
+        if (p) {
+            open_files = p;
+            open_cap = cap;
+        }
+    }
+    if (open_count < open_cap) open_files[open_count++] = f; /* else: not locatable, reads stay mapped */
+    pthread_mutex_unlock(&open_mu);
+}
+
+static void unregister_open(fy_st_file *f)
+{
+    pthread_mutex_lock(&open_mu);
+    for (size_t i = 0; i < open_count; i++)
+        if (open_files[i] == f) {
+            open_files[i] = open_files[--open_count];
+            break;
+        }
+    if (!open_count) {
+        free(open_files);
+        open_files = NULL;
+        open_cap = 0;
+    }
+    pthread_mutex_unlock(&open_mu);
+}
+
+fy_status fy_st_locate(const void *data, uint64_t nbytes, char *path, size_t path_size, uint64_t *file_offset)
+{
+    const uint8_t *p = data;
+    bool found = false;
+    pthread_mutex_lock(&open_mu);
+    for (size_t i = 0; i < open_count && !found; i++) {
+        const fy_st_file *f = open_files[i];
+        if (p < f->base || p > f->base + f->size || nbytes > (uint64_t)(f->base + f->size - p)) continue;
+        snprintf(path, path_size, "%s", f->path);
+        *file_offset = (uint64_t)(p - f->base);
+        found = true;
+    }
+    pthread_mutex_unlock(&open_mu);
+    if (found) return FY_OK;
+    return fy_error(FY_ERR_NOT_FOUND, "%llu bytes at %p are not in an open safetensors file",
+                    (unsigned long long)nbytes, data);
+}
+
 void fy_st_close(fy_st_file *f)
 {
     if (!f) return;
+    if (f->mapped) unregister_open(f);
     for (size_t i = 0; i < f->count; i++) free((char *)f->tensors[i].name);
     for (size_t i = 0; i < f->meta_count; i++) {
         free(f->meta[i].key);
@@ -452,7 +512,9 @@ fy_status fy_st_open(const char *path, fy_st_file **out)
     }
     close(fd);
     FY_TRY(s);
-    return finish_open(f, out);
+    FY_TRY(finish_open(f, out));
+    if (f->mapped) register_open(f);
+    return FY_OK;
 }
 
 /* ---- Queries ------------------------------------------------------------ */

@@ -74,6 +74,8 @@ void fy_engine_free(fy_engine *e)
         fy_backend_synchronize(e->backend);
         fy_backend_set_copy_observer(e->backend, NULL, NULL);
         fy_eng_streamer_stop(e);
+        fy_disk_free(e->disk); /* before the trace and stats its reader reports to */
+        e->disk = NULL;
         if (e->resident_ready) e->backend->vt->event_destroy(e->backend, e->resident_ready);
         if (e->compute_fence) e->backend->vt->event_destroy(e->backend, e->compute_fence);
         free_host_copies(e);
@@ -140,7 +142,7 @@ static fy_status pin_streamed(fy_engine *e)
     bool pin = e->opts.pin_cpu_memory && !e->opts.low_cpu_mem_usage;
     for (int i = 0; i < e->n_groups && pin; i++) {
         eng_group *g = &e->groups[i];
-        if (g->resident) continue;
+        if (g->resident || g->tier == FY_TIER_DISK) continue;
         bool locked = false;
         FY_TRY(e->backend->vt->alloc_pinned(e->backend, g->bytes, &g->pinned, &locked));
         if (!locked) {
@@ -152,9 +154,9 @@ static fy_status pin_streamed(fy_engine *e)
                 eng_group *h = &e->groups[j];
                 if (h->pinned) e->backend->vt->free_pinned(e->backend, h->pinned, h->bytes);
                 if (h->pinned) e->stats.pinned_bytes -= h->bytes;
+                if (h->pinned) e->stats.host_bytes -= h->bytes;
                 h->pinned = NULL;
             }
-            e->stats.host_bytes = 0;
             break;
         }
         memset(g->pinned, 0, g->bytes); /* alignment padding */
@@ -166,7 +168,7 @@ static fy_status pin_streamed(fy_engine *e)
     }
     for (int i = 0; i < e->n_groups; i++) {
         eng_group *g = &e->groups[i];
-        if (g->resident || g->pinned) continue;
+        if (g->resident || g->pinned || g->tier == FY_TIER_DISK) continue;
         g->tier = FY_TIER_MAPPED;
         e->stats.mapped_bytes += g->bytes;
     }
@@ -179,7 +181,8 @@ static fy_status make_staging(fy_engine *e)
     if (!e->opts.low_cpu_mem_usage) return FY_OK;
     uint64_t biggest = 0;
     for (int i = 0; i < e->n_groups; i++)
-        if (!e->groups[i].resident && e->groups[i].bytes > biggest) biggest = e->groups[i].bytes;
+        if (!e->groups[i].resident && e->groups[i].tier != FY_TIER_DISK && e->groups[i].bytes > biggest)
+            biggest = e->groups[i].bytes;
     if (!biggest) return FY_OK;
     e->stage_bytes = biggest;
     for (int k = 0; k < 2; k++) {
@@ -193,7 +196,8 @@ static fy_status make_staging(fy_engine *e)
         if (locked) e->stats.pinned_bytes += biggest;
     }
     for (int i = 0; i < e->n_groups; i++)
-        if (!e->groups[i].resident && e->groups[i].bytes <= biggest) e->groups[i].tier = FY_TIER_STAGED;
+        if (!e->groups[i].resident && e->groups[i].tier != FY_TIER_DISK && e->groups[i].bytes <= biggest)
+            e->groups[i].tier = FY_TIER_STAGED;
     return FY_OK;
 }
 
@@ -208,10 +212,14 @@ fy_status fy_engine_prepare(fy_engine *e)
     fy_eng_planner_init_steps(e);
     e->stats.device_bound = e->plan.device_bound;
     e->prepared = true;
+    /* Host budget: which blocks stay on disk (fails here when it cannot be met). */
+    FY_TRY(fy_eng_disk_prepare(e));
     FY_TRY(fy_eng_cast_materialize(e));
     if (e->backend->unified_host_memory) {
-        /* Weights are read in place: nothing to move. */
+        /* Weights are read in place: nothing to move (disk-tier blocks are
+         * computed from the staging ring). */
         for (int i = 0; i < e->n_groups; i++) {
+            if (e->groups[i].tier == FY_TIER_DISK) continue;
             set_host_views(&e->groups[i]);
             e->groups[i].resident = true;
             e->groups[i].tier = FY_TIER_MAPPED;
@@ -247,6 +255,7 @@ fy_status fy_engine_acquire(fy_engine *e, int group, const fy_tensor **weights)
     }
     fy_eng_planner_on_acquire(e, g, now);
     if (!e->backend->unified_host_memory) FY_TRY(fy_eng_stream_acquire(e, g));
+    else if (g->tier == FY_TIER_DISK) FY_TRY(fy_eng_disk_acquire(e, g));
     g->held = true;
     g->t_acquired = fy_backend_now();
     *weights = g->dev;
@@ -266,7 +275,7 @@ fy_status fy_engine_release(fy_engine *e, int group)
     e->stats.run_time = now - e->run_start;
     e->stats.compute_time = e->stats.run_time - e->stats.stall_time;
     pthread_mutex_unlock(&e->stats_mu);
-    if (e->backend->unified_host_memory) return FY_OK;
+    if (e->backend->unified_host_memory) return g->tier == FY_TIER_DISK ? fy_eng_disk_release(e, g) : FY_OK;
     return fy_eng_stream_release(e, g);
 }
 
@@ -308,6 +317,7 @@ fy_status fy_engine_finish(fy_engine *e)
     e->stats.peak_device = fy_pool_peak(e->pool);
     pthread_mutex_unlock(&e->stats_mu);
     fy_eng_planner_finish(e);
+    fy_eng_disk_stats(e);
     if (e->opts.trace_path && *e->opts.trace_path) return fy_engine_write_trace(e, e->opts.trace_path);
     return FY_OK;
 }

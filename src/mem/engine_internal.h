@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include "ferry/engine.h"
+#include "mem/disk.h"
 #include "mem/pool.h"
 #include "mem/trace.h"
 
@@ -36,6 +37,7 @@ typedef struct eng_group {
     /* running */
     bool held;
     double t_acquired;
+    int disk_slot;         /* the disk staging slot it is computed from (--device cpu), -1 none */
     /* compute spans (acquired -> released) for the planner's cost model */
     double span_first;     /* in the first measured step */
     double span_sum;       /* in later steps */
@@ -60,6 +62,13 @@ typedef struct eng_ring {
     int *slot_unit;        /* unit held (or in flight) per slot, -1 = none */
     int64_t pos;           /* the unit position being computed (cyclic) */
     int released_in_unit;
+    /* Unit positions whose uploads are not all issued yet (disk-tier groups
+     * whose reads are still running), oldest first; the head has its first
+     * pend_k groups issued. */
+    int64_t *pend;
+    int pend_n;
+    int pend_k;
+    bool pend_started;     /* the copy stream already waits on the head slot's release */
 } eng_ring;
 
 /* The planner (planner.c): its choice, its predictions and the step timings
@@ -108,6 +117,8 @@ struct fy_engine {
     uint64_t stage_bytes;
     int stage_next;
 
+    fy_disk *disk;         /* the disk tier's reader, NULL without it */
+
     pthread_mutex_t stats_mu; /* the copy observer runs on the copy thread */
     fy_engine_stats stats;
     bool running;
@@ -143,6 +154,16 @@ int fy_eng_step_component(const fy_engine *e, int *first_group);
  * Block g is resident when its rank < K. */
 int fy_eng_resident_rank(const fy_engine *e, const eng_group *g);
 
+/* disk_tier.c: tiers under --max-memory cpu, before any allocation */
+fy_status fy_eng_disk_prepare(fy_engine *e);
+/* The device path: issue group g's uploads to dst from its staging slot;
+ * force waits for the read (a disk stall), else *issued stays false when
+ * the read is not done. */
+fy_status fy_eng_disk_upload(fy_engine *e, eng_group *g, char *dst, bool force, bool *issued);
+/* --device cpu: compute reads the staging slot itself. */
+fy_status fy_eng_disk_acquire(fy_engine *e, eng_group *g);
+fy_status fy_eng_disk_release(fy_engine *e, eng_group *g);
+void fy_eng_disk_stats(fy_engine *e);                    /* reader figures into e->stats */
 /* planner.c */
 fy_status fy_eng_planner_choose(fy_engine *e);          /* before the plan, when asked */
 void fy_eng_planner_init_steps(fy_engine *e);            /* after the plan: which component is a step */
@@ -154,5 +175,6 @@ void fy_eng_planner_free(fy_engine *e);
 void fy_eng_stats_observe_copy(void *user, const char *label, size_t bytes, double t0, double t1);
 void fy_eng_stats_observe_pool(void *user, uint64_t used);
 void fy_eng_stats_stall(fy_engine *e, const char *name, double t0, double t1);
+void fy_eng_stats_observe_disk(void *user, const char *label, uint64_t bytes, double t0, double t1);
 
 #endif

@@ -74,6 +74,7 @@ fy_status fy_engine_add_group(fy_engine *e, int component, const char *name, fy_
     g->kind = kind;
     g->n = n;
     g->unit = -1;
+    g->disk_slot = -1;
     g->block_index = kind == FY_GROUP_BLOCK ? e->n_blocks : -1;
     size_t k = n > 0 ? (size_t)n : 1;
     g->src = calloc(k, sizeof *g->src);
@@ -121,6 +122,7 @@ const char *fy_tier_name(fy_tier t)
     case FY_TIER_PINNED: return "pinned host";
     case FY_TIER_MAPPED: return "mapped file";
     case FY_TIER_STAGED: return "mapped file (staged)";
+    case FY_TIER_DISK: return "disk";
     }
     return "unknown";
 }

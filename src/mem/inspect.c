@@ -71,6 +71,10 @@ void fy_engine_plan_print(const fy_engine *e, const char *title, FILE *f)
             budget ? fy_format_bytes(budget, m, sizeof m) : "unlimited");
     fprintf(f, "  host         %s pinned, %s held\n", fy_format_bytes(s->pinned_bytes, a, sizeof a),
             fy_format_bytes(s->host_bytes, b, sizeof b));
+    if (s->host_budget)
+        fprintf(f, "  host budget  %s (--max-memory cpu): the plan holds %s; %d blocks on disk, staging %s in %d slots\n",
+                fy_format_bytes(s->host_budget, a, sizeof a), fy_format_bytes(s->host_bound, b, sizeof b),
+                s->disk_groups, fy_format_bytes(s->disk_staging_bytes, c, sizeof c), s->disk_slots);
     if (e->planner.active)
         fprintf(f, "  planner      --vram-budget %s, copy %.2f GB/s measured; predicted step %.3g s (estimated compute)\n",
                 s->vram_budget ? fy_format_bytes(s->vram_budget, a, sizeof a) : "unlimited", s->copy_bandwidth / 1e9,

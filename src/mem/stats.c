@@ -15,6 +15,18 @@ void fy_eng_stats_observe_copy(void *user, const char *label, size_t bytes, doub
     fy_trace_span(e->trace, FY_TRACK_COPY, label ? label : "upload", "upload", t0, t1, bytes);
 }
 
+void fy_eng_stats_observe_disk(void *user, const char *label, uint64_t bytes, double t0, double t1)
+{
+    fy_engine *e = user;
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.disk_bytes_read += bytes;
+    e->stats.disk_reads++;
+    e->stats.disk_read_time += t1 - t0;
+    e->stats.disk_bandwidth = e->stats.disk_read_time > 0 ? (double)e->stats.disk_bytes_read / e->stats.disk_read_time : 0;
+    pthread_mutex_unlock(&e->stats_mu);
+    fy_trace_span(e->trace, FY_TRACK_DISK, label ? label : "read", "disk", t0, t1, bytes);
+}
+
 void fy_eng_stats_observe_pool(void *user, uint64_t used)
 {
     fy_engine *e = user;
@@ -72,6 +84,19 @@ void fy_engine_stats_print(const fy_engine *e, FILE *f)
     fprintf(f, "  host         %s held (%s pinned), %s read from the mapped source\n",
             fy_format_bytes(s.host_bytes, a, sizeof a), fy_format_bytes(s.pinned_bytes, b, sizeof b),
             fy_format_bytes(s.mapped_bytes, c, sizeof c));
+    if (s.host_budget)
+        fprintf(f, "  host budget  %s: the plan holds %s\n", fy_format_bytes(s.host_budget, a, sizeof a),
+                fy_format_bytes(s.host_bound, b, sizeof b));
+    if (s.disk_groups) {
+        fprintf(f, "  disk         %d blocks on disk, staging %s in %d slots; read %s in %llu reads, %.3f s "
+                   "(%.2f GB/s, %s, %s)\n",
+                s.disk_groups, fy_format_bytes(s.disk_staging_bytes, a, sizeof a), s.disk_slots,
+                fy_format_bytes(s.disk_bytes_read, b, sizeof b), (unsigned long long)s.disk_reads, s.disk_read_time,
+                s.disk_bandwidth / 1e9, s.disk_direct ? "O_DIRECT" : "buffered, pages dropped",
+                s.disk_uring ? "io_uring" : "pread");
+        fprintf(f, "  disk stall   %8.3f s (%.1f%%)  compute waiting on disk reads\n", s.disk_stall_time,
+                pct(s.disk_stall_time, s.run_time));
+    }
     if (s.predicted_step_s > 0 || s.predicted_initial_step_s > 0)
         fprintf(f, "  planner      budget %s, copy %.2f GB/s; step predicted %.3f s (initial %.3f s), measured %.3f s\n",
                 s.vram_budget ? fy_format_bytes(s.vram_budget, a, sizeof a) : "unlimited", s.copy_bandwidth / 1e9,

@@ -75,11 +75,50 @@ static void free_ring(fy_engine *e)
     free(r->ready);
     free(r->released);
     free(r->slot_unit);
+    free(r->pend);
     memset(r, 0, sizeof *r);
     r->component = -1;
 }
 
-/* Issue the uploads of unit position pos into its slot (no-op when there). */
+/* Issue the queued loads in order: for each unit position, the copy stream
+ * waits for the slot's release, then each group's uploads, then the slot's
+ * ready event. A disk-tier group whose read is not done stops the queue
+ * there (compute goes on) unless its position is <= force, when the read is
+ * waited for: the compute needs it now. */
+static fy_status ring_pump(fy_engine *e, int64_t force)
+{
+    eng_ring *r = &e->ring;
+    eng_component *c = &e->comps[r->component];
+    int per = e->plan.blocks_per_unit;
+    while (r->pend_n > 0) {
+        int64_t pos = r->pend[0];
+        int s = (int)(pos % r->slots);
+        int u = (int)(pos % c->n_units);
+        if (!r->pend_started) FY_TRY(fy_backend_stream_wait_event(e->backend, FY_STREAM_COPY, r->released[s]));
+        r->pend_started = true;
+        for (int64_t k = (int64_t)u * per + r->pend_k; k < c->n_streamed && k < ((int64_t)u + 1) * per;
+             k++, r->pend_k++) {
+            eng_group *g = &e->groups[c->streamed[k]];
+            char *base = (char *)r->slot[s] + g->unit_offset;
+            if (g->tier == FY_TIER_DISK) {
+                bool issued = false;
+                FY_TRY(fy_eng_disk_upload(e, g, base, pos <= force, &issued));
+                if (!issued) return FY_OK;
+            } else {
+                FY_TRY(upload_group(e, g, base));
+            }
+            set_views(g, base);
+        }
+        FY_TRY(fy_backend_event_record(e->backend, r->ready[s], FY_STREAM_COPY));
+        memmove(r->pend, r->pend + 1, (size_t)(r->pend_n - 1) * sizeof *r->pend);
+        r->pend_n--;
+        r->pend_k = 0;
+        r->pend_started = false;
+    }
+    return FY_OK;
+}
+
+/* Queue the uploads of unit position pos into its slot (no-op when there). */
 static fy_status ring_load(fy_engine *e, int64_t pos)
 {
     eng_ring *r = &e->ring;
@@ -87,16 +126,10 @@ static fy_status ring_load(fy_engine *e, int64_t pos)
     int s = (int)(pos % r->slots);
     int u = (int)(pos % c->n_units);
     if (r->slot_unit[s] == u) return FY_OK;
-    FY_TRY(fy_backend_stream_wait_event(e->backend, FY_STREAM_COPY, r->released[s]));
-    int per = e->plan.blocks_per_unit;
-    for (int64_t k = (int64_t)u * per; k < c->n_streamed && k < ((int64_t)u + 1) * per; k++) {
-        eng_group *g = &e->groups[c->streamed[k]];
-        char *base = (char *)r->slot[s] + g->unit_offset;
-        FY_TRY(upload_group(e, g, base));
-        set_views(g, base);
-    }
+    if (r->pend_n > r->slots) return fy_error(FY_ERR_INTERNAL, "engine: %s ring: too many loads queued", c->name);
     r->slot_unit[s] = u;
-    return fy_backend_event_record(e->backend, r->ready[s], FY_STREAM_COPY);
+    r->pend[r->pend_n++] = pos;
+    return ring_pump(e, -1);
 }
 
 /* Make comp's ring the active one, positioned at unit `unit`. */
@@ -114,7 +147,8 @@ static fy_status ring_activate(fy_engine *e, int comp, int unit)
     r->ready = calloc((size_t)slots, sizeof *r->ready);
     r->released = calloc((size_t)slots, sizeof *r->released);
     r->slot_unit = calloc((size_t)slots, sizeof *r->slot_unit);
-    if (!r->slot || !r->ready || !r->released || !r->slot_unit)
+    r->pend = calloc((size_t)slots + 1, sizeof *r->pend);
+    if (!r->slot || !r->ready || !r->released || !r->slot_unit || !r->pend)
         return fy_error(FY_ERR_NOMEM, "engine: out of memory for the %s ring", c->name);
     for (int s = 0; s < slots; s++) {
         char label[96];
@@ -167,6 +201,7 @@ fy_status fy_eng_stream_acquire(fy_engine *e, eng_group *g)
                         "the order they were declared", g->name, want->name);
     }
     FY_TRY(ring_load(e, r->pos)); /* lazy plans load here; eager ones already have */
+    FY_TRY(ring_pump(e, r->pos));  /* everything up to this unit issued, disk reads waited for */
     return wait_ready(e, r->ready[r->pos % r->slots], g->name);
 }
 
@@ -183,7 +218,7 @@ fy_status fy_eng_stream_release(fy_engine *e, eng_group *g)
     if (g->resident) return FY_OK;
     eng_ring *r = &e->ring;
     eng_component *c = &e->comps[g->component];
-    if (++r->released_in_unit < unit_size(e, c, g->unit)) return FY_OK;
+    if (++r->released_in_unit < unit_size(e, c, g->unit)) return r->pend_n ? ring_pump(e, -1) : FY_OK;
     int s = (int)(r->pos % r->slots);
     FY_TRY(fy_backend_event_record(e->backend, r->released[s], FY_STREAM_COMPUTE));
     r->released_in_unit = 0;

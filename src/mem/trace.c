@@ -114,6 +114,11 @@ static void write_all(FILE *f, fy_trace *t)
             FY_TRACK_COMPUTE);
     fprintf(f, "{\"ph\":\"M\",\"pid\":1,\"tid\":%d,\"name\":\"thread_name\",\"args\":{\"name\":\"copy stream\"}}",
             FY_TRACK_COPY);
+    bool disk = false; /* the disk tier's track only when it read something */
+    for (size_t i = 0; i < t->n && !disk; i++) disk = t->ev[i].track == FY_TRACK_DISK;
+    if (disk)
+        fprintf(f, ",\n{\"ph\":\"M\",\"pid\":1,\"tid\":%d,\"name\":\"thread_name\",\"args\":{\"name\":\"disk\"}}",
+                FY_TRACK_DISK);
     for (size_t i = 0; i < t->n; i++) {
         fputs(",\n", f);
         write_event(f, t, &t->ev[i]);

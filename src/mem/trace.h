@@ -9,8 +9,8 @@
 
 typedef struct fy_trace fy_trace;
 
-/* Tracks, one per stream. */
-enum { FY_TRACK_COMPUTE = 1, FY_TRACK_COPY = 2 };
+/* Tracks, one per stream, and the disk tier's reader. */
+enum { FY_TRACK_COMPUTE = 1, FY_TRACK_COPY = 2, FY_TRACK_DISK = 3 };
 
 /* origin: the clock value (fy_backend_now) shown as time 0. */
 fy_status fy_trace_create(double origin, fy_trace **out);

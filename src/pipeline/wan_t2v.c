@@ -64,6 +64,7 @@ typedef struct t2v_run {
     float *embeds;            /* [2, L, text_dim]: prompt, negative prompt */
     float *latents;
     float *video;
+    double t_start;
     fy_wan_t2v_report report;
 } t2v_run;
 
@@ -456,6 +457,10 @@ static fy_status denoise(t2v_run *r)
         s = denoise_step(r, i, input, pred, guided);
         double dt = fy_backend_now() - t0;
         r->report.step_s_mean += dt / steps;
+        if (i == 0) {
+            r->report.first_step_s = fy_backend_now() - r->t_start;
+            r->report.first_step_disk_bytes = fy_engine_stats_get(r->device)->disk_bytes_read;
+        }
         if (s == FY_OK && r->hooks && r->hooks->step) r->hooks->step(r->hooks->user, i, steps, dt);
     }
     free(input);
@@ -539,6 +544,12 @@ static fy_status finish_engines(t2v_run *r)
         u->stats = *fy_engine_stats_get(e);
     }
     r->report.n_engines = r->n_engines;
+    for (int i = 0; i < r->n_engines; i++) {
+        for (int g = 0; g < fy_engine_group_count(r->engines[i]); g++) {
+            fy_group_info info;
+            if (fy_engine_group_info(r->engines[i], g, &info) == FY_OK) r->report.weight_bytes += info.bytes;
+        }
+    }
     return s;
 }
 
@@ -567,6 +578,7 @@ static uint64_t peak_rss_bytes(void)
 static fy_status run_stages(t2v_run *r, const char *model_dir)
 {
     double t0 = fy_backend_now();
+    r->t_start = t0;
     t2v_factors f;
     FY_TRY(fy_model_open(model_dir, &r->model));
     FY_TRY(check_request(r->model, r->params, &f));
@@ -677,6 +689,21 @@ void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f)
         fprintf(f, "  %-10s %s: peak %.1f MiB", r->engines[i].name, r->engines[i].components, mib(x->peak_device));
         if (x->device_budget) fprintf(f, " of %.1f MiB budget", mib(x->device_budget));
         fprintf(f, ", %.1f MiB moved\n", mib(x->bytes_uploaded));
+    }
+    if (e->disk_groups) {
+        double disk_share = e->run_time > 0 ? 100.0 * e->disk_stall_time / e->run_time : 0;
+        fprintf(f, "disk         %d blocks on disk (host budget %.1f MiB): %.1f MiB read at %.2f GB/s (%s), "
+                   "disk stall %.2f s (%.1f%% of the run)\n",
+                e->disk_groups, mib(e->host_budget), mib(e->disk_bytes_read), e->disk_bandwidth / 1e9,
+                e->disk_direct ? "O_DIRECT" : "buffered", e->disk_stall_time, disk_share);
+    }
+    if (r->first_step_s > 0) {
+        fprintf(f, "cold start   first denoising step done %.2f s after the start", r->first_step_s);
+        if (e->disk_bandwidth > 0)
+            fprintf(f, "; weights %.1f MiB / %.2f GB/s disk = %.2f s, %.1f MiB read from disk by then",
+                    mib(r->weight_bytes), e->disk_bandwidth / 1e9, (double)r->weight_bytes / e->disk_bandwidth,
+                    mib(r->first_step_disk_bytes));
+        fputc('\n', f);
     }
     if (e->predicted_step_s > 0) {
         char budget[32] = "unlimited";

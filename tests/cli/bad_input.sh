@@ -146,6 +146,8 @@ expect "generate with bad frames" 1 "4*k + 1 frames" -- "${GEN[@]}" --height 32 
 expect "generate to an unknown format" 1 ".gif" -- "${GEN[@]}" --height 32 --width 48 --num-frames 9 --output "$T/g.gif"
 expect "generate under an impossible budget" 1 "budget" -- "${GEN[@]}" --height 32 --width 48 --num-frames 9 \
     --device emu --max-memory 0=1KiB --offload layerwise --output "$T/g.mp4"
+expect "generate under an impossible host budget" 1 "raise it to at least" -- "${GEN[@]}" --height 32 --width 48 \
+    --num-frames 9 --max-memory cpu=20KB --output "$T/g.mp4"
 OTHER=$(new_model other)
 sed -i 's/"WanPipeline"/"FluxPipeline"/' "$OTHER/model_index.json"
 expect "generate on another model family" 1 "WanPipeline" -- "$FERRY" generate --model "$OTHER" \

@@ -59,5 +59,21 @@ if [ $rc -eq 2 ] && grep -q "drop --offload" "$T/c.err"; then ok; else bad "--vr
 rc=$?
 if [ $rc -eq 2 ] && grep -q -- "--model DIR is required" "$T/m.err"; then ok; else bad "plan without a model: exit $rc"; fi
 
+# The disk tier: a host budget below the streamed blocks puts some on disk;
+# verify passes with half the model's bytes of host memory.
+"$FERRY" plan --model "$MODEL" --device emu --offload layerwise --max-memory cpu=300KB >"$T/disk.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "blocks on disk" "$T/disk.out" && grep -q " disk$" "$T/disk.out"; then ok; else
+    bad "plan with a host budget: exit $rc"
+    cat "$T/disk.out"
+fi
+"$FERRY" verify "$MODEL" "$FIXTURES/wan-tiny/fixtures" --component transformer,pipeline --max-memory cpu=650KB \
+    >"$T/verify.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q " 0 failed" "$T/verify.out"; then ok; else
+    bad "verify with half the model's bytes of host memory: exit $rc"
+    tail -5 "$T/verify.out"
+fi
+
 echo "plan.sh: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

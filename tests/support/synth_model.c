@@ -224,3 +224,8 @@ const fyt_synth_config *fyt_synth_cfg(const fyt_synth *s)
 {
     return &s->cfg;
 }
+
+const char *fyt_synth_path(const fyt_synth *s)
+{
+    return s->path;
+}

@@ -35,5 +35,7 @@ void fyt_synth_block_host(const fyt_synth *s, int block, const float *in, float 
 /* The deterministic input (rows x D). */
 const float *fyt_synth_input(const fyt_synth *s);
 const fyt_synth_config *fyt_synth_cfg(const fyt_synth *s);
+/* The safetensors file the weights are mapped from. */
+const char *fyt_synth_path(const fyt_synth *s);
 
 #endif
