@@ -109,6 +109,7 @@ const char *fy_tier_name(fy_tier t)
     case FY_TIER_PINNED: return "pinned host";
     case FY_TIER_MAPPED: return "mapped file";
     case FY_TIER_STAGED: return "mapped file (staged)";
+    case FY_TIER_SHARDED: return "sharded";
     }
     return "unknown";
 }

@@ -582,6 +582,9 @@ void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f)
             mib(e->pinned_bytes));
     fprintf(f, "weights      %.1f MiB moved in %llu uploads, stall %.2f s (%.1f%% of the run)\n",
             mib(e->bytes_uploaded), (unsigned long long)e->uploads, e->stall_time, stall_share);
+    if (e->ranks > 0)
+        fprintf(f, "fsdp         rank %d of %d holds %.1f KiB of %.1f KiB of blocks, %.1f MiB all-gathered\n", e->rank,
+                e->ranks, (double)e->shard_bytes / 1024.0, (double)e->sharded_bytes / 1024.0, mib(e->bytes_gathered));
     if (e->predicted_step_s > 0)
         fprintf(f, "planner      %.1f MiB budget: step predicted %.3f s (initial %.3f s), measured %.3f s\n",
                 mib(e->vram_budget), e->predicted_step_s, e->predicted_initial_step_s, e->measured_step_s);
