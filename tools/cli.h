@@ -35,6 +35,14 @@ void cli_verify_help(FILE *out);
 void cli_shard_help(FILE *out);
 void cli_generate_help(FILE *out);
 
+/* Under mpirun (cli_dist.c): the world communicator when launched by mpirun
+ * or asked for (--use-fsdp-inference); ranks other than 0 print only errors.
+ * Returns 0 or the exit status of the failure it printed. */
+int cli_dist_start(const fy_run_options *o);
+void cli_dist_finish(int rc);
+int cli_rank(void); /* 0 without mpirun */
+void cli_dist_test_hook(int step);
+
 /* Print `ferry: error: MESSAGE` (the library's last message) and return 1. */
 int cli_fail(void);
 /* Print `ferry: error: CMD: MESSAGE (see ferry CMD --help)` and return 2. */

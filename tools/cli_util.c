@@ -4,12 +4,17 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ferry/collectives.h"
 #include "ferry/log.h"
 
 int cli_fail(void)
 {
     const char *msg = fy_error_message();
-    fprintf(stderr, "ferry: error: %s\n", msg[0] ? msg : "failed (no message)");
+    fy_comm *w = fy_dist_world();
+    if (w && fy_comm_size(w) > 1)
+        fprintf(stderr, "ferry: error: [rank %d] %s\n", fy_comm_rank(w), msg[0] ? msg : "failed (no message)");
+    else
+        fprintf(stderr, "ferry: error: %s\n", msg[0] ? msg : "failed (no message)");
     return CLI_EXIT_FAILURE;
 }
 

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ferry/collectives.h"
 #include "ferry/log.h"
 #include "ferry/options.h"
 #include "ferry/progress.h"
@@ -112,7 +113,7 @@ static int parse_args(generate_args *a, int argc, char **argv)
     if (!a->params.prompt) return cli_usage_error("generate", "--prompt is required");
     if (!a->output) return cli_usage_error("generate", "--output PATH is required (e.g. out.mp4)");
     if (fy_run_options_validate(&a->options) != FY_OK) return cli_usage_error("generate", "%s", fy_error_message());
-    return 0;
+    return cli_dist_start(&a->options);
 }
 
 typedef struct generate_ui {
@@ -127,6 +128,7 @@ static void on_stage(void *user, const char *stage)
 {
     generate_ui *ui = user;
     fy_debug("%s", stage);
+    if (cli_rank() != 0) return; /* one progress bar: rank 0's */
     if (strncmp(stage, "loading", 7) == 0) {
         /* A terminal nicety: logs get the closing report's load time instead. */
         if (!isatty(fileno(stderr))) return;
@@ -149,6 +151,7 @@ static void on_step(void *user, int i, int n, double seconds)
     generate_ui *ui = user;
     (void)seconds;
     (void)n;
+    cli_dist_test_hook(i + 2); /* step i + 1 is done: step i + 2 begins */
     if (!ui->bar) return;
     fy_progress_update(ui->bar, i + 1);
     if (i + 1 == n) fy_progress_finish(ui->bar);
@@ -158,6 +161,28 @@ static bool should_stop(void *user)
 {
     (void)user;
     return interrupted != 0;
+}
+
+/* Every rank's share of the block weights and its peak RSS, on rank 0's
+ * report: FSDP's point is that each holds about 1/N. */
+static fy_status report_ranks(const fy_wan_t2v_result *r)
+{
+    fy_comm *w = fy_dist_world();
+    if (!w || fy_comm_size(w) < 2 || r->report.engine.ranks == 0) return FY_OK;
+    int n = fy_comm_size(w);
+    uint64_t mine[2] = {r->report.engine.shard_bytes, r->report.peak_host_bytes};
+    uint64_t *all = calloc((size_t)n, sizeof mine);
+    if (!all) return fy_error(FY_ERR_NOMEM, "out of memory");
+    fy_status s = fy_comm_all_gather(w, mine, all, sizeof mine);
+    if (s == FY_OK && fy_comm_rank(w) == 0) {
+        fprintf(stderr, "ranks        block weights held per rank (of %.1f KiB):", (double)r->report.engine.sharded_bytes / 1024.0);
+        for (int i = 0; i < n; i++) fprintf(stderr, " %.1f KiB", (double)all[2 * i] / 1024.0);
+        fprintf(stderr, "; peak RSS per rank:");
+        for (int i = 0; i < n; i++) fprintf(stderr, " %.1f MiB", (double)all[2 * i + 1] / 1048576.0);
+        fprintf(stderr, "\n");
+    }
+    free(all);
+    return s;
 }
 
 static int run(generate_args *a)
@@ -185,10 +210,16 @@ static int run(generate_args *a)
     fy_progress_free(ui.bar);
     sigaction(SIGINT, &old, NULL);
     if (s != FY_OK) return cli_fail();
+    if (cli_rank() != 0) { /* every rank computed the same video: rank 0 writes it */
+        s = report_ranks(&result);
+        fy_wan_t2v_result_free(&result);
+        return s == FY_OK ? 0 : cli_fail();
+    }
     s = fy_video_write(a->output, result.video, (int)result.frames, (int)result.height, (int)result.width,
                        a->fps, FY_VIDEO_AUTO);
     if (s == FY_OK) {
         fy_wan_t2v_report_print(&result.report, stderr);
+        s = report_ranks(&result);
         fy_info("wrote %s", a->output);
     }
     fy_wan_t2v_result_free(&result);

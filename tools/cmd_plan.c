@@ -72,6 +72,8 @@ int cli_plan_main(int argc, char **argv)
     if (rc) return rc;
     if (!a.model) return cli_usage_error("plan", "--model DIR is required");
     if (fy_run_options_validate(&o) != FY_OK) return cli_usage_error("plan", "%s", fy_error_message());
+    rc = cli_dist_start(&o);
+    if (rc) return rc;
     if (fy_wan_t2v_plan(a.model, &o, &a.params, stdout) != FY_OK) return cli_fail();
     return 0;
 }

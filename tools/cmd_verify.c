@@ -65,7 +65,7 @@ static int parse_args(verify_args *a, int argc, char **argv)
     }
     if (!a->fixture_dir) return cli_usage_error("verify", "expected MODEL_DIR and FIXTURE_DIR");
     if (fy_run_options_validate(&a->options) != FY_OK) return cli_usage_error("verify", "%s", fy_error_message());
-    return 0;
+    return cli_dist_start(&a->options);
 }
 
 int cli_verify_main(int argc, char **argv)

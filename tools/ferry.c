@@ -64,7 +64,9 @@ static int run_command(const cli_command *c, int argc, char **argv)
         }
         if (strcmp(argv[i], "--") == 0) break;
     }
-    return c->run(argc, argv);
+    int rc = c->run(argc, argv);
+    cli_dist_finish(rc);
+    return rc;
 }
 
 static int help_command(int argc, char **argv)

@@ -45,6 +45,17 @@
  *               plan (sequential, group, layerwise): the first K blocks (or as
  *               many leading blocks as fit in B bytes, counted in declaration
  *               order across components) stay on the device; the rest stream.
+ *   fsdp        --use-fsdp-inference (src/mem/fsdp.c): FastVideo's FSDP
+ *               inference over the ranks of the world communicator
+ *               (ferry/collectives.h; `mpirun -np N`). Each rank keeps 1/N of
+ *               every block's bytes (the group's layout cut in N equal chunks,
+ *               the last padded), in host memory (pinned with
+ *               --dit-cpu-offload). A ring of d+1 slots as layerwise: the
+ *               release of block i starts the all-gather of block i+d+1 into
+ *               i's slot (through a host buffer and an upload on the copy
+ *               stream on a discrete device; straight into the slot on the
+ *               cpu backend); its acquire waits for it (stall). SMALL groups
+ *               are replicated: every rank holds them whole.
  * Each component with streamed blocks gets its own ring, allocated when the
  * component's first block is acquired and freed when another component's is,
  * so the bound counts only the largest ring.
@@ -107,7 +118,8 @@ typedef enum fy_tier {
     FY_TIER_PINNED,     /* one pinned host copy, uploaded from it */
     FY_TIER_MAPPED,     /* the source itself (mmapped file or caller's host buffer) */
     FY_TIER_STAGED,     /* the source, uploaded through the pinned staging ring */
-    FY_TIER_DISK        /* read from its file ahead of use into the disk staging ring (--max-memory cpu) */
+    FY_TIER_DISK,       /* read from its file ahead of use into the disk staging ring (--max-memory cpu) */
+    FY_TIER_SHARDED     /* fsdp: this rank's 1/N in host memory, all-gathered on use */
 } fy_tier;
 
 const char *fy_tier_name(fy_tier t);
@@ -124,6 +136,8 @@ typedef struct fy_plan {
     uint64_t ring_bytes;     /* the largest component ring */
     uint64_t activation_bytes;
     uint64_t device_bound;   /* resident + ring + activations */
+    bool fsdp;               /* --use-fsdp-inference: blocks sharded over `ranks` */
+    int ranks;
 } fy_plan;
 
 typedef struct fy_engine_stats {
@@ -139,6 +153,11 @@ typedef struct fy_engine_stats {
     uint64_t pinned_bytes;    /* page-locked host memory the engine holds */
     uint64_t host_bytes;      /* all host memory the engine holds for weights (pinned or not) */
     uint64_t mapped_bytes;    /* weights uploaded straight from their (borrowed) source */
+    /* fsdp: this rank's shards, the blocks they make whole, bytes all-gathered */
+    uint64_t shard_bytes;
+    uint64_t sharded_bytes;
+    uint64_t bytes_gathered;
+    int rank, ranks;
     /* Step times (a step = one pass over the "transformer" component's
      * blocks, or the component with the most blocks without one):
      * measured = median of the steps after the first; predicted = the

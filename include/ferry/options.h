@@ -69,7 +69,8 @@ typedef struct fy_run_options {
     bool vae_cpu_offload;            /* --vae-cpu-offload */
     bool image_encoder_cpu_offload;  /* --image-encoder-cpu-offload */
     bool dit_cpu_offload;            /* --dit-cpu-offload (FSDP shards in host memory) */
-    bool use_fsdp_inference;         /* --use-fsdp-inference */
+    bool use_fsdp_inference;         /* --use-fsdp-inference (ranks: mpirun -np N) */
+    double collective_timeout;       /* --collective-timeout SECONDS (default 300) */
     fy_device_map device_map;        /* --device-map balanced|auto */
     /* Classifier-free guidance's two branches as one batch, so each block's
      * weights move once per step (default); --no-cfg-batch runs two passes. */

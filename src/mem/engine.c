@@ -34,6 +34,7 @@ fy_status fy_engine_create_with_backend(fy_backend *b, bool owns_backend, const 
     fy_status s = fy_pool_create(b, e->stats.device_budget, &e->pool);
     if (s == FY_OK) s = fy_trace_create(fy_backend_now(), &e->trace);
     if (s == FY_OK) s = b->vt->event_create(b, &e->compute_fence);
+    if (s == FY_OK && o->use_fsdp_inference) s = fy_eng_fsdp_create(e);
     if (s != FY_OK) {
         fy_engine_free(e);
         return s;
@@ -76,6 +77,7 @@ void fy_engine_free(fy_engine *e)
         fy_eng_streamer_stop(e);
         fy_disk_free(e->disk); /* before the trace and stats its reader reports to */
         e->disk = NULL;
+        fy_eng_fsdp_free(e);
         if (e->resident_ready) e->backend->vt->event_destroy(e->backend, e->resident_ready);
         if (e->compute_fence) e->backend->vt->event_destroy(e->backend, e->compute_fence);
         free_host_copies(e);
@@ -201,6 +203,26 @@ static fy_status make_staging(fy_engine *e)
     return FY_OK;
 }
 
+/* fsdp: SMALL groups whole on every rank (in place on the cpu backend),
+ * blocks as this rank's shards, gathered through the ring. */
+static fy_status prepare_fsdp(fy_engine *e)
+{
+    if (e->backend->unified_host_memory) {
+        for (int i = 0; i < e->n_groups; i++) {
+            eng_group *g = &e->groups[i];
+            if (!g->resident) continue;
+            set_host_views(g);
+            g->tier = FY_TIER_MAPPED;
+            e->stats.mapped_bytes += g->bytes;
+        }
+        FY_TRY(e->backend->vt->event_create(e->backend, &e->resident_ready));
+    } else {
+        FY_TRY(upload_resident(e));
+    }
+    FY_TRY(fy_eng_fsdp_prepare(e));
+    return fy_eng_streamer_start(e);
+}
+
 fy_status fy_engine_prepare(fy_engine *e)
 {
     if (e->prepared) return fy_error(FY_ERR_INVALID, "engine: fy_engine_prepare called twice");
@@ -212,6 +234,7 @@ fy_status fy_engine_prepare(fy_engine *e)
     fy_eng_planner_init_steps(e);
     e->stats.device_bound = e->plan.device_bound;
     e->prepared = true;
+    if (e->plan.fsdp) return prepare_fsdp(e);
     /* Host budget: which blocks stay on disk (fails here when it cannot be met). */
     FY_TRY(fy_eng_disk_prepare(e));
     FY_TRY(fy_eng_cast_materialize(e));
@@ -254,7 +277,7 @@ fy_status fy_engine_acquire(fy_engine *e, int group, const fy_tensor **weights)
         e->run_start = now;
     }
     fy_eng_planner_on_acquire(e, g, now);
-    if (!e->backend->unified_host_memory) FY_TRY(fy_eng_stream_acquire(e, g));
+    if (!e->backend->unified_host_memory || e->plan.fsdp) FY_TRY(fy_eng_stream_acquire(e, g));
     else if (g->tier == FY_TIER_DISK) FY_TRY(fy_eng_disk_acquire(e, g));
     g->held = true;
     g->t_acquired = fy_backend_now();
@@ -275,7 +298,8 @@ fy_status fy_engine_release(fy_engine *e, int group)
     e->stats.run_time = now - e->run_start;
     e->stats.compute_time = e->stats.run_time - e->stats.stall_time;
     pthread_mutex_unlock(&e->stats_mu);
-    if (e->backend->unified_host_memory) return g->tier == FY_TIER_DISK ? fy_eng_disk_release(e, g) : FY_OK;
+    if (e->backend->unified_host_memory && !e->plan.fsdp)
+        return g->tier == FY_TIER_DISK ? fy_eng_disk_release(e, g) : FY_OK;
     return fy_eng_stream_release(e, g);
 }
 

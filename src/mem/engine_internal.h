@@ -124,6 +124,7 @@ struct fy_engine {
     bool running;
     double run_start;
     eng_planner planner;
+    struct eng_fsdp *fsdp;    /* --use-fsdp-inference (fsdp.c); NULL otherwise */
 };
 
 /* groups.c: offsets and bytes of src[0..n) in the group's layout. */
@@ -171,6 +172,16 @@ void fy_eng_planner_on_acquire(fy_engine *e, const eng_group *g, double now);
 void fy_eng_planner_on_release(fy_engine *e, eng_group *g, double span);
 void fy_eng_planner_finish(fy_engine *e);               /* measured and refined times into the stats */
 void fy_eng_planner_free(fy_engine *e);
+/* fsdp.c: sharded blocks gathered over the world communicator. */
+fy_status fy_eng_fsdp_create(fy_engine *e);             /* at create, when asked: picks the communicator */
+int fy_eng_fsdp_ranks(const fy_engine *e);               /* 1 without fsdp */
+uint64_t fy_eng_fsdp_padded(const fy_engine *e, uint64_t bytes); /* a block's gathered size */
+fy_status fy_eng_fsdp_prepare(fy_engine *e);            /* shards, host gather buffers */
+fy_status fy_eng_fsdp_start(fy_engine *e, int slot, eng_group *g); /* the gather of g into slot */
+fy_status fy_eng_fsdp_finish(fy_engine *e, int slot);   /* wait for it; the upload; ready[slot] */
+void fy_eng_fsdp_progress(fy_engine *e);                /* uploads for gathers that completed */
+fy_status fy_eng_fsdp_drain(fy_engine *e);              /* wait for every gather in flight */
+void fy_eng_fsdp_free(fy_engine *e);
 /* stats.c */
 void fy_eng_stats_observe_copy(void *user, const char *label, size_t bytes, double t0, double t1);
 void fy_eng_stats_observe_pool(void *user, uint64_t used);

@@ -123,6 +123,7 @@ const char *fy_tier_name(fy_tier t)
     case FY_TIER_MAPPED: return "mapped file";
     case FY_TIER_STAGED: return "mapped file (staged)";
     case FY_TIER_DISK: return "disk";
+    case FY_TIER_SHARDED: return "sharded";
     }
     return "unknown";
 }

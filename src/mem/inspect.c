@@ -62,7 +62,7 @@ void fy_engine_plan_print(const fy_engine *e, const char *title, FILE *f)
     uint64_t budget = s->vram_budget ? s->vram_budget : s->device_budget;
     fprintf(f, "engine: %s on %s\n", title, fy_backend_name(e->backend));
     fprintf(f, "  plan         %s, prefetch depth %d, %d resident blocks of %d, %d blocks per unit, %d slots%s\n",
-            fy_offload_policy_name(p->policy), p->depth, p->resident_blocks, e->n_blocks,
+            p->fsdp ? "fsdp" : fy_offload_policy_name(p->policy), p->depth, p->resident_blocks, e->n_blocks,
             p->blocks_per_unit == 0x7fffffff ? e->n_blocks : p->blocks_per_unit, p->slots,
             e->planner.active ? " (chosen by the planner)" : "");
     fprintf(f, "  device bound %s = resident %s + ring %s + activations %s; budget %s\n",
@@ -75,6 +75,9 @@ void fy_engine_plan_print(const fy_engine *e, const char *title, FILE *f)
         fprintf(f, "  host budget  %s (--max-memory cpu): the plan holds %s; %d blocks on disk, staging %s in %d slots\n",
                 fy_format_bytes(s->host_budget, a, sizeof a), fy_format_bytes(s->host_bound, b, sizeof b),
                 s->disk_groups, fy_format_bytes(s->disk_staging_bytes, c, sizeof c), s->disk_slots);
+    if (p->fsdp)
+        fprintf(f, "  fsdp         rank %d of %d holds %s of %s of blocks (1/%d each, padded)\n", s->rank, s->ranks,
+                fy_format_bytes(s->shard_bytes, a, sizeof a), fy_format_bytes(s->sharded_bytes, b, sizeof b), p->ranks);
     if (e->planner.active)
         fprintf(f, "  planner      --vram-budget %s, copy %.2f GB/s measured; predicted step %.3g s (estimated compute)\n",
                 s->vram_budget ? fy_format_bytes(s->vram_budget, a, sizeof a) : "unlimited", s->copy_bandwidth / 1e9,

@@ -38,6 +38,20 @@ static void set_shape(const fy_run_options *o, fy_plan *p)
         p->eager = true;
         break;
     }
+    if (o->use_fsdp_inference) {
+        /* A layerwise ring whose loads are all-gathers (fsdp.c). */
+        p->fsdp = true;
+        p->depth = o->prefetch_depth > 0 ? o->prefetch_depth : 1;
+        p->blocks_per_unit = 1;
+        p->slots = p->depth + 1;
+        p->eager = true;
+    }
+}
+
+/* A block's size in a ring slot: an fsdp gather fills N equal chunks. */
+static uint64_t slot_bytes_of(const fy_engine *e, const fy_plan *p, const eng_group *g)
+{
+    return p->fsdp ? fy_eng_fsdp_padded(e, g->bytes) : g->bytes;
 }
 
 static const eng_group *block_of_rank(const fy_engine *e, int rank)
@@ -50,6 +64,7 @@ static const eng_group *block_of_rank(const fy_engine *e, int rank)
 /* Leading blocks (in resident rank order) kept resident: --resident-blocks K, or as many as fit in --resident-bytes. */
 static int resident_prefix(const fy_engine *e, const fy_run_options *o)
 {
+    if (o->use_fsdp_inference) return 0;
     if (o->offload == FY_OFFLOAD_NONE) return e->n_blocks;
     if (!streams(o->offload)) return 0;
     if (o->resident_blocks >= 0) return o->resident_blocks < e->n_blocks ? o->resident_blocks : e->n_blocks;
@@ -65,15 +80,16 @@ static int resident_prefix(const fy_engine *e, const fy_run_options *o)
 }
 
 /* Largest unit of a component's streamed blocks, and how many units. */
-static uint64_t component_units(const fy_engine *e, int comp, int resident_k, int per_unit, int *n_units)
+static uint64_t component_units(const fy_engine *e, const fy_plan *p, int comp, int *n_units)
 {
+    int resident_k = p->resident_blocks, per_unit = p->blocks_per_unit;
     uint64_t best = 0, cur = 0;
     int in_unit = 0, units = 0;
     for (int i = 0; i < e->n_groups; i++) {
         const eng_group *g = &e->groups[i];
         if (g->component != comp || g->kind != FY_GROUP_BLOCK || fy_eng_resident_rank(e, g) < resident_k) continue;
         if (in_unit == 0) units++;
-        cur += g->bytes;
+        cur += slot_bytes_of(e, p, g);
         if (++in_unit == per_unit) {
             best = cur > best ? cur : best;
             cur = 0;
@@ -93,7 +109,7 @@ static fy_status apply_plan(fy_engine *e, const fy_plan *p)
         comp->streamed = calloc((size_t)(e->n_groups ? e->n_groups : 1), sizeof *comp->streamed);
         if (!comp->streamed) return fy_error(FY_ERR_NOMEM, "engine: out of memory building the plan");
         comp->n_streamed = 0;
-        comp->unit_bytes = component_units(e, c, p->resident_blocks, p->blocks_per_unit, &comp->n_units);
+        comp->unit_bytes = component_units(e, p, c, &comp->n_units);
     }
     uint64_t unit_at[1] = {0};
     for (int i = 0; i < e->n_groups; i++) {
@@ -108,7 +124,7 @@ static fy_status apply_plan(fy_engine *e, const fy_plan *p)
         g->unit = k / p->blocks_per_unit;
         if (k % p->blocks_per_unit == 0) unit_at[0] = 0;
         g->unit_offset = unit_at[0];
-        unit_at[0] += g->bytes;
+        unit_at[0] += slot_bytes_of(e, p, g);
     }
     return FY_OK;
 }
@@ -126,11 +142,12 @@ fy_status fy_eng_plan(fy_engine *e, const fy_run_options *o, fy_plan *out, bool 
     }
     for (int c = 0; c < e->n_comps; c++) {
         int units = 0;
-        uint64_t unit = component_units(e, c, p.resident_blocks, p.blocks_per_unit, &units);
+        uint64_t unit = component_units(e, &p, c, &units);
         int slots = p.slots < units ? p.slots : units;
         uint64_t ring = (uint64_t)slots * unit;
         if (ring > p.ring_bytes) p.ring_bytes = ring;
     }
+    p.ranks = p.fsdp ? fy_eng_fsdp_ranks(e) : 1;
     p.device_bound = p.resident_bytes + p.ring_bytes + p.activation_bytes;
     if (apply) FY_TRY(apply_plan(e, &p));
     *out = p;
@@ -146,6 +163,10 @@ static const char *describe(const fy_plan *p, char *buf, size_t size)
 {
     const char *name = fy_offload_policy_name(p->policy);
     int n = 0;
+    if (p->fsdp) {
+        snprintf(buf, size, "fsdp over %d ranks (prefetch depth %d)", p->ranks, p->depth);
+        return buf;
+    }
     if (p->policy == FY_OFFLOAD_LAYERWISE) n = snprintf(buf, size, "%s (prefetch depth %d", name, p->depth);
     else if (p->policy == FY_OFFLOAD_GROUP)
         n = snprintf(buf, size, "%s (%d blocks per group%s", name, p->blocks_per_unit, p->eager ? ", use_stream" : "");

@@ -70,7 +70,8 @@ void fy_engine_stats_print(const fy_engine *e, FILE *f)
     fy_engine_stats s = e->stats;
     pthread_mutex_unlock(&m->stats_mu);
     char a[32], b[32], c[32];
-    fprintf(f, "offload: %s on %s\n", fy_offload_policy_name(e->plan.policy), fy_backend_name(e->backend));
+    fprintf(f, "offload: %s on %s\n", e->plan.fsdp ? "fsdp" : fy_offload_policy_name(e->plan.policy),
+            fy_backend_name(e->backend));
     fprintf(f, "  run          %8.3f s\n", s.run_time);
     fprintf(f, "  compute      %8.3f s (%.1f%%)\n", s.compute_time, pct(s.compute_time, s.run_time));
     fprintf(f, "  stall        %8.3f s (%.1f%%)  compute waiting on weights\n", s.stall_time,
@@ -97,6 +98,10 @@ void fy_engine_stats_print(const fy_engine *e, FILE *f)
         fprintf(f, "  disk stall   %8.3f s (%.1f%%)  compute waiting on disk reads\n", s.disk_stall_time,
                 pct(s.disk_stall_time, s.run_time));
     }
+    if (e->plan.fsdp)
+        fprintf(f, "  fsdp         rank %d of %d holds %s of %s of blocks; %s all-gathered\n", s.rank, s.ranks,
+                fy_format_bytes(s.shard_bytes, a, sizeof a), fy_format_bytes(s.sharded_bytes, b, sizeof b),
+                fy_format_bytes(s.bytes_gathered, c, sizeof c));
     if (s.predicted_step_s > 0 || s.predicted_initial_step_s > 0)
         fprintf(f, "  planner      budget %s, copy %.2f GB/s; step predicted %.3f s (initial %.3f s), measured %.3f s\n",
                 s.vram_budget ? fy_format_bytes(s.vram_budget, a, sizeof a) : "unlimited", s.copy_bandwidth / 1e9,

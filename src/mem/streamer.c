@@ -126,6 +126,12 @@ static fy_status ring_load(fy_engine *e, int64_t pos)
     int s = (int)(pos % r->slots);
     int u = (int)(pos % c->n_units);
     if (r->slot_unit[s] == u) return FY_OK;
+    if (e->plan.fsdp) {
+        eng_group *g = &e->groups[c->streamed[u]]; /* one block per unit */
+        r->slot_unit[s] = u;
+        set_views(g, (char *)r->slot[s] + g->unit_offset);
+        return fy_eng_fsdp_start(e, s, g);
+    }
     if (r->pend_n > r->slots) return fy_error(FY_ERR_INTERNAL, "engine: %s ring: too many loads queued", c->name);
     r->slot_unit[s] = u;
     r->pend[r->pend_n++] = pos;
@@ -135,6 +141,8 @@ static fy_status ring_load(fy_engine *e, int64_t pos)
 /* Make comp's ring the active one, positioned at unit `unit`. */
 static fy_status ring_activate(fy_engine *e, int comp, int unit)
 {
+    /* Gathers in flight write into the old ring: they finish first. */
+    if (e->plan.fsdp) FY_TRY(fy_eng_fsdp_drain(e));
     free_ring(e);
     eng_component *c = &e->comps[comp];
     eng_ring *r = &e->ring;
@@ -175,6 +183,7 @@ fy_status fy_eng_streamer_start(fy_engine *e)
 
 void fy_eng_streamer_stop(fy_engine *e)
 {
+    if (e->plan.fsdp) (void)fy_eng_fsdp_drain(e); /* a failure was reported where it happened */
     free_ring(e);
 }
 
@@ -201,6 +210,10 @@ fy_status fy_eng_stream_acquire(fy_engine *e, eng_group *g)
                         "the order they were declared", g->name, want->name);
     }
     FY_TRY(ring_load(e, r->pos)); /* lazy plans load here; eager ones already have */
+    if (e->plan.fsdp) {
+        fy_eng_fsdp_progress(e);
+        FY_TRY(fy_eng_fsdp_finish(e, (int)(r->pos % r->slots)));
+    }
     FY_TRY(ring_pump(e, r->pos));  /* everything up to this unit issued, disk reads waited for */
     return wait_ready(e, r->ready[r->pos % r->slots], g->name);
 }
@@ -226,5 +239,6 @@ fy_status fy_eng_stream_release(fy_engine *e, eng_group *g)
     /* Refill the slot just freed with the unit S positions ahead (wrapping
      * into the next step). */
     if (e->plan.eager) FY_TRY(ring_load(e, r->pos - 1 + r->slots));
+    if (e->plan.fsdp) fy_eng_fsdp_progress(e);
     return FY_OK;
 }

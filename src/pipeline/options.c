@@ -21,6 +21,7 @@ void fy_run_options_init(fy_run_options *o)
     o->pin_cpu_memory = true;
     o->cfg_batch = true;
     o->prefetch_depth = 1;
+    o->collective_timeout = 300.0;
     o->resident_blocks = -1;
     o->device_map = FY_DEVICE_MAP_NONE;
     o->compute_dtype = FY_F32;
@@ -324,6 +325,17 @@ static fy_status set_vram_budget(fy_run_options *o, const char *flag, const char
     return FY_OK;
 }
 
+static fy_status set_collective_timeout(fy_run_options *o, const char *flag, const char *value)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(value, &end);
+    if (errno || end == value || *end || !(v > 0) || v > 1e6)
+        return bad_value(flag, value, "seconds above zero, e.g. 300 or 2.5");
+    o->collective_timeout = v;
+    return FY_OK;
+}
+
 /* ---- The flag table ------------------------------------------------------- */
 
 typedef fy_status (*value_setter)(fy_run_options *o, const char *flag, const char *value);
@@ -369,6 +381,7 @@ static const flag_spec flags[] = {
     SWITCH("image-encoder-cpu-offload", image_encoder_cpu_offload),
     SWITCH("dit-cpu-offload", dit_cpu_offload),
     SWITCH("use-fsdp-inference", use_fsdp_inference),
+    VALUE("collective-timeout", set_collective_timeout),
     VALUE("device-map", set_device_map),
     VALUE("dtype", set_dtype),
     VALUE("storage-dtype", set_storage_dtype),
@@ -466,6 +479,21 @@ static fy_status validate_offload(const fy_run_options *o)
         return conflict("--resident-blocks/--resident-bytes need --offload layerwise or group");
     if (o->resident_blocks >= 0 && o->resident_bytes > 0)
         return conflict("give --resident-blocks or --resident-bytes, not both");
+    if (o->dit_cpu_offload && !o->use_fsdp_inference)
+        return conflict("--dit-cpu-offload keeps FSDP shards in pinned host memory: it needs --use-fsdp-inference "
+                        "(for one device, use --offload layerwise)");
+    if (o->use_fsdp_inference && (o->offload_explicit || o->resident_blocks >= 0 || o->resident_bytes > 0 ||
+                                  o->vram_budget > 0 || o->vram_budget_auto))
+        return conflict("--use-fsdp-inference is its own plan (sharded blocks gathered through a ring of "
+                        "--prefetch-depth + 1 slots): drop --offload, --resident-blocks/--resident-bytes and "
+                        "--vram-budget");
+    if (o->use_fsdp_inference && (o->storage_dtype != FY_DTYPE_COUNT || o->storage_auto))
+        return conflict("--use-fsdp-inference with --storage-dtype is not supported yet: drop one of them");
+    if (o->use_fsdp_inference && o->max_memory_cpu)
+        return conflict("--use-fsdp-inference with a host budget (--max-memory cpu=) is not supported yet: each rank "
+                        "already holds 1/N of the blocks; drop cpu= from --max-memory");
+    if (o->use_fsdp_inference && o->device_map != FY_DEVICE_MAP_NONE)
+        return conflict("--use-fsdp-inference with --device-map is not supported yet: drop one of them");
     bool planner = o->vram_budget > 0 || o->vram_budget_auto;
     if (planner && o->offload_explicit)
         return conflict("--vram-budget chooses the offload plan itself: drop --offload (or drop --vram-budget "
@@ -544,12 +572,17 @@ const char *fy_run_options_help(void)
            "  --vram-budget SIZE|auto         let the planner choose the plan (resident blocks,\n"
            "                                  prefetch depth) that fits SIZE fastest; auto = free\n"
            "                                  device memory minus a margin (not with --offload)\n"
-           "  --text-encoder-cpu-offload, --vae-cpu-offload, --image-encoder-cpu-offload,\n"
-           "  --dit-cpu-offload, --use-fsdp-inference\n"
+           "  --text-encoder-cpu-offload, --vae-cpu-offload, --image-encoder-cpu-offload\n"
            "  --device-map balanced           text encoder, transformer and VAE over the devices\n"
            "                                  given in --max-memory (0=8GiB,1=8GiB), largest first\n"
            "  --device-map auto               one device: keep the blocks that fit its --max-memory,\n"
            "                                  stream the rest from the host (the planner's choice)\n"
+           "Several processes (mpirun -np N ferry ...):\n"
+           "  --use-fsdp-inference            shard every block over the N ranks; each block is\n"
+           "                                  all-gathered just before it runs (prefetch depth D)\n"
+           "  --dit-cpu-offload               keep each rank's shards in pinned host memory\n"
+           "  --collective-timeout SECONDS    a rank that does not answer within this is an\n"
+           "                                  error, not a hang (default 300)\n"
            "Precision:\n"
            "  --dtype f32|bf16|f16            compute dtype\n"
            "  --storage-dtype fp8_e4m3|fp8_e5m2|auto  store the transformer blocks' Linear weights\n"

@@ -705,6 +705,9 @@ void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f)
                     mib(r->first_step_disk_bytes));
         fputc('\n', f);
     }
+    if (e->ranks > 0)
+        fprintf(f, "fsdp         rank %d of %d holds %.1f KiB of %.1f KiB of blocks, %.1f MiB all-gathered\n", e->rank,
+                e->ranks, (double)e->shard_bytes / 1024.0, (double)e->sharded_bytes / 1024.0, mib(e->bytes_gathered));
     if (e->predicted_step_s > 0) {
         char budget[32] = "unlimited";
         if (e->vram_budget) snprintf(budget, sizeof budget, "%.1f MiB", mib(e->vram_budget));
