@@ -34,7 +34,7 @@ static const char usage[] =
     "                             default: a temporary folder, removed at the end\n"
     "  --keep-model DIR           same as --model-dir\n"
     "  --height N --width N       default 64 x 96\n"
-    "  --num-frames N             default 17\n"
+    "  --num-frames N             default 13\n"
     "  --steps N                  default 8\n"
     "  --seed N                   noise and weights seed (default 0)\n"
     "\n"
@@ -145,7 +145,7 @@ static void defaults(demo_args *a)
     a->params.prompt = "A red fox runs through fresh snow";
     a->params.height = 64;
     a->params.width = 96;
-    a->params.num_frames = 17;
+    a->params.num_frames = 13;
     a->params.steps = 8;
     /* The demo's prompts are short; 512 tokens would make the text's
      * activations (and the cross-attention cache) outweigh its small model. */
