@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include "ferry/error.h"
 #include "ferry/options.h"
+#include "ferry/wan_t2v.h"
 
 /* Exit statuses: failures of the work itself, and mistakes on the command line. */
 #define CLI_EXIT_FAILURE 1
@@ -29,6 +30,8 @@ int cli_verify_main(int argc, char **argv);
 int cli_shard_main(int argc, char **argv);
 int cli_generate_main(int argc, char **argv);
 int cli_plan_main(int argc, char **argv);
+int cli_demo_main(int argc, char **argv);
+void cli_demo_help(FILE *out);
 void cli_plan_help(FILE *out);
 void cli_info_help(FILE *out);
 void cli_verify_help(FILE *out);
@@ -42,6 +45,11 @@ int cli_dist_start(const fy_run_options *o);
 void cli_dist_finish(int rc);
 int cli_rank(void); /* 0 without mpirun */
 void cli_dist_test_hook(int step);
+/* `ferry generate`'s run, shared with `ferry demo`: checks, progress bars,
+ * Ctrl-C, the video file (whole or absent) and the closing report on stderr.
+ * Returns the exit status. */
+int cli_generate_run(const char *model_dir, const char *output, int fps, const fy_wan_t2v_params *params,
+                     const fy_run_options *options);
 
 /* Print `ferry: error: MESSAGE` (the library's last message) and return 1. */
 int cli_fail(void);

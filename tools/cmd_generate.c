@@ -185,15 +185,15 @@ static fy_status report_ranks(const fy_wan_t2v_result *r)
     return s;
 }
 
-static int run(generate_args *a)
+int cli_generate_run(const char *model_dir, const char *output, int fps, const fy_wan_t2v_params *params,
+                     const fy_run_options *options)
 {
     fy_video_format fmt;
-    int frames_hint = a->params.num_frames;
     /* Reject an unwritable output format before minutes of work. */
-    if (fy_video_format_for_path(a->output, frames_hint, &fmt) != FY_OK) return cli_fail();
-    if (fy_wan_t2v_check(a->model_dir, &a->params) != FY_OK) return cli_fail();
+    if (fy_video_format_for_path(output, params->num_frames, &fmt) != FY_OK) return cli_fail();
+    if (fy_wan_t2v_check(model_dir, params) != FY_OK) return cli_fail();
 
-    generate_ui ui = {NULL, NULL, a->params.steps};
+    generate_ui ui = {NULL, NULL, params->steps};
     fy_wan_t2v_hooks hooks = {0};
     hooks.user = &ui;
     hooks.stage = on_stage;
@@ -205,7 +205,8 @@ static int run(generate_args *a)
     sigaction(SIGINT, &sa, &old);
 
     fy_wan_t2v_result result;
-    fy_status s = fy_wan_t2v_run(a->model_dir, &a->options, &a->params, &hooks, &result);
+    interrupted = 0;
+    fy_status s = fy_wan_t2v_run(model_dir, options, params, &hooks, &result);
     fy_progress_free(ui.loading);
     fy_progress_free(ui.bar);
     sigaction(SIGINT, &old, NULL);
@@ -215,12 +216,12 @@ static int run(generate_args *a)
         fy_wan_t2v_result_free(&result);
         return s == FY_OK ? 0 : cli_fail();
     }
-    s = fy_video_write(a->output, result.video, (int)result.frames, (int)result.height, (int)result.width,
-                       a->fps, FY_VIDEO_AUTO);
+    s = fy_video_write(output, result.video, (int)result.frames, (int)result.height, (int)result.width, fps,
+                       FY_VIDEO_AUTO);
     if (s == FY_OK) {
         fy_wan_t2v_report_print(&result.report, stderr);
         s = report_ranks(&result);
-        fy_info("wrote %s", a->output);
+        fy_info("wrote %s", output);
     }
     fy_wan_t2v_result_free(&result);
     return s == FY_OK ? 0 : cli_fail();
@@ -235,5 +236,5 @@ int cli_generate_main(int argc, char **argv)
     fy_run_options_init(&a.options);
     int rc = parse_args(&a, argc, argv);
     if (rc) return rc;
-    return run(&a);
+    return cli_generate_run(a.model_dir, a.output, a.fps, &a.params, &a.options);
 }

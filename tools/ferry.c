@@ -18,7 +18,8 @@ static const cli_command commands[] = {
      cli_shard_help},
     {"generate", "text to video: a prompt in, an .mp4 or PNG frames out", cli_generate_main, cli_generate_help},
     {"plan", "show how weights would be placed and streamed, without running", cli_plan_main, cli_plan_help},
-    {"demo", "an end-to-end demonstration (not yet available)", NULL, NULL},
+    {"demo", "the whole pipeline on a small random-weight model, no download: streaming under a budget",
+     cli_demo_main, cli_demo_help},
 };
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])

@@ -84,6 +84,13 @@ fy_status fy_st_writer_create(fy_st_writer **out);
 fy_status fy_st_writer_add(fy_st_writer *w, const char *name, fy_dtype dtype, int ndim,
                            const int64_t *shape, const void *data, uint64_t nbytes);
 fy_status fy_st_writer_add_tensor(fy_st_writer *w, const char *name, const fy_tensor *t);
+/* A tensor whose bytes are produced at finish, chunk by chunk: fill writes
+ * bytes [offset, offset + nbytes) of the tensor to dst (offsets and sizes are
+ * multiples of the element size). A model larger than memory can be written
+ * this way (random weights for benchmarks); user must stay valid until finish. */
+typedef fy_status (*fy_st_fill_fn)(void *user, uint64_t offset, void *dst, size_t nbytes);
+fy_status fy_st_writer_add_generated(fy_st_writer *w, const char *name, fy_dtype dtype, int ndim,
+                                     const int64_t *shape, fy_st_fill_fn fill, void *user);
 fy_status fy_st_writer_set_metadata(fy_st_writer *w, const char *key, const char *value);
 uint64_t fy_st_writer_bytes(const fy_st_writer *w);
 fy_status fy_st_writer_finish(fy_st_writer *w, const char *path);

@@ -15,6 +15,7 @@
 #ifndef FERRY_TOKENIZER_H
 #define FERRY_TOKENIZER_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "ferry/error.h"
 
@@ -42,6 +43,15 @@ int64_t fy_tokenizer_eos_id(const fy_tokenizer *tok);
  * Either out pointer may be NULL. max_len must be >= 1. */
 fy_status fy_tokenizer_encode(const fy_tokenizer *tok, const char *text, int max_len,
                               int64_t *ids, int64_t *mask, int *n_real, int *n_dropped);
+
+/* Train a T5-style sentencepiece model (unigram, nmt_nfkc, pad=0 eos=1
+ * unk=2, no bos) on the given sentences and write it to path (atomically).
+ * vocab_size is an upper bound (the trainer stops early on a small corpus);
+ * *pieces (may be NULL) gets the size it reached. Deterministic: one thread,
+ * no sampling. FY_ERR_UNSUPPORTED when ferry was built without
+ * libsentencepiece_train. */
+fy_status fy_tokenizer_train(const char *const *sentences, size_t count, int vocab_size, const char *path,
+                             int *pieces);
 
 #ifdef __cplusplus
 }

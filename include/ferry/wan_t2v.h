@@ -105,6 +105,10 @@ void fy_wan_t2v_result_free(fy_wan_t2v_result *r);
  * and print each engine's plan, groups and tiers, bound vs budget and the
  * planner's prediction (--vram-budget) to out (`ferry plan`). */
 fy_status fy_wan_t2v_plan(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p, FILE *out);
+/* The compute device's plan (its bound: what --max-memory must allow),
+ * loaded the same way; `ferry demo` sizes its budget from it. */
+fy_status fy_wan_t2v_device_plan(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p,
+                                 fy_plan *out);
 
 void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f);
 

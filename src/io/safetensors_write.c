@@ -4,7 +4,8 @@
  * with spaces to a multiple of 8 so the data section is 8-byte aligned,
  * contiguous offsets), to `<path>.tmp.<pid>`, fsynced and renamed into place:
  * a reader never sees a half-written file and a failure leaves nothing behind.
- * The writer borrows tensor data: it must stay valid until finish. */
+ * The writer borrows tensor data: it must stay valid until finish. Generated
+ * tensors are filled through a bounded buffer at finish instead. */
 #include "ferry/safetensors.h"
 #include "io/safetensors_internal.h"
 
@@ -28,6 +29,8 @@ typedef struct writer_entry {
     int64_t shape[FY_ST_MAX_DIMS];
     const void *data;
     uint64_t nbytes;
+    fy_st_fill_fn fill;  /* generated at finish when set (data is NULL) */
+    void *fill_user;
 } writer_entry;
 
 typedef struct writer_meta {
@@ -139,6 +142,8 @@ static bool valid_text(const char *s)
     return fy_st_utf8_valid((const uint8_t *)s, strlen(s));
 }
 
+static const char fill_marker[1];
+
 static fy_status check_add(const fy_st_writer *w, const char *name, fy_dtype dtype, int ndim,
                            const int64_t *shape, const void *data, uint64_t nbytes)
 {
@@ -173,10 +178,9 @@ static fy_status check_add(const fy_st_writer *w, const char *name, fy_dtype dty
     return FY_OK;
 }
 
-fy_status fy_st_writer_add(fy_st_writer *w, const char *name, fy_dtype dtype, int ndim,
-                           const int64_t *shape, const void *data, uint64_t nbytes)
+static fy_status append(fy_st_writer *w, const char *name, fy_dtype dtype, int ndim, const int64_t *shape,
+                        const void *data, uint64_t nbytes, writer_entry **out)
 {
-    FY_TRY(check_add(w, name, dtype, ndim, shape, data, nbytes));
     if (w->count == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 16;
         writer_entry *e = realloc(w->entries, cap * sizeof *e);
@@ -195,6 +199,40 @@ fy_status fy_st_writer_add(fy_st_writer *w, const char *name, fy_dtype dtype, in
     e->nbytes = nbytes;
     w->count++;
     w->data_bytes += nbytes;
+    *out = e;
+    return FY_OK;
+}
+
+fy_status fy_st_writer_add(fy_st_writer *w, const char *name, fy_dtype dtype, int ndim,
+                           const int64_t *shape, const void *data, uint64_t nbytes)
+{
+    FY_TRY(check_add(w, name, dtype, ndim, shape, data, nbytes));
+    writer_entry *e = NULL;
+    return append(w, name, dtype, ndim, shape, data, nbytes, &e);
+}
+
+static uint64_t shape_bytes(fy_dtype dtype, int ndim, const int64_t *shape)
+{
+    uint64_t bits = (unsigned)dtype < FY_DTYPE_COUNT ? fy_dtype_bits(dtype) : 0;
+    for (int d = 0; d < ndim && shape; d++) {
+        if (shape[d] <= 0) return 0;
+        if (bits > UINT64_MAX / (uint64_t)shape[d]) return UINT64_MAX;
+        bits *= (uint64_t)shape[d];
+    }
+    return bits / 8;
+}
+
+fy_status fy_st_writer_add_generated(fy_st_writer *w, const char *name, fy_dtype dtype, int ndim,
+                                     const int64_t *shape, fy_st_fill_fn fill, void *user)
+{
+    if (!fill) return fy_error(FY_ERR_INVALID, "safetensors writer: no fill function (tensor '%s')", name ? name : "");
+    uint64_t nbytes = shape_bytes(dtype, ndim, shape);
+    /* check_add wants data for a non-empty tensor: any non-NULL marker will do. */
+    FY_TRY(check_add(w, name, dtype, ndim, shape, nbytes ? (const void *)fill_marker : NULL, nbytes));
+    writer_entry *e = NULL;
+    FY_TRY(append(w, name, dtype, ndim, shape, NULL, nbytes, &e));
+    e->fill = fill;
+    e->fill_user = user;
     return FY_OK;
 }
 
@@ -330,6 +368,35 @@ static char *temp_name(const char *path)
     return tmp;
 }
 
+/* Large enough to amortise the calls, small enough for any machine; a
+ * multiple of every element size. */
+#define FILL_CHUNK ((size_t)4 << 20)
+
+static fy_status write_generated(const writer_entry *e, int fd, uint8_t **buf, const char *path)
+{
+    if (!*buf && e->nbytes && !(*buf = malloc(FILL_CHUNK)))
+        return fy_error(FY_ERR_NOMEM, "%s: out of memory", path);
+    for (uint64_t off = 0; off < e->nbytes; off += FILL_CHUNK) {
+        size_t n = e->nbytes - off < FILL_CHUNK ? (size_t)(e->nbytes - off) : FILL_CHUNK;
+        fy_status s = e->fill(e->fill_user, off, *buf, n);
+        if (s != FY_OK) return fy_error_prefix(s, "%s: tensor '%s': ", path, e->name);
+        FY_TRY(write_all(fd, *buf, n, path));
+    }
+    return FY_OK;
+}
+
+static fy_status write_data(const fy_st_writer *w, int fd, const char *path)
+{
+    uint8_t *buf = NULL;
+    fy_status s = FY_OK;
+    for (size_t i = 0; s == FY_OK && i < w->count; i++) {
+        const writer_entry *e = &w->entries[i];
+        s = e->fill ? write_generated(e, fd, &buf, path) : write_all(fd, e->data, e->nbytes, path);
+    }
+    free(buf);
+    return s;
+}
+
 static fy_status write_contents(const fy_st_writer *w, int fd, const strbuf *header,
                                 const char *path)
 {
@@ -337,8 +404,7 @@ static fy_status write_contents(const fy_st_writer *w, int fd, const strbuf *hea
     for (int i = 0; i < 8; i++) len[i] = (uint8_t)((uint64_t)header->len >> (8 * i));
     FY_TRY(write_all(fd, len, 8, path));
     FY_TRY(write_all(fd, header->p, header->len, path));
-    for (size_t i = 0; i < w->count; i++)
-        FY_TRY(write_all(fd, w->entries[i].data, w->entries[i].nbytes, path));
+    FY_TRY(write_data(w, fd, path));
     if (fsync(fd) != 0) return fy_error(FY_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
     return FY_OK;
 }

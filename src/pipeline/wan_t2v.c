@@ -631,21 +631,27 @@ fy_status fy_wan_t2v_run(const char *model_dir, const fy_run_options *o, const f
     return s;
 }
 
-/* `ferry plan`: open the folder, create the engines and load the models as
- * a run would (the engines are prepared: resident weights go into place),
- * then print each engine's plan without running a step. */
+/* Open the folder, create the engines and load the models as a run would
+ * (the engines are prepared: resident weights go into place), run nothing. */
+static fy_status load_for_plan(t2v_run *r, const char *model_dir, const fy_run_options *o,
+                               const fy_wan_t2v_params *p)
+{
+    memset(r, 0, sizeof *r);
+    r->options = o;
+    r->params = p;
+    r->guidance = p->guidance_scale > 1.0;
+    t2v_factors f;
+    FY_TRY(fy_model_open(model_dir, &r->model));
+    FY_TRY(check_request(r->model, p, &f));
+    FY_TRY(create_engines(r));
+    return load_models(r, &f);
+}
+
+/* `ferry plan`: each engine's plan, printed. */
 fy_status fy_wan_t2v_plan(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p, FILE *out)
 {
     t2v_run r;
-    memset(&r, 0, sizeof r);
-    r.options = o;
-    r.params = p;
-    t2v_factors f;
-    fy_status s = fy_model_open(model_dir, &r.model);
-    if (s == FY_OK) s = check_request(r.model, p, &f);
-    r.guidance = p->guidance_scale > 1.0;
-    if (s == FY_OK) s = create_engines(&r);
-    if (s == FY_OK) s = load_models(&r, &f);
+    fy_status s = load_for_plan(&r, model_dir, o, p);
     for (int i = 0; s == FY_OK && i < r.n_engines; i++) {
         const fy_engine *e = r.engines[i];
         char holds[64], title[96];
@@ -653,6 +659,17 @@ fy_status fy_wan_t2v_plan(const char *model_dir, const fy_run_options *o, const 
         snprintf(title, sizeof title, "%s holds %s", r.engine_names[i], holds);
         fy_engine_plan_print(e, title, out);
     }
+    run_free(&r);
+    return s;
+}
+
+fy_status fy_wan_t2v_device_plan(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p,
+                                 fy_plan *out)
+{
+    memset(out, 0, sizeof *out);
+    t2v_run r;
+    fy_status s = load_for_plan(&r, model_dir, o, p);
+    if (s == FY_OK) *out = *fy_engine_plan(r.device);
     run_free(&r);
     return s;
 }
