@@ -20,6 +20,10 @@ void *fy_cuda_stream_handle(fy_backend *b, fy_stream s);
 fy_status fy_cuda_convert_bf16_to_f32(float *dst, const uint16_t *src, size_t n, void *stream);
 fy_status fy_cuda_convert_f32_to_bf16(uint16_t *dst, const float *src, size_t n, void *stream);
 
+/* Occupy the GPU for `seconds` on stream (a cudaStream_t) without touching
+ * memory: a block's compute time for the streaming benchmark. */
+fy_status fy_cuda_busy(double seconds, void *stream);
+
 #ifdef __cplusplus
 }
 #endif
