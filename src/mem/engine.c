@@ -72,6 +72,7 @@ void fy_engine_free(fy_engine *e)
 {
     if (!e) return;
     if (e->backend) {
+        fy_eng_pinner_stop(e);
         fy_backend_synchronize(e->backend);
         fy_backend_set_copy_observer(e->backend, NULL, NULL);
         fy_eng_streamer_stop(e);
@@ -158,12 +159,18 @@ static fy_status pin_streamed(fy_engine *e)
                 if (h->pinned) e->stats.pinned_bytes -= h->bytes;
                 if (h->pinned) e->stats.host_bytes -= h->bytes;
                 h->pinned = NULL;
+                h->pin_pending = false;
             }
             break;
         }
-        memset(g->pinned, 0, g->bytes); /* alignment padding */
-        for (int w = 0; w < g->n; w++)
-            memcpy((char *)g->pinned + g->offset[w], g->src[w].data, fy_tensor_nbytes(&g->src[w]));
+        if (g->cast) {
+            /* A quantised copy is freed once pinned (fy_eng_cast_settle): fill now. */
+            memset(g->pinned, 0, g->bytes);
+            for (int w = 0; w < g->n; w++)
+                memcpy((char *)g->pinned + g->offset[w], g->src[w].data, fy_tensor_nbytes(&g->src[w]));
+        } else {
+            g->pin_pending = true; /* filled by the pinning thread, after prepare */
+        }
         g->tier = FY_TIER_PINNED;
         e->stats.pinned_bytes += g->bytes;
         e->stats.host_bytes += g->bytes;
@@ -255,6 +262,7 @@ fy_status fy_engine_prepare(fy_engine *e)
     FY_TRY(pin_streamed(e));
     fy_eng_cast_settle(e);
     FY_TRY(make_staging(e));
+    FY_TRY(fy_eng_pinner_start(e)); /* before the first prefetch, which waits for its group */
     return fy_eng_streamer_start(e);
 }
 

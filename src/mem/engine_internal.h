@@ -33,6 +33,7 @@ typedef struct eng_group {
     uint64_t unit_offset;  /* within the unit's slot */
     fy_tier tier;
     void *pinned;          /* the one pinned host copy, or NULL */
+    bool pin_pending;      /* filled by the pinning thread (pinner.c) */
     void *device;          /* pool allocation of a resident group */
     /* running */
     bool held;
@@ -118,6 +119,7 @@ struct fy_engine {
     int stage_next;
 
     fy_disk *disk;         /* the disk tier's reader, NULL without it */
+    struct eng_pinner *pinner; /* fills pinned copies in the background; NULL when done or none */
 
     pthread_mutex_t stats_mu; /* the copy observer runs on the copy thread */
     fy_engine_stats stats;
@@ -165,6 +167,13 @@ fy_status fy_eng_disk_upload(fy_engine *e, eng_group *g, char *dst, bool force, 
 fy_status fy_eng_disk_acquire(fy_engine *e, eng_group *g);
 fy_status fy_eng_disk_release(fy_engine *e, eng_group *g);
 void fy_eng_disk_stats(fy_engine *e);                    /* reader figures into e->stats */
+/* pinner.c: the pinned copies marked pin_pending are filled from the model
+ * files by a thread, in declared order; an upload waits for its group. */
+typedef struct eng_pinner eng_pinner;
+fy_status fy_eng_pinner_start(fy_engine *e);
+void fy_eng_pinner_wait(fy_engine *e, const eng_group *g);
+void fy_eng_pinner_stop(fy_engine *e);
+
 /* planner.c */
 fy_status fy_eng_planner_choose(fy_engine *e);          /* before the plan, when asked */
 void fy_eng_planner_init_steps(fy_engine *e);            /* after the plan: which component is a step */

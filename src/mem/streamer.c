@@ -45,6 +45,7 @@ static fy_status wait_stage(fy_engine *e, int k, const char *name)
 static fy_status upload_group(fy_engine *e, eng_group *g, char *dst)
 {
     fy_backend *b = e->backend;
+    fy_eng_pinner_wait(e, g);
     if (g->pinned) return fy_backend_copy_h2d_async(b, dst, g->pinned, g->bytes, FY_STREAM_COPY, g->name);
     if (e->stage[0] && g->bytes <= e->stage_bytes) {
         int k = e->stage_next;
