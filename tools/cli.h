@@ -67,6 +67,11 @@ typedef int (*cli_flag_fn)(void *user, const char *flag, const char *value);
  * --flag VALUE / --flag=VALUE pairs handed to take. 0, or an exit status. */
 int cli_parse_flags(const char *cmd, int argc, char **argv, fy_run_options *o, cli_flag_fn take, void *user);
 
+/* Flag values: 0, or the usage error's exit status (printed). */
+int cli_int_value(const char *cmd, const char *flag, const char *text, long min, long max, int *out);
+int cli_double_value(const char *cmd, const char *flag, const char *text, double *out); /* not NaN */
+int cli_seed_value(const char *cmd, const char *text, uint64_t *out);
+
 /* -v, -vv, -q, --verbose, --quiet: adjusts the log level; true if arg was one. */
 bool cli_log_flag(const char *arg);
 /* -h / --help */

@@ -1,6 +1,7 @@
 /* The flag loop that generate, plan and demo share: the run options first
  * (one parser for every command), log flags, then the command's own
  * --flag VALUE / --flag=VALUE pairs. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -38,5 +39,34 @@ int cli_parse_flags(const char *cmd, int argc, char **argv, fy_run_options *o, c
         if (rc > 0) return rc;
         if (!inline_value) i++;
     }
+    return 0;
+}
+
+int cli_int_value(const char *cmd, const char *flag, const char *text, long min, long max, int *out)
+{
+    char *end = NULL;
+    long v = strtol(text, &end, 10);
+    if (!*text || *end || v < min || v > max)
+        return cli_usage_error(cmd, "%s \"%s\": expected an integer from %ld to %ld", flag, text, min, max);
+    *out = (int)v;
+    return 0;
+}
+
+int cli_double_value(const char *cmd, const char *flag, const char *text, double *out)
+{
+    char *end = NULL;
+    double v = strtod(text, &end);
+    if (!*text || *end || v != v) return cli_usage_error(cmd, "%s \"%s\": expected a number", flag, text);
+    *out = v;
+    return 0;
+}
+
+int cli_seed_value(const char *cmd, const char *text, uint64_t *out)
+{
+    char *end = NULL;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (!*text || *end || text[0] == '-')
+        return cli_usage_error(cmd, "--seed \"%s\": expected a non-negative integer", text);
+    *out = v;
     return 0;
 }

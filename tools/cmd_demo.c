@@ -69,68 +69,26 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
-static int int_value(const char *flag, const char *text, long min, long max, int *out)
-{
-    char *end = NULL;
-    long v = strtol(text, &end, 10);
-    if (!*text || *end || v < min || v > max)
-        return cli_usage_error("demo", "%s \"%s\": expected an integer from %ld to %ld", flag, text, min, max);
-    *out = (int)v;
-    return 0;
-}
-
-static int seed_value(const char *text, uint64_t *out)
-{
-    char *end = NULL;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (!*text || *end || text[0] == '-')
-        return cli_usage_error("demo", "--seed \"%s\": expected a non-negative integer", text);
-    *out = v;
-    return 0;
-}
-
 /* One demo flag with its value; -1 when arg is not one. */
-static int take_flag(demo_args *a, const char *arg, const char *value)
+static int take_flag(void *user, const char *arg, const char *value)
 {
+    demo_args *a = user;
     fy_wan_t2v_params *p = &a->params;
     if (strcmp(arg, "--output") == 0 || strcmp(arg, "-o") == 0) return a->output = value, 0;
     if (strcmp(arg, "--prompt") == 0) return p->prompt = value, 0;
     if (strcmp(arg, "--model-dir") == 0 || strcmp(arg, "--keep-model") == 0) return a->model_dir = value, 0;
-    if (strcmp(arg, "--height") == 0) return int_value(arg, value, 1, 8192, &p->height);
-    if (strcmp(arg, "--width") == 0) return int_value(arg, value, 1, 8192, &p->width);
-    if (strcmp(arg, "--num-frames") == 0) return int_value(arg, value, 1, 4096, &p->num_frames);
-    if (strcmp(arg, "--steps") == 0) return int_value(arg, value, 1, 10000, &p->steps);
-    if (strcmp(arg, "--seed") == 0) return seed_value(value, &p->seed);
+    if (strcmp(arg, "--height") == 0) return cli_int_value("demo", arg, value, 1, 8192, &p->height);
+    if (strcmp(arg, "--width") == 0) return cli_int_value("demo", arg, value, 1, 8192, &p->width);
+    if (strcmp(arg, "--num-frames") == 0) return cli_int_value("demo", arg, value, 1, 4096, &p->num_frames);
+    if (strcmp(arg, "--steps") == 0) return cli_int_value("demo", arg, value, 1, 10000, &p->steps);
+    if (strcmp(arg, "--seed") == 0) return cli_seed_value("demo", value, &p->seed);
     return -1;
 }
 
 static int parse_args(demo_args *a, int argc, char **argv)
 {
-    for (int i = 1; i < argc;) {
-        bool consumed = false;
-        if (fy_run_options_parse_arg(&a->options, argc, argv, &i, &consumed) != FY_OK)
-            return cli_usage_error("demo", "%s", fy_error_message());
-        if (consumed) continue;
-        const char *arg = argv[i++];
-        if (cli_log_flag(arg)) continue;
-        char flag[64];
-        const char *value = NULL;
-        const char *eq = strchr(arg, '=');
-        if (eq && eq - arg < (long)sizeof flag && arg[0] == '-') {
-            memcpy(flag, arg, (size_t)(eq - arg));
-            flag[eq - arg] = '\0';
-            value = eq + 1;
-        } else {
-            snprintf(flag, sizeof flag, "%s", arg);
-            if (arg[0] == '-' && i < argc) value = argv[i];
-        }
-        if (!value)
-            return cli_usage_error("demo", "%s \"%s\"", arg[0] == '-' ? "missing value for" : "unexpected argument", arg);
-        int rc = take_flag(a, flag, value);
-        if (rc < 0) return cli_usage_error("demo", "unknown option \"%s\"", arg);
-        if (rc > 0) return rc;
-        if (!eq) i++;
-    }
+    int rc = cli_parse_flags("demo", argc, argv, &a->options, take_flag, a);
+    if (rc) return rc;
     if (fy_run_options_validate(&a->options) != FY_OK) return cli_usage_error("demo", "%s", fy_error_message());
     /* A PCIe 4.0 x16 link unless told otherwise: the rehearsal of a real GPU's copies. */
     if (a->options.device == FY_DEVICE_EMU && a->options.emu_bandwidth == 0) a->options.emu_bandwidth = 25e9;

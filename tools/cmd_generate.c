@@ -56,34 +56,6 @@ static void on_sigint(int sig)
     interrupted = 1;
 }
 
-static int int_value(const char *flag, const char *text, long min, long max, int *out)
-{
-    char *end = NULL;
-    long v = strtol(text, &end, 10);
-    if (!*text || *end || v < min || v > max)
-        return cli_usage_error("generate", "%s \"%s\": expected an integer from %ld to %ld", flag, text, min, max);
-    *out = (int)v;
-    return 0;
-}
-
-static int double_value(const char *flag, const char *text, double *out)
-{
-    char *end = NULL;
-    double v = strtod(text, &end);
-    if (!*text || *end || v != v) return cli_usage_error("generate", "%s \"%s\": expected a number", flag, text);
-    *out = v;
-    return 0;
-}
-
-static int seed_value(const char *text, uint64_t *out)
-{
-    char *end = NULL;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (!*text || *end || text[0] == '-') return cli_usage_error("generate", "--seed \"%s\": expected a non-negative integer", text);
-    *out = v;
-    return 0;
-}
-
 /* One generate-specific flag with its value; returns -1 when arg is not one. */
 static int take_flag(void *user, const char *arg, const char *value)
 {
@@ -93,15 +65,15 @@ static int take_flag(void *user, const char *arg, const char *value)
     if (strcmp(arg, "--prompt") == 0) return p->prompt = value, 0;
     if (strcmp(arg, "--negative-prompt") == 0) return p->negative_prompt = value, 0;
     if (strcmp(arg, "--output") == 0 || strcmp(arg, "-o") == 0) return a->output = value, 0;
-    if (strcmp(arg, "--height") == 0) return int_value(arg, value, 1, 8192, &p->height);
-    if (strcmp(arg, "--width") == 0) return int_value(arg, value, 1, 8192, &p->width);
-    if (strcmp(arg, "--num-frames") == 0) return int_value(arg, value, 1, 4096, &p->num_frames);
-    if (strcmp(arg, "--steps") == 0) return int_value(arg, value, 1, 10000, &p->steps);
-    if (strcmp(arg, "--fps") == 0) return int_value(arg, value, 1, 240, &a->fps);
-    if (strcmp(arg, "--max-sequence-length") == 0) return int_value(arg, value, 1, 4096, &p->max_sequence_length);
-    if (strcmp(arg, "--guidance-scale") == 0) return double_value(arg, value, &p->guidance_scale);
-    if (strcmp(arg, "--flow-shift") == 0) return double_value(arg, value, &p->flow_shift);
-    if (strcmp(arg, "--seed") == 0) return seed_value(value, &p->seed);
+    if (strcmp(arg, "--height") == 0) return cli_int_value("generate", arg, value, 1, 8192, &p->height);
+    if (strcmp(arg, "--width") == 0) return cli_int_value("generate", arg, value, 1, 8192, &p->width);
+    if (strcmp(arg, "--num-frames") == 0) return cli_int_value("generate", arg, value, 1, 4096, &p->num_frames);
+    if (strcmp(arg, "--steps") == 0) return cli_int_value("generate", arg, value, 1, 10000, &p->steps);
+    if (strcmp(arg, "--fps") == 0) return cli_int_value("generate", arg, value, 1, 240, &a->fps);
+    if (strcmp(arg, "--max-sequence-length") == 0) return cli_int_value("generate", arg, value, 1, 4096, &p->max_sequence_length);
+    if (strcmp(arg, "--guidance-scale") == 0) return cli_double_value("generate", arg, value, &p->guidance_scale);
+    if (strcmp(arg, "--flow-shift") == 0) return cli_double_value("generate", arg, value, &p->flow_shift);
+    if (strcmp(arg, "--seed") == 0) return cli_seed_value("generate", value, &p->seed);
     return -1;
 }
 

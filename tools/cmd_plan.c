@@ -2,7 +2,6 @@
  * run nothing, and show the plan: policy, depth, resident blocks, slots, a
  * table of groups with their bytes and tiers, the device bound against the
  * budget, pinned host bytes, and the planner's prediction (--vram-budget). */
-#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -28,16 +27,6 @@ void cli_plan_help(FILE *out)
     fputs(fy_run_options_help(), out);
 }
 
-static int int_value(const char *flag, const char *text, int *out)
-{
-    char *end = NULL;
-    long v = strtol(text, &end, 10);
-    if (!*text || *end || v < 1 || v > 8192)
-        return cli_usage_error("plan", "%s \"%s\": expected an integer from 1 to 8192", flag, text);
-    *out = (int)v;
-    return 0;
-}
-
 typedef struct plan_args {
     fy_wan_t2v_params params;
     const char *model;
@@ -48,16 +37,11 @@ static int take_flag(void *user, const char *arg, const char *value)
     plan_args *a = user;
     fy_wan_t2v_params *p = &a->params;
     if (strcmp(arg, "--model") == 0) return a->model = value, 0;
-    if (strcmp(arg, "--height") == 0) return int_value(arg, value, &p->height);
-    if (strcmp(arg, "--width") == 0) return int_value(arg, value, &p->width);
-    if (strcmp(arg, "--num-frames") == 0) return int_value(arg, value, &p->num_frames);
-    if (strcmp(arg, "--max-sequence-length") == 0) return int_value(arg, value, &p->max_sequence_length);
-    if (strcmp(arg, "--guidance-scale") == 0) {
-        char *end = NULL;
-        p->guidance_scale = strtod(value, &end);
-        if (!*value || *end) return cli_usage_error("plan", "%s \"%s\": expected a number", arg, value);
-        return 0;
-    }
+    if (strcmp(arg, "--height") == 0) return cli_int_value("plan", arg, value, 1, 8192, &p->height);
+    if (strcmp(arg, "--width") == 0) return cli_int_value("plan", arg, value, 1, 8192, &p->width);
+    if (strcmp(arg, "--num-frames") == 0) return cli_int_value("plan", arg, value, 1, 8192, &p->num_frames);
+    if (strcmp(arg, "--max-sequence-length") == 0) return cli_int_value("plan", arg, value, 1, 8192, &p->max_sequence_length);
+    if (strcmp(arg, "--guidance-scale") == 0) return cli_double_value("plan", arg, value, &p->guidance_scale);
     return -1;
 }
 

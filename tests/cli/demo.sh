@@ -6,22 +6,12 @@
 # usage: bash demo.sh FERRY_BINARY [FIXTURES_DIR (unused)]
 set -u
 FERRY=$1
-T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-cli-demo-XXXXXX")
-trap 'rm -rf "$T"' EXIT
+# shellcheck source=common.bash
+source "$(dirname "$0")/common.bash" demo
 # The demo's temp model goes under $TMPDIR: point it at a folder of our own
 # to see that nothing is left behind.
 mkdir "$T/tmp"
 export TMPDIR=$T/tmp
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL: $*"
-}
-has() { # name, file, pattern
-    if grep -q -- "$3" "$2"; then ok; else bad "$1: no \"$3\" in output"; cat "$2"; fi
-}
 
 "$FERRY" demo --output "$T/x.mp4" >"$T/out.txt" 2>"$T/err.txt"
 rc=$?
@@ -71,5 +61,4 @@ if [ ! -e "$T/bad.mp4" ] && [ -z "$(ls -A "$T/tmp")" ]; then ok; else bad "impos
 rc=$?
 if [ $rc -eq 2 ] && grep -q -- "--steps \"zero\"" "$T/usage.err"; then ok; else bad "demo --steps zero: exit $rc"; fi
 
-echo "demo.sh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

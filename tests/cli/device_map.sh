@@ -9,18 +9,8 @@ set -u
 FERRY=$1
 FIXTURES=$2
 MODEL=$FIXTURES/wan-tiny/model
-T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-cli-devmap-XXXXXX")
-trap 'rm -rf "$T"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL: $*"
-}
-has() { # name, file, pattern
-    if grep -q -- "$3" "$2"; then ok; else bad "$1: no \"$3\" in output"; cat "$2"; fi
-}
+# shellcheck source=common.bash
+source "$(dirname "$0")/common.bash" devmap
 SIZES=(--height 64 --width 64 --num-frames 5 --max-sequence-length 16)
 RUN=(--prompt "A red fox" --steps 2 --seed 7)
 TWO=(--device emu --max-memory 0=8MiB,1=8MiB --device-map balanced)
@@ -64,5 +54,4 @@ for args in "--device emu --max-memory 0=8MiB,1=8MiB --device-map auto" "--devic
     fi
 done
 
-echo "device_map: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -20,15 +20,8 @@ if [ ! -x "$CHECK" ] || ! grep -q "ompi_mpi_init\|MPI_Init" "$FERRY" 2>/dev/null
     echo "fsdp.sh: skipped: this build has no MPI"
     exit 0
 fi
-T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-cli-fsdp-XXXXXX")
-trap 'rm -rf "$T"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL: $*"
-}
+# shellcheck source=common.bash
+source "$(dirname "$0")/common.bash" fsdp
 
 # CI runs as root in a container, with no network: shared memory only, quiet.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
@@ -162,5 +155,4 @@ if [ $rc -eq 2 ] && grep -q "drop --offload" "$T/flag.err"; then ok; else bad "-
 rc=$?
 if [ $rc -eq 2 ] && grep -q -- "--collective-timeout" "$T/flag.err"; then ok; else bad "--collective-timeout 0: exit $rc"; fi
 
-echo "fsdp.sh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -7,16 +7,9 @@ set -u
 FERRY=$1
 FIXTURES=$2
 MODEL=$FIXTURES/wan-tiny/model
-T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-cli-info-XXXXXX")
-trap 'rm -rf "$T"' EXIT
-passed=0
-failed=0
+# shellcheck source=common.bash
+source "$(dirname "$0")/common.bash" info
 
-ok() { passed=$((passed + 1)); }
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL: $*"
-}
 check() { # name, then a command that must succeed
     local name=$1
     shift
@@ -119,5 +112,4 @@ else
     check "verify summary" grep -Eq "^[1-9][0-9]* passed, 0 failed$" "$T/verify"
 fi
 
-echo "$passed passed, $failed failed"
-test "$failed" -eq 0
+finish

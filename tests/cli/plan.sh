@@ -7,18 +7,8 @@ set -u
 FERRY=$1
 FIXTURES=$2
 MODEL=$FIXTURES/wan-tiny/model
-T=$(mktemp -d "${TMPDIR:-/tmp}/ferry-cli-plan-XXXXXX")
-trap 'rm -rf "$T"' EXIT
-passed=0
-failed=0
-ok() { passed=$((passed + 1)); }
-bad() {
-    failed=$((failed + 1))
-    echo "FAIL: $*"
-}
-has() { # name, file, pattern
-    if grep -q -- "$3" "$2"; then ok; else bad "$1: no \"$3\" in output"; cat "$2"; fi
-}
+# shellcheck source=common.bash
+source "$(dirname "$0")/common.bash" plan
 SIZES=(--height 64 --width 64 --num-frames 5 --max-sequence-length 16)
 
 "$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --offload layerwise >"$T/lw.txt" 2>"$T/lw.err"
@@ -75,5 +65,4 @@ if [ $rc -eq 0 ] && grep -q " 0 failed" "$T/verify.out"; then ok; else
     tail -5 "$T/verify.out"
 fi
 
-echo "plan.sh: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish
