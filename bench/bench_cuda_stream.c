@@ -1,7 +1,7 @@
 /* Streaming on a real GPU: does a layerwise plan hide the uploads behind
  * compute, on a real copy engine over PCIe?
  *
- *     bench_cuda_stream [--blocks N] [--block-mib M] [--steps S]
+ *     bench_cuda_stream [--blocks N] [--block-mib M] [--steps S] [--planner]
  *
  * A synthetic model of N blocks of M MiB (default 16 x 640 MiB: a Wan2.1-14B
  * block in bf16 is ~670 MiB) runs through the engine on --device cuda. Each
@@ -14,6 +14,11 @@
  * copy stream may already prefetch the next step; the median of the steps
  * after the first) against resident and against the
  * floor max(compute, streamed bytes / bandwidth).
+ *
+ * --planner instead checks the planner on the GPU: at three --vram-budget
+ * values (a quarter, half and most of the model), the plan it picks, its
+ * step time predicted before step 1 and after it (block times off the
+ * compute stream's events), and the measured step time.
  *
  * Without a GPU (or a build without CUDA) it says so and exits 0. */
 #include <stdint.h>
@@ -33,23 +38,20 @@
 
 typedef struct bench_args {
     int blocks, block_mib, steps;
+    bool planner;
 } bench_args;
 
-/* 0: the blocks are only streamed, which measures the bandwidth the copy
- * engine reaches over the whole set of pinned blocks (the probe reads one
- * hot buffer). */
-static const double COMPUTE_PER_UPLOAD[] = {0.0, 0.5, 1.0, 2.0, 4.0};
-#define N_RATIOS ((int)(sizeof COMPUTE_PER_UPLOAD / sizeof COMPUTE_PER_UPLOAD[0]))
 
 static int parse_args(int argc, char **argv, bench_args *a)
 {
-    *a = (bench_args){16, 640, 4};
+    *a = (bench_args){16, 640, 4, false};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--blocks") == 0 && i + 1 < argc) a->blocks = atoi(argv[++i]);
         else if (strcmp(argv[i], "--block-mib") == 0 && i + 1 < argc) a->block_mib = atoi(argv[++i]);
         else if (strcmp(argv[i], "--steps") == 0 && i + 1 < argc) a->steps = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--planner") == 0) a->planner = true;
         else {
-            fprintf(stderr, "usage: %s [--blocks N] [--block-mib M] [--steps S]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--blocks N] [--block-mib M] [--steps S] [--planner]\n", argv[0]);
             return -1;
         }
     }
@@ -61,6 +63,12 @@ static int parse_args(int argc, char **argv, bench_args *a)
 }
 
 #ifdef FERRY_HAVE_CUDA
+
+/* 0: the blocks are only streamed, which measures the bandwidth the copy
+ * engine reaches over the whole set of pinned blocks (the probe reads one
+ * hot buffer). */
+static const double COMPUTE_PER_UPLOAD[] = {0.0, 0.5, 1.0, 2.0, 4.0};
+#define N_RATIOS ((int)(sizeof COMPUTE_PER_UPLOAD / sizeof COMPUTE_PER_UPLOAD[0]))
 
 static fy_run_options cuda_options(fy_offload_policy policy, int depth)
 {
@@ -195,6 +203,56 @@ static fy_status synth_create(const bench_args *a, synth *m)
     return FY_OK;
 }
 
+/* The planner at one budget: its plan, predictions and the measured step. */
+static fy_status planner_case(const bench_args *a, synth *m, uint64_t budget, double compute)
+{
+    fy_run_options o = cuda_options(FY_OFFLOAD_NONE, 1);
+    o.vram_budget = budget;
+    fy_engine *e = NULL;
+    int *groups = calloc((size_t)a->blocks, sizeof *groups);
+    if (!groups) return fy_error(FY_ERR_NOMEM, "out of memory");
+    fy_status s = fy_engine_create(&o, &e);
+    if (s == FY_OK) s = declare(a, m, e, groups);
+    if (s == FY_OK) s = fy_engine_prepare(e);
+    void *stream = s == FY_OK ? fy_cuda_stream_handle(fy_engine_backend(e), FY_STREAM_COMPUTE) : NULL;
+    for (int step = 0; step < a->steps && s == FY_OK; step++)
+        for (int i = 0; i < a->blocks && s == FY_OK; i++) {
+            const fy_tensor *w = NULL;
+            s = fy_engine_acquire(e, groups[i], &w);
+            if (s == FY_OK) s = fy_cuda_busy(compute, stream);
+            if (s == FY_OK) s = fy_engine_release(e, groups[i]);
+        }
+    if (s == FY_OK) s = fy_engine_finish(e);
+    if (s == FY_OK) {
+        const fy_plan *p = fy_engine_plan(e);
+        const fy_engine_stats *st = fy_engine_stats_get(e);
+        double err = st->measured_step_s > 0 ? (st->predicted_step_s - st->measured_step_s) / st->measured_step_s : 0;
+        printf("| %.1f GiB | %s d=%d, %d resident | %.1f | %.1f | %.1f | %+.1f%% |\n", (double)budget / (MIB * 1024),
+               fy_offload_policy_name(p->policy), p->depth, p->resident_blocks, st->predicted_initial_step_s * 1e3,
+               st->predicted_step_s * 1e3, st->measured_step_s * 1e3, 100 * err);
+    }
+    fy_engine_free(e);
+    free(groups);
+    return s;
+}
+
+static int bench_planner(const bench_args *a, double upload)
+{
+    synth m;
+    fy_status s = synth_create(a, &m);
+    double model = (double)a->blocks * a->block_mib * MIB;
+    printf("planner: %d blocks of %d MiB, block compute = one upload (%.2f ms), %d steps\n\n", a->blocks, a->block_mib,
+           upload * 1e3, a->steps);
+    printf("| --vram-budget | plan chosen | predicted initial (ms) | predicted refined (ms) | measured (ms) | error |\n"
+           "|---|---|---:|---:|---:|---:|\n");
+    const double shares[3] = {0.25, 0.5, 0.85};
+    for (int k = 0; k < 3 && s == FY_OK; k++) s = planner_case(a, &m, (uint64_t)(shares[k] * model), upload);
+    free(m.host);
+    free(m.w);
+    if (s != FY_OK) return fprintf(stderr, "bench_cuda_stream: %s\n", fy_error_message()), 1;
+    return 0;
+}
+
 static int bench(const bench_args *a)
 {
     if (fy_cuda_device_count() < 1) {
@@ -208,6 +266,7 @@ static int bench(const bench_args *a)
     printf("host-to-device bandwidth over %d MiB: pinned %.2f GB/s, pageable %.2f GB/s\n", a->block_mib,
            pinned / 1e9, pageable / 1e9);
     double upload = block_bytes / pinned;
+    if (a->planner) return bench_planner(a, upload);
     double compute[N_RATIOS];
     for (int r = 0; r < N_RATIOS; r++) compute[r] = COMPUTE_PER_UPLOAD[r] * upload;
 

@@ -83,6 +83,10 @@ typedef struct fy_backend_vtable {
     /* Optional (NULL = unknown, e.g. cpu): free and total device bytes now,
      * for the planner's --vram-budget auto. */
     fy_status (*mem_info)(fy_backend *b, uint64_t *free_bytes, uint64_t *total_bytes);
+    /* Optional (NULL: the compute stream is the calling thread, so the host
+     * clock times it, as on cpu and emu): seconds between two completed
+     * events' records, for a device that computes asynchronously. */
+    fy_status (*event_elapsed)(fy_backend *b, fy_event *from, fy_event *to, double *seconds);
 } fy_backend_vtable;
 
 /* Every backend starts with this header (implementations embed it first). */

@@ -287,6 +287,7 @@ fy_status fy_engine_acquire(fy_engine *e, int group, const fy_tensor **weights)
     fy_eng_planner_on_acquire(e, g, now);
     if (!e->backend->unified_host_memory || e->plan.fsdp) FY_TRY(fy_eng_stream_acquire(e, g));
     else if (g->tier == FY_TIER_DISK) FY_TRY(fy_eng_disk_acquire(e, g));
+    fy_eng_planner_on_ready(e, g);
     g->held = true;
     g->t_acquired = fy_backend_now();
     *weights = g->dev;

@@ -89,6 +89,12 @@ typedef struct eng_planner {
     int marks;              /* first-block acquires so far */
     double *cycle_s, *gap_s; /* per finished step: duration, time outside block spans and stalls */
     int n_cycles, cap_cycles;
+    /* A device that computes asynchronously (cuda: event_elapsed) is timed
+     * by events on its compute stream, not by the host clock. */
+    bool device_clock;
+    fy_event **start, **end; /* per group id: the step component's blocks */
+    fy_event *step_mark[2];  /* each step's start, alternating */
+    int last_block;          /* the step's last released block (group id) */
 } eng_planner;
 
 struct fy_engine {
@@ -178,6 +184,7 @@ void fy_eng_pinner_stop(fy_engine *e);
 fy_status fy_eng_planner_choose(fy_engine *e);          /* before the plan, when asked */
 void fy_eng_planner_init_steps(fy_engine *e);            /* after the plan: which component is a step */
 void fy_eng_planner_on_acquire(fy_engine *e, const eng_group *g, double now);
+void fy_eng_planner_on_ready(fy_engine *e, const eng_group *g); /* its weights are in place */
 void fy_eng_planner_on_release(fy_engine *e, eng_group *g, double span);
 void fy_eng_planner_finish(fy_engine *e);               /* measured and refined times into the stats */
 void fy_eng_planner_free(fy_engine *e);

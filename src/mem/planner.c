@@ -43,6 +43,9 @@
 #define PLANNER_PROBE_MIN (4u << 20)
 #define PLANNER_PROBE_MAX (64u << 20)
 
+static fy_status device_clock_init(fy_engine *e);
+static void b_record(fy_engine *e, fy_event *ev);
+
 static double dmax(double a, double b)
 {
     return a > b ? a : b;
@@ -264,7 +267,7 @@ fy_status fy_eng_planner_choose(fy_engine *e)
     e->stats.predicted_initial_step_s = t;
     e->stats.copy_bandwidth = pl->bandwidth;
     e->stats.vram_budget = pl->budget == UINT64_MAX ? 0 : pl->budget;
-    return FY_OK;
+    return device_clock_init(e);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -308,7 +311,8 @@ static void refine(fy_engine *e, bool first_only)
     pthread_mutex_unlock(&e->stats_mu);
 }
 
-static void close_cycle(fy_engine *e, double now)
+/* One finished step: its duration and the time spent outside blocks. */
+static void record_cycle(fy_engine *e, double d, double gap)
 {
     eng_planner *pl = &e->planner;
     if (pl->n_cycles == pl->cap_cycles) {
@@ -320,19 +324,29 @@ static void close_cycle(fy_engine *e, double now)
         if (!c || !g) return; /* out of memory: this step goes unmeasured */
         pl->cap_cycles = cap;
     }
-    double stall = e->stats.stall_time - pl->mark_stall;
-    double d = now - pl->mark;
     pl->cycle_s[pl->n_cycles] = d;
-    pl->gap_s[pl->n_cycles] = dmax(0, d - pl->cycle_compute - stall);
+    pl->gap_s[pl->n_cycles] = dmax(0, gap);
     pl->n_cycles++;
     if (pl->n_cycles == 1) refine(e, true);
+}
+
+static void note_span(eng_group *g, double span, bool first_step)
+{
+    if (first_step) g->span_first = span;
+    else {
+        g->span_sum += span;
+        g->span_n++;
+    }
 }
 
 void fy_eng_planner_on_acquire(fy_engine *e, const eng_group *g, double now)
 {
     eng_planner *pl = &e->planner;
-    if (pl->first_block < 0 || g != &e->groups[pl->first_block]) return;
-    if (pl->marks++) close_cycle(e, now);
+    if (pl->device_clock || pl->first_block < 0 || g != &e->groups[pl->first_block]) return;
+    if (pl->marks++) {
+        double d = now - pl->mark;
+        record_cycle(e, d, d - pl->cycle_compute - (e->stats.stall_time - pl->mark_stall));
+    }
     pl->mark = now;
     pl->mark_stall = e->stats.stall_time;
     pl->cycle_compute = 0;
@@ -342,12 +356,76 @@ void fy_eng_planner_on_release(fy_engine *e, eng_group *g, double span)
 {
     eng_planner *pl = &e->planner;
     if (g->kind != FY_GROUP_BLOCK || g->component != pl->step_comp || !pl->marks) return;
-    pl->cycle_compute += span;
-    if (pl->marks == 1) g->span_first = span;
-    else {
-        g->span_sum += span;
-        g->span_n++;
+    if (pl->device_clock) {
+        b_record(e, pl->end[g - e->groups]);
+        pl->last_block = (int)(g - e->groups);
+        return;
     }
+    pl->cycle_compute += span;
+    note_span(g, span, pl->marks == 1);
+}
+
+/* ---- Timing by the device's clock (asynchronous compute) ---------------- */
+
+static void b_record(fy_engine *e, fy_event *ev)
+{
+    if (ev) (void)fy_backend_event_record(e->backend, ev, FY_STREAM_COMPUTE);
+}
+
+static double elapsed(fy_engine *e, fy_event *a, fy_event *b)
+{
+    double s = 0;
+    if (e->backend->vt->event_elapsed(e->backend, a, b, &s) != FY_OK) return 0;
+    return s;
+}
+
+/* The step that ended where mark `now` was recorded: every block's span
+ * from its events, the step from mark to mark, the time outside blocks
+ * from the last block's end to the next step's start. */
+static void close_device_cycle(fy_engine *e, fy_event *prev, fy_event *now)
+{
+    eng_planner *pl = &e->planner;
+    if (e->backend->vt->event_synchronize(e->backend, now) != FY_OK) return;
+    bool first_step = pl->n_cycles == 0;
+    for (int i = 0; i < e->n_groups; i++)
+        if (pl->start[i]) note_span(&e->groups[i], elapsed(e, pl->start[i], pl->end[i]), first_step);
+    double gap = pl->last_block >= 0 ? elapsed(e, pl->end[pl->last_block], now) : 0;
+    record_cycle(e, elapsed(e, prev, now), gap);
+}
+
+void fy_eng_planner_on_ready(fy_engine *e, const eng_group *g)
+{
+    eng_planner *pl = &e->planner;
+    if (!pl->device_clock || g->kind != FY_GROUP_BLOCK || g->component != pl->step_comp) return;
+    int id = (int)(g - e->groups);
+    if (id == pl->first_block) {
+        fy_event *now = pl->step_mark[pl->marks % 2];
+        b_record(e, now);
+        if (pl->marks > 0) close_device_cycle(e, pl->step_mark[(pl->marks - 1) % 2], now);
+        pl->marks++;
+    }
+    if (pl->marks) b_record(e, pl->start[id]);
+}
+
+/* Events for every block of the step component, when the device has its own clock. */
+static fy_status device_clock_init(fy_engine *e)
+{
+    eng_planner *pl = &e->planner;
+    fy_backend *b = e->backend;
+    if (!b->vt->event_elapsed || pl->step_comp < 0) return FY_OK;
+    pl->start = calloc((size_t)e->n_groups, sizeof *pl->start);
+    pl->end = calloc((size_t)e->n_groups, sizeof *pl->end);
+    if (!pl->start || !pl->end) return fy_error(FY_ERR_NOMEM, "planner: out of memory");
+    for (int k = 0; k < 2; k++) FY_TRY(b->vt->event_create(b, &pl->step_mark[k]));
+    for (int i = 0; i < e->n_groups; i++) {
+        const eng_group *g = &e->groups[i];
+        if (g->kind != FY_GROUP_BLOCK || g->component != pl->step_comp) continue;
+        FY_TRY(b->vt->event_create(b, &pl->start[i]));
+        FY_TRY(b->vt->event_create(b, &pl->end[i]));
+    }
+    pl->last_block = -1;
+    pl->device_clock = true;
+    return FY_OK;
 }
 
 void fy_eng_planner_finish(fy_engine *e)
@@ -362,7 +440,17 @@ void fy_eng_planner_finish(fy_engine *e)
 
 void fy_eng_planner_free(fy_engine *e)
 {
-    free(e->planner.cycle_s);
-    free(e->planner.gap_s);
-    e->planner.cycle_s = e->planner.gap_s = NULL;
+    eng_planner *pl = &e->planner;
+    fy_backend *b = e->backend;
+    for (int i = 0; pl->start && i < e->n_groups; i++) {
+        if (pl->start[i]) b->vt->event_destroy(b, pl->start[i]);
+        if (pl->end[i]) b->vt->event_destroy(b, pl->end[i]);
+    }
+    for (int k = 0; k < 2; k++)
+        if (pl->step_mark[k]) b->vt->event_destroy(b, pl->step_mark[k]);
+    free(pl->start);
+    free(pl->end);
+    free(pl->cycle_s);
+    free(pl->gap_s);
+    memset(pl, 0, sizeof *pl);
 }

@@ -154,7 +154,9 @@ static fy_status cuda_event_create(fy_backend *b, fy_event **out)
 {
     fy_event *e = calloc(1, sizeof *e);
     if (!e) return fy_error(FY_ERR_NOMEM, "cuda: out of host memory for an event");
-    cudaError_t err = cudaEventCreateWithFlags(&e->event, cudaEventDisableTiming);
+    /* Timing stays on: the planner reads block compute times off events
+     * (event_elapsed), the only clock for work the host does not wait for. */
+    cudaError_t err = cudaEventCreateWithFlags(&e->event, cudaEventDefault);
     if (err != cudaSuccess) {
         free(e);
         return cuda_fail(err, "cudaEventCreate");
@@ -222,6 +224,16 @@ static fy_status cuda_mem_info(fy_backend *b, uint64_t *free_bytes, uint64_t *to
     return FY_OK;
 }
 
+static fy_status cuda_event_elapsed(fy_backend *b, fy_event *from, fy_event *to, double *seconds)
+{
+    (void)b;
+    float ms = 0;
+    cudaError_t err = cudaEventElapsedTime(&ms, from->event, to->event);
+    if (err != cudaSuccess) return cuda_fail(err, "cudaEventElapsedTime");
+    *seconds = ms * 1e-3;
+    return FY_OK;
+}
+
 static const fy_backend_vtable cuda_vtable = {
     .name = "cuda",
     .alloc_device = cuda_alloc_device,
@@ -239,6 +251,7 @@ static const fy_backend_vtable cuda_vtable = {
     .synchronize = cuda_synchronize,
     .destroy = cuda_destroy,
     .mem_info = cuda_mem_info,
+    .event_elapsed = cuda_event_elapsed,
 };
 
 int fy_cuda_device_count(void)
