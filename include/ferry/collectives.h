@@ -6,7 +6,9 @@
  *   single  one rank; every collective is a copy or nothing. Always built.
  *   mpi     OpenMPI, host buffers; MPI_COMM_WORLD of a job started with
  *           `mpirun -np N ferry ...`. Built when CMake finds MPI.
- *   nccl    NCCL, device buffers on its own communication stream; the
+ *   nccl    NCCL, device buffers on its own communication stream (it does
+ *           not wait for other streams: the buffers must be ready, e.g.
+ *           after a device synchronisation, when a collective starts); the
  *           ncclUniqueId is broadcast over an MPI (or single) communicator.
  *           Built with CUDA when nccl.h and libnccl are found.
  *

@@ -26,7 +26,10 @@ static int check(fy_comm *c, size_t chunk)
         return 1;
     }
     for (size_t i = 0; i < chunk; i++) host[i] = pattern(rank, i);
+    /* From pageable memory cudaMemcpy may return before its DMA lands, and
+     * NCCL's stream does not wait for the default one: synchronise. */
     cudaMemcpy(send, host, chunk, cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();
     if (fy_comm_all_gather(c, send, recv, chunk) != FY_OK) {
         fprintf(stderr, "nccl all-gather of %zu bytes: %s\n", chunk, fy_error_message());
         bad = 1;
@@ -36,6 +39,7 @@ static int check(fy_comm *c, size_t chunk)
         if (host[i] != pattern((int)(i / chunk), i % chunk)) bad = fprintf(stderr, "all-gather byte %zu differs\n", i) > 0;
     for (size_t i = 0; i < chunk; i++) host[i] = rank == 0 ? pattern(7, i) : 0;
     cudaMemcpy(send, host, chunk, cudaMemcpyHostToDevice);
+    cudaDeviceSynchronize();
     if (!bad && fy_comm_broadcast(c, send, chunk, 0) != FY_OK) bad = fprintf(stderr, "broadcast: %s\n", fy_error_message()) > 0;
     cudaMemcpy(host, send, chunk, cudaMemcpyDeviceToHost);
     for (size_t i = 0; i < chunk && !bad; i++)
