@@ -136,9 +136,17 @@ typedef struct fy_plan {
     uint64_t ring_bytes;     /* the largest component ring */
     uint64_t activation_bytes;
     uint64_t device_bound;   /* resident + ring + activations */
+    int spilled_blocks;      /* --device-map auto: blocks resident on the other devices */
     bool fsdp;               /* --use-fsdp-inference: blocks sharded over `ranks` */
     int ranks;
 } fy_plan;
+
+/* --device-map auto over several devices: what another device holds. */
+typedef struct fy_spill_stats {
+    int device;               /* its index in --max-memory */
+    int blocks;
+    uint64_t bytes, budget, peak;
+} fy_spill_stats;
 
 typedef struct fy_engine_stats {
     uint64_t bytes_uploaded;  /* weights, host -> device */
@@ -168,6 +176,8 @@ typedef struct fy_engine_stats {
     double predicted_initial_step_s;
     double copy_bandwidth;    /* bytes/s the planner measured, 0 without it */
     uint64_t vram_budget;     /* the planner's budget, 0 without it */
+    int n_spill;              /* --device-map auto: the other devices */
+    fy_spill_stats spill[FY_MAX_DEVICES];
     /* Host budget and the disk tier (--max-memory cpu=SIZE). */
     uint64_t host_budget;     /* 0 = unlimited */
     uint64_t host_bound;      /* host bytes the plan holds: host copies + weights read in place + staging */

@@ -35,6 +35,7 @@ fy_status fy_engine_create_with_backend(fy_backend *b, bool owns_backend, const 
     if (s == FY_OK) s = fy_trace_create(fy_backend_now(), &e->trace);
     if (s == FY_OK) s = b->vt->event_create(b, &e->compute_fence);
     if (s == FY_OK && o->use_fsdp_inference) s = fy_eng_fsdp_create(e);
+    if (s == FY_OK) s = fy_eng_spill_create(e);
     if (s != FY_OK) {
         fy_engine_free(e);
         return s;
@@ -84,6 +85,7 @@ void fy_engine_free(fy_engine *e)
         free_host_copies(e);
     }
     fy_pool_free(e->pool); /* resident groups, activations left behind */
+    fy_eng_spill_free(e);
     for (int i = 0; i < e->n_groups; i++) {
         fy_eng_cast_free(&e->groups[i]);
         free(e->groups[i].src);
@@ -122,6 +124,11 @@ static fy_status upload_resident(fy_engine *e)
     for (int i = 0; i < e->n_groups; i++) {
         eng_group *g = &e->groups[i];
         if (!g->resident) continue;
+        if (g->spill >= 0) {
+            FY_TRY(fy_eng_spill_upload(e, g));
+            fy_eng_cast_link(g);
+            continue;
+        }
         FY_TRY(fy_pool_alloc(e->pool, g->bytes, g->name, &g->device));
         for (int w = 0; w < g->n; w++) {
             size_t n = fy_tensor_nbytes(&g->src[w]);
@@ -134,6 +141,7 @@ static fy_status upload_resident(fy_engine *e)
         fy_eng_cast_link(g);
         e->stats.mapped_bytes += g->bytes;
     }
+    FY_TRY(fy_eng_spill_settle(e));
     FY_TRY(e->backend->vt->event_create(e->backend, &e->resident_ready));
     return fy_backend_event_record(e->backend, e->resident_ready, FY_STREAM_COPY);
 }
@@ -234,6 +242,7 @@ fy_status fy_engine_prepare(fy_engine *e)
 {
     if (e->prepared) return fy_error(FY_ERR_INVALID, "engine: fy_engine_prepare called twice");
     FY_TRY(fy_eng_planner_choose(e));
+    FY_TRY(fy_eng_spill_choose(e));
     FY_TRY(fy_eng_plan(e, &e->opts, &e->plan, false));
     uint64_t budget = e->planner.active && e->planner.budget != UINT64_MAX ? e->planner.budget : e->stats.device_budget;
     if (!e->backend->unified_host_memory) FY_TRY(fy_eng_check_budget(e, &e->plan, budget));
@@ -351,6 +360,7 @@ fy_status fy_engine_finish(fy_engine *e)
     pthread_mutex_unlock(&e->stats_mu);
     fy_eng_planner_finish(e);
     fy_eng_disk_stats(e);
+    fy_eng_spill_stats(e);
     if (e->opts.trace_path && *e->opts.trace_path) return fy_engine_write_trace(e, e->opts.trace_path);
     return FY_OK;
 }

@@ -22,6 +22,7 @@ typedef struct eng_group {
     uint64_t bytes;        /* the layout's size */
     int block_index;       /* among all blocks in declared order; -1 for SMALL */
     int resident_rank;     /* see fy_eng_resident_rank */
+    int spill;             /* resident on e->spill[spill] (--device-map auto), -1: not */
     /* fp8 storage (cast.c): src[0..n_declared) are the model's weights, the
      * rest the f32 scales of the cast ones (cast->scale_of), laid out and
      * moved with them. */
@@ -97,6 +98,15 @@ typedef struct eng_planner {
     int last_block;          /* the step's last released block (group id) */
 } eng_planner;
 
+/* --device-map auto over several devices: another device that holds
+ * resident blocks (the compute, activations and ring are the first one's). */
+typedef struct eng_spill {
+    int device;           /* its index in --max-memory */
+    fy_backend *backend;
+    fy_pool *pool;
+    uint64_t budget;
+} eng_spill;
+
 struct fy_engine {
     fy_run_options opts;
     fy_backend *backend;
@@ -133,6 +143,8 @@ struct fy_engine {
     double run_start;
     eng_planner planner;
     struct eng_fsdp *fsdp;    /* --use-fsdp-inference (fsdp.c); NULL otherwise */
+    eng_spill *spill;         /* the other devices of --device-map auto */
+    int n_spill;
 };
 
 /* groups.c: offsets and bytes of src[0..n) in the group's layout. */
@@ -173,6 +185,14 @@ fy_status fy_eng_disk_upload(fy_engine *e, eng_group *g, char *dst, bool force, 
 fy_status fy_eng_disk_acquire(fy_engine *e, eng_group *g);
 fy_status fy_eng_disk_release(fy_engine *e, eng_group *g);
 void fy_eng_disk_stats(fy_engine *e);                    /* reader figures into e->stats */
+/* spill.c: --device-map auto over several devices */
+fy_status fy_eng_spill_create(fy_engine *e);            /* the other devices' backends and pools */
+fy_status fy_eng_spill_choose(fy_engine *e);            /* resident blocks on the first device */
+fy_status fy_eng_spill_upload(fy_engine *e, eng_group *g);
+fy_status fy_eng_spill_settle(fy_engine *e);
+void fy_eng_spill_stats(fy_engine *e);
+void fy_eng_spill_free(fy_engine *e);
+
 /* pinner.c: the pinned copies marked pin_pending are filled from the model
  * files by a thread, in declared order; an upload waits for its group. */
 typedef struct eng_pinner eng_pinner;

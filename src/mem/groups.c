@@ -74,6 +74,7 @@ fy_status fy_engine_add_group(fy_engine *e, int component, const char *name, fy_
     g->kind = kind;
     g->n = n;
     g->unit = -1;
+    g->spill = -1;
     g->disk_slot = -1;
     g->block_index = kind == FY_GROUP_BLOCK ? e->n_blocks : -1;
     size_t k = n > 0 ? (size_t)n : 1;

@@ -34,8 +34,11 @@ static void print_groups(const fy_engine *e, FILE *f)
     fprintf(f, "  %-*s %-*s %12s  %s\n", wc, "component", wg, "group", "bytes", "tier");
     for (int i = 0; i < e->n_groups; i++) {
         const eng_group *g = &e->groups[i];
+        char tier[32];
+        if (g->spill >= 0) snprintf(tier, sizeof tier, "device %d", e->spill[g->spill].device);
+        else snprintf(tier, sizeof tier, "%s", fy_tier_name(g->tier));
         fprintf(f, "  %-*s %-*s %12s  %s\n", wc, e->comps[g->component].name, wg, g->name,
-                fy_format_bytes(g->bytes, b, sizeof b), fy_tier_name(g->tier));
+                fy_format_bytes(g->bytes, b, sizeof b), tier);
     }
 }
 
@@ -69,6 +72,14 @@ void fy_engine_plan_print(const fy_engine *e, const char *title, FILE *f)
             fy_format_bytes(p->device_bound, a, sizeof a), fy_format_bytes(p->resident_bytes, b, sizeof b),
             fy_format_bytes(p->ring_bytes, c, sizeof c), fy_format_bytes(p->activation_bytes, d, sizeof d),
             budget ? fy_format_bytes(budget, m, sizeof m) : "unlimited");
+    for (int k = 0; k < e->n_spill; k++) {
+        uint64_t held = 0;
+        int blocks = 0;
+        for (int i = 0; i < e->n_groups; i++)
+            if (e->groups[i].spill == k) held += e->groups[i].bytes, blocks++;
+        fprintf(f, "  device %-5d %d resident blocks, %s; budget %s (--device-map auto)\n", e->spill[k].device, blocks,
+                fy_format_bytes(held, a, sizeof a), fy_format_bytes(e->spill[k].budget, b, sizeof b));
+    }
     fprintf(f, "  host         %s pinned, %s held\n", fy_format_bytes(s->pinned_bytes, a, sizeof a),
             fy_format_bytes(s->host_bytes, b, sizeof b));
     if (s->host_budget)

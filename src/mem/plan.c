@@ -79,15 +79,49 @@ static int resident_prefix(const fy_engine *e, const fy_run_options *o)
     return k;
 }
 
+/* --device-map auto over several devices: past the first K blocks (in
+ * resident rank order), blocks go to the other devices while they fit, one
+ * device after the next, and only the rest stream through the ring.
+ * spill[group id] = index into e->spill, or -1. NULL without other devices. */
+static fy_status spill_map(const fy_engine *e, int K, int **out)
+{
+    *out = NULL;
+    if (!e->n_spill) return FY_OK;
+    int *spill = malloc((size_t)(e->n_groups ? e->n_groups : 1) * sizeof *spill);
+    if (!spill) return fy_error(FY_ERR_NOMEM, "engine: out of memory placing blocks on devices");
+    for (int i = 0; i < e->n_groups; i++) spill[i] = -1;
+    int dev = 0;
+    uint64_t used = 0;
+    for (int r = K; r < e->n_blocks && dev < e->n_spill; r++) {
+        const eng_group *g = block_of_rank(e, r);
+        while (dev < e->n_spill && used + g->bytes > e->spill[dev].budget) {
+            dev++;
+            used = 0;
+        }
+        if (dev == e->n_spill) break;
+        used += g->bytes;
+        spill[g - e->groups] = dev;
+    }
+    *out = spill;
+    return FY_OK;
+}
+
+static bool spilled(const fy_engine *e, const int *spill, const eng_group *g)
+{
+    return spill && spill[g - e->groups] >= 0;
+}
+
 /* Largest unit of a component's streamed blocks, and how many units. */
-static uint64_t component_units(const fy_engine *e, const fy_plan *p, int comp, int *n_units)
+static uint64_t component_units(const fy_engine *e, const fy_plan *p, const int *spill, int comp, int *n_units)
 {
     int resident_k = p->resident_blocks, per_unit = p->blocks_per_unit;
     uint64_t best = 0, cur = 0;
     int in_unit = 0, units = 0;
     for (int i = 0; i < e->n_groups; i++) {
         const eng_group *g = &e->groups[i];
-        if (g->component != comp || g->kind != FY_GROUP_BLOCK || fy_eng_resident_rank(e, g) < resident_k) continue;
+        if (g->component != comp || g->kind != FY_GROUP_BLOCK || fy_eng_resident_rank(e, g) < resident_k ||
+            spilled(e, spill, g))
+            continue;
         if (in_unit == 0) units++;
         cur += slot_bytes_of(e, p, g);
         if (++in_unit == per_unit) {
@@ -101,7 +135,7 @@ static uint64_t component_units(const fy_engine *e, const fy_plan *p, int comp, 
     return best;
 }
 
-static fy_status apply_plan(fy_engine *e, const fy_plan *p)
+static fy_status apply_plan(fy_engine *e, const fy_plan *p, const int *spill)
 {
     for (int c = 0; c < e->n_comps; c++) {
         eng_component *comp = &e->comps[c];
@@ -109,12 +143,13 @@ static fy_status apply_plan(fy_engine *e, const fy_plan *p)
         comp->streamed = calloc((size_t)(e->n_groups ? e->n_groups : 1), sizeof *comp->streamed);
         if (!comp->streamed) return fy_error(FY_ERR_NOMEM, "engine: out of memory building the plan");
         comp->n_streamed = 0;
-        comp->unit_bytes = component_units(e, p, c, &comp->n_units);
+        comp->unit_bytes = component_units(e, p, spill, c, &comp->n_units);
     }
     uint64_t unit_at[1] = {0};
     for (int i = 0; i < e->n_groups; i++) {
         eng_group *g = &e->groups[i];
-        g->resident = g->kind == FY_GROUP_SMALL || fy_eng_resident_rank(e, g) < p->resident_blocks;
+        g->spill = spill ? spill[i] : -1;
+        g->resident = g->kind == FY_GROUP_SMALL || fy_eng_resident_rank(e, g) < p->resident_blocks || g->spill >= 0;
         g->tier = g->resident ? FY_TIER_DEVICE : FY_TIER_MAPPED;
         g->unit = -1;
         if (g->resident) continue;
@@ -140,18 +175,23 @@ fy_status fy_eng_plan(fy_engine *e, const fy_run_options *o, fy_plan *out, bool 
         const eng_group *g = &e->groups[i];
         if (g->kind == FY_GROUP_SMALL || fy_eng_resident_rank(e, g) < p.resident_blocks) p.resident_bytes += g->bytes;
     }
+    int *spill = NULL;
+    FY_TRY(spill_map(e, p.resident_blocks, &spill));
+    for (int i = 0; spill && i < e->n_groups; i++)
+        if (spill[i] >= 0) p.spilled_blocks++;
     for (int c = 0; c < e->n_comps; c++) {
         int units = 0;
-        uint64_t unit = component_units(e, &p, c, &units);
+        uint64_t unit = component_units(e, &p, spill, c, &units);
         int slots = p.slots < units ? p.slots : units;
         uint64_t ring = (uint64_t)slots * unit;
         if (ring > p.ring_bytes) p.ring_bytes = ring;
     }
     p.ranks = p.fsdp ? fy_eng_fsdp_ranks(e) : 1;
     p.device_bound = p.resident_bytes + p.ring_bytes + p.activation_bytes;
-    if (apply) FY_TRY(apply_plan(e, &p));
-    *out = p;
-    return FY_OK;
+    fy_status st = apply ? apply_plan(e, &p, spill) : FY_OK;
+    free(spill);
+    if (st == FY_OK) *out = p;
+    return st;
 }
 
 fy_status fy_engine_evaluate_plan(const fy_engine *e, const fy_run_options *o, fy_plan *out)

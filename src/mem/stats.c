@@ -82,6 +82,10 @@ void fy_engine_stats_print(const fy_engine *e, FILE *f)
     fprintf(f, "  device peak  %s (plan bound %s, budget %s)\n", fy_format_bytes(s.peak_device, a, sizeof a),
             fy_format_bytes(s.device_bound, b, sizeof b),
             s.device_budget ? fy_format_bytes(s.device_budget, c, sizeof c) : "unlimited");
+    for (int k = 0; k < s.n_spill; k++)
+        fprintf(f, "  device %-5d peak %s for %d resident blocks (budget %s)\n", s.spill[k].device,
+                fy_format_bytes(s.spill[k].peak, a, sizeof a), s.spill[k].blocks,
+                fy_format_bytes(s.spill[k].budget, b, sizeof b));
     fprintf(f, "  host         %s held (%s pinned), %s read from the mapped source\n",
             fy_format_bytes(s.host_bytes, a, sizeof a), fy_format_bytes(s.pinned_bytes, b, sizeof b),
             fy_format_bytes(s.mapped_bytes, c, sizeof c));

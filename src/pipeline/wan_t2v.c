@@ -195,7 +195,8 @@ static fy_status engine_on_device(t2v_run *r, int device, fy_engine **out)
         if (strcmp(r->engine_names[i], name) == 0) return *out = r->engines[i], FY_OK;
     fy_run_options o = *r->options;
     o.device_index = device;
-    if (o.device_map == FY_DEVICE_MAP_AUTO) {
+    int devices[FY_MAX_DEVICES];
+    if (o.device_map == FY_DEVICE_MAP_AUTO && fy_device_map_devices(&o, devices) == 1) {
         /* accelerate's "auto" on one device: what fits stays, the rest runs
          * from the host; here the planner decides which blocks and streams
          * the others ahead of use. */
@@ -228,15 +229,15 @@ static fy_status place_balanced(t2v_run *r)
 static fy_status create_engines(t2v_run *r)
 {
     const fy_run_options *o = r->options;
-    int devices[FY_MAX_DEVICES];
-    if (o->device_map == FY_DEVICE_MAP_AUTO && fy_device_map_devices(o, devices) > 1)
-        return fy_error(FY_ERR_UNSUPPORTED,
-                        "--device-map auto over several devices (one model split by blocks) is not supported yet: "
-                        "use --device-map balanced to spread whole components, or give one device");
     if (o->device_map == FY_DEVICE_MAP_BALANCED) {
         FY_TRY(place_balanced(r));
     } else {
-        FY_TRY(engine_on_device(r, o->device_index, &r->device));
+        /* --device-map auto over several devices: one engine on the first,
+         * which places blocks on the others itself (src/mem/spill.c). */
+        int devices[FY_MAX_DEVICES];
+        int first = o->device_map == FY_DEVICE_MAP_AUTO ? (fy_device_map_devices(o, devices), devices[0])
+                                                        : o->device_index;
+        FY_TRY(engine_on_device(r, first, &r->device));
         r->text_engine = r->vae_engine = r->device;
     }
     bool on_host = o->device == FY_DEVICE_CPU;
@@ -697,6 +698,10 @@ void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f)
             r->load_s, r->text_encoder_s, r->denoise_s, r->step_s_mean, r->vae_s, r->total_s);
     fprintf(f, "device       peak %.1f MiB", mib(e->peak_device));
     if (e->device_budget) fprintf(f, " of %.1f MiB budget", mib(e->device_budget));
+    for (int k = 0; k < e->n_spill; k++) {
+        fprintf(f, "; device %d peak %.1f MiB of %.1f MiB for %d blocks", e->spill[k].device, mib(e->spill[k].peak),
+                mib(e->spill[k].budget), e->spill[k].blocks);
+    }
     fprintf(f, "\nhost         peak RSS %.1f MiB, pinned %.1f MiB\n", mib(r->peak_host_bytes),
             mib(e->pinned_bytes));
     fprintf(f, "weights      %.1f MiB moved in %llu uploads, stall %.2f s (%.1f%% of the run)\n",
