@@ -27,11 +27,7 @@
 
 static const fyt_synth_config cfg8 = {.blocks = 8, .dim = 96, .rows = 16, .bias = true};
 
-typedef struct run_result {
-    fy_status status;
-    float *out;
-    fy_engine_stats stats;
-} run_result;
+typedef fyt_synth_result run_result;
 
 static fy_run_options options(fy_device_kind device)
 {
@@ -43,19 +39,8 @@ static fy_run_options options(fy_device_kind device)
 
 static run_result run(fyt_synth *s, const fy_run_options *o, int steps)
 {
-    run_result r;
-    memset(&r, 0, sizeof r);
-    const fyt_synth_config *cfg = fyt_synth_cfg(s);
-    r.out = calloc((size_t)cfg->rows * (size_t)cfg->dim, sizeof(float));
+    run_result r = fyt_synth_run_engine(s, o, steps);
     assert_non_null(r.out);
-    fy_engine *e = NULL;
-    assert_int_equal(fy_engine_create(o, &e), FY_OK);
-    r.status = fyt_synth_declare(s, e);
-    if (r.status == FY_OK) r.status = fy_engine_prepare(e);
-    if (r.status == FY_OK) r.status = fyt_synth_run(s, e, steps, r.out);
-    if (r.status == FY_OK) r.status = fy_engine_finish(e);
-    r.stats = *fy_engine_stats_get(e);
-    fy_engine_free(e);
     return r;
 }
 

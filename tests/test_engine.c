@@ -26,13 +26,7 @@
 
 static const fyt_synth_config small_cfg = {.blocks = 8, .dim = 96, .rows = 16, .bias = true};
 
-typedef struct run_result {
-    fy_status status;
-    float *out;
-    fy_engine_stats stats;
-    fy_plan plan;
-    double wall;
-} run_result;
+typedef fyt_synth_result run_result;
 
 static fy_run_options emu_options(void)
 {
@@ -45,23 +39,8 @@ static fy_run_options emu_options(void)
 /* Declare, prepare and run steps forward passes under options o. */
 static run_result run_plan(fyt_synth *s, const fy_run_options *o, int steps)
 {
-    run_result r;
-    memset(&r, 0, sizeof r);
-    const fyt_synth_config *cfg = fyt_synth_cfg(s);
-    r.out = calloc((size_t)cfg->rows * (size_t)cfg->dim, sizeof(float));
+    run_result r = fyt_synth_run_engine(s, o, steps);
     assert_non_null(r.out);
-    fy_engine *e = NULL;
-    r.status = fy_engine_create(o, &e);
-    assert_int_equal(r.status, FY_OK);
-    r.status = fyt_synth_declare(s, e);
-    if (r.status == FY_OK) r.status = fy_engine_prepare(e);
-    double t0 = fy_backend_now();
-    if (r.status == FY_OK) r.status = fyt_synth_run(s, e, steps, r.out);
-    r.wall = fy_backend_now() - t0;
-    if (r.status == FY_OK) r.status = fy_engine_finish(e);
-    r.stats = *fy_engine_stats_get(e);
-    r.plan = *fy_engine_plan(e);
-    fy_engine_free(e);
     return r;
 }
 

@@ -86,19 +86,11 @@ static outcome run(const fy_run_options *o)
 {
     outcome r;
     memset(&r, 0, sizeof r);
-    float *out = calloc((size_t)cfg.rows * (size_t)cfg.dim, sizeof(float));
-    assert_non_null(out);
-    fy_engine *e = NULL;
-    assert_int_equal(fy_engine_create(o, &e), FY_OK);
-    fy_status s = fyt_synth_declare(synth, e);
-    if (s == FY_OK) s = fy_engine_prepare(e);
-    if (s == FY_OK) s = fyt_synth_run(synth, e, STEPS, out);
-    if (s == FY_OK) s = fy_engine_finish(e);
-    if (s != FY_OK) fail_msg("run: %s", fy_error_message());
-    r.stats = *fy_engine_stats_get(e);
-    r.plan = *fy_engine_plan(e);
-    fy_engine_free(e);
-    free(out);
+    fyt_synth_result x = fyt_synth_run_engine(synth, o, STEPS);
+    free(x.out);
+    if (x.status != FY_OK) fail_msg("run: %s", fy_error_message());
+    r.stats = x.stats;
+    r.plan = x.plan;
     return r;
 }
 

@@ -229,3 +229,27 @@ const char *fyt_synth_path(const fyt_synth *s)
 {
     return s->path;
 }
+
+fyt_synth_result fyt_synth_run_engine(fyt_synth *s, const fy_run_options *o, int steps)
+{
+    fyt_synth_result r;
+    memset(&r, 0, sizeof r);
+    r.out = calloc((size_t)s->cfg.rows * (size_t)s->cfg.dim, sizeof(float));
+    if (!r.out) {
+        r.status = fy_error(FY_ERR_NOMEM, "synth: out of memory");
+        return r;
+    }
+    fy_engine *e = NULL;
+    r.status = fy_engine_create(o, &e);
+    if (r.status != FY_OK) return r;
+    r.status = fyt_synth_declare(s, e);
+    if (r.status == FY_OK) r.status = fy_engine_prepare(e);
+    double t0 = fy_backend_now();
+    if (r.status == FY_OK) r.status = fyt_synth_run(s, e, steps, r.out);
+    r.wall = fy_backend_now() - t0;
+    if (r.status == FY_OK) r.status = fy_engine_finish(e);
+    r.stats = *fy_engine_stats_get(e);
+    r.plan = *fy_engine_plan(e);
+    fy_engine_free(e);
+    return r;
+}

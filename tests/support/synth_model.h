@@ -30,6 +30,17 @@ uint64_t fyt_synth_activation_bytes(const fyt_synth *s);
 uint64_t fyt_synth_block_bytes(const fyt_synth *s);
 /* steps forward passes, each feeding the next; out gets rows x D floats. */
 fy_status fyt_synth_run(fyt_synth *s, fy_engine *e, int steps, float *out);
+/* One whole run under options o: create an engine, declare, prepare, run
+ * `steps` forward passes, finish. out (rows x D, calloc'ed: free it) and the
+ * stats and plan are filled as far as the run got; status says how far. */
+typedef struct fyt_synth_result {
+    fy_status status;
+    float *out;
+    fy_engine_stats stats;
+    fy_plan plan;
+    double wall;   /* seconds of the forward passes */
+} fyt_synth_result;
+fyt_synth_result fyt_synth_run_engine(fyt_synth *s, const fy_run_options *o, int steps);
 /* The same math on the host weights, without any engine (one block's time). */
 void fyt_synth_block_host(const fyt_synth *s, int block, const float *in, float *out);
 /* The deterministic input (rows x D). */
