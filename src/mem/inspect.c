@@ -44,7 +44,8 @@ static void print_groups(const fy_engine *e, FILE *f)
 
 static void print_storage(const fy_engine *e, FILE *f)
 {
-    if (!fy_eng_cast_any(e)) return;
+    /* Only when asked for: castable weights exist in every DiT. */
+    if (!fy_eng_cast_any(e) || (e->opts.storage_dtype == FY_DTYPE_COUNT && !e->opts.storage_auto)) return;
     char a[32], b[32];
     uint64_t declared = 0, now = fy_engine_cast_bytes(e, &declared);
     const char *why = e->opts.storage_auto ? (e->planner.active ? " (chosen by the planner)" : " (auto)") : "";
