@@ -7,6 +7,10 @@
 #include <stdint.h>
 #include "ferry/backend.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct fy_pool fy_pool;
 
 /* Called after every change with the bytes in use (for the trace's counter). */
@@ -27,4 +31,7 @@ void fy_pool_set_observer(fy_pool *p, fy_pool_observer fn, void *user);
 /* "1.50 GiB" into buf. */
 const char *fy_format_bytes(uint64_t bytes, char *buf, size_t size);
 
+#ifdef __cplusplus
+}
+#endif
 #endif

@@ -1,0 +1,118 @@
+/* CUDA compute ops: the ops of ferry/ops.h on device memory.
+ *
+ * Each fy_cuda_X has the shapes, layouts and semantics of its fy_cpu_X
+ * namesake (ferry/ops.h is the reference; read it there), with every pointer
+ * a device pointer. Ops are launched on the backend's compute stream and
+ * return at once: a status reports a launch or cuBLAS error, never a wait.
+ * Activations are float32; the weights of a linear may be f32, f16, bf16 or
+ * fp8 (with the scales of ferry/quant.h).
+ *
+ * Two kinds of arithmetic (fy_cuda_math):
+ *   F32   GEMMs in full f32 (TF32 off): checked against the CPU backend and
+ *         the golden fixtures at relative error <= 1e-4.
+ *   BF16  GEMM operands in bf16 on the tensor cores, f32 accumulation and
+ *         f32 outputs (what bf16 inference does): <= 2e-2.
+ * Elementwise ops, norms, softmax and attention accumulate in f32 in both.
+ *
+ * Scratch (cuBLAS workspace, a linear's converted operands, convolution
+ * columns) comes from the engine's device pool, so the budget counts it; it
+ * grows on demand and is kept until fy_cuda_ops_free. A context is used by
+ * one host thread at a time. Outputs may alias inputs where ferry/ops.h says
+ * "in place allowed". */
+#ifndef FERRY_BACKEND_CUDA_OPS_H
+#define FERRY_BACKEND_CUDA_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ferry/backend.h"
+#include "ferry/dtype.h"
+#include "ferry/error.h"
+#include "ferry/ops.h"
+#include "mem/pool.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum fy_cuda_math {
+    FY_CUDA_MATH_F32 = 0,
+    FY_CUDA_MATH_BF16 = 1,
+} fy_cuda_math;
+
+typedef struct fy_cuda_ops fy_cuda_ops;
+
+/* b must be a cuda backend; pool is the device pool scratch comes from (on
+ * b). */
+fy_status fy_cuda_ops_create(fy_backend *b, fy_pool *pool, fy_cuda_math math, fy_cuda_ops **out);
+void fy_cuda_ops_free(fy_cuda_ops *ops);
+fy_cuda_math fy_cuda_ops_math(const fy_cuda_ops *ops);
+/* Device scratch held now. */
+size_t fy_cuda_ops_scratch_bytes(const fy_cuda_ops *ops);
+/* The cudaStream_t the ops run on. */
+void *fy_cuda_ops_stream(const fy_cuda_ops *ops);
+/* Scratch of at least `bytes` from the pool, valid until the next call or
+ * fy_cuda_ops_free (one buffer per slot, so an op can hold two at once). */
+fy_status fy_cuda_ops_scratch(fy_cuda_ops *ops, int slot, size_t bytes, void **out);
+enum { FY_CUDA_SCRATCH_SLOTS = 3 };
+
+/* ---- Matrix products (cuBLAS) -------------------------------------------- */
+
+/* y[M, N] = x[M, K] W^T (* scale) + b: fy_cpu_linear, fy_cpu_linear_lowp and
+ * fy_cpu_linear_scaled in one (scale NULL: none; b NULL: no bias). */
+fy_status fy_cuda_linear(fy_cuda_ops *ops, const float *x, const void *w, fy_dtype w_dtype,
+                         const float *scale, int scale_rows, const float *b, float *y, int64_t M,
+                         int64_t K, int64_t N);
+fy_status fy_cuda_bmm(fy_cuda_ops *ops, const float *a, const float *b, float *c, int64_t batch,
+                      int64_t M, int64_t N, int64_t K, int trans_b, float alpha);
+
+/* ---- Elementwise --------------------------------------------------------- */
+
+fy_status fy_cuda_add(fy_cuda_ops *ops, const float *a, const float *b, float *out, int64_t n);
+fy_status fy_cuda_mul(fy_cuda_ops *ops, const float *a, const float *b, float *out, int64_t n);
+fy_status fy_cuda_scale(fy_cuda_ops *ops, const float *x, float s, float *out, int64_t n);
+fy_status fy_cuda_axpy(fy_cuda_ops *ops, float alpha, const float *x, float *y, int64_t n);
+fy_status fy_cuda_silu(fy_cuda_ops *ops, const float *x, float *out, int64_t n);
+fy_status fy_cuda_gelu(fy_cuda_ops *ops, const float *x, float *out, int64_t n);
+fy_status fy_cuda_gelu_tanh(fy_cuda_ops *ops, const float *x, float *out, int64_t n);
+fy_status fy_cuda_relu(fy_cuda_ops *ops, const float *x, float *out, int64_t n);
+fy_status fy_cuda_gated_gelu(fy_cuda_ops *ops, const float *h0, const float *h1, float *out,
+                             int64_t n);
+fy_status fy_cuda_gated_add(fy_cuda_ops *ops, float *x, const float *y, const float *gate,
+                            int64_t rows, int64_t dim, int64_t rows_per_gate);
+
+/* ---- Normalization ------------------------------------------------------- */
+
+fy_status fy_cuda_layer_norm(fy_cuda_ops *ops, const float *x, const float *w, const float *b,
+                             float *out, int64_t rows, int64_t dim, float eps);
+fy_status fy_cuda_layer_norm_modulate(fy_cuda_ops *ops, const float *x, const float *w,
+                                      const float *b, const float *scale, const float *shift,
+                                      float *out, int64_t rows, int64_t dim, int64_t rows_per_mod,
+                                      float eps);
+fy_status fy_cuda_rms_norm(fy_cuda_ops *ops, const float *x, const float *w, float *out,
+                           int64_t rows, int64_t dim, float eps);
+fy_status fy_cuda_channel_rms_norm(fy_cuda_ops *ops, const float *x, const float *gamma,
+                                   const float *bias, float *out, int64_t C, int64_t N, float eps);
+fy_status fy_cuda_softmax(fy_cuda_ops *ops, const float *x, float *out, int64_t rows, int64_t dim);
+
+/* ---- Attention and position ---------------------------------------------- */
+
+/* fy_cpu_attention on the GPU: a fused kernel with an online softmax over
+ * key tiles (no Lq x Lk buffer). key_mask is a device array of int64. */
+fy_status fy_cuda_attention(fy_cuda_ops *ops, const float *q, const float *k, const float *v,
+                            float *out, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D,
+                            float scale, const float *bias, const int64_t *key_mask);
+fy_status fy_cuda_rope(fy_cuda_ops *ops, float *x, const float *cos_t, const float *sin_t,
+                       int64_t B, int64_t L, int64_t H, int64_t D);
+
+/* ---- Convolution ----------------------------------------------------------- */
+
+/* fy_cpu_conv3d on the GPU: im2col over chunks of output positions into
+ * scratch, then one GEMM per chunk. w f32. */
+fy_status fy_cuda_conv3d(fy_cuda_ops *ops, const float *x, const float *w, const float *b, float *y,
+                         int64_t batch, const fy_conv3d_shape *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
