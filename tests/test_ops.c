@@ -219,6 +219,10 @@ static void test_elementwise(void **state)
     fy_cpu_silu(ctx, out, out, n);
     for (int64_t i = 0; i < n; i++) ref[i] = a[i] / (1.0 + exp(-(double)a[i]));
     expect_close("silu in place", out, ref, n);
+    memcpy(out, b, (size_t)n * sizeof *out); /* gated_gelu in place on its gate */
+    fy_cpu_gated_gelu(ctx, a, out, out, n);
+    for (int64_t i = 0; i < n; i++) ref[i] = gelu_tanh_ref(a[i]) * b[i];
+    expect_close("gated_gelu in place on h1", out, ref, n);
 
     free(a), free(b), free(out), free(ref);
     fy_cpu_ctx_free(ctx);

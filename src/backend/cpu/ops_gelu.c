@@ -62,18 +62,28 @@ static bool have_avx2(void)
 }
 #endif
 
-
-
-void fy_cpu_gelu_tanh_span(const float *x, const float *gate, float *out, int64_t n)
+static void gelu_tanh_any(const float *x, float *out, int64_t n)
 {
 #ifdef FY_HAVE_AVX2_GELU
     if (have_avx2()) {
         gelu_tanh_avx2(x, out, n);
-    } else
-#endif
-    {
-        for (int64_t i = 0; i < n; i++) out[i] = gelu_tanh_scalar(x[i]);
+        return;
     }
-    if (gate)
-        for (int64_t i = 0; i < n; i++) out[i] *= gate[i];
+#endif
+    for (int64_t i = 0; i < n; i++) out[i] = gelu_tanh_scalar(x[i]);
+}
+
+void fy_cpu_gelu_tanh_span(const float *x, const float *gate, float *out, int64_t n)
+{
+    if (!gate) {
+        gelu_tanh_any(x, out, n);
+        return;
+    }
+    /* out may be gate itself (in place): GELU a chunk aside before gating. */
+    float tmp[256];
+    for (int64_t at = 0; at < n; at += 256) {
+        int64_t len = n - at < 256 ? n - at : 256;
+        gelu_tanh_any(x + at, tmp, len);
+        for (int64_t i = 0; i < len; i++) out[at + i] = tmp[i] * gate[at + i];
+    }
 }
