@@ -117,6 +117,19 @@ fy_status fy_cpu_attention(fy_cpu_ctx *ctx, const float *q, const float *k, cons
 void fy_cpu_rope(fy_cpu_ctx *ctx, float *x, const float *cos_t, const float *sin_t, int64_t B,
                  int64_t L, int64_t H, int64_t D);
 
+/* ---- Gathers ------------------------------------------------------------- */
+
+/* out [rows, dim] f32 = table[ids[r], :] for a table [vocab, dim] of any
+ * float dtype (an embedding lookup). ids are checked by the caller. */
+fy_status fy_cpu_embedding(fy_cpu_ctx *ctx, const void *table, fy_dtype dtype, const int64_t *ids, float *out,
+                           int64_t rows, int64_t dim);
+/* T5's position bias for query rows [q0, q0 + nq) of a sequence of L:
+ * out [H, nq, L] with out[h, i, j] = table[bucket[j - (q0 + i) + L - 1] * H + h],
+ * table [num_buckets, H], bucket [2L - 1] the bucket of each relative
+ * position key - query (indexed from -(L - 1)). */
+void fy_cpu_relative_bias(fy_cpu_ctx *ctx, const float *table, const int32_t *bucket, float *out, int64_t H,
+                          int64_t L, int64_t q0, int64_t nq);
+
 /* ---- Convolution -------------------------------------------------------- */
 
 typedef struct fy_conv3d_shape {

@@ -100,6 +100,7 @@ static int run_all(fy_backend *b, fy_pool *pool, fy_cpu_ctx *cpu, fy_cuda_math m
     check_matmul(&g);
     check_attention(&g);
     check_conv(&g);
+    check_gather(&g);
     fy_cuda_ops_free(g.ops);
     return g.failures;
 }

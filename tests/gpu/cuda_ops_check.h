@@ -41,5 +41,6 @@ void check_norms(gpu_check *g);
 void check_matmul(gpu_check *g);
 void check_attention(gpu_check *g);
 void check_conv(gpu_check *g);
+void check_gather(gpu_check *g);
 
 #endif

@@ -4,6 +4,7 @@
 #include <stdint.h>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_decode.cuh"
 
 namespace {
 
@@ -17,14 +18,8 @@ __global__ void bf16_to_f32_kernel(float *dst, const uint16_t *src, size_t n)
 __global__ void f32_to_bf16_kernel(uint16_t *dst, const float *src, size_t n)
 {
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
-         i += (size_t)gridDim.x * blockDim.x) {
-        uint32_t bits = __float_as_uint(src[i]);
-        if ((bits & 0x7FFFFFFFu) > 0x7F800000u) {
-            dst[i] = 0x7FC0;
-        } else {
-            dst[i] = (uint16_t)((bits + 0x7FFFu + ((bits >> 16) & 1u)) >> 16);
-        }
-    }
+         i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = fy_cuda::f32_to_bf16(src[i]);
 }
 
 unsigned grid_for(size_t n)

@@ -94,6 +94,13 @@ fy_status fy_cuda_ops_scratch(fy_cuda_ops *ops, int slot, size_t bytes, void **o
     return FY_OK;
 }
 
+fy_status fy_cuda_copy(fy_cuda_ops *ops, void *dst, const void *src, size_t bytes)
+{
+    if (dst == src || bytes == 0) return FY_OK;
+    return fy_cuda_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ops->stream),
+                         "cudaMemcpyAsync (device to device)");
+}
+
 fy_status fy_cuda_check(cudaError_t err, const char *what)
 {
     if (err == cudaSuccess) return FY_OK;

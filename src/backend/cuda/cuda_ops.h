@@ -56,6 +56,14 @@ void *fy_cuda_ops_stream(const fy_cuda_ops *ops);
 fy_status fy_cuda_ops_scratch(fy_cuda_ops *ops, int slot, size_t bytes, void **out);
 enum { FY_CUDA_SCRATCH_SLOTS = 3 };
 
+/* ---- Data movement ---------------------------------------------------------- */
+
+/* dst = src, device to device, on the ops' stream. */
+fy_status fy_cuda_copy(fy_cuda_ops *ops, void *dst, const void *src, size_t bytes);
+/* dst [n] f32 = src [n] of any float dtype (biases and norm scales stored in
+ * bf16: converted as the op needs them). */
+fy_status fy_cuda_to_f32(fy_cuda_ops *ops, float *dst, const void *src, fy_dtype dtype, size_t n);
+
 /* ---- Matrix products (cuBLAS) -------------------------------------------- */
 
 /* y[M, N] = x[M, K] W^T (* scale) + b: fy_cpu_linear, fy_cpu_linear_lowp and
@@ -104,6 +112,14 @@ fy_status fy_cuda_attention(fy_cuda_ops *ops, const float *q, const float *k, co
                             float scale, const float *bias, const int64_t *key_mask);
 fy_status fy_cuda_rope(fy_cuda_ops *ops, float *x, const float *cos_t, const float *sin_t,
                        int64_t B, int64_t L, int64_t H, int64_t D);
+
+/* ---- Gathers --------------------------------------------------------------- */
+
+/* fy_cpu_embedding (ids a device array) and fy_cpu_relative_bias. */
+fy_status fy_cuda_embedding(fy_cuda_ops *ops, const void *table, fy_dtype dtype, const int64_t *ids, float *out,
+                            int64_t rows, int64_t dim);
+fy_status fy_cuda_relative_bias(fy_cuda_ops *ops, const float *table, const int32_t *bucket, float *out,
+                                int64_t H, int64_t L, int64_t q0, int64_t nq);
 
 /* ---- Convolution ----------------------------------------------------------- */
 
