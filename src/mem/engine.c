@@ -107,6 +107,11 @@ fy_backend *fy_engine_backend(fy_engine *e)
     return e->backend;
 }
 
+fy_pool *fy_eng_device_pool(fy_engine *e)
+{
+    return e->pool;
+}
+
 fy_tier fy_engine_group_tier(const fy_engine *e, int group)
 {
     return group >= 0 && group < e->n_groups ? e->groups[group].tier : FY_TIER_MAPPED;

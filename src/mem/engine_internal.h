@@ -186,6 +186,8 @@ fy_status fy_eng_disk_acquire(fy_engine *e, eng_group *g);
 fy_status fy_eng_disk_release(fy_engine *e, eng_group *g);
 void fy_eng_disk_stats(fy_engine *e);                    /* reader figures into e->stats */
 /* spill.c: --device-map auto over several devices */
+/* The compute device's pool (for scratch that ops allocate themselves). */
+fy_pool *fy_eng_device_pool(fy_engine *e);
 fy_status fy_eng_spill_create(fy_engine *e);            /* the other devices' backends and pools */
 fy_status fy_eng_spill_choose(fy_engine *e);            /* resident blocks on the first device */
 fy_status fy_eng_spill_upload(fy_engine *e, eng_group *g);

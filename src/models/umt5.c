@@ -7,8 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/dev_ops.h"
 #include "ferry/dtype.h"
-#include "ferry/ops.h"
 #include "ferry/safetensors.h"
 
 /* Query rows per position-bias tile: the bias buffer is [heads, QCHUNK, len],
@@ -30,7 +30,7 @@ struct fy_umt5 {
     int comp, embed_group, final_group;
     fy_tensor embed, final_norm;
     umt5_block *blocks;
-    fy_cpu_ctx *ctx;
+    fy_dev_ops *ops; /* made by the first forward */
     int threads;
     fy_umt5_profile prof;
 };
@@ -194,15 +194,6 @@ static fy_status declare(fy_umt5 *m)
                                &m->final_group);
 }
 
-static fy_status check_backend(fy_engine *e)
-{
-    const char *name = fy_backend_name(fy_engine_backend(e));
-    if (!strcmp(name, "cpu") || !strcmp(name, "emu")) return FY_OK;
-    return fy_error(FY_ERR_UNSUPPORTED,
-                    "text encoder: runs on cpu/emu in this build; ferry has no CUDA kernels yet (use --device emu "
-                    "or --text-encoder-cpu-offload)");
-}
-
 static fy_status load_weights(fy_umt5 *m)
 {
     if (!m->c->weights) return fy_error(FY_ERR_NOT_FOUND, "%s: the text encoder has no weights", m->c->dir);
@@ -215,7 +206,7 @@ fy_status fy_umt5_load(const fy_component *c, fy_engine *e, fy_umt5 **out)
 {
     if (!c || !e || !out) return fy_error(FY_ERR_INVALID, "fy_umt5_load: NULL argument");
     *out = NULL;
-    FY_TRY(check_backend(e));
+    FY_TRY(fy_dev_ops_supported(e));
     fy_umt5 *m = calloc(1, sizeof *m);
     if (!m) return fy_error(FY_ERR_NOMEM, "text encoder: out of memory");
     m->c = c;
@@ -238,7 +229,7 @@ fy_status fy_umt5_load(const fy_component *c, fy_engine *e, fy_umt5 **out)
 void fy_umt5_free(fy_umt5 *m)
 {
     if (!m) return;
-    fy_cpu_ctx_free(m->ctx);
+    fy_dev_ops_free(m->ops);
     free(m->blocks);
     free(m);
 }
@@ -251,7 +242,7 @@ const fy_umt5_config *fy_umt5_get_config(const fy_umt5 *m)
 fy_status fy_umt5_set_threads(fy_umt5 *m, int threads)
 {
     if (threads < 0) return fy_error(FY_ERR_INVALID, "--threads %d: must be 0 (all cores) or more", threads);
-    if (m->ctx) return fy_error(FY_ERR_INVALID, "text encoder: threads are set before the first forward");
+    if (m->ops) return fy_error(FY_ERR_INVALID, "text encoder: threads are set before the first forward");
     m->threads = threads;
     return FY_OK;
 }
@@ -349,19 +340,19 @@ static fy_status prepare_inputs(fy_umt5 *m, const int64_t *ids, const int64_t *m
 }
 
 /* A small float vector (norm scale, bias table) as f32: in place, or converted into scratch. */
-static const float *as_f32(const fy_tensor *t, float *scratch)
+static fy_status as_f32(fy_umt5 *m, const fy_tensor *t, float *scratch, const float **out)
 {
-    if (t->dtype == FY_F32) return t->data;
-    if (fy_convert(scratch, FY_F32, t->data, t->dtype, (size_t)fy_tensor_numel(t)) != FY_OK) return NULL;
-    return scratch;
+    *out = t->data;
+    if (t->dtype == FY_F32) return FY_OK;
+    *out = scratch;
+    return fy_dev_to_f32(m->ops, scratch, t->data, t->dtype, (size_t)fy_tensor_numel(t));
 }
 
 static fy_status linear(fy_umt5 *m, const float *x, const fy_tensor *w, float *y, int64_t rows)
 {
     double t0 = now_s();
     int64_t n = w->shape[0], k = w->shape[1];
-    fy_status s = w->dtype == FY_F32 ? fy_cpu_linear(m->ctx, x, w->data, NULL, y, rows, k, n)
-                                     : fy_cpu_linear_lowp(m->ctx, x, w->data, w->dtype, NULL, y, rows, k, n);
+    fy_status s = fy_dev_linear(m->ops, x, w->data, w->dtype, NULL, 0, NULL, y, rows, k, n);
     m->prof.linear += now_s() - t0;
     return s;
 }
@@ -369,43 +360,27 @@ static fy_status linear(fy_umt5 *m, const float *x, const fy_tensor *w, float *y
 static fy_status rms_norm(fy_umt5 *m, const fy_tensor *w, const float *x, float *out, umt5_acts *a)
 {
     double t0 = now_s();
-    const float *scale = as_f32(w, a->vec);
-    if (!scale) return fy_error(FY_ERR_INTERNAL, "text encoder: cannot convert a norm weight");
-    fy_cpu_rms_norm(m->ctx, x, scale, out, a->R, m->cfg.d_model, (float)m->cfg.eps);
+    const float *scale = NULL;
+    FY_TRY(as_f32(m, w, a->vec, &scale));
+    fy_status s = fy_dev_rms_norm(m->ops, x, scale, out, a->R, m->cfg.d_model, (float)m->cfg.eps);
     m->prof.other += now_s() - t0;
-    return FY_OK;
+    return s;
 }
 
-static void add_residual(fy_umt5 *m, umt5_acts *a)
+static fy_status add_residual(fy_umt5 *m, umt5_acts *a)
 {
     double t0 = now_s();
-    fy_cpu_add(m->ctx, a->x, a->h, a->x, a->R * m->cfg.d_model);
+    fy_status s = fy_dev_add(m->ops, a->x, a->h, a->x, a->R * m->cfg.d_model);
     m->prof.other += now_s() - t0;
+    return s;
 }
 
 static fy_status embed(fy_umt5 *m, const fy_tensor *table, umt5_acts *a)
 {
     double t0 = now_s();
-    int64_t d = m->cfg.d_model;
-    size_t row_bytes = (size_t)d * fy_dtype_size(table->dtype);
-    for (int64_t r = 0; r < a->R; r++) {
-        const char *row = (const char *)table->data + (size_t)a->ids[r] * row_bytes;
-        FY_TRY(fy_convert(a->x + r * d, FY_F32, row, table->dtype, (size_t)d));
-    }
+    fy_status s = fy_dev_embedding(m->ops, table->data, table->dtype, a->ids, a->x, a->R, m->cfg.d_model);
     m->prof.other += now_s() - t0;
-    return FY_OK;
-}
-
-/* bias[h, i, j] = table[bucket(j - (q0 + i)), h] for nq query rows from q0. */
-static void position_bias(const fy_umt5 *m, const float *table, const umt5_acts *a, int64_t q0, int64_t nq)
-{
-    int64_t H = m->cfg.num_heads, L = a->L;
-    for (int64_t h = 0; h < H; h++)
-        for (int64_t i = 0; i < nq; i++) {
-            const int32_t *bucket = a->buckets + (L - 1) - (q0 + i);
-            float *row = a->bias + (h * nq + i) * L;
-            for (int64_t j = 0; j < L; j++) row[j] = table[bucket[j] * H + h];
-        }
+    return s;
 }
 
 /* softmax(q k^T + bias + mask) v, with T5's unscaled scores, in query tiles. */
@@ -414,14 +389,14 @@ static fy_status attend(fy_umt5 *m, const fy_tensor *rel, const float *q, const 
 {
     double t0 = now_s();
     int64_t H = m->cfg.num_heads, D = m->cfg.d_kv, L = a->L, inner = H * D;
-    const float *table = as_f32(rel, a->vec);
-    if (!table) return fy_error(FY_ERR_INTERNAL, "text encoder: cannot convert a position bias table");
+    const float *table = NULL;
+    FY_TRY(as_f32(m, rel, a->vec, &table));
     for (int64_t q0 = 0; q0 < L; q0 += QCHUNK) {
         int64_t nq = L - q0 < QCHUNK ? L - q0 : QCHUNK;
-        position_bias(m, table, a, q0, nq);
+        FY_TRY(fy_dev_relative_bias(m->ops, table, a->buckets, a->bias, H, L, q0, nq));
         for (int64_t b = 0; b < a->B; b++) {
             int64_t qrow = b * L + q0, krow = b * L;
-            FY_TRY(fy_cpu_attention(m->ctx, q + qrow * inner, k + krow * inner, v + krow * inner, o + qrow * inner,
+            FY_TRY(fy_dev_attention(m->ops, q + qrow * inner, k + krow * inner, v + krow * inner, o + qrow * inner,
                                     1, H, nq, L, D, 1.0f, a->bias, a->mask + krow));
         }
     }
@@ -439,22 +414,23 @@ static fy_status self_attention(fy_umt5 *m, const fy_tensor *w, umt5_acts *a)
     FY_TRY(linear(m, a->h, &w[W_V], v, a->R));
     FY_TRY(attend(m, &w[W_REL], q, k, v, o, a));
     FY_TRY(linear(m, o, &w[W_O], a->h, a->R));
-    add_residual(m, a);
-    return FY_OK;
+    return add_residual(m, a);
 }
 
-static void activation(fy_umt5 *m, float *h0, const float *h1, int64_t n)
+static fy_status activation(fy_umt5 *m, float *h0, const float *h1, int64_t n)
 {
     double t0 = now_s();
+    fy_status s;
     if (m->cfg.act == FY_UMT5_GELU_TANH && h1) {
-        fy_cpu_gated_gelu(m->ctx, h0, h1, h0, n);
+        s = fy_dev_gated_gelu(m->ops, h0, h1, h0, n);
     } else {
-        if (m->cfg.act == FY_UMT5_GELU_TANH) fy_cpu_gelu_tanh(m->ctx, h0, h0, n);
-        else if (m->cfg.act == FY_UMT5_GELU) fy_cpu_gelu(m->ctx, h0, h0, n);
-        else fy_cpu_relu(m->ctx, h0, h0, n);
-        if (h1) fy_cpu_mul(m->ctx, h0, h1, h0, n);
+        if (m->cfg.act == FY_UMT5_GELU_TANH) s = fy_dev_gelu_tanh(m->ops, h0, h0, n);
+        else if (m->cfg.act == FY_UMT5_GELU) s = fy_dev_gelu(m->ops, h0, h0, n);
+        else s = fy_dev_relu(m->ops, h0, h0, n);
+        if (s == FY_OK && h1) s = fy_dev_mul(m->ops, h0, h1, h0, n);
     }
     m->prof.other += now_s() - t0;
+    return s;
 }
 
 static fy_status feed_forward(fy_umt5 *m, const fy_tensor *w, umt5_acts *a)
@@ -463,10 +439,9 @@ static fy_status feed_forward(fy_umt5 *m, const fy_tensor *w, umt5_acts *a)
     FY_TRY(rms_norm(m, &w[W_LN1], a->x, a->h, a));
     FY_TRY(linear(m, a->h, &w[W_WI0], h0, a->R));
     if (h1) FY_TRY(linear(m, a->h, &w[W_WI1], h1, a->R));
-    activation(m, h0, h1, a->R * m->cfg.d_ff);
+    FY_TRY(activation(m, h0, h1, a->R * m->cfg.d_ff));
     FY_TRY(linear(m, h0, &w[W_WO], a->h, a->R));
-    add_residual(m, a);
-    return FY_OK;
+    return add_residual(m, a);
 }
 
 static fy_status download(fy_umt5 *m, float *dst, const float *src, const umt5_acts *a)
@@ -529,7 +504,7 @@ fy_status fy_umt5_forward(fy_umt5 *m, const int64_t *ids, const int64_t *mask, i
 {
     if (!m) return fy_error(FY_ERR_INVALID, "fy_umt5_forward: NULL model");
     FY_TRY(check_inputs(m, ids, mask, batch, len));
-    if (!m->ctx) FY_TRY(fy_cpu_ctx_create(m->threads, &m->ctx));
+    if (!m->ops) FY_TRY(fy_dev_ops_create(m->e, m->threads, &m->ops));
     double t0 = now_s();
     umt5_acts a = {.B = batch, .L = len, .R = batch * len};
     fy_status s = alloc_acts(m, &a);

@@ -246,10 +246,8 @@ static fy_status alloc_model(fy_wan_dit *m)
     int64_t proj = fy_wan_patch_len(g, g->out_channels);
     if (proj > widest) widest = proj;
     m->vec_slot = widest;
-    m->vec_scratch = malloc((size_t)(4 * widest) * sizeof(float));
-    if (!m->block_w || !m->block_groups || !m->vec_scratch)
-        return fy_error(FY_ERR_NOMEM, "wan transformer: out of memory");
-    return fy_cpu_ctx_create(m->threads, &m->cpu);
+    if (!m->block_w || !m->block_groups) return fy_error(FY_ERR_NOMEM, "wan transformer: out of memory");
+    return FY_OK;
 }
 
 fy_status fy_wan_dit_load(const fy_component *c, fy_engine *e, fy_wan_dit **out)
@@ -277,10 +275,9 @@ fy_status fy_wan_dit_load(const fy_component *c, fy_engine *e, fy_wan_dit **out)
 void fy_wan_dit_free(fy_wan_dit *m)
 {
     if (!m) return;
-    fy_cpu_ctx_free(m->cpu);
+    fy_dev_ops_free(m->ops);
     free(m->block_w);
     free(m->block_groups);
-    free(m->vec_scratch);
     free(m);
 }
 
@@ -292,10 +289,9 @@ const fy_wan_dit_config *fy_wan_dit_get_config(const fy_wan_dit *m)
 fy_status fy_wan_dit_set_threads(fy_wan_dit *m, int threads)
 {
     if (threads < 0) return fy_error(FY_ERR_INVALID, "wan transformer: %d threads", threads);
-    fy_cpu_ctx *ctx = NULL;
-    FY_TRY(fy_cpu_ctx_create(threads, &ctx));
-    fy_cpu_ctx_free(m->cpu);
-    m->cpu = ctx;
+    /* The next forward makes its ops with this many threads. */
+    fy_dev_ops_free(m->ops);
+    m->ops = NULL;
     m->threads = threads;
     return FY_OK;
 }

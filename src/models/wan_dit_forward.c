@@ -11,7 +11,7 @@
 
 typedef struct ws_layout {
     size_t patches, h, n, q, k, v, a, ff, text_in, text_mid, text, ck, cv;
-    size_t tsin, temb, tmp, tmod, mod, omod, rope_c, rope_s, total; /* offsets in floats */
+    size_t tsin, temb, tmp, tmod, mod, omod, rope_c, rope_s, vec, total; /* offsets in floats */
 } ws_layout;
 
 typedef struct ws_bufs {
@@ -54,8 +54,9 @@ static void make_dims(const fy_wan_dit_config *c, const fy_wan_dit_shape *s, dim
     d->ffn_rows = d->BS < FFN_CHUNK_ROWS ? d->BS : FFN_CHUNK_ROWS;
 }
 
-static void make_layout(const fy_wan_dit_config *c, const dims *d, ws_layout *l)
+static void make_layout(const fy_wan_dit *m, const dims *d, ws_layout *l)
 {
+    const fy_wan_dit_config *c = &m->cfg;
     size_t at = 0;
     int64_t act = d->BS * d->D, txt = d->BL * d->D;
     l->patches = take(&at, d->BS * d->p_in);
@@ -80,6 +81,7 @@ static void make_layout(const fy_wan_dit_config *c, const dims *d, ws_layout *l)
     l->omod = take(&at, 2 * d->B * d->D);
     l->rope_c = take(&at, d->S * c->head_dim / 2);
     l->rope_s = take(&at, d->S * c->head_dim / 2);
+    l->vec = take(&at, 4 * m->vec_slot);
     l->total = at;
 }
 
@@ -118,7 +120,7 @@ uint64_t fy_wan_dit_activation_bytes(const fy_wan_dit *m, const fy_wan_dit_shape
     dims d;
     ws_layout l;
     make_dims(&m->cfg, s, &d);
-    make_layout(&m->cfg, &d, &l);
+    make_layout(m, &d, &l);
     return (uint64_t)l.total * sizeof(float);
 }
 
@@ -133,7 +135,7 @@ static fy_status vec_f32(fy_wan_dit *m, const fy_tensor *t, int slot, const floa
         return FY_OK;
     }
     float *dst = m->vec_scratch + (size_t)slot * (size_t)m->vec_slot;
-    FY_TRY(fy_convert(dst, FY_F32, t->data, t->dtype, (size_t)fy_tensor_numel(t)));
+    FY_TRY(fy_dev_to_f32(m->ops, dst, t->data, t->dtype, (size_t)fy_tensor_numel(t)));
     *out = dst;
     return FY_OK;
 }
@@ -145,7 +147,9 @@ static fy_status linear(fy_wan_dit *m, const float *x, const fy_tensor *w, const
     const float *bias = NULL;
     if (b) FY_TRY(vec_f32(m, b, 0, &bias));
     double t0 = fy_backend_now();
-    fy_status st = fy_wan_linear(m->cpu, x, w->data, w->dtype, w->scale, w->scale_rows, bias, y, M, K, N);
+    fy_cpu_ctx *host = fy_dev_ops_host(m->ops);
+    fy_status st = host ? fy_wan_linear(host, x, w->data, w->dtype, w->scale, w->scale_rows, bias, y, M, K, N)
+                        : fy_dev_linear(m->ops, x, w->data, w->dtype, w->scale, w->scale_rows, bias, y, M, K, N);
     m->timing.gemm += fy_backend_now() - t0;
     return st;
 }
@@ -154,8 +158,7 @@ static fy_status rms_norm(fy_wan_dit *m, float *x, const fy_tensor *w, int64_t r
 {
     const float *g = NULL;
     FY_TRY(vec_f32(m, w, 1, &g));
-    fy_cpu_rms_norm(m->cpu, x, g, x, rows, m->cfg.dim, (float)m->cfg.eps);
-    return FY_OK;
+    return fy_dev_rms_norm(m->ops, x, g, x, rows, m->cfg.dim, (float)m->cfg.eps);
 }
 
 static fy_status attend(fy_wan_dit *m, const float *q, const float *k, const float *v, float *out, int64_t B,
@@ -163,7 +166,7 @@ static fy_status attend(fy_wan_dit *m, const float *q, const float *k, const flo
 {
     const fy_wan_dit_config *c = &m->cfg;
     double t0 = fy_backend_now();
-    fy_status st = fy_cpu_attention(m->cpu, q, k, v, out, B, c->heads, Lq, Lk, c->head_dim,
+    fy_status st = fy_dev_attention(m->ops, q, k, v, out, B, c->heads, Lq, Lk, c->head_dim,
                                     1.0f / sqrtf((float)c->head_dim), NULL, NULL);
     m->timing.attention += fy_backend_now() - t0;
     return st;
@@ -207,12 +210,18 @@ static fy_status upload_inputs(fy_wan_dit *m, const dims *d, const fy_wan_dit_sh
     const fy_wan_dit_config *c = &m->cfg;
     size_t patch_bytes = (size_t)(d->BS * d->p_in) * sizeof(float);
     size_t t_bytes = (size_t)(d->B * c->freq_dim) * sizeof(float);
-    float *host = malloc(patch_bytes > t_bytes ? patch_bytes : t_bytes);
+    size_t rope_bytes = (size_t)(d->S * c->head_dim / 2) * sizeof(float);
+    size_t most = patch_bytes > t_bytes ? patch_bytes : t_bytes;
+    float *host = malloc(most > 2 * rope_bytes ? most : 2 * rope_bytes);
     if (!host) return fy_error(FY_ERR_NOMEM, "wan transformer: out of memory");
     fy_wan_patchify(c, latents, host, d->B, c->in_channels, s->frames, s->height, s->width);
     fy_status st = fy_engine_upload(m->engine, w->patches, host, patch_bytes);
     fy_wan_timestep_sinusoid(timesteps, d->B, c->freq_dim, host);
     if (st == FY_OK) st = fy_engine_upload(m->engine, w->tsin, host, t_bytes);
+    float *rope_s = host + rope_bytes / sizeof(float);
+    fy_wan_rope_tables(c, d->F2, d->H2, d->W2, host, rope_s);
+    if (st == FY_OK) st = fy_engine_upload(m->engine, w->rope_c, host, rope_bytes);
+    if (st == FY_OK) st = fy_engine_upload(m->engine, w->rope_s, rope_s, rope_bytes);
     free(host);
     if (st == FY_OK && need_text)
         st = fy_engine_upload(m->engine, w->text_in, text, (size_t)(d->BL * c->text_dim) * sizeof(float));
@@ -223,16 +232,16 @@ static fy_status upload_inputs(fy_wan_dit *m, const dims *d, const fy_wan_dit_sh
 static fy_status time_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *d, ws_bufs *w)
 {
     FY_TRY(linear(m, w->tsin, &e[WE_TIME1_W], &e[WE_TIME1_B], w->tmp, d->B));
-    fy_cpu_silu(m->cpu, w->tmp, w->tmp, d->B * d->D);
+    FY_TRY(fy_dev_silu(m->ops, w->tmp, w->tmp, d->B * d->D));
     FY_TRY(linear(m, w->tmp, &e[WE_TIME2_W], &e[WE_TIME2_B], w->temb, d->B));
-    fy_cpu_silu(m->cpu, w->temb, w->tmp, d->B * d->D);
+    FY_TRY(fy_dev_silu(m->ops, w->temb, w->tmp, d->B * d->D));
     return linear(m, w->tmp, &e[WE_TPROJ_W], &e[WE_TPROJ_B], w->tmod, d->B);
 }
 
 static fy_status text_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *d, ws_bufs *w)
 {
     FY_TRY(linear(m, w->text_in, &e[WE_TEXT1_W], &e[WE_TEXT1_B], w->text_mid, d->BL));
-    fy_cpu_gelu_tanh(m->cpu, w->text_mid, w->text_mid, d->BL * d->D);
+    FY_TRY(fy_dev_gelu_tanh(m->ops, w->text_mid, w->text_mid, d->BL * d->D));
     return linear(m, w->text_mid, &e[WE_TEXT2_W], &e[WE_TEXT2_B], w->text, d->BL);
 }
 
@@ -251,7 +260,6 @@ static fy_status embed_taps(fy_wan_dit *m, const dims *d, const ws_bufs *w, bool
 static fy_status embed(fy_wan_dit *m, const dims *d, ws_bufs *w, bool need_text)
 {
     const fy_tensor *e = NULL;
-    fy_wan_rope_tables(&m->cfg, d->F2, d->H2, d->W2, w->rope_c, w->rope_s);
     FY_TRY(fy_engine_acquire(m->engine, m->embed_group, &e));
     fy_status st = linear(m, w->patches, &e[WE_PATCH_W], &e[WE_PATCH_B], w->h, d->BS);
     if (st == FY_OK) st = time_embedding(m, e, d, w);
@@ -272,7 +280,8 @@ static fy_status modulation(fy_wan_dit *m, const fy_tensor *sst, const dims *d, 
     FY_TRY(vec_f32(m, sst, 3, &table));
     for (int64_t j = 0; j < 6; j++)
         for (int64_t b = 0; b < d->B; b++)
-            fy_cpu_add(m->cpu, table + j * d->D, w->tmod + (b * 6 + j) * d->D, w->mod + (j * d->B + b) * d->D, d->D);
+            FY_TRY(fy_dev_add(m->ops, table + j * d->D, w->tmod + (b * 6 + j) * d->D,
+                              w->mod + (j * d->B + b) * d->D, d->D));
     return FY_OK;
 }
 
@@ -286,19 +295,18 @@ static fy_status self_attention(fy_wan_dit *m, const fy_tensor *a, const dims *d
 {
     const fy_wan_dit_config *c = &m->cfg;
     float eps = (float)c->eps;
-    fy_cpu_layer_norm_modulate(m->cpu, w->h, NULL, NULL, mod_row(d, w, 1), mod_row(d, w, 0), w->n, d->BS, d->D,
-                               d->S, eps);
+    FY_TRY(fy_dev_layer_norm_modulate(m->ops, w->h, NULL, NULL, mod_row(d, w, 1), mod_row(d, w, 0), w->n, d->BS,
+                                      d->D, d->S, eps));
     FY_TRY(linear(m, w->n, &a[WA_Q_W], &a[WA_Q_B], w->q, d->BS));
     FY_TRY(linear(m, w->n, &a[WA_K_W], &a[WA_K_B], w->k, d->BS));
     FY_TRY(linear(m, w->n, &a[WA_V_W], &a[WA_V_B], w->v, d->BS));
     FY_TRY(rms_norm(m, w->q, &a[WA_NORM_Q], d->BS));
     FY_TRY(rms_norm(m, w->k, &a[WA_NORM_K], d->BS));
-    fy_cpu_rope(m->cpu, w->q, w->rope_c, w->rope_s, d->B, d->S, c->heads, c->head_dim);
-    fy_cpu_rope(m->cpu, w->k, w->rope_c, w->rope_s, d->B, d->S, c->heads, c->head_dim);
+    FY_TRY(fy_dev_rope(m->ops, w->q, w->rope_c, w->rope_s, d->B, d->S, c->heads, c->head_dim));
+    FY_TRY(fy_dev_rope(m->ops, w->k, w->rope_c, w->rope_s, d->B, d->S, c->heads, c->head_dim));
     FY_TRY(attend(m, w->q, w->k, w->v, w->a, d->B, d->S, d->S));
     FY_TRY(linear(m, w->a, &a[WA_O_W], &a[WA_O_B], w->n, d->BS));
-    fy_cpu_gated_add(m->cpu, w->h, w->n, mod_row(d, w, 2), d->BS, d->D, d->S);
-    return FY_OK;
+    return fy_dev_gated_add(m->ops, w->h, w->n, mod_row(d, w, 2), d->BS, d->D, d->S);
 }
 
 /* The text's keys and values for one block (what a context caches). */
@@ -318,31 +326,29 @@ static fy_status cross_attention(fy_wan_dit *m, const fy_tensor *bw, const dims 
         const float *g = NULL, *b = NULL;
         FY_TRY(vec_f32(m, &bw[WB_NORM2_W], 1, &g));
         FY_TRY(vec_f32(m, &bw[WB_NORM2_B], 2, &b));
-        fy_cpu_layer_norm(m->cpu, w->h, g, b, w->n, d->BS, d->D, (float)m->cfg.eps);
+        FY_TRY(fy_dev_layer_norm(m->ops, w->h, g, b, w->n, d->BS, d->D, (float)m->cfg.eps));
     } else {
-        memcpy(w->n, w->h, (size_t)(d->BS * d->D) * sizeof(float));
+        FY_TRY(fy_dev_copy(m->ops, w->n, w->h, (size_t)(d->BS * d->D) * sizeof(float)));
     }
     FY_TRY(linear(m, w->n, &a[WA_Q_W], &a[WA_Q_B], w->q, d->BS));
     FY_TRY(rms_norm(m, w->q, &a[WA_NORM_Q], d->BS));
     FY_TRY(attend(m, w->q, k, v, w->a, d->B, d->S, d->L));
     FY_TRY(linear(m, w->a, &a[WA_O_W], &a[WA_O_B], w->n, d->BS));
-    fy_cpu_add(m->cpu, w->h, w->n, w->h, d->BS * d->D);
-    return FY_OK;
+    return fy_dev_add(m->ops, w->h, w->n, w->h, d->BS * d->D);
 }
 
 /* h += ffn(modulated norm3(h)) * c_gate, ffn = Linear -> GELU(tanh) -> Linear. */
 static fy_status feed_forward(fy_wan_dit *m, const fy_tensor *bw, const dims *d, ws_bufs *w)
 {
-    fy_cpu_layer_norm_modulate(m->cpu, w->h, NULL, NULL, mod_row(d, w, 4), mod_row(d, w, 3), w->n, d->BS, d->D,
-                               d->S, (float)m->cfg.eps);
+    FY_TRY(fy_dev_layer_norm_modulate(m->ops, w->h, NULL, NULL, mod_row(d, w, 4), mod_row(d, w, 3), w->n, d->BS,
+                                      d->D, d->S, (float)m->cfg.eps));
     for (int64_t r = 0; r < d->BS; r += d->ffn_rows) {
         int64_t rows = d->BS - r < d->ffn_rows ? d->BS - r : d->ffn_rows;
         FY_TRY(linear(m, w->n + r * d->D, &bw[WB_FFN1_W], &bw[WB_FFN1_B], w->ff, rows));
-        fy_cpu_gelu_tanh(m->cpu, w->ff, w->ff, rows * m->cfg.ffn_dim);
+        FY_TRY(fy_dev_gelu_tanh(m->ops, w->ff, w->ff, rows * m->cfg.ffn_dim));
         FY_TRY(linear(m, w->ff, &bw[WB_FFN2_W], &bw[WB_FFN2_B], w->a + r * d->D, rows));
     }
-    fy_cpu_gated_add(m->cpu, w->h, w->a, mod_row(d, w, 5), d->BS, d->D, d->S);
-    return FY_OK;
+    return fy_dev_gated_add(m->ops, w->h, w->a, mod_row(d, w, 5), d->BS, d->D, d->S);
 }
 
 typedef struct cross_kv_slot {
@@ -415,13 +421,12 @@ static fy_status head(fy_wan_dit *m, const dims *d, const fy_wan_dit_shape *s, w
     const float *table = NULL;
     fy_status st = vec_f32(m, &hw[WH_SST], 3, &table);
     for (int64_t j = 0; st == FY_OK && j < 2; j++)
-        for (int64_t b = 0; b < d->B; b++)
-            fy_cpu_add(m->cpu, table + j * d->D, w->temb + b * d->D, w->omod + (j * d->B + b) * d->D, d->D);
-    if (st == FY_OK) {
-        fy_cpu_layer_norm_modulate(m->cpu, w->h, NULL, NULL, w->omod + d->B * d->D, w->omod, w->n, d->BS, d->D,
-                                   d->S, (float)m->cfg.eps);
-        st = linear(m, w->n, &hw[WH_PROJ_W], &hw[WH_PROJ_B], w->ff, d->BS);
-    }
+        for (int64_t b = 0; st == FY_OK && b < d->B; b++)
+            st = fy_dev_add(m->ops, table + j * d->D, w->temb + b * d->D, w->omod + (j * d->B + b) * d->D, d->D);
+    if (st == FY_OK)
+        st = fy_dev_layer_norm_modulate(m->ops, w->h, NULL, NULL, w->omod + d->B * d->D, w->omod, w->n, d->BS,
+                                        d->D, d->S, (float)m->cfg.eps);
+    if (st == FY_OK) st = linear(m, w->n, &hw[WH_PROJ_W], &hw[WH_PROJ_B], w->ff, d->BS);
     fy_status rel = fy_engine_release(m->engine, m->head_group);
     if (st != FY_OK) return st;
     FY_TRY(rel);
@@ -438,12 +443,11 @@ static fy_status head(fy_wan_dit *m, const dims *d, const fy_wan_dit_shape *s, w
 
 /* ---- forward ------------------------------------------------------------------- */
 
-static fy_status check_backend(fy_wan_dit *m)
+/* The ops are made at the first forward, once the plan's resident weights and
+ * ring hold their device memory (a GPU's ops take scratch from the same pool). */
+static fy_status ensure_ops(fy_wan_dit *m)
 {
-    const char *name = fy_backend_name(fy_engine_backend(m->engine));
-    if (strcmp(name, "cpu") == 0 || strcmp(name, "emu") == 0) return FY_OK;
-    return fy_error(FY_ERR_UNSUPPORTED,
-                    "wan transformer runs on cpu/emu in this build (device %s); ferry has no CUDA kernels yet (use --device cpu or --device emu)", name);
+    return m->ops ? FY_OK : fy_dev_ops_create(m->engine, m->threads, &m->ops);
 }
 
 fy_status fy_wan_dit_forward(fy_wan_dit *m, const fy_wan_dit_shape *s, const float *latents,
@@ -451,20 +455,21 @@ fy_status fy_wan_dit_forward(fy_wan_dit *m, const fy_wan_dit_shape *s, const flo
 {
     if (!m || !s || !latents || !timesteps || !text || !out)
         return fy_error(FY_ERR_INVALID, "fy_wan_dit_forward: NULL argument");
-    FY_TRY(check_backend(m));
     FY_TRY(fy_wan_dit_check_shape(m, s));
+    FY_TRY(ensure_ops(m));
     memset(&m->timing, 0, sizeof m->timing);
     double t0 = fy_backend_now();
     dims d;
     ws_layout l;
     make_dims(&m->cfg, s, &d);
-    make_layout(&m->cfg, &d, &l);
+    make_layout(m, &d, &l);
     if (cache) FY_TRY(fy_wan_context_bind(cache, m, d.B, d.L));
     bool need_text = !cache || !fy_wan_context_complete(cache);
     float *base = NULL;
     FY_TRY(fy_engine_alloc(m->engine, l.total * sizeof(float), "wan transformer workspace", (void **)&base));
     ws_bufs w;
     bind(base, &l, &w);
+    m->vec_scratch = base + l.vec;
     fy_status st = upload_inputs(m, &d, s, latents, timesteps, text, need_text, &w);
     if (st == FY_OK) st = embed(m, &d, &w, need_text);
     double t1 = fy_backend_now();

@@ -3,6 +3,7 @@
 #ifndef FERRY_MODELS_WAN_DIT_INTERNAL_H
 #define FERRY_MODELS_WAN_DIT_INTERNAL_H
 
+#include "backend/dev_ops.h"
 #include "ferry/ops.h"
 #include "ferry/wan_dit.h"
 
@@ -35,7 +36,7 @@ struct fy_wan_dit {
     fy_wan_dit_config cfg;
     const fy_component *comp;
     fy_engine *engine;
-    fy_cpu_ctx *cpu;
+    fy_dev_ops *ops;            /* made by the first forward (after the plan's allocations) */
     int threads;
     int component_id;
     int embed_group, head_group;
@@ -44,7 +45,8 @@ struct fy_wan_dit {
     fy_tensor embed_w[WE_COUNT];
     fy_tensor head_w[WH_COUNT];
     fy_tensor *block_w;         /* [num_layers][block_count] */
-    float *vec_scratch;         /* dtype conversions of vectors (biases, norms) */
+    float *vec_scratch;         /* dtype conversions of vectors (biases, norms): 4 slots in
+                                   the forward's workspace */
     int64_t vec_slot;           /* floats per scratch slot */
     fy_wan_dit_tap tap;
     void *tap_user;

@@ -358,8 +358,8 @@ static fy_status check_backend(fy_engine *e)
 {
     const char *name = fy_backend_name(fy_engine_backend(e));
     if (!strcmp(name, "cpu") || !strcmp(name, "emu")) return FY_OK;
-    return fy_error(FY_ERR_UNSUPPORTED, "vae: runs on cpu/emu in this build; ferry has no CUDA kernels yet (use --device emu "
-                                        "or --vae-cpu-offload)");
+    return fy_error(FY_ERR_UNSUPPORTED, "vae: the decoder runs on the host in this build (its CUDA path is not "
+                                        "written yet): add --vae-cpu-offload, or use --device emu");
 }
 
 static fy_status load_parts(fy_wan_vae *m, int parts)
