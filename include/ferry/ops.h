@@ -130,6 +130,17 @@ fy_status fy_cpu_embedding(fy_cpu_ctx *ctx, const void *table, fy_dtype dtype, c
 void fy_cpu_relative_bias(fy_cpu_ctx *ctx, const float *table, const int32_t *bucket, float *out, int64_t H,
                           int64_t L, int64_t q0, int64_t nq);
 
+/* ---- Layout -------------------------------------------------------------- */
+
+/* dst[j * ld_dst + i] = src[i * ld_src + j] for i < rows, j < cols (a
+ * transpose between strided matrices); with accumulate, += instead of =.
+ * dst and src must not overlap. */
+void fy_cpu_transpose(fy_cpu_ctx *ctx, float *dst, int64_t ld_dst, const float *src, int64_t ld_src, int64_t rows,
+                      int64_t cols, int accumulate);
+/* out [planes, 2h, 2w] = nearest-neighbour 2x upsampling of in [planes, h, w]
+ * (torch's Upsample(scale_factor=2, mode="nearest-exact") on even sizes). */
+void fy_cpu_upsample_nearest2x(fy_cpu_ctx *ctx, const float *in, float *out, int64_t planes, int64_t h, int64_t w);
+
 /* ---- Convolution -------------------------------------------------------- */
 
 typedef struct fy_conv3d_shape {

@@ -107,6 +107,16 @@ fy_status fy_dev_copy(fy_dev_ops *o, void *dst, const void *src, size_t bytes)
     return FY_OK;
 }
 
+fy_status fy_dev_copy2d(fy_dev_ops *o, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
+                        size_t height)
+{
+    ON_GPU(o, fy_cuda_copy2d(o->cuda, dst, dst_pitch, src, src_pitch, width, height));
+    if (dst == src) return FY_OK;
+    for (size_t r = 0; r < height; r++)
+        memcpy((char *)dst + r * dst_pitch, (const char *)src + r * src_pitch, width);
+    return FY_OK;
+}
+
 fy_status fy_dev_to_f32(fy_dev_ops *o, float *dst, const void *src, fy_dtype dtype, size_t n)
 {
     ON_GPU(o, fy_cuda_to_f32(o->cuda, dst, src, dtype, n));
@@ -244,7 +254,7 @@ fy_status fy_dev_softmax(fy_dev_ops *o, const float *x, float *out, int64_t rows
     return FY_OK;
 }
 
-/* ---- attention, position, gathers, convolution ---- */
+/* ---- attention, position, gathers, layout, convolution ---- */
 
 fy_status fy_dev_attention(fy_dev_ops *o, const float *q, const float *k, const float *v, float *out,
                            int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D, float scale,
@@ -274,6 +284,21 @@ fy_status fy_dev_relative_bias(fy_dev_ops *o, const float *table, const int32_t 
 {
     ON_GPU(o, fy_cuda_relative_bias(o->cuda, table, bucket, out, H, L, q0, nq));
     fy_cpu_relative_bias(o->cpu, table, bucket, out, H, L, q0, nq);
+    return FY_OK;
+}
+
+fy_status fy_dev_transpose(fy_dev_ops *o, float *dst, int64_t ld_dst, const float *src, int64_t ld_src, int64_t rows,
+                           int64_t cols, int accumulate)
+{
+    ON_GPU(o, fy_cuda_transpose(o->cuda, dst, ld_dst, src, ld_src, rows, cols, accumulate));
+    fy_cpu_transpose(o->cpu, dst, ld_dst, src, ld_src, rows, cols, accumulate);
+    return FY_OK;
+}
+
+fy_status fy_dev_upsample_nearest2x(fy_dev_ops *o, const float *in, float *out, int64_t planes, int64_t h, int64_t w)
+{
+    ON_GPU(o, fy_cuda_upsample_nearest2x(o->cuda, in, out, planes, h, w));
+    fy_cpu_upsample_nearest2x(o->cpu, in, out, planes, h, w);
     return FY_OK;
 }
 

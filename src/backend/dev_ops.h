@@ -38,6 +38,10 @@ double fy_dev_tolerance_floor(fy_device_kind device);
 
 /* dst = src (device to device). */
 fy_status fy_dev_copy(fy_dev_ops *o, void *dst, const void *src, size_t bytes);
+/* height rows of width bytes from src (row pitch src_pitch) to dst (row
+ * pitch dst_pitch); the regions must not overlap. */
+fy_status fy_dev_copy2d(fy_dev_ops *o, void *dst, size_t dst_pitch, const void *src, size_t src_pitch, size_t width,
+                        size_t height);
 /* dst [n] f32 = src [n] of any float dtype (f32 is a copy). */
 fy_status fy_dev_to_f32(fy_dev_ops *o, float *dst, const void *src, fy_dtype dtype, size_t n);
 
@@ -78,6 +82,9 @@ fy_status fy_dev_embedding(fy_dev_ops *o, const void *table, fy_dtype dtype, con
                            int64_t rows, int64_t dim);
 fy_status fy_dev_relative_bias(fy_dev_ops *o, const float *table, const int32_t *bucket, float *out, int64_t H,
                                int64_t L, int64_t q0, int64_t nq);
+fy_status fy_dev_transpose(fy_dev_ops *o, float *dst, int64_t ld_dst, const float *src, int64_t ld_src, int64_t rows,
+                           int64_t cols, int accumulate);
+fy_status fy_dev_upsample_nearest2x(fy_dev_ops *o, const float *in, float *out, int64_t planes, int64_t h, int64_t w);
 fy_status fy_dev_conv3d(fy_dev_ops *o, const float *x, const float *w, const float *b, float *y,
                         int64_t batch, const fy_conv3d_shape *s);
 

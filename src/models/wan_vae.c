@@ -354,14 +354,6 @@ static fy_status declare_part(fy_wan_vae *m, vae_part *p, const char *comp, cons
     return fy_engine_add_group(m->e, p->comp, name, FY_GROUP_SMALL, p->out.w, p->out.nw, &p->out.group);
 }
 
-static fy_status check_backend(fy_engine *e)
-{
-    const char *name = fy_backend_name(fy_engine_backend(e));
-    if (!strcmp(name, "cpu") || !strcmp(name, "emu")) return FY_OK;
-    return fy_error(FY_ERR_UNSUPPORTED, "vae: the decoder runs on the host in this build (its CUDA path is not "
-                                        "written yet): add --vae-cpu-offload, or use --device emu");
-}
-
 static fy_status load_parts(fy_wan_vae *m, int parts)
 {
     if (!m->c->weights) return fy_error(FY_ERR_NOT_FOUND, "%s: the VAE has no weights", m->c->dir);
@@ -384,7 +376,7 @@ fy_status fy_wan_vae_load(const fy_component *c, fy_engine *e, int parts, fy_wan
     *out = NULL;
     if (!(parts & FY_WAN_VAE_BOTH) || (parts & ~FY_WAN_VAE_BOTH))
         return fy_error(FY_ERR_INVALID, "fy_wan_vae_load: parts must be DECODER, ENCODER or both");
-    FY_TRY(check_backend(e));
+    FY_TRY(fy_dev_ops_supported(e));
     fy_wan_vae *m = calloc(1, sizeof *m);
     if (!m) return fy_error(FY_ERR_NOMEM, "vae: out of memory");
     m->c = c;
@@ -402,7 +394,7 @@ fy_status fy_wan_vae_load(const fy_component *c, fy_engine *e, int parts, fy_wan
 void fy_wan_vae_free(fy_wan_vae *m)
 {
     if (!m) return;
-    fy_cpu_ctx_free(m->ctx);
+    fy_dev_ops_free(m->ops);
     free(m->dec.layers);
     free(m->enc.layers);
     free(m);
@@ -418,7 +410,7 @@ const fy_wan_vae_config *fy_wan_vae_get_config(const fy_wan_vae *m)
 fy_status fy_wan_vae_set_threads(fy_wan_vae *m, int threads)
 {
     if (threads < 0) return fy_error(FY_ERR_INVALID, "--threads %d: must be 0 (all cores) or more", threads);
-    if (m->ctx) return fy_error(FY_ERR_INVALID, "vae: threads are set before the first decode");
+    if (m->ops) return fy_error(FY_ERR_INVALID, "vae: threads are set before the first decode");
     m->threads = threads;
     return FY_OK;
 }

@@ -86,23 +86,29 @@ static fy_status cache_slot(vae_run *r, int slot, const vae_act *x, vae_cache **
     return FY_OK;
 }
 
-/* The cache keeps the last min(2, frames + T) frames of cache ++ x. Sources
- * never lie before their destination, so copying in order is safe. */
-static void cache_update(vae_run *r, vae_cache *k, const vae_act *x)
+/* Frames [t0, t0 + nt) of every (n, c) of src (src_t frames each) to frames
+ * [d0, d0 + nt) of dst (dst_t frames each): one strided copy. */
+static fy_status copy_frames(vae_run *r, float *dst, int64_t dst_t, int64_t d0, const float *src, int64_t src_t,
+                             int64_t t0, int64_t nt, const vae_act *x)
 {
-    int64_t total = k->frames + x->t, keep = total < CACHE_T ? total : CACHE_T, plane = x->h * x->w;
-    if (!r->dry)
-        for (int64_t n = 0; n < x->n; n++)
-            for (int64_t c = 0; c < x->c; c++) {
-                float *dst = k->d + (n * k->c + c) * CACHE_T * plane;
-                const float *src = x->d + (n * x->c + c) * x->t * plane;
-                for (int64_t j = 0; j < keep; j++) {
-                    int64_t s = total - keep + j;
-                    const float *from = s < k->frames ? dst + s * plane : src + (s - k->frames) * plane;
-                    memmove(dst + j * plane, from, (size_t)plane * sizeof(float));
-                }
-            }
+    size_t plane = (size_t)(x->h * x->w) * sizeof(float);
+    return fy_dev_copy2d(r->ops, dst + d0 * x->h * x->w, (size_t)dst_t * plane, src + t0 * x->h * x->w,
+                         (size_t)src_t * plane, (size_t)nt * plane, (size_t)(x->n * x->c));
+}
+
+/* The cache keeps the last min(2, frames + T) frames of cache ++ x. A frame
+ * kept from the cache only moves down (frame 1 to 0), so no copy reads what
+ * an earlier one wrote. */
+static fy_status cache_update(vae_run *r, vae_cache *k, const vae_act *x)
+{
+    int64_t total = k->frames + x->t, keep = total < CACHE_T ? total : CACHE_T;
+    for (int64_t j = 0; j < keep && !r->dry; j++) {
+        int64_t s = total - keep + j;
+        if (s < k->frames) FY_TRY(copy_frames(r, k->d, CACHE_T, j, k->d, CACHE_T, s, 1, x));
+        else FY_TRY(copy_frames(r, k->d, CACHE_T, j, x->d, x->t, s - k->frames, 1, x));
+    }
     k->frames = (int)keep;
+    return FY_OK;
 }
 
 /* ---- weights in float32 ------------------------------------------------------ */
@@ -121,7 +127,7 @@ static fy_status w_get(vae_run *r, const fy_tensor *t, vae_w *out)
     }
     int64_t n = fy_tensor_numel(t);
     FY_TRY(vae_alloc(r, &out->tmp, 1, 1, 1, 1, n, "vae weights as f32"));
-    if (!r->dry) FY_TRY(fy_convert(out->tmp.d, FY_F32, t->data, t->dtype, (size_t)n));
+    if (!r->dry) FY_TRY(fy_dev_to_f32(r->ops, out->tmp.d, t->data, t->dtype, (size_t)n));
     out->p = out->tmp.d;
     return FY_OK;
 }
@@ -140,7 +146,7 @@ static fy_status conv_exec(vae_run *r, const vae_conv *cv, const fy_tensor *W, c
     vae_w w, b;
     FY_TRY(w_get(r, &W[cv->w], &w));
     fy_status st = w_get(r, &W[cv->b], &b);
-    if (st == FY_OK) st = fy_cpu_conv3d(r->ctx, x, w.p, b.p, y, n, s);
+    if (st == FY_OK) st = fy_dev_conv3d(r->ops, x, w.p, b.p, y, n, s);
     w_put(r, &b);
     w_put(r, &w);
     return st;
@@ -182,14 +188,13 @@ fy_status vae_conv_causal(vae_run *r, const vae_conv *cv, const fy_tensor *W, co
     vae_act in = *x, joined = {0};
     if (k->frames > 0) {
         FY_TRY(vae_alloc(r, &joined, x->n, x->c, k->frames + x->t, x->h, x->w, "vae conv input"));
-        int64_t plane = x->h * x->w;
-        if (!r->dry)
-            for (int64_t i = 0; i < x->n * x->c; i++) {
-                memcpy(joined.d + i * joined.t * plane, k->d + i * CACHE_T * plane,
-                       (size_t)(k->frames * plane) * sizeof(float));
-                memcpy(joined.d + (i * joined.t + k->frames) * plane, x->d + i * x->t * plane,
-                       (size_t)(x->t * plane) * sizeof(float));
-            }
+        fy_status st = FY_OK;
+        if (!r->dry) st = copy_frames(r, joined.d, joined.t, 0, k->d, CACHE_T, 0, k->frames, x);
+        if (st == FY_OK && !r->dry) st = copy_frames(r, joined.d, joined.t, k->frames, x->d, x->t, 0, x->t, x);
+        if (st != FY_OK) {
+            vae_release(r, &joined);
+            return st;
+        }
         in = joined;
     }
     fy_conv3d_shape s = conv_shape(cv, &in, in.t);
@@ -198,7 +203,7 @@ fy_status vae_conv_causal(vae_run *r, const vae_conv *cv, const fy_tensor *W, co
     if (st == FY_OK) st = conv_weights_dry(r, cv, W);
     if (st == FY_OK) st = conv_exec(r, cv, W, in.d, x->n, &s, y->d);
     vae_release(r, &joined);
-    if (st == FY_OK) cache_update(r, k, x);
+    if (st == FY_OK) st = cache_update(r, k, x);
     return st;
 }
 
@@ -208,16 +213,15 @@ fy_status vae_norm_silu(vae_run *r, const fy_tensor *gamma, vae_act *x, bool sil
 {
     vae_w g;
     FY_TRY(w_get(r, gamma, &g));
-    if (!r->dry) {
-        int64_t S = x->t * x->h * x->w;
-        for (int64_t n = 0; n < x->n; n++) {
-            float *p = x->d + n * x->c * S;
-            fy_cpu_channel_rms_norm(r->ctx, p, g.p, NULL, p, x->c, S, NORM_EPS);
-        }
-        if (silu) fy_cpu_silu(r->ctx, x->d, x->d, vae_numel(x));
+    fy_status st = FY_OK;
+    int64_t S = x->t * x->h * x->w;
+    for (int64_t n = 0; n < x->n && st == FY_OK && !r->dry; n++) {
+        float *p = x->d + n * x->c * S;
+        st = fy_dev_channel_rms_norm(r->ops, p, g.p, NULL, p, x->c, S, NORM_EPS);
     }
+    if (st == FY_OK && silu && !r->dry) st = fy_dev_silu(r->ops, x->d, x->d, vae_numel(x));
     w_put(r, &g);
-    return FY_OK;
+    return st;
 }
 
 /* ---- residual block ------------------------------------------------------------ */
@@ -232,7 +236,7 @@ static fy_status resnet_forward(vae_run *r, const vae_layer *l, const fy_tensor 
     } else {
         h = *x;
         st = vae_alloc(r, &a, x->n, x->c, x->t, x->h, x->w, "vae activations");
-        if (st == FY_OK && !r->dry) memcpy(a.d, x->d, (size_t)vae_numel(x) * sizeof(float));
+        if (st == FY_OK && !r->dry) st = fy_dev_copy(r->ops, a.d, x->d, (size_t)vae_numel(x) * sizeof(float));
     }
     *x = (vae_act){0};
     if (st == FY_OK) st = vae_norm_silu(r, &W[l->norm1], &a, true);
@@ -241,7 +245,7 @@ static fy_status resnet_forward(vae_run *r, const vae_layer *l, const fy_tensor 
     if (st == FY_OK) st = vae_norm_silu(r, &W[l->norm2], &y1, true);
     if (st == FY_OK) st = vae_conv_causal(r, &l->conv2, W, &y1, &y2);
     vae_release(r, &y1);
-    if (st == FY_OK && !r->dry) fy_cpu_add(r->ctx, y2.d, h.d, y2.d, vae_numel(&y2));
+    if (st == FY_OK && !r->dry) st = fy_dev_add(r->ops, y2.d, h.d, y2.d, vae_numel(&y2));
     vae_release(r, &h);
     if (st != FY_OK) {
         vae_release(r, &y2);
@@ -272,17 +276,15 @@ static fy_status attn_frame(vae_run *r, const vae_layer *l, const float *wqkv, c
                             const float *bp, attn_bufs *b, float *x, const float *xn, int64_t t, int64_t T)
 {
     int64_t C = l->c_in, L = b->tok.h;
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t i = 0; i < L; i++) b->tok.d[i * C + c] = xn[(c * T + t) * L + i];
-    FY_TRY(fy_cpu_linear(r->ctx, b->tok.d, wqkv, bqkv, b->q.d, L, C, C));
-    FY_TRY(fy_cpu_linear(r->ctx, b->tok.d, wqkv + C * C, bqkv + C, b->k.d, L, C, C));
-    FY_TRY(fy_cpu_linear(r->ctx, b->tok.d, wqkv + 2 * C * C, bqkv + 2 * C, b->v.d, L, C, C));
-    FY_TRY(fy_cpu_attention(r->ctx, b->q.d, b->k.d, b->v.d, b->o.d, 1, 1, L, L, C, (float)(1.0 / sqrt((double)C)),
+    fy_dev_ops *o = r->ops;
+    FY_TRY(fy_dev_transpose(o, b->tok.d, C, xn + t * L, T * L, C, L, 0));
+    FY_TRY(fy_dev_linear(o, b->tok.d, wqkv, FY_F32, NULL, 0, bqkv, b->q.d, L, C, C));
+    FY_TRY(fy_dev_linear(o, b->tok.d, wqkv + C * C, FY_F32, NULL, 0, bqkv + C, b->k.d, L, C, C));
+    FY_TRY(fy_dev_linear(o, b->tok.d, wqkv + 2 * C * C, FY_F32, NULL, 0, bqkv + 2 * C, b->v.d, L, C, C));
+    FY_TRY(fy_dev_attention(o, b->q.d, b->k.d, b->v.d, b->o.d, 1, 1, L, L, C, (float)(1.0 / sqrt((double)C)),
                             NULL, NULL));
-    FY_TRY(fy_cpu_linear(r->ctx, b->o.d, wp, bp, b->tok.d, L, C, C));
-    for (int64_t c = 0; c < C; c++)
-        for (int64_t i = 0; i < L; i++) x[(c * T + t) * L + i] += b->tok.d[i * C + c];
-    return FY_OK;
+    FY_TRY(fy_dev_linear(o, b->o.d, wp, FY_F32, NULL, 0, bp, b->tok.d, L, C, C));
+    return fy_dev_transpose(o, x + t * L, T * L, b->tok.d, C, L, C, 1);
 }
 
 static fy_status attn_compute(vae_run *r, const vae_layer *l, const fy_tensor *W, attn_bufs *b, vae_act *x)
@@ -308,7 +310,7 @@ static fy_status attn_forward(vae_run *r, const vae_layer *l, const fy_tensor *W
     attn_bufs b = {0};
     int64_t L = x->h * x->w, C = x->c;
     fy_status st = vae_alloc(r, &b.xn, x->n, x->c, x->t, x->h, x->w, "vae attention");
-    if (st == FY_OK && !r->dry) memcpy(b.xn.d, x->d, (size_t)vae_numel(x) * sizeof(float));
+    if (st == FY_OK && !r->dry) st = fy_dev_copy(r->ops, b.xn.d, x->d, (size_t)vae_numel(x) * sizeof(float));
     if (st == FY_OK) st = vae_norm_silu(r, &W[l->norm1], &b.xn, false);
     vae_act *tok[5] = {&b.tok, &b.q, &b.k, &b.v, &b.o};
     for (int i = 0; i < 5 && st == FY_OK; i++) st = vae_alloc(r, tok[i], 1, 1, 1, L, C, "vae attention");
@@ -319,27 +321,18 @@ static fy_status attn_forward(vae_run *r, const vae_layer *l, const fy_tensor *W
 
 /* ---- resamplers ----------------------------------------------------------------- */
 
-/* [n, 2c, T, h, w] -> [n, c, 2T, h, w]: frame 2t + j is channel block j of frame t. */
-static void interleave_time(const vae_act *in, vae_act *out)
+/* [n, 2c, T, h, w] -> [n, c, 2T, h, w]: frame 2t + j is channel block j of
+ * frame t. For one (n, j) the frames (ch, t) are in order on both sides, one
+ * plane apart in the input and two in the output: one strided copy. */
+static fy_status interleave_time(vae_run *r, const vae_act *in, vae_act *out)
 {
     int64_t c = out->c, plane = in->h * in->w;
+    size_t bytes = (size_t)plane * sizeof(float);
     for (int64_t n = 0; n < in->n; n++)
         for (int64_t j = 0; j < 2; j++)
-            for (int64_t ch = 0; ch < c; ch++)
-                for (int64_t t = 0; t < in->t; t++)
-                    memcpy(out->d + ((n * c + ch) * out->t + 2 * t + j) * plane,
-                           in->d + ((n * in->c + j * c + ch) * in->t + t) * plane, (size_t)plane * sizeof(float));
-}
-
-static void nearest_up2(const vae_act *in, vae_act *out)
-{
-    int64_t frames = in->n * in->c * in->t;
-    for (int64_t f = 0; f < frames; f++) {
-        const float *src = in->d + f * in->h * in->w;
-        float *dst = out->d + f * out->h * out->w;
-        for (int64_t i = 0; i < out->h; i++)
-            for (int64_t j = 0; j < out->w; j++) dst[i * out->w + j] = src[(i / 2) * in->w + j / 2];
-    }
+            FY_TRY(fy_dev_copy2d(r->ops, out->d + (n * c * out->t + j) * plane, 2 * bytes,
+                                 in->d + (n * in->c + j * c) * in->t * plane, bytes, bytes, (size_t)(c * in->t)));
+    return FY_OK;
 }
 
 /* upsample3d's time convolution: skipped for the first chunk (diffusers'
@@ -355,7 +348,7 @@ static fy_status up_time(vae_run *r, const vae_layer *l, const fy_tensor *W, vae
     vae_act tc = {0}, y = {0};
     FY_TRY(vae_conv_causal(r, &l->time, W, x, &tc));
     fy_status st = vae_alloc(r, &y, x->n, x->c, 2 * x->t, x->h, x->w, "vae activations");
-    if (st == FY_OK && !r->dry) interleave_time(&tc, &y);
+    if (st == FY_OK && !r->dry) st = interleave_time(r, &tc, &y);
     vae_release(r, &tc);
     vae_release(r, x);
     *x = y;
@@ -367,9 +360,9 @@ static fy_status up_forward(vae_run *r, const vae_layer *l, const fy_tensor *W, 
     if (l->kind == VAE_UP3D) FY_TRY(up_time(r, l, W, x));
     vae_act u = {0}, y = {0};
     FY_TRY(vae_alloc(r, &u, x->n, x->c, x->t, 2 * x->h, 2 * x->w, "vae activations"));
-    if (!r->dry) nearest_up2(x, &u);
+    fy_status st = r->dry ? FY_OK : fy_dev_upsample_nearest2x(r->ops, x->d, u.d, x->n * x->c * x->t, x->h, x->w);
     vae_release(r, x);
-    fy_status st = vae_conv_plain(r, &l->spatial, W, &u, &y);
+    if (st == FY_OK) st = vae_conv_plain(r, &l->spatial, W, &u, &y);
     vae_release(r, &u);
     *x = y;
     return st;
@@ -381,32 +374,28 @@ static fy_status down_time(vae_run *r, const vae_layer *l, const fy_tensor *W, v
 {
     vae_cache *k = NULL;
     FY_TRY(cache_slot(r, l->time.cache, x, &k));
-    int64_t plane = x->h * x->w;
     if (!k->seen) {
         k->seen = true;
         k->frames = 0;
-        cache_update(r, k, x);
-        return FY_OK;
+        return cache_update(r, k, x);
     }
     if (k->frames < 1 || k->frames + x->t < l->time.kt)
         return fy_error(FY_ERR_INVALID, "vae: a chunk of %lld frames is too short for the temporal downsampling",
                         (long long)x->t);
     vae_act in = {0}, y = {0};
     FY_TRY(vae_alloc(r, &in, x->n, x->c, 1 + x->t, x->h, x->w, "vae conv input"));
-    if (!r->dry)
-        for (int64_t i = 0; i < x->n * x->c; i++) {
-            memcpy(in.d + i * in.t * plane, k->d + (i * CACHE_T + k->frames - 1) * plane, (size_t)plane * sizeof(float));
-            memcpy(in.d + (i * in.t + 1) * plane, x->d + i * x->t * plane, (size_t)(x->t * plane) * sizeof(float));
-        }
+    fy_status st = FY_OK;
+    if (!r->dry) st = copy_frames(r, in.d, in.t, 0, k->d, CACHE_T, k->frames - 1, 1, x);
+    if (st == FY_OK && !r->dry) st = copy_frames(r, in.d, in.t, 1, x->d, x->t, 0, x->t, x);
     fy_conv3d_shape s = conv_shape(&l->time, &in, in.t);
     s.st = 2;
     int64_t to = (in.t - l->time.kt) / 2 + 1;
-    fy_status st = vae_alloc(r, &y, x->n, l->time.c_out, to, x->h, x->w, "vae activations");
+    if (st == FY_OK) st = vae_alloc(r, &y, x->n, l->time.c_out, to, x->h, x->w, "vae activations");
     if (st == FY_OK) st = conv_weights_dry(r, &l->time, W);
     if (st == FY_OK) st = conv_exec(r, &l->time, W, in.d, x->n, &s, y.d);
     vae_release(r, &in);
     k->frames = 0;
-    cache_update(r, k, x);
+    if (st == FY_OK) st = cache_update(r, k, x);
     vae_release(r, x);
     *x = y;
     return st;

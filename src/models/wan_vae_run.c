@@ -15,8 +15,8 @@ static fy_status run_begin(fy_wan_vae *m, bool dry, bool slicing, const fy_wan_v
     *r = (vae_run){.m = m, .e = m->e, .dry = dry, .slicing = slicing};
     if (t) r->tiling = *t;
     if (dry) return FY_OK;
-    if (!m->ctx) FY_TRY(fy_cpu_ctx_create(m->threads, &m->ctx));
-    r->ctx = m->ctx;
+    if (!m->ops) FY_TRY(fy_dev_ops_create(m->e, m->threads, &m->ops));
+    r->ops = m->ops;
     return FY_OK;
 }
 

@@ -101,6 +101,15 @@ fy_status fy_cuda_copy(fy_cuda_ops *ops, void *dst, const void *src, size_t byte
                          "cudaMemcpyAsync (device to device)");
 }
 
+fy_status fy_cuda_copy2d(fy_cuda_ops *ops, void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
+                         size_t width, size_t height)
+{
+    if (width == 0 || height == 0 || dst == src) return FY_OK;
+    return fy_cuda_check(cudaMemcpy2DAsync(dst, dst_pitch, src, src_pitch, width, height, cudaMemcpyDeviceToDevice,
+                                           ops->stream),
+                         "cudaMemcpy2DAsync (device to device)");
+}
+
 fy_status fy_cuda_check(cudaError_t err, const char *what)
 {
     if (err == cudaSuccess) return FY_OK;

@@ -60,6 +60,10 @@ enum { FY_CUDA_SCRATCH_SLOTS = 3 };
 
 /* dst = src, device to device, on the ops' stream. */
 fy_status fy_cuda_copy(fy_cuda_ops *ops, void *dst, const void *src, size_t bytes);
+/* height rows of width bytes: row r from src + r * src_pitch to
+ * dst + r * dst_pitch (cudaMemcpy2DAsync; the regions must not overlap). */
+fy_status fy_cuda_copy2d(fy_cuda_ops *ops, void *dst, size_t dst_pitch, const void *src, size_t src_pitch,
+                         size_t width, size_t height);
 /* dst [n] f32 = src [n] of any float dtype (biases and norm scales stored in
  * bf16: converted as the op needs them). */
 fy_status fy_cuda_to_f32(fy_cuda_ops *ops, float *dst, const void *src, fy_dtype dtype, size_t n);
@@ -120,6 +124,13 @@ fy_status fy_cuda_embedding(fy_cuda_ops *ops, const void *table, fy_dtype dtype,
                             int64_t rows, int64_t dim);
 fy_status fy_cuda_relative_bias(fy_cuda_ops *ops, const float *table, const int32_t *bucket, float *out,
                                 int64_t H, int64_t L, int64_t q0, int64_t nq);
+
+/* ---- Layout ------------------------------------------------------------------ */
+
+fy_status fy_cuda_transpose(fy_cuda_ops *ops, float *dst, int64_t ld_dst, const float *src, int64_t ld_src,
+                            int64_t rows, int64_t cols, int accumulate);
+fy_status fy_cuda_upsample_nearest2x(fy_cuda_ops *ops, const float *in, float *out, int64_t planes, int64_t h,
+                                     int64_t w);
 
 /* ---- Convolution ----------------------------------------------------------- */
 
