@@ -274,6 +274,8 @@ fy_status fy_engine_download(fy_engine *e, void *dst_host, const void *src_devic
 
 /* Wait for both streams, finalize the stats and write --trace (atomically). */
 fy_status fy_engine_finish(fy_engine *e);
+/* A consistent copy of the stats (background threads keep updating the live
+ * ones), valid until the next call on this engine. */
 const fy_engine_stats *fy_engine_stats_get(const fy_engine *e);
 void fy_engine_stats_print(const fy_engine *e, FILE *f);
 /* Write the timeline so far as Chrome Trace Event JSON (Perfetto): one

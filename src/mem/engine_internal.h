@@ -139,6 +139,7 @@ struct fy_engine {
 
     pthread_mutex_t stats_mu; /* the copy observer runs on the copy thread */
     fy_engine_stats stats;
+    fy_engine_stats stats_view; /* fy_engine_stats_get's consistent copy */
     bool running;
     double run_start;
     eng_planner planner;

@@ -53,9 +53,16 @@ void fy_eng_stats_stall(fy_engine *e, const char *name, double t0, double t1)
     }
 }
 
+/* The disk reader and the copy observer update the live stats from their
+ * threads: callers get a copy taken under the lock. (The engine is not
+ * const to the lock and the copy: both are the caller's view, not state.) */
 const fy_engine_stats *fy_engine_stats_get(const fy_engine *e)
 {
-    return &e->stats;
+    fy_engine *m = (fy_engine *)e;
+    pthread_mutex_lock(&m->stats_mu);
+    m->stats_view = m->stats;
+    pthread_mutex_unlock(&m->stats_mu);
+    return &m->stats_view;
 }
 
 static double pct(double part, double whole)

@@ -56,9 +56,11 @@ __attribute__((target("avx2,fma"))) static void gelu_tanh_avx2(const float *x, f
 
 static bool have_avx2(void)
 {
-    static int cached = -1; /* benign race: every thread computes the same value */
-    if (cached < 0) cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    return cached == 1;
+    /* Every thread computes the same value; atomic so that racing is defined. */
+    static _Atomic int cached = -1;
+    int v = cached;
+    if (v < 0) cached = v = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    return v == 1;
 }
 #endif
 

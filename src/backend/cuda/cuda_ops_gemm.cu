@@ -78,7 +78,8 @@ fy_status decode_rows(fy_cuda_ops *ops, Out *dst, const void *w, fy_dtype t, con
     return fy_cuda_launched("linear weight conversion");
 }
 
-// Weight rows per block: the bound, in multiples of 64 rows when it allows.
+// Rows per block (of W, or of x in bf16): the bound, in multiples of 64 rows
+// when it allows.
 int64_t block_rows(int64_t N, int64_t K, size_t elem)
 {
     int64_t nb = (int64_t)(kWeightBlockBytes / ((size_t)K * elem));
@@ -130,23 +131,33 @@ fy_status gemm_bf16(fy_cuda_ops *ops, const void *wb, const void *xb, float *y, 
                            "cublasGemmEx (linear, bf16)");
 }
 
-// BF16 arithmetic.
+// BF16 arithmetic. x is rounded to bf16 a block of rows at a time (the same
+// bound as a weight block: at video sizes all of x in bf16 would be hundreds
+// of MiB of scratch); bf16 weights are read in place, others are decoded once
+// when they fit one block, else per block of x (cheap next to the GEMM).
 fy_status linear_bf16(fy_cuda_ops *ops, const float *x, const void *w, fy_dtype t,
                       const float *scale, int scale_rows, float *y, int M, int K, int N)
 {
-    void *xb = NULL;
-    FY_TRY(fy_cuda_ops_scratch(ops, kSlotX, (size_t)M * (size_t)K * sizeof(uint16_t), &xb));
-    // x as M rows of f32 "weights": the same rounding kernel.
-    FY_TRY(decode_rows(ops, (uint16_t *)xb, x, FY_F32, NULL, 0, 0, M, K));
-    if (t == FY_BF16 && !scale) return gemm_bf16(ops, w, xb, y, N, M, K, N);
-    const int64_t nb_max = block_rows(N, K, sizeof(uint16_t));
-    void *buf = NULL;
-    FY_TRY(fy_cuda_ops_scratch(ops, kSlotW, (size_t)nb_max * (size_t)K * sizeof(uint16_t), &buf));
-    uint16_t *wb = (uint16_t *)buf;
-    for (int64_t n0 = 0; n0 < N; n0 += nb_max) {
-        const int nb = (int)(N - n0 < nb_max ? N - n0 : nb_max);
-        FY_TRY(decode_rows(ops, wb, w, t, scale, scale_rows, n0, nb, K));
-        FY_TRY(gemm_bf16(ops, wb, xb, y + n0, nb, M, K, N));
+    const bool in_place = t == FY_BF16 && !scale;
+    const int64_t mb_max = block_rows(M, K, sizeof(uint16_t));
+    const int64_t nb_max = in_place ? N : block_rows(N, K, sizeof(uint16_t));
+    void *xb = NULL, *wb = NULL;
+    FY_TRY(fy_cuda_ops_scratch(ops, kSlotX, (size_t)mb_max * (size_t)K * sizeof(uint16_t), &xb));
+    if (!in_place)
+        FY_TRY(fy_cuda_ops_scratch(ops, kSlotW, (size_t)nb_max * (size_t)K * sizeof(uint16_t), &wb));
+    const bool w_once = !in_place && nb_max >= N;
+    if (w_once) FY_TRY(decode_rows(ops, (uint16_t *)wb, w, t, scale, scale_rows, 0, N, K));
+    for (int64_t m0 = 0; m0 < M; m0 += mb_max) {
+        const int mb = (int)(M - m0 < mb_max ? M - m0 : mb_max);
+        // Rows of x as rows of f32 "weights": the same rounding kernel.
+        FY_TRY(decode_rows(ops, (uint16_t *)xb, x, FY_F32, NULL, 0, m0, mb, K));
+        for (int64_t n0 = 0; n0 < N; n0 += nb_max) {
+            const int nb = (int)(N - n0 < nb_max ? N - n0 : nb_max);
+            const void *wblk = in_place ? (const void *)((const uint16_t *)w + n0 * K) : wb;
+            if (!in_place && !w_once)
+                FY_TRY(decode_rows(ops, (uint16_t *)wb, w, t, scale, scale_rows, n0, nb, K));
+            FY_TRY(gemm_bf16(ops, wblk, xb, y + m0 * N + n0, nb, mb, K, N));
+        }
     }
     return FY_OK;
 }
