@@ -47,6 +47,17 @@ static bool host_device(const char *device)
     return strcmp(device, "cpu") == 0 || strcmp(device, "emu") == 0;
 }
 
+uint64_t fy_dev_ops_scratch_bound(fy_engine *e, bool convolutions)
+{
+#ifdef FERRY_HAVE_CUDA
+    if (strcmp(fy_backend_name(fy_engine_backend(e)), "cuda") == 0)
+        return fy_cuda_ops_scratch_bound(convolutions);
+#endif
+    (void)e;
+    (void)convolutions;
+    return 0;
+}
+
 fy_status fy_dev_ops_supported(fy_engine *e)
 {
     const char *device = fy_backend_name(fy_engine_backend(e));

@@ -20,6 +20,11 @@
 
 typedef struct fy_dev_ops fy_dev_ops;
 
+/* Device scratch the ops may hold besides a model's own buffers (0 on a
+ * host device), so a model's activation estimate, and with it the plan,
+ * reserves it: cuBLAS's workspace, a linear's converted blocks and, with
+ * convolutions, their column chunks. */
+uint64_t fy_dev_ops_scratch_bound(fy_engine *e, bool convolutions);
 /* FY_OK when this build has ops for the engine's device (a model checks at
  * load, so a run fails before it reads weights); else why not and what to use. */
 fy_status fy_dev_ops_supported(fy_engine *e);

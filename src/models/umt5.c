@@ -282,7 +282,8 @@ uint64_t fy_umt5_activation_bytes(const fy_umt5 *m, int64_t batch, int64_t len)
     uint64_t R = (uint64_t)batch * (uint64_t)len;
     uint64_t floats = 2 * R * (uint64_t)k->d_model + (uint64_t)work_floats(k, (int64_t)R) +
                       (uint64_t)bias_floats(k, len) + (uint64_t)vec_floats(k);
-    return floats * sizeof(float) + 2 * R * sizeof(int64_t) + (uint64_t)(2 * len - 1) * sizeof(int32_t);
+    return floats * sizeof(float) + 2 * R * sizeof(int64_t) + (uint64_t)(2 * len - 1) * sizeof(int32_t) +
+           fy_dev_ops_scratch_bound(m->e, false);
 }
 
 static void free_acts(fy_engine *e, umt5_acts *a)

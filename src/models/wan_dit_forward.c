@@ -121,7 +121,7 @@ uint64_t fy_wan_dit_activation_bytes(const fy_wan_dit *m, const fy_wan_dit_shape
     ws_layout l;
     make_dims(&m->cfg, s, &d);
     make_layout(m, &d, &l);
-    return (uint64_t)l.total * sizeof(float);
+    return (uint64_t)l.total * sizeof(float) + fy_dev_ops_scratch_bound(m->engine, false);
 }
 
 /* ---- op wrappers (dtype and timing) -------------------------------------- */

@@ -480,7 +480,7 @@ static uint64_t encode_bytes(const fy_wan_vae *m, const int64_t *vs, bool slicin
     vae_run r;
     if (run_begin((fy_wan_vae *)m, true, slicing, t, &r) != FY_OK || encode_all(&r, vs, NULL, NULL) != FY_OK)
         return 0;
-    return r.peak;
+    return r.peak + fy_dev_ops_scratch_bound(m->e, true);
 }
 
 static uint64_t decode_bytes(const fy_wan_vae *m, const int64_t *ls, bool slicing, const fy_wan_vae_tiling *t)
@@ -488,7 +488,7 @@ static uint64_t decode_bytes(const fy_wan_vae *m, const int64_t *ls, bool slicin
     vae_run r;
     if (run_begin((fy_wan_vae *)m, true, slicing, t, &r) != FY_OK || decode_all(&r, ls, NULL, NULL) != FY_OK)
         return 0;
-    return r.peak;
+    return r.peak + fy_dev_ops_scratch_bound(m->e, true);
 }
 
 /* ---- the public entry points ------------------------------------------------------ */

@@ -62,6 +62,13 @@ size_t fy_cuda_ops_scratch_bytes(const fy_cuda_ops *ops)
     return total;
 }
 
+size_t fy_cuda_ops_scratch_bound(int convolutions)
+{
+    size_t first = convolutions && FY_CUDA_CONV_COLS_BYTES > FY_CUDA_GEMM_BLOCK_BYTES ? FY_CUDA_CONV_COLS_BYTES
+                                                                                        : FY_CUDA_GEMM_BLOCK_BYTES;
+    return FY_CUBLAS_WORKSPACE_BYTES + first + FY_CUDA_GEMM_BLOCK_BYTES;
+}
+
 void *fy_cuda_ops_stream(const fy_cuda_ops *ops)
 {
     return ops->stream;

@@ -49,6 +49,10 @@ void fy_cuda_ops_free(fy_cuda_ops *ops);
 fy_cuda_math fy_cuda_ops_math(const fy_cuda_ops *ops);
 /* Device scratch held now. */
 size_t fy_cuda_ops_scratch_bytes(const fy_cuda_ops *ops);
+/* The most scratch a context holds: the cuBLAS workspace, a linear's two
+ * converted blocks and, when the model convolves, the column chunk (which
+ * shares the first block's slot). For the plan to reserve it up front. */
+size_t fy_cuda_ops_scratch_bound(int convolutions);
 /* The cudaStream_t the ops run on. */
 void *fy_cuda_ops_stream(const fy_cuda_ops *ops);
 /* Scratch of at least `bytes` from the pool, valid until the next call or

@@ -23,8 +23,8 @@
 
 namespace {
 
-// Column-buffer bound: 256 MiB of f32.
-constexpr int64_t kColFloats = (int64_t)64 << 20;
+// Column-buffer bound (f32 values).
+constexpr int64_t kColFloats = (int64_t)(FY_CUDA_CONV_COLS_BYTES / sizeof(float));
 enum { kSlotCols = 0 };
 
 unsigned grid_for(size_t n)

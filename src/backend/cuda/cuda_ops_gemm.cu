@@ -34,7 +34,7 @@ using fy_cuda::f32_to_bf16;
 using fy_cuda::load_weight;
 
 // Bytes of converted weights per GEMM block (the scratch slot's size).
-constexpr size_t kWeightBlockBytes = (size_t)64 << 20;
+constexpr size_t kWeightBlockBytes = FY_CUDA_GEMM_BLOCK_BYTES;
 enum { kSlotX = 0, kSlotW = 1 };
 
 unsigned grid_for(size_t n)

@@ -13,6 +13,10 @@ extern "C" {
 
 /* cuBLAS's recommended workspace for Hopper. */
 #define FY_CUBLAS_WORKSPACE_BYTES ((size_t)32 << 20)
+/* A linear's converted operands, per block (of weight rows, of x rows in bf16). */
+#define FY_CUDA_GEMM_BLOCK_BYTES ((size_t)64 << 20)
+/* A convolution's im2col columns, per chunk of output positions. */
+#define FY_CUDA_CONV_COLS_BYTES ((size_t)256 << 20)
 
 struct fy_cuda_ops {
     fy_backend *backend;
