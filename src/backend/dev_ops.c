@@ -28,18 +28,17 @@ struct fy_dev_ops {
 #define ON_GPU(o, call) ((void)0)
 #endif
 
-/* FERRY_CUDA_MATH=f32 asks for exact f32 GEMMs; bf16 tensor-core GEMMs with
- * f32 accumulation are the GPU's normal arithmetic. */
-static bool cuda_math_f32(void)
+/* --dtype f32 (the default) keeps the GPU's GEMMs exact f32; bf16 or f16
+ * puts their operands in bf16 on the tensor cores, f32 accumulation. */
+static bool gemm_f32(const fy_run_options *o)
 {
-    const char *math = getenv("FERRY_CUDA_MATH");
-    return math && strcmp(math, "f32") == 0;
+    return o->compute_dtype == FY_F32;
 }
 
-double fy_dev_tolerance_floor(fy_device_kind device)
+double fy_dev_tolerance_floor(const fy_run_options *o)
 {
-    if (device != FY_DEVICE_CUDA) return 0.0;
-    return cuda_math_f32() ? 1e-4 : 2e-2;
+    if (o->device != FY_DEVICE_CUDA) return 0.0;
+    return gemm_f32(o) ? 1e-4 : 2e-2;
 }
 
 static bool host_device(const char *device)
@@ -84,7 +83,7 @@ fy_status fy_dev_ops_create(fy_engine *e, int threads, fy_dev_ops **out)
     o->on_host = host_device(fy_backend_name(fy_engine_backend(e)));
     fy_status st = fy_cpu_ctx_create(o->on_host ? threads : 1, &o->cpu);
 #ifdef FERRY_HAVE_CUDA
-    fy_cuda_math math = cuda_math_f32() ? FY_CUDA_MATH_F32 : FY_CUDA_MATH_BF16;
+    fy_cuda_math math = gemm_f32(&e->opts) ? FY_CUDA_MATH_F32 : FY_CUDA_MATH_BF16;
     if (st == FY_OK && !o->on_host)
         st = fy_cuda_ops_create(fy_engine_backend(e), fy_eng_device_pool(e), math, &o->cuda);
 #endif

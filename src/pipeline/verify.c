@@ -64,7 +64,7 @@ fy_status fy_verify_compare(fy_verify_ctx *ctx, const char *name, const fy_tenso
     if (!ctx || !name || !ours || !ref) return fy_error(FY_ERR_INVALID, "fy_verify_compare: NULL argument");
     char err[32], tol[32];
     /* A GPU is held to its arithmetic's tolerance where a fixture's is tighter. */
-    double floor = ctx->options ? fy_dev_tolerance_floor(ctx->options->device) : 0.0;
+    double floor = ctx->options ? fy_dev_tolerance_floor(ctx->options) : 0.0;
     if (tolerance < floor) tolerance = floor;
     snprintf(tol, sizeof tol, "%.0e", tolerance);
     if (!fy_tensor_same_shape(ours, ref)) {
