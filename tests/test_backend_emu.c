@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,52 @@ static void test_budget_is_hard(void **state)
     assert_int_equal(fy_backend_alloc_device(b, 1 << 20, &q), FY_OK);
     fy_backend_free_device(b, q, 1 << 20);
     fy_backend_free(b);
+}
+
+/* A size that wraps used + bytes past zero is over the budget, not a fit. */
+static void test_budget_overflow(void **state)
+{
+    fy_backend *b = NULL;
+    assert_int_equal(fy_backend_create_emu(1 << 20, 0, &b), FY_OK);
+    void *p = NULL, *q = NULL;
+    assert_int_equal(fy_backend_alloc_device(b, 768 << 10, &p), FY_OK);
+    size_t wraps = SIZE_MAX - (size_t)(768 << 10) + 2; /* used + wraps == 1 */
+    assert_int_equal(fy_backend_alloc_device(b, wraps, &q), FY_ERR_BUDGET);
+    assert_null(q);
+    assert_int_equal(fy_backend_alloc_device(b, SIZE_MAX, &q), FY_ERR_BUDGET);
+    uint64_t free_bytes = 0, total = 0;
+    assert_int_equal(b->vt->mem_info(b, &free_bytes, &total), FY_OK);
+    assert_int_equal(free_bytes, 256 << 10); /* the failed calls took nothing */
+    fy_backend_free_device(b, p, 768 << 10);
+    fy_backend_free(b);
+}
+
+/* A bandwidth so small that the throttle's deadline is beyond any timespec
+ * (or infinite): the sleep stays defined, and destroy ends it instead of
+ * waiting it out; the copy is finished unthrottled. */
+static void test_tiny_bandwidth(void **state)
+{
+    const double tiny[2] = {1e-300, 4.9e-324}; /* 4.9e-324: bytes / bandwidth is inf */
+    size_t n = 1u << 20;                        /* several throttle chunks */
+    for (int i = 0; i < 2; i++) {
+        fy_backend *b = NULL;
+        assert_int_equal(fy_backend_create_emu(0, tiny[i], &b), FY_OK);
+        unsigned char *src = malloc(n), *dst = calloc(1, n);
+        assert_non_null(src);
+        assert_non_null(dst);
+        for (size_t k = 0; k < n; k++) src[k] = (unsigned char)(k * 13 + 5);
+        double t0 = fy_backend_now();
+        assert_int_equal(fy_backend_copy_h2d_async(b, dst, src, n, FY_STREAM_COPY, "w"), FY_OK);
+        /* The engine copies a chunk, then sleeps "forever": the last chunk waits for destroy. */
+        assert_int_equal(dst[n - 1], 0);
+        fy_backend_free(b);
+        assert_true(fy_backend_now() - t0 < 5.0);
+        assert_memory_equal(dst, src, n);
+        free(src);
+        free(dst);
+    }
+    fy_backend *b = NULL;
+    assert_int_equal(fy_backend_create_emu(0, NAN, &b), FY_ERR_INVALID);
 }
 
 static void test_copies_ordered_by_events(void **state)
@@ -128,6 +175,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_budget_is_hard),
+        cmocka_unit_test(test_budget_overflow),
+        cmocka_unit_test(test_tiny_bandwidth),
         cmocka_unit_test(test_copies_ordered_by_events),
         cmocka_unit_test(test_throttle_holds_bandwidth),
         cmocka_unit_test(test_pool_budget_message),

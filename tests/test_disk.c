@@ -20,10 +20,30 @@
 #include "ferry/backend.h"
 #include "ferry/engine.h"
 #include "ferry/log.h"
+#include "ferry/safetensors.h"
+#include "mem/disk.h"
 #include "support/fyt.h"
 #include "support/synth_model.h"
 
 #define STEPS 3
+
+#if defined(__SANITIZE_ADDRESS__)
+#define FYT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FYT_ASAN 1
+#endif
+#endif
+
+#ifdef FYT_ASAN
+/* Allocations over 1 GiB return NULL instead of aborting the test, so the
+ * disk tier's out-of-memory path can be reached on purpose. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "allocator_may_return_null=1:max_allocation_size_mb=1024";
+}
+#endif
 
 static const fyt_synth_config cfg8 = {.blocks = 8, .dim = 96, .rows = 16, .bias = true};
 
@@ -199,6 +219,135 @@ static void test_truncated_file_mid_run(void **state)
     }
 }
 
+/* ---- Half-built readers and a failing backend ------------------------------ */
+
+/* A real emu backend whose pinned allocations, event creations or event
+ * waits fail after a set number of successes. */
+typedef struct flaky_backend {
+    fy_backend base;
+    fy_backend_vtable vt;
+    fy_backend *real;
+    int pinned_left, events_left, syncs_left;
+} flaky_backend;
+
+static flaky_backend *flaky(fy_backend *b)
+{
+    return (flaky_backend *)b;
+}
+
+static fy_status flaky_alloc_pinned(fy_backend *b, size_t bytes, void **out, bool *pinned)
+{
+    *out = NULL;
+    if (flaky(b)->pinned_left-- <= 0) return fy_error(FY_ERR_NOMEM, "flaky: no pinned memory");
+    return flaky(b)->real->vt->alloc_pinned(flaky(b)->real, bytes, out, pinned);
+}
+
+static void flaky_free_pinned(fy_backend *b, void *p, size_t bytes)
+{
+    flaky(b)->real->vt->free_pinned(flaky(b)->real, p, bytes);
+}
+
+static fy_status flaky_event_create(fy_backend *b, fy_event **out)
+{
+    *out = NULL;
+    if (flaky(b)->events_left-- <= 0) return fy_error(FY_ERR_DEVICE, "flaky: no events");
+    return flaky(b)->real->vt->event_create(flaky(b)->real, out);
+}
+
+static void flaky_event_destroy(fy_backend *b, fy_event *ev)
+{
+    flaky(b)->real->vt->event_destroy(flaky(b)->real, ev);
+}
+
+static fy_status flaky_event_record(fy_backend *b, fy_event *ev, fy_stream s)
+{
+    return flaky(b)->real->vt->event_record(flaky(b)->real, ev, s);
+}
+
+static fy_status flaky_event_synchronize(fy_backend *b, fy_event *ev)
+{
+    if (flaky(b)->syncs_left-- <= 0) return fy_error(FY_ERR_DEVICE, "flaky: the device fell off the bus");
+    return flaky(b)->real->vt->event_synchronize(flaky(b)->real, ev);
+}
+
+static void flaky_init(flaky_backend *f, int pinned_left, int events_left, int syncs_left)
+{
+    memset(f, 0, sizeof *f);
+    assert_int_equal(fy_backend_create_emu(0, 0, &f->real), FY_OK);
+    f->vt = *f->real->vt;
+    f->vt.alloc_pinned = flaky_alloc_pinned;
+    f->vt.free_pinned = flaky_free_pinned;
+    f->vt.event_create = flaky_event_create;
+    f->vt.event_destroy = flaky_event_destroy;
+    f->vt.event_record = flaky_event_record;
+    f->vt.event_synchronize = flaky_event_synchronize;
+    f->base.vt = &f->vt;
+    f->pinned_left = pinned_left;
+    f->events_left = events_left;
+    f->syncs_left = syncs_left;
+}
+
+/* Every way fy_disk_start can fail part way leaves a reader that
+ * fy_disk_free takes apart (ASan/LSan check the frees). */
+static void test_free_half_built_disk(void **state)
+{
+    fy_disk *d = NULL;
+    assert_int_equal(fy_disk_create(NULL, 4, &d), FY_OK);
+    fy_disk_free(d); /* planned nothing, never started */
+    fy_disk_free(NULL);
+    for (int k = 0; k < 6; k++) {
+        flaky_backend f;
+        flaky_init(&f, k < 3 ? k : 99, k < 3 ? 99 : k - 3, 99);
+        bool pinned = false;
+        assert_int_equal(fy_disk_create(&f.base, 2, &d), FY_OK);
+        assert_int_not_equal(fy_disk_start(d, 3, 4096, 0, &pinned), FY_OK);
+        assert_non_null(strstr(fy_error_message(), "flaky"));
+        fy_disk_free(d);
+        fy_backend_free(f.real);
+    }
+#ifdef FYT_ASAN
+    /* The plans (about 100 B a group) are over the 1 GiB cap, the successor
+     * table (4 B a group) is not: create fails with one array allocated. */
+    d = NULL;
+    assert_int_equal(fy_disk_create(NULL, 20 << 20, &d), FY_ERR_NOMEM);
+    assert_null(d);
+#endif
+}
+
+/* The reader must not read into a slot whose uploads it cannot confirm are
+ * done: the failed wait is the group's error, not a silent overwrite. */
+static void test_failed_upload_wait_is_reported(void **state)
+{
+    fyt_synth *s = make_synth(&cfg8);
+    fy_st_file *file = NULL;
+    assert_int_equal(fy_st_open(fyt_synth_path(s), &file), FY_OK);
+    fy_tensor w;
+    assert_int_equal(fy_st_view(file, fy_st_at(file, 0)->name, &w), FY_OK);
+    flaky_backend f;
+    flaky_init(&f, 99, 99, 0); /* every wait for a slot's uploads fails */
+    fy_disk *d = NULL;
+    uint64_t staged = 0;
+    bool pinned = false;
+    assert_int_equal(fy_disk_create(&f.base, 1, &d), FY_OK);
+    assert_int_equal(fy_disk_plan_group(d, 0, "block", &w, 1, &staged), FY_OK);
+    fy_disk_set_next(d, 0, 0);
+    assert_int_equal(fy_disk_start(d, 2, staged, 0, &pinned), FY_OK);
+    /* Both slots' first reads need no wait; the third read reuses slot 0. */
+    int slot = -1;
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(fy_disk_wait(d, 0, &slot), FY_OK);
+        assert_memory_equal(fy_disk_weight(d, slot, 0), w.data, fy_tensor_nbytes(&w));
+        assert_int_equal(fy_disk_done(d, slot), FY_OK);
+    }
+    assert_int_equal(fy_disk_wait(d, 0, &slot), FY_ERR_DEVICE);
+    assert_non_null(strstr(fy_error_message(), "waiting for the uploads"));
+    assert_non_null(strstr(fy_error_message(), "fell off the bus"));
+    fy_disk_free(d);
+    fy_backend_free(f.real);
+    fy_st_close(file);
+    fyt_synth_free(s);
+}
+
 static int count_track(const cJSON *events, int tid, const char *phase)
 {
     int n = 0;
@@ -271,6 +420,8 @@ int main(void)
         cmocka_unit_test(test_impossible_host_budget),
         cmocka_unit_test(test_truncated_file_mid_run),
         cmocka_unit_test(test_trace_and_report),
+        cmocka_unit_test(test_free_half_built_disk),
+        cmocka_unit_test(test_failed_upload_wait_is_reported),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

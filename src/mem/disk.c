@@ -15,6 +15,7 @@
 #include <liburing.h>
 #endif
 
+#include "ferry/log.h"
 #include "ferry/safetensors.h"
 
 /* O_DIRECT wants offsets, lengths and buffers aligned to the logical block
@@ -25,6 +26,8 @@
 /* io_uring: reads of at most this size, this many in flight. */
 #define DISK_CHUNK (2u * 1024u * 1024u)
 #define DISK_QD 16u
+/* io_uring: fruitless submits or failed waits in a row before giving it up. */
+#define DISK_RETRIES 8
 
 typedef struct disk_file {
     char path[1024];
@@ -143,7 +146,7 @@ void fy_disk_free(fy_disk *d)
         else if (s->buf) fy_host_free_pinned(s->buf, d->slot_bytes);
     }
     free(d->slot);
-    for (int i = 0; i < d->n_groups; i++) {
+    for (int i = 0; d->plans && i < d->n_groups; i++) { /* NULL when create ran out of memory */
         free(d->plans[i].ext);
         free(d->plans[i].weight_at);
     }
@@ -307,13 +310,16 @@ static fy_status pread_all(disk_file *f, char *dst, uint64_t off, uint64_t len, 
     return FY_OK;
 }
 
+/* got counts from the extent's start. offset + got is where reading stopped,
+ * which need not be the file's size, so the message does not call it that. */
 static fy_status check_need(const disk_file *f, const disk_extent *x, uint64_t got)
 {
     if (got >= x->need) return FY_OK;
     return fy_error(FY_ERR_IO,
-                    "%s: the file ends at byte %llu but the disk tier needs bytes up to %llu (truncated or replaced "
-                    "while running?)",
-                    f->path, (unsigned long long)(x->offset + got), (unsigned long long)(x->offset + x->need));
+                    "%s: short read at byte %llu of the extent [%llu, %llu) the disk tier needs: the file was "
+                    "truncated or changed while ferry ran",
+                    f->path, (unsigned long long)(x->offset + got), (unsigned long long)x->offset,
+                    (unsigned long long)(x->offset + x->need));
 }
 
 static fy_status read_extents_pread(fy_disk *d, const disk_plan *p, char *buf)
@@ -336,10 +342,71 @@ typedef struct uring_chunk {
     uint64_t got;
 } uring_chunk;
 
-/* Submit chunks [from, to) and wait for them all. */
+/* The ring holds SQEs the kernel never took or completions never reaped, which
+ * a later batch would misread: stop using it; pread reads from now on. */
+static void uring_retire(fy_disk *d, const char *why)
+{
+    fy_warn("disk tier: %s; reading with pread from now on", why);
+    io_uring_queue_exit(&d->ring);
+    d->uring = false;
+    pthread_mutex_lock(&d->mu);
+    d->info.uring = false;
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* Submit `queued` SQEs. The kernel stops at an SQE it cannot take and leaves
+ * the rest in the ring, so submitting again sends the rest. Returns how many
+ * it took; *err the error that ended it early (0: none or only retries). */
+static int uring_submit_all(struct io_uring *ring, int queued, int *err)
+{
+    int taken = 0, fruitless = 0;
+    *err = 0;
+    while (taken < queued && fruitless < DISK_RETRIES) {
+        int r = io_uring_submit(ring);
+        if (r > 0) {
+            taken += r;
+            fruitless = 0;
+            continue;
+        }
+        if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) {
+            *err = -r;
+            break;
+        }
+        fruitless++;
+    }
+    return taken;
+}
+
+/* Reap `taken` completions of chunks [from, to). Reaping goes on after a
+ * failed wait, since the reads still land in the slot. *reaped: how many. */
+static fy_status uring_reap(fy_disk *d, uring_chunk *c, int from, int to, int taken, int *reaped)
+{
+    fy_status s = FY_OK;
+    int fails = 0;
+    *reaped = 0;
+    while (*reaped < taken && fails < DISK_RETRIES) {
+        struct io_uring_cqe *cqe = NULL;
+        int w = io_uring_wait_cqe(&d->ring, &cqe);
+        if (w == -EINTR) continue;
+        if (w < 0) {
+            if (s == FY_OK) s = fy_error(FY_ERR_IO, "disk tier: io_uring wait failed: %s", strerror(-w));
+            fails++;
+            continue;
+        }
+        uint64_t i = io_uring_cqe_get_data64(cqe);
+        if (i >= (uint64_t)from && i < (uint64_t)to) c[i].got = cqe->res > 0 ? (uint64_t)cqe->res : 0;
+        io_uring_cqe_seen(&d->ring, cqe);
+        (*reaped)++;
+        fails = 0;
+    }
+    return s;
+}
+
+/* Submit chunks [from, to) and wait for all the kernel took. Chunks it did
+ * not take keep got = 0, for the caller's pread to finish. */
 static fy_status uring_batch(fy_disk *d, const disk_plan *p, char *buf, uring_chunk *c, int from, int to)
 {
-    int submitted = 0;
+    int queued = 0;
     for (int i = from; i < to; i++) {
         struct io_uring_sqe *sqe = io_uring_get_sqe(&d->ring);
         if (!sqe) break;
@@ -347,23 +414,22 @@ static fy_status uring_batch(fy_disk *d, const disk_plan *p, char *buf, uring_ch
         io_uring_prep_read(sqe, d->files[x->file].fd, buf + x->at + c[i].start, (unsigned)c[i].len,
                            x->offset + c[i].start);
         io_uring_sqe_set_data64(sqe, (uint64_t)i);
-        submitted++;
+        queued++;
     }
-    int r = io_uring_submit(&d->ring);
-    if (r < 0) return fy_error(FY_ERR_IO, "disk tier: io_uring submit failed: %s", strerror(-r));
-    for (int k = 0; k < submitted; k++) {
-        struct io_uring_cqe *cqe = NULL;
-        int w = io_uring_wait_cqe(&d->ring, &cqe);
-        if (w == -EINTR) {
-            k--;
-            continue;
-        }
-        if (w < 0) return fy_error(FY_ERR_IO, "disk tier: io_uring wait failed: %s", strerror(-w));
-        int i = (int)io_uring_cqe_get_data64(cqe);
-        c[i].got = cqe->res > 0 ? (uint64_t)cqe->res : 0;
-        io_uring_cqe_seen(&d->ring, cqe);
+    int err = 0, reaped = 0;
+    int taken = uring_submit_all(&d->ring, queued, &err);
+    fy_status s = uring_reap(d, c, from, to, taken, &reaped);
+    char why[160];
+    if (reaped < taken) {
+        /* Best effort: the kernel is asked to cancel what is still in flight. */
+        snprintf(why, sizeof why, "io_uring completions lost (%d of %d reads unaccounted)", taken - reaped, taken);
+        uring_retire(d, why);
+    } else if (taken < queued) {
+        snprintf(why, sizeof why, "io_uring took %d of %d reads (%s)", taken, queued,
+                 err ? strerror(err) : "it kept refusing the rest");
+        uring_retire(d, why);
     }
-    return FY_OK;
+    return s;
 }
 
 static fy_status read_extents_uring(fy_disk *d, const disk_plan *p, char *buf)
@@ -380,7 +446,7 @@ static fy_status read_extents_uring(fy_disk *d, const disk_plan *p, char *buf)
             c[k].len = p->ext[i].length - at < DISK_CHUNK ? p->ext[i].length - at : DISK_CHUNK;
         }
     fy_status s = FY_OK;
-    for (int from = 0; from < n && s == FY_OK; from += (int)DISK_QD)
+    for (int from = 0; from < n && s == FY_OK && d->uring; from += (int)DISK_QD)
         s = uring_batch(d, p, buf, c, from, from + (int)DISK_QD < n ? from + (int)DISK_QD : n);
     /* Short or failed chunks (end of file, EINVAL from O_DIRECT, errors) are
      * finished with pread, which knows how to report each case. */
@@ -421,6 +487,14 @@ static fy_status read_group(fy_disk *d, int group, char *buf)
 
 /* ---- The reader thread ---------------------------------------------------- */
 
+/* The last uploads from slot s are done. */
+static fy_status wait_uploads(fy_disk *d, const disk_slot *s)
+{
+    fy_status st = d->b->vt->event_synchronize(d->b, s->done);
+    if (st != FY_OK) return fy_error_prefix(st, "disk tier: waiting for the uploads from a staging slot: ");
+    return FY_OK;
+}
+
 /* Called with the lock held: the slot the reader may fill next, or NULL. */
 static disk_slot *next_to_fill(fy_disk *d)
 {
@@ -449,9 +523,10 @@ static void *reader_main(void *arg)
         s->wait_done = false;
         pthread_mutex_unlock(&d->mu);
 
-        if (wait_done) d->b->vt->event_synchronize(d->b, s->done); /* the last uploads from this slot */
+        /* Reading over a slot still being uploaded from would corrupt that upload. */
+        fy_status st = wait_done ? wait_uploads(d, s) : FY_OK;
         double t0 = fy_backend_now();
-        fy_status st = read_group(d, group, s->buf);
+        if (st == FY_OK) st = read_group(d, group, s->buf);
         double t1 = fy_backend_now();
         if (d->observer && st == FY_OK) d->observer(d->observer_user, d->plans[group].label, d->plans[group].bytes, t0, t1);
 
@@ -525,6 +600,14 @@ static void seek(fy_disk *d, int group)
     pthread_cond_broadcast(&d->cv);
 }
 
+/* With the lock held. */
+static int held_slots(const fy_disk *d)
+{
+    int n = 0;
+    for (int k = 0; k < d->n_slots; k++) n += d->slot[k].state == SLOT_HELD;
+    return n;
+}
+
 static int take(fy_disk *d, disk_slot *s)
 {
     s->state = SLOT_HELD;
@@ -565,10 +648,11 @@ fy_status fy_disk_wait(fy_disk *d, int group, int *slot)
             break;
         }
         if (!s && d->slot[d->use_pos % d->n_slots].state == SLOT_HELD) {
+            int held = held_slots(d);
             pthread_mutex_unlock(&d->mu);
             return fy_error(FY_ERR_INVALID,
                             "disk tier: %s asked for while %d blocks are held; the staging ring has %d slots",
-                            d->plans[group].label, d->n_slots, d->n_slots);
+                            d->plans[group].label, held, d->n_slots);
         }
         pthread_cond_wait(&d->cv, &d->mu);
     }

@@ -135,6 +135,17 @@ static void link_order(fy_engine *e)
     }
 }
 
+/* --storage-dtype as the user spells it: fy_dtype_name says "f8_e4m3", the
+ * flag takes "fp8_e4m3"; auto names what the planner chose. */
+static const char *storage_flag(const fy_run_options *o, char *buf, size_t size)
+{
+    fy_dtype t = o->storage_dtype;
+    const char *name = t == FY_F8_E4M3 ? "fp8_e4m3" : t == FY_F8_E5M2 ? "fp8_e5m2" : fy_dtype_name(t);
+    if (o->storage_auto) snprintf(buf, size, "auto (the planner chose %s)", name);
+    else snprintf(buf, size, "%s", name);
+    return buf;
+}
+
 fy_status fy_eng_disk_prepare(fy_engine *e)
 {
     for (int i = 0; i < e->n_groups; i++) e->groups[i].disk_slot = -1;
@@ -145,11 +156,11 @@ fy_status fy_eng_disk_prepare(fy_engine *e)
     if (!budget || want <= budget) return FY_OK;
     /* The disk tier uploads blocks as the files store them, not quantised. */
     if (e->opts.storage_dtype != FY_DTYPE_COUNT && fy_eng_cast_any(e)) {
-        char have[32], all[32];
+        char have[32], all[32], flag[64];
         return fy_error(FY_ERR_UNSUPPORTED,
                         "--storage-dtype %s with blocks on the disk tier is not supported yet: --max-memory cpu=%s "
                         "is below the %s the weights need in host memory; raise it, or drop --storage-dtype",
-                        fy_dtype_name(e->opts.storage_dtype), fy_format_bytes(budget, have, sizeof have),
+                        storage_flag(&e->opts, flag, sizeof flag), fy_format_bytes(budget, have, sizeof have),
                         fy_format_bytes(want, all, sizeof all));
     }
 
@@ -193,6 +204,17 @@ static fy_status wait_read(fy_engine *e, eng_group *g, int *slot)
     return FY_OK;
 }
 
+static fy_status copy_from_slot(fy_engine *e, eng_group *g, char *dst, int slot)
+{
+    for (int w = 0; w < g->n; w++) {
+        size_t n = fy_tensor_nbytes(&g->src[w]);
+        if (n)
+            FY_TRY(fy_backend_copy_h2d_async(e->backend, dst + g->offset[w], fy_disk_weight(e->disk, slot, w), n,
+                                             FY_STREAM_COPY, g->name));
+    }
+    return FY_OK;
+}
+
 fy_status fy_eng_disk_upload(fy_engine *e, eng_group *g, char *dst, bool force, bool *issued)
 {
     *issued = false;
@@ -200,11 +222,14 @@ fy_status fy_eng_disk_upload(fy_engine *e, eng_group *g, char *dst, bool force, 
     if (force) FY_TRY(wait_read(e, g, &slot));
     else slot = fy_disk_poll(e->disk, (int)(g - e->groups));
     if (slot < 0) return FY_OK;
-    for (int w = 0; w < g->n; w++) {
-        size_t n = fy_tensor_nbytes(&g->src[w]);
-        if (n)
-            FY_TRY(fy_backend_copy_h2d_async(e->backend, dst + g->offset[w], fy_disk_weight(e->disk, slot, w), n,
-                                             FY_STREAM_COPY, g->name));
+    fy_status s = copy_from_slot(e, g, dst, slot);
+    if (s != FY_OK) {
+        /* A slot left held would stall the reader for good. The release records
+         * the slot's event after the copies already queued from it. */
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", fy_error_message());
+        (void)fy_disk_done(e->disk, slot);
+        return fy_error(s, "%s", msg);
     }
     *issued = true;
     return fy_disk_done(e->disk, slot);

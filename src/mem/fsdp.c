@@ -19,6 +19,7 @@
  *           compute waits on it. The host's wait for the gather is the stall.
  * Gathers are collectives: every rank starts them in the same order, which
  * holds because every rank runs the same blocks on the same inputs. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,7 +32,9 @@ typedef struct fsdp_slot {
     fy_comm_request *req;   /* the gather in flight, or NULL */
     eng_group *group;       /* what is being gathered */
     bool upload_due;        /* gathered; the upload (or ready record) not issued yet */
-    bool failed;            /* progress saw the gather fail: the acquire reports it */
+    bool failed;            /* progress saw the gather or its upload fail: the acquire reports it */
+    fy_status fail;         /* what failed, for the acquire's message */
+    char why[384];
     double t_start;
 } fsdp_slot;
 
@@ -184,19 +187,21 @@ fy_status fy_eng_fsdp_start(fy_engine *e, int slot, eng_group *g)
     return s;
 }
 
-/* The gather into slot is done: make the slot ready on the copy stream. */
-static fy_status issue_upload(fy_engine *e, int slot)
+/* Until the next start, finish reports this instead of letting compute wait
+ * on a ready[slot] that still stands for the slot's previous block. */
+static void mark_failed(fsdp_slot *fs, fy_status s, const char *why)
 {
-    eng_fsdp *f = e->fsdp;
-    fsdp_slot *fs = &f->slots[slot];
-    fy_backend *b = e->backend;
-    double now = fy_backend_now();
-    uint64_t bytes = fy_eng_fsdp_padded(e, fs->group->bytes);
-    fy_trace_span(e->trace, FY_TRACK_COPY, fs->group->name, "all-gather", fs->t_start, now, bytes);
-    pthread_mutex_lock(&e->stats_mu);
-    e->stats.bytes_gathered += bytes;
-    pthread_mutex_unlock(&e->stats_mu);
+    fs->req = NULL;
     fs->upload_due = false;
+    fs->failed = true;
+    fs->fail = s;
+    snprintf(fs->why, sizeof fs->why, "%s", why);
+}
+
+static fy_status upload(fy_engine *e, int slot, uint64_t bytes)
+{
+    fsdp_slot *fs = &e->fsdp->slots[slot];
+    fy_backend *b = e->backend;
     if (fs->host) {
         FY_TRY(fy_backend_stream_wait_event(b, FY_STREAM_COPY, e->ring.released[slot]));
         FY_TRY(fy_backend_copy_h2d_async(b, e->ring.slot[slot], fs->host, bytes, FY_STREAM_COPY, fs->group->name));
@@ -204,19 +209,41 @@ static fy_status issue_upload(fy_engine *e, int slot)
     return fy_backend_event_record(b, e->ring.ready[slot], FY_STREAM_COPY);
 }
 
+/* The gather into slot is done: make the slot ready on the copy stream. */
+static fy_status issue_upload(fy_engine *e, int slot)
+{
+    eng_fsdp *f = e->fsdp;
+    fsdp_slot *fs = &f->slots[slot];
+    double now = fy_backend_now();
+    uint64_t bytes = fy_eng_fsdp_padded(e, fs->group->bytes);
+    fy_trace_span(e->trace, FY_TRACK_COPY, fs->group->name, "all-gather", fs->t_start, now, bytes);
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.bytes_gathered += bytes;
+    pthread_mutex_unlock(&e->stats_mu);
+    fs->upload_due = false;
+    fy_status s = upload(e, slot, bytes);
+    if (s == FY_OK) return FY_OK;
+    char why[sizeof fs->why];
+    snprintf(why, sizeof why, "uploading the gathered block failed: %s", fy_error_message());
+    mark_failed(fs, s, why);
+    return fy_error(s, "gathering %s: %s", fs->group->name, fs->why);
+}
+
 fy_status fy_eng_fsdp_finish(fy_engine *e, int slot)
 {
     eng_fsdp *f = e->fsdp;
     fsdp_slot *fs = &f->slots[slot];
-    if (fs->failed)
-        return fy_error(FY_ERR_DEVICE, "gathering %s: the all-gather failed (a rank died?)", fs->group->name);
+    if (fs->failed) return fy_error(fs->fail, "gathering %s: %s", fs->group->name, fs->why);
     if (fs->req) {
         double t0 = fy_backend_now();
         fy_comm_request *r = fs->req;
         fs->req = NULL;
         fy_status s = fy_comm_wait(f->comm, r);
         fy_eng_stats_stall(e, fs->group->name, t0, fy_backend_now());
-        if (s != FY_OK) return fy_error_prefix(s, "gathering %s: ", fs->group->name);
+        if (s != FY_OK) {
+            mark_failed(fs, s, fy_error_message()); /* upload_due must not survive a lost gather */
+            return fy_error_prefix(s, "gathering %s: ", fs->group->name);
+        }
     }
     return fs->upload_due ? issue_upload(e, slot) : FY_OK;
 }
@@ -231,14 +258,12 @@ void fy_eng_fsdp_progress(fy_engine *e)
         if (!fs->req) continue;
         /* A failure is left for the block's acquire to report. */
         if (fy_comm_test(f->comm, fs->req, &done) != FY_OK) {
-            fs->req = NULL;
-            fs->upload_due = false;
-            fs->failed = true;
+            mark_failed(fs, FY_ERR_DEVICE, "the all-gather failed (a rank died?)");
             continue;
         }
         if (!done) continue;
         fs->req = NULL;
-        if (issue_upload(e, s) != FY_OK) fy_backend_synchronize(e->backend);
+        (void)issue_upload(e, s); /* a failure marks the slot: its acquire reports it */
     }
 }
 

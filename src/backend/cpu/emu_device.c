@@ -17,6 +17,9 @@
 
 /* Small enough that the throttle is smooth, large enough that memcpy runs at speed. */
 #define EMU_CHUNK ((size_t)256 << 10)
+/* The throttle sleeps at most this long at a time: a tiny bandwidth gives
+ * deadlines far past what a timespec holds, and destroy must not wait them out. */
+#define EMU_MAX_SLEEP 0.25
 
 typedef struct emu_event {
     uint64_t recorded; /* sequence of the latest record */
@@ -52,12 +55,22 @@ static emu_backend *emu(fy_backend *b)
     return (emu_backend *)b;
 }
 
-static void sleep_until(double t)
+/* Sleeps in bounded steps, so the cast to time_t is always defined (t may be
+ * huge or infinite), and gives up when destroy asks the engine to stop: the
+ * copy then finishes unthrottled instead of hanging emu_destroy. */
+static void sleep_until(emu_backend *e, double t)
 {
-    double wait = t - fy_backend_now();
-    if (wait <= 0) return;
-    struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
-    nanosleep(&ts, NULL);
+    for (;;) {
+        double wait = t - fy_backend_now();
+        if (!(wait > 0)) return;
+        pthread_mutex_lock(&e->mu);
+        bool stop = e->stop;
+        pthread_mutex_unlock(&e->mu);
+        if (stop) return;
+        if (wait > EMU_MAX_SLEEP) wait = EMU_MAX_SLEEP;
+        struct timespec ts = {(time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9)};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static void run_copy(emu_backend *e, const emu_cmd *c)
@@ -66,7 +79,7 @@ static void run_copy(emu_backend *e, const emu_cmd *c)
     for (size_t off = 0; off < c->bytes; off += EMU_CHUNK) {
         size_t n = c->bytes - off < EMU_CHUNK ? c->bytes - off : EMU_CHUNK;
         memcpy((char *)c->dst + off, (const char *)c->src + off, n);
-        if (e->bandwidth > 0) sleep_until(t0 + (double)(off + n) / e->bandwidth);
+        if (e->bandwidth > 0) sleep_until(e, t0 + (double)(off + n) / e->bandwidth);
     }
     if (e->base.observer) e->base.observer(e->base.observer_user, c->label, c->bytes, t0, fy_backend_now());
 }
@@ -82,8 +95,11 @@ static void *copy_engine(void *arg)
         e->head = c->next;
         if (!e->head) e->tail = NULL;
         e->busy = true;
+        bool abandoned = false;
         if (c->kind == CMD_WAIT) {
-            while (c->event->done < c->seq) pthread_cond_wait(&e->cv, &e->mu);
+            /* An event that never completes must not hang destroy's join. */
+            while (c->event->done < c->seq && !e->stop) pthread_cond_wait(&e->cv, &e->mu);
+            abandoned = c->event->done < c->seq;
         } else if (c->kind == CMD_RECORD) {
             if (c->event->done < c->seq) c->event->done = c->seq;
         } else {
@@ -94,22 +110,37 @@ static void *copy_engine(void *arg)
         e->busy = false;
         free(c);
         pthread_cond_broadcast(&e->cv);
+        if (abandoned) break; /* what follows the wait was ordered after it: destroy frees it */
     }
     pthread_mutex_unlock(&e->mu);
     return NULL;
 }
 
-static fy_status push(emu_backend *e, const emu_cmd *tmpl)
+static fy_status cmd_new(const emu_cmd *tmpl, emu_cmd **out)
 {
     emu_cmd *c = malloc(sizeof *c);
+    *out = c;
     if (!c) return fy_error(FY_ERR_NOMEM, "emu device: out of memory queueing a copy command");
     *c = *tmpl;
     c->next = NULL;
-    pthread_mutex_lock(&e->mu);
+    return FY_OK;
+}
+
+/* With the lock held. */
+static void enqueue(emu_backend *e, emu_cmd *c)
+{
     if (e->tail) e->tail->next = c;
     else e->head = c;
     e->tail = c;
     pthread_cond_broadcast(&e->cv);
+}
+
+static fy_status push(emu_backend *e, const emu_cmd *tmpl)
+{
+    emu_cmd *c = NULL;
+    FY_TRY(cmd_new(tmpl, &c));
+    pthread_mutex_lock(&e->mu);
+    enqueue(e, c);
     pthread_mutex_unlock(&e->mu);
     return FY_OK;
 }
@@ -119,7 +150,8 @@ static fy_status emu_alloc_device(fy_backend *b, size_t bytes, void **out)
     emu_backend *e = emu(b);
     *out = NULL;
     pthread_mutex_lock(&e->mu);
-    bool over = e->budget && e->used + bytes > e->budget;
+    /* used never exceeds budget, so the subtraction cannot wrap; the sum could. */
+    bool over = e->budget && (bytes > e->budget || e->used > e->budget - bytes);
     uint64_t used = e->used;
     if (!over) e->used += bytes;
     pthread_mutex_unlock(&e->mu);
@@ -197,16 +229,24 @@ static fy_status emu_event_record(fy_backend *b, fy_event *event, fy_stream s)
 {
     emu_backend *e = emu(b);
     emu_event *ev = (emu_event *)event;
+    emu_cmd *c = NULL;
+    /* Allocate before bumping `recorded`: a record that is counted but never
+     * queued would leave every later wait on the event hanging. */
+    if (s != FY_STREAM_COMPUTE) {
+        emu_cmd tmpl = {.kind = CMD_RECORD, .event = ev};
+        FY_TRY(cmd_new(&tmpl, &c));
+    }
     pthread_mutex_lock(&e->mu);
     uint64_t seq = ++ev->recorded;
-    if (s == FY_STREAM_COMPUTE) {
+    if (c) {
+        c->seq = seq;
+        enqueue(e, c);
+    } else {
         ev->done = seq;
         pthread_cond_broadcast(&e->cv);
     }
     pthread_mutex_unlock(&e->mu);
-    if (s == FY_STREAM_COMPUTE) return FY_OK;
-    emu_cmd c = {.kind = CMD_RECORD, .event = ev, .seq = seq};
-    return push(e, &c);
+    return FY_OK;
 }
 
 static fy_status emu_stream_wait_event(fy_backend *b, fy_stream s, fy_event *event)
@@ -305,7 +345,7 @@ static const fy_backend_vtable emu_vtable = {
 fy_status fy_backend_create_emu(uint64_t budget_bytes, double bandwidth_bytes_per_s, fy_backend **out)
 {
     *out = NULL;
-    if (bandwidth_bytes_per_s < 0)
+    if (!(bandwidth_bytes_per_s >= 0)) /* NaN too */
         return fy_error(FY_ERR_INVALID, "emu device: bandwidth must be >= 0 (got %g)", bandwidth_bytes_per_s);
     emu_backend *e = calloc(1, sizeof *e);
     if (!e) return fy_error(FY_ERR_NOMEM, "emu device: out of memory");
