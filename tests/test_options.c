@@ -5,7 +5,11 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ferry/error.h"
 #include "ferry/options.h"
@@ -129,6 +133,21 @@ static void test_max_memory(void **state)
     assert_int_equal(PARSE(&o, "--max-memory", "16=1GB"), FY_ERR_INVALID);
     assert_int_equal(PARSE(&o, "--max-memory", "gpu=1GB"), FY_ERR_INVALID);
     assert_int_equal(PARSE(&o, "--max-memory", ""), FY_ERR_INVALID);
+    /* A key given twice would keep the last budget in silence; a bare size is device 0's. */
+    assert_int_equal(PARSE(&o, "--max-memory", "0=5GiB,0=6GiB"), FY_ERR_INVALID);
+    assert_message("device 0 is given twice in \"0=5GiB,0=6GiB\"");
+    assert_int_equal(PARSE(&o, "--max-memory", "5GiB,cuda:0=6GiB"), FY_ERR_INVALID);
+    assert_message("device 0 is given twice");
+    assert_int_equal(PARSE(&o, "--max-memory", "cpu=1GiB,cpu=2GiB"), FY_ERR_INVALID);
+    assert_message("cpu is given twice");
+    assert_int_equal(PARSE(&o, "--max-memory", "5GiB,cpu=2GiB,1=1GiB"), FY_OK);
+    assert_int_equal(o.max_memory[0], 5ull << 30);
+    /* Empty entries are typos, not nothing. */
+    static const char *const empty[] = {",", "0=5GiB,", ",0=5GiB", "0=5GiB,,1=1GiB"};
+    for (size_t i = 0; i < sizeof empty / sizeof empty[0]; i++) {
+        assert_int_equal(PARSE(&o, "--max-memory", empty[i]), FY_ERR_INVALID);
+        assert_message("empty entry");
+    }
 }
 
 static void test_bandwidth(void **state)
@@ -147,6 +166,50 @@ static void test_bandwidth(void **state)
     assert_message("--emu-bandwidth");
     assert_int_equal(PARSE(&o, "--emu-bandwidth", "-3GB/s"), FY_ERR_INVALID);
     assert_int_equal(PARSE(&o, "--emu-bandwidth", "3XB/s"), FY_ERR_INVALID);
+    /* Below 1 MB/s a run looks hung; 0 stays "unthrottled". */
+    assert_int_equal(PARSE(&o, "--emu-bandwidth", "1B/s"), FY_ERR_INVALID);
+    assert_message("below the minimum of 1MB/s");
+    assert_int_equal(PARSE(&o, "--emu-bandwidth", "999KB/s"), FY_ERR_INVALID);
+    assert_int_equal(PARSE(&o, "--emu-bandwidth", "1MB/s"), FY_OK);
+    assert_true(o.emu_bandwidth == 1e6);
+    assert_int_equal(PARSE(&o, "--emu-bandwidth", "0"), FY_OK);
+    assert_true(o.emu_bandwidth == 0);
+    fy_run_options_init(&o);
+    o.device = FY_DEVICE_EMU;
+    o.emu_bandwidth = 1.0; /* the C API can set what the parser refuses */
+    assert_int_equal(fy_run_options_validate(&o), FY_ERR_INVALID);
+    assert_message("at least 1MB/s");
+}
+
+static void test_bounds(void **state)
+{
+    (void)state;
+    fy_run_options o;
+    assert_int_equal(PARSE(&o, "--prefetch-depth", "2147483647"), FY_ERR_INVALID);
+    assert_message("--prefetch-depth: invalid value \"2147483647\" (valid: an integer from 1 to 64)");
+    assert_int_equal(PARSE(&o, "--prefetch-depth", "64"), FY_OK);
+    assert_int_equal(PARSE(&o, "--threads", "100000"), FY_ERR_INVALID);
+    assert_message("from 1 to 1024");
+    assert_int_equal(PARSE(&o, "--threads", "1024"), FY_OK);
+    assert_int_equal(PARSE(&o, "--collective-timeout", "99999999999"), FY_ERR_INVALID);
+    assert_message("at most 1000000");
+    assert_int_equal(PARSE(&o, "--vae-tile-stride", "1"), FY_ERR_INVALID);
+    assert_message("at least 8");
+    assert_int_equal(PARSE(&o, "--vae-tile", "256x7"), FY_ERR_INVALID);
+    assert_int_equal(PARSE(&o, "--vae-tile", "8", "--vae-tile-stride", "8"), FY_OK);
+    assert_int_equal(fy_run_options_validate(&o), FY_OK);
+    fy_run_options_init(&o);
+    o.prefetch_depth = 65;
+    assert_int_equal(fy_run_options_validate(&o), FY_ERR_INVALID);
+    assert_message("--prefetch-depth");
+    fy_run_options_init(&o);
+    o.threads = 1025;
+    assert_int_equal(fy_run_options_validate(&o), FY_ERR_INVALID);
+    assert_message("--threads");
+    fy_run_options_init(&o);
+    o.vae_tile_stride[1] = 4;
+    assert_int_equal(fy_run_options_validate(&o), FY_ERR_INVALID);
+    assert_message("at least 8 pixels");
 }
 
 static void test_offload_flags(void **state)
@@ -293,6 +356,25 @@ static void test_validate(void **state)
     assert_int_equal(PARSE(&o, "--vae-tile", "128", "--vae-tile-stride", "192"), FY_OK);
     assert_int_equal(fy_run_options_validate(&o), FY_ERR_INVALID);
     assert_message("gaps");
+    /* --device-map on the host: auto is refused as balanced is. */
+    assert_int_equal(PARSE(&o, "--device-map", "auto"), FY_OK);
+    assert_int_equal(fy_run_options_validate(&o), FY_ERR_INVALID);
+    assert_message("--device-map auto places components on devices");
+    assert_int_equal(PARSE(&o, "--device-map", "balanced", "--device", "cpu"), FY_OK);
+    assert_int_equal(fy_run_options_validate(&o), FY_ERR_INVALID);
+    assert_message("--device-map balanced places components on devices");
+    assert_int_equal(PARSE(&o, "--device-map", "auto", "--device", "emu"), FY_OK);
+    assert_int_equal(fy_run_options_validate(&o), FY_OK);
+    /* --fp8-scale means nothing without fp8 storage. */
+    assert_int_equal(PARSE(&o, "--fp8-scale", "tensor"), FY_OK);
+    assert_int_equal(fy_run_options_validate(&o), FY_ERR_INVALID);
+    assert_message("--fp8-scale sets the scales of fp8 storage");
+    assert_int_equal(PARSE(&o, "--fp8-scale", "tensor", "--storage-dtype", "fp8_e5m2"), FY_OK);
+    assert_int_equal(fy_run_options_validate(&o), FY_OK);
+    assert_int_equal(PARSE(&o, "--fp8-scale", "row", "--storage-dtype", "auto", "--vram-budget", "1GiB"), FY_OK);
+    assert_int_equal(fy_run_options_validate(&o), FY_OK);
+    assert_string_equal(fy_storage_dtype_flag_name(FY_F8_E4M3), "fp8_e4m3");
+    assert_string_equal(fy_storage_dtype_flag_name(FY_F8_E5M2), "fp8_e5m2");
     fy_run_options_init(&o);
     o.prefetch_depth = 0; /* the C API can set what the parser refuses */
     assert_int_equal(fy_run_options_validate(&o), FY_ERR_INVALID);
@@ -306,6 +388,57 @@ static void test_validate(void **state)
 #endif
 }
 
+/* A temporary folder for the file checks; the caller removes what it made. */
+static char *temp_dir(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *dir = malloc(4096);
+    snprintf(dir, 4096, "%s/ferry-options-XXXXXX", base && *base ? base : "/tmp");
+    assert_non_null(mkdtemp(dir));
+    return dir;
+}
+
+static void test_output_files(void **state)
+{
+    (void)state;
+    char *dir = temp_dir();
+    char fifo[4200], sub[4200], file[4200], link[4200], missing[4200];
+    snprintf(fifo, sizeof fifo, "%s/fifo", dir);
+    snprintf(sub, sizeof sub, "%s/sub", dir);
+    snprintf(file, sizeof file, "%s/t.json", dir);
+    snprintf(link, sizeof link, "%s/link.json", dir);
+    snprintf(missing, sizeof missing, "%s/none/t.json", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    assert_int_equal(mkdir(sub, 0700), 0);
+    assert_int_equal(symlink(file, link), 0);
+    assert_int_equal(fy_check_output_file("--trace", file), FY_OK); /* new */
+    FILE *f = fopen(file, "w");
+    assert_non_null(f);
+    fclose(f);
+    assert_int_equal(fy_check_output_file("--trace", file), FY_OK); /* regular: replaced */
+    assert_int_equal(fy_check_output_file("--trace", fifo), FY_ERR_IO);
+    assert_message("exists and is a FIFO");
+    assert_int_equal(fy_check_output_file("--trace", sub), FY_ERR_IO);
+    assert_message("exists and is a folder");
+    assert_int_equal(fy_check_output_file("--trace", link), FY_ERR_IO);
+    assert_message("symbolic link");
+    assert_int_equal(fy_check_output_file("--output", missing), FY_ERR_IO);
+    assert_message("does not exist");
+    assert_message("--output");
+    fy_run_options o;
+    fy_run_options_init(&o);
+    assert_int_equal(fy_run_options_check_files(&o), FY_OK);
+    o.trace_path = fifo;
+    assert_int_equal(fy_run_options_check_files(&o), FY_ERR_IO);
+    assert_message("--trace");
+    unlink(link);
+    unlink(file);
+    unlink(fifo);
+    rmdir(sub);
+    rmdir(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -315,11 +448,13 @@ int main(void)
         cmocka_unit_test(test_devices),
         cmocka_unit_test(test_max_memory),
         cmocka_unit_test(test_bandwidth),
+        cmocka_unit_test(test_bounds),
         cmocka_unit_test(test_offload_flags),
         cmocka_unit_test(test_booleans),
         cmocka_unit_test(test_precision_and_vae),
         cmocka_unit_test(test_missing_value),
         cmocka_unit_test(test_validate),
+        cmocka_unit_test(test_output_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

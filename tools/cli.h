@@ -69,7 +69,13 @@ int cli_parse_flags(const char *cmd, int argc, char **argv, fy_run_options *o, c
 
 /* Flag values: 0, or the usage error's exit status (printed). */
 int cli_int_value(const char *cmd, const char *flag, const char *text, long min, long max, int *out);
-int cli_double_value(const char *cmd, const char *flag, const char *text, double *out); /* not NaN */
+int cli_double_value(const char *cmd, const char *flag, const char *text, double *out); /* finite */
+int cli_double_range(const char *cmd, const char *flag, const char *text, double min, double max, double *out);
+/* --guidance-scale's range: beyond it the latents overflow (an all-black video). */
+#define CLI_GUIDANCE_MAX 1e4
+/* --output (and --trace) before any work: a writable folder, a new or regular
+ * file (or the folder of a PNG sequence). 0, or the exit status (printed). */
+int cli_check_outputs(const char *output, int frames, const fy_run_options *o);
 int cli_seed_value(const char *cmd, const char *text, uint64_t *out);
 
 /* -v, -vv, -q, --verbose, --quiet: adjusts the log level; true if arg was one. */

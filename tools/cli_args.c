@@ -1,6 +1,9 @@
 /* The flag loop that generate, plan and demo share: the run options first
  * (one parser for every command), log flags, then the command's own
  * --flag VALUE / --flag=VALUE pairs. */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,11 +55,23 @@ int cli_int_value(const char *cmd, const char *flag, const char *text, long min,
     return 0;
 }
 
+/* inf and nan are never meant: strtod accepts them, and they would reach
+ * the arithmetic as numbers. */
 int cli_double_value(const char *cmd, const char *flag, const char *text, double *out)
 {
     char *end = NULL;
     double v = strtod(text, &end);
-    if (!*text || *end || v != v) return cli_usage_error(cmd, "%s \"%s\": expected a number", flag, text);
+    if (!*text || *end || !isfinite(v)) return cli_usage_error(cmd, "%s \"%s\": expected a finite number", flag, text);
+    *out = v;
+    return 0;
+}
+
+int cli_double_range(const char *cmd, const char *flag, const char *text, double min, double max, double *out)
+{
+    char *end = NULL;
+    double v = strtod(text, &end);
+    if (!*text || *end || !isfinite(v) || v < min || v > max)
+        return cli_usage_error(cmd, "%s \"%s\": expected a finite number from %g to %g", flag, text, min, max);
     *out = v;
     return 0;
 }
@@ -64,9 +79,15 @@ int cli_double_value(const char *cmd, const char *flag, const char *text, double
 int cli_seed_value(const char *cmd, const char *text, uint64_t *out)
 {
     char *end = NULL;
-    unsigned long long v = strtoull(text, &end, 10);
-    if (!*text || *end || text[0] == '-')
+    /* strtoull takes leading blanks and signs ("-1" wraps): digits only. */
+    if (!isdigit((unsigned char)text[0]))
         return cli_usage_error(cmd, "--seed \"%s\": expected a non-negative integer", text);
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (*end) return cli_usage_error(cmd, "--seed \"%s\": expected a non-negative integer", text);
+    /* strtoull clamps an overflow to the largest value: a different seed in silence. */
+    if (errno == ERANGE)
+        return cli_usage_error(cmd, "--seed \"%s\": above the largest seed, 18446744073709551615 (2^64-1)", text);
     *out = v;
     return 0;
 }

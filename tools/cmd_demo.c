@@ -253,8 +253,9 @@ int cli_demo_main(int argc, char **argv)
     defaults(&a);
     int rc = parse_args(&a, argc, argv);
     if (rc) return rc;
-    fy_video_format fmt;
-    if (fy_video_format_for_path(a.output, a.params.num_frames, &fmt) != FY_OK) return cli_fail();
+    /* Before the model is written: a bad --output or --trace wastes nothing. */
+    rc = cli_check_outputs(a.output, a.params.num_frames, &a.options);
+    if (rc) return rc;
 
     /* Ctrl-C while the model is written: finish the (short) write, then
      * clean up; the run has its own handler, which stops between steps. */

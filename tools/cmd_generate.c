@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -71,7 +72,8 @@ static int take_flag(void *user, const char *arg, const char *value)
     if (strcmp(arg, "--steps") == 0) return cli_int_value("generate", arg, value, 1, 10000, &p->steps);
     if (strcmp(arg, "--fps") == 0) return cli_int_value("generate", arg, value, 1, 240, &a->fps);
     if (strcmp(arg, "--max-sequence-length") == 0) return cli_int_value("generate", arg, value, 1, 4096, &p->max_sequence_length);
-    if (strcmp(arg, "--guidance-scale") == 0) return cli_double_value("generate", arg, value, &p->guidance_scale);
+    if (strcmp(arg, "--guidance-scale") == 0)
+        return cli_double_range("generate", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale);
     if (strcmp(arg, "--flow-shift") == 0) return cli_double_value("generate", arg, value, &p->flow_shift);
     if (strcmp(arg, "--seed") == 0) return cli_seed_value("generate", value, &p->seed);
     return -1;
@@ -157,12 +159,46 @@ static fy_status report_ranks(const fy_wan_t2v_result *r)
     return s;
 }
 
+/* "out/" names a folder of frames: it exists as a writable folder, or its
+ * parent does (the PNG writer creates it). */
+static fy_status check_frame_folder(const char *output)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", output);
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/') dir[--len] = '\0';
+    struct stat st;
+    if (stat(dir, &st) != 0) return fy_check_output_folder("--output", dir);
+    if (!S_ISDIR(st.st_mode))
+        return fy_error(FY_ERR_IO, "--output %s: %s exists and is not a folder: give a new folder name", output, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return fy_error(FY_ERR_IO, "--output %s: the folder is not writable: give a folder you can write", output);
+    return FY_OK;
+}
+
+/* Where the video goes: one file replaced whole (.mp4, a single .png), the
+ * numbered frames of a sequence beside the name, or a folder of frames. */
+static fy_status check_video_output(const char *output, int frames)
+{
+    fy_video_format fmt;
+    FY_TRY(fy_video_format_for_path(output, frames, &fmt));
+    if (output[strlen(output) - 1] == '/') return check_frame_folder(output);
+    if (fmt == FY_VIDEO_PNG_SEQUENCE) return fy_check_output_folder("--output", output);
+    return fy_check_output_file("--output", output);
+}
+
+int cli_check_outputs(const char *output, int frames, const fy_run_options *o)
+{
+    if (check_video_output(output, frames) != FY_OK || fy_run_options_check_files(o) != FY_OK) return cli_fail();
+    return 0;
+}
+
 int cli_generate_run(const char *model_dir, const char *output, int fps, const fy_wan_t2v_params *params,
                      const fy_run_options *options)
 {
-    fy_video_format fmt;
-    /* Reject an unwritable output format before minutes of work. */
-    if (fy_video_format_for_path(output, params->num_frames, &fmt) != FY_OK) return cli_fail();
+    /* Reject an unwritable output or trace before minutes of work. */
+    int rc = cli_check_outputs(output, params->num_frames, options);
+    if (rc) return rc;
     if (fy_wan_t2v_check(model_dir, params) != FY_OK) return cli_fail();
 
     generate_ui ui = {NULL, NULL, params->steps};

@@ -41,7 +41,8 @@ static int take_flag(void *user, const char *arg, const char *value)
     if (strcmp(arg, "--width") == 0) return cli_int_value("plan", arg, value, 1, 8192, &p->width);
     if (strcmp(arg, "--num-frames") == 0) return cli_int_value("plan", arg, value, 1, 8192, &p->num_frames);
     if (strcmp(arg, "--max-sequence-length") == 0) return cli_int_value("plan", arg, value, 1, 8192, &p->max_sequence_length);
-    if (strcmp(arg, "--guidance-scale") == 0) return cli_double_value("plan", arg, value, &p->guidance_scale);
+    if (strcmp(arg, "--guidance-scale") == 0)
+        return cli_double_range("plan", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale);
     return -1;
 }
 
@@ -55,6 +56,9 @@ int cli_plan_main(int argc, char **argv)
     int rc = cli_parse_flags("plan", argc, argv, &o, take_flag, &a);
     if (rc) return rc;
     if (!a.model) return cli_usage_error("plan", "--model DIR is required");
+    if (o.trace_path)
+        return cli_usage_error("plan", "--trace: plan runs nothing, so there is no timeline to write; drop --trace "
+                               "(ferry generate --trace FILE records one)");
     if (fy_run_options_validate(&o) != FY_OK) return cli_usage_error("plan", "%s", fy_error_message());
     rc = cli_dist_start(&o);
     if (rc) return rc;

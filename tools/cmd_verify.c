@@ -65,6 +65,8 @@ static int parse_args(verify_args *a, int argc, char **argv)
     }
     if (!a->fixture_dir) return cli_usage_error("verify", "expected MODEL_DIR and FIXTURE_DIR");
     if (fy_run_options_validate(&a->options) != FY_OK) return cli_usage_error("verify", "%s", fy_error_message());
+    /* A trace that cannot be written fails now, not after the comparisons. */
+    if (fy_run_options_check_files(&a->options) != FY_OK) return cli_fail();
     return cli_dist_start(&a->options);
 }
 

@@ -18,6 +18,16 @@ extern "C" {
 
 #define FY_MAX_DEVICES 16
 
+/* Bounds of the run options, checked at parse time. Below 1 MB/s a copy of
+ * a single block can take minutes, and a run looks hung; deeper rings and
+ * more threads than these only allocate (slots, scratch) without paying off. */
+#define FY_EMU_BANDWIDTH_MIN 1e6
+#define FY_PREFETCH_DEPTH_MAX 64
+#define FY_THREADS_MAX 1024
+/* The VAE works on 8x8-pixel latents: a smaller tile or stride is no tile. */
+#define FY_VAE_TILE_MIN 8
+#define FY_COLLECTIVE_TIMEOUT_MAX 1e6
+
 typedef enum fy_device_kind {
     FY_DEVICE_CPU = 0,   /* compute on the host, weights read in place */
     FY_DEVICE_EMU,       /* emulated device: budgeted pool + asynchronous copy engine on the host */
@@ -45,7 +55,8 @@ typedef struct fy_run_options {
     /* --max-memory 0=6GiB,1=20GiB,cpu=20GiB; 0 = no limit */
     uint64_t max_memory[FY_MAX_DEVICES];
     uint64_t max_memory_cpu;
-    /* --emu-bandwidth 25GB/s (bytes per second; 0 = unthrottled) */
+    /* --emu-bandwidth 25GB/s (bytes per second; 0 = unthrottled, else at
+     * least FY_EMU_BANDWIDTH_MIN) */
     double emu_bandwidth;
 
     /* --offload none|model|sequential|group|layerwise (--dit-layerwise-offload = layerwise) */
@@ -55,7 +66,7 @@ typedef struct fy_run_options {
     bool record_stream;           /* --record-stream */
     bool low_cpu_mem_usage;       /* --low-cpu-mem-usage: stage through a small pinned ring */
     bool pin_cpu_memory;          /* --pin-cpu-memory (default on; --no-pin-cpu-memory) */
-    int prefetch_depth;           /* --prefetch-depth d >= 1 (layerwise) */
+    int prefetch_depth;           /* --prefetch-depth 1..FY_PREFETCH_DEPTH_MAX (layerwise, fsdp) */
     int resident_blocks;          /* --resident-blocks K; -1 = not set */
     uint64_t resident_bytes;      /* --resident-bytes 4GiB; 0 = not set */
     bool offload_explicit;        /* --offload or --dit-layerwise-offload was given */
@@ -77,7 +88,9 @@ typedef struct fy_run_options {
     bool cfg_batch;
 
     /* Precision */
-    fy_dtype compute_dtype;          /* --dtype f32|bf16|f16 (default f32 on cpu, bf16 on cuda) */
+    fy_dtype compute_dtype;          /* --dtype f32|bf16|f16 (default f32): on cuda the GEMMs'
+                                        arithmetic (bf16/f16: tensor cores, f32 accumulation);
+                                        host devices always compute in f32 */
     /* --storage-dtype fp8_e4m3|fp8_e5m2|auto: the transformer blocks' Linear
      * weights are quantised once at load and stored, moved and read as fp8
      * (see ferry/quant.h); FY_DTYPE_COUNT = as stored. auto (with
@@ -86,16 +99,17 @@ typedef struct fy_run_options {
     fy_dtype storage_dtype;
     bool storage_auto;
     fy_fp8_scale fp8_scale;          /* --fp8-scale row|tensor|none (default row) */
+    bool fp8_scale_explicit;         /* --fp8-scale was given (it needs --storage-dtype) */
 
     /* VAE */
     bool vae_tiling;                 /* --vae-tiling */
     bool vae_slicing;                /* --vae-slicing */
-    int vae_tile[2];                 /* --vae-tile 256 or 256x256 (pixels, h x w) */
-    int vae_tile_stride[2];          /* --vae-tile-stride 192 */
+    int vae_tile[2];                 /* --vae-tile 256 or 256x256 (pixels, h x w), >= FY_VAE_TILE_MIN */
+    int vae_tile_stride[2];          /* --vae-tile-stride 192, >= FY_VAE_TILE_MIN */
 
     /* Observability and host */
-    const char *trace_path;          /* --trace FILE (Chrome trace JSON) */
-    int threads;                     /* --threads N (0 = all cores) */
+    const char *trace_path;          /* --trace FILE (Chrome trace JSON, every engine of the run) */
+    int threads;                     /* --threads N (0 = all cores, at most FY_THREADS_MAX) */
     uint64_t max_shard_size;         /* --max-shard-size (ferry shard) */
 } fy_run_options;
 
@@ -109,6 +123,19 @@ void fy_run_options_init(fy_run_options *o);
 fy_status fy_run_options_parse_arg(fy_run_options *o, int argc, char **argv, int *i, bool *consumed);
 /* Cross-flag checks after parsing (e.g. --num-blocks-per-group without group). */
 fy_status fy_run_options_validate(const fy_run_options *o);
+/* The files the options name, checked before any work: --trace must be a
+ * new or regular file in an existing, writable folder. */
+fy_status fy_run_options_check_files(const fy_run_options *o);
+/* PATH can be written as a whole file (temp name + rename): its folder exists
+ * and is writable, and PATH is absent or a regular file (never a folder, FIFO,
+ * device or symlink, which the rename would replace). flag names the option
+ * in the message ("--output"). */
+fy_status fy_check_output_file(const char *flag, const char *path);
+/* The folder that will hold PATH (a file's parent) exists and is writable. */
+fy_status fy_check_output_folder(const char *flag, const char *path);
+/* fp8_e4m3 / fp8_e5m2: the --storage-dtype spelling users type (the dtype's
+ * own name is f8_e4m3); "as stored" for none. */
+const char *fy_storage_dtype_flag_name(fy_dtype t);
 /* The help text block for these flags (for the CLI's --help). */
 const char *fy_run_options_help(void);
 

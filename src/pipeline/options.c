@@ -5,10 +5,14 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ferry/safetensors.h"
 
@@ -71,10 +75,10 @@ static bool parse_long(const char *text, long min, long max, long *out)
     return true;
 }
 
-static fy_status set_int(const char *flag, const char *value, long min, const char *valid, int *out)
+static fy_status set_int(const char *flag, const char *value, long min, long max, const char *valid, int *out)
 {
     long v;
-    if (!parse_long(value, min, INT_MAX, &v)) return bad_value(flag, value, valid);
+    if (!parse_long(value, min, max, &v)) return bad_value(flag, value, valid);
     *out = (int)v;
     return FY_OK;
 }
@@ -121,8 +125,21 @@ static fy_status set_device(fy_run_options *o, const char *flag, const char *val
     return bad_value(flag, value, valid);
 }
 
-/* One "KEY=SIZE" entry of --max-memory; KEY is a device ordinal or "cpu". */
-static fy_status set_memory_entry(fy_run_options *o, const char *flag, char *entry)
+/* Bit of --max-memory's key in the seen mask: devices 0..15, then cpu. */
+#define MEMORY_KEY_CPU FY_MAX_DEVICES
+
+/* A key given twice would silently keep the last budget: say which. */
+static fy_status duplicate_key(const char *flag, const char *value, int key)
+{
+    if (key == MEMORY_KEY_CPU)
+        return fy_error(FY_ERR_INVALID, "--%s: cpu is given twice in \"%s\": give each budget once", flag, value);
+    return fy_error(FY_ERR_INVALID, "--%s: device %d is given twice in \"%s\" (a bare size is device 0's): give each "
+                    "budget once", flag, key, value);
+}
+
+/* One "KEY=SIZE" entry of --max-memory; KEY is a device ordinal or "cpu".
+ * *key gets its bit in the seen mask. */
+static fy_status set_memory_entry(fy_run_options *o, const char *flag, char *entry, int *key_bit)
 {
     static const char *const valid = "DEV=SIZE[,DEV=SIZE...] with DEV 0..15 or cpu, e.g. 0=6GiB,cpu=20GiB";
     char *eq = strchr(entry, '=');
@@ -138,8 +155,10 @@ static fy_status set_memory_entry(fy_run_options *o, const char *flag, char *ent
     long index;
     if (strcmp(key, "cpu") == 0) {
         o->max_memory_cpu = bytes;
+        *key_bit = MEMORY_KEY_CPU;
     } else if (parse_long(key, 0, FY_MAX_DEVICES - 1, &index)) {
         o->max_memory[index] = bytes;
+        *key_bit = (int)index;
     } else {
         if (eq) *eq = '=';
         return bad_value(flag, entry, valid);
@@ -147,16 +166,29 @@ static fy_status set_memory_entry(fy_run_options *o, const char *flag, char *ent
     return FY_OK;
 }
 
+/* Entries split by hand, not strtok: strtok skips empty entries ("0=5GiB,"),
+ * which are typos to report, not to ignore. */
 static fy_status set_max_memory(fy_run_options *o, const char *flag, const char *value)
 {
     size_t len = strlen(value);
+    if (!len) return bad_value(flag, value, "e.g. 6GiB or 0=6GiB,1=20GiB,cpu=20GiB");
     char *copy = malloc(len + 1);
     if (!copy) return fy_error(FY_ERR_NOMEM, "--%s: out of memory", flag);
     memcpy(copy, value, len + 1);
-    fy_status s = len ? FY_OK : bad_value(flag, value, "e.g. 6GiB or 0=6GiB,1=20GiB,cpu=20GiB");
-    char *save = NULL;
-    for (char *e = strtok_r(copy, ",", &save); e && s == FY_OK; e = strtok_r(NULL, ",", &save))
-        s = set_memory_entry(o, flag, e);
+    fy_status s = FY_OK;
+    unsigned seen = 0;
+    for (char *e = copy, *next; e && s == FY_OK; e = next) {
+        char *comma = strchr(e, ',');
+        next = comma ? comma + 1 : NULL;
+        if (comma) *comma = '\0';
+        int key = 0;
+        if (!*e)
+            s = fy_error(FY_ERR_INVALID, "--%s: empty entry in \"%s\" (a stray comma?): give DEV=SIZE entries "
+                         "separated by single commas, e.g. 0=6GiB,cpu=20GiB", flag, value);
+        else if ((s = set_memory_entry(o, flag, e, &key)) == FY_OK && (seen & (1u << key)))
+            s = duplicate_key(flag, value, key);
+        seen |= 1u << key;
+    }
     free(copy);
     return s;
 }
@@ -179,10 +211,13 @@ static fy_status set_bandwidth(fy_run_options *o, const char *flag, const char *
     memcpy(unit, end, n);
     unit[n] = '\0';
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcasecmp(unit, units[i].unit) == 0) {
-            o->emu_bandwidth = v * units[i].scale;
-            return FY_OK;
-        }
+        if (strcasecmp(unit, units[i].unit) != 0) continue;
+        double rate = v * units[i].scale;
+        if (rate > 0 && rate < FY_EMU_BANDWIDTH_MIN)
+            return fy_error(FY_ERR_INVALID, "--%s %s: below the minimum of 1MB/s (slower copies look like a hang); "
+                            "give at least 1MB/s, e.g. 25GB/s, or 0 for unthrottled", flag, value);
+        o->emu_bandwidth = rate;
+        return FY_OK;
     }
     return bad_value(flag, value, valid);
 }
@@ -237,17 +272,21 @@ static fy_status set_fp8_scale(fy_run_options *o, const char *flag, const char *
     else if (strcmp(value, "tensor") == 0) o->fp8_scale = FY_FP8_SCALE_TENSOR;
     else if (strcmp(value, "none") == 0) o->fp8_scale = FY_FP8_SCALE_NONE;
     else return bad_value(flag, value, "row, tensor, none");
+    o->fp8_scale_explicit = true;
     return FY_OK;
 }
 
-/* "256" (square) or "256x320" (height x width), pixels. */
+/* "256" (square) or "256x320" (height x width), pixels, at least
+ * FY_VAE_TILE_MIN: checked here, not first at the VAE decode after the
+ * whole denoising loop. */
 static fy_status set_pair(const char *flag, const char *value, int out[2])
 {
-    static const char *const valid = "N or HxW in pixels, e.g. 256 or 256x320";
+    static const char *const valid = "N or HxW in pixels, each at least 8, e.g. 256 or 256x320";
     const char *x = strchr(value, 'x');
     long h, w;
+    const long lo = FY_VAE_TILE_MIN;
     if (!x) {
-        if (!parse_long(value, 1, 1 << 20, &h)) return bad_value(flag, value, valid);
+        if (!parse_long(value, lo, 1 << 20, &h)) return bad_value(flag, value, valid);
         w = h;
     } else {
         char head[32];
@@ -255,7 +294,7 @@ static fy_status set_pair(const char *flag, const char *value, int out[2])
         if (n == 0 || n >= sizeof head) return bad_value(flag, value, valid);
         memcpy(head, value, n);
         head[n] = '\0';
-        if (!parse_long(head, 1, 1 << 20, &h) || !parse_long(x + 1, 1, 1 << 20, &w))
+        if (!parse_long(head, lo, 1 << 20, &h) || !parse_long(x + 1, lo, 1 << 20, &w))
             return bad_value(flag, value, valid);
     }
     out[0] = (int)h;
@@ -282,22 +321,22 @@ static fy_status set_trace(fy_run_options *o, const char *flag, const char *valu
 
 static fy_status set_threads(fy_run_options *o, const char *flag, const char *value)
 {
-    return set_int(flag, value, 0, "0 (all cores) or a positive count", &o->threads);
+    return set_int(flag, value, 0, FY_THREADS_MAX, "0 (all cores) or a count from 1 to 1024", &o->threads);
 }
 
 static fy_status set_blocks_per_group(fy_run_options *o, const char *flag, const char *value)
 {
-    return set_int(flag, value, 1, "an integer >= 1", &o->num_blocks_per_group);
+    return set_int(flag, value, 1, INT_MAX, "an integer >= 1", &o->num_blocks_per_group);
 }
 
 static fy_status set_prefetch_depth(fy_run_options *o, const char *flag, const char *value)
 {
-    return set_int(flag, value, 1, "an integer >= 1", &o->prefetch_depth);
+    return set_int(flag, value, 1, FY_PREFETCH_DEPTH_MAX, "an integer from 1 to 64", &o->prefetch_depth);
 }
 
 static fy_status set_resident_blocks(fy_run_options *o, const char *flag, const char *value)
 {
-    return set_int(flag, value, 0, "an integer >= 0", &o->resident_blocks);
+    return set_int(flag, value, 0, INT_MAX, "an integer >= 0", &o->resident_blocks);
 }
 
 static fy_status set_resident_bytes(fy_run_options *o, const char *flag, const char *value)
@@ -330,8 +369,8 @@ static fy_status set_collective_timeout(fy_run_options *o, const char *flag, con
     char *end = NULL;
     errno = 0;
     double v = strtod(value, &end);
-    if (errno || end == value || *end || !(v > 0) || v > 1e6)
-        return bad_value(flag, value, "seconds above zero, e.g. 300 or 2.5");
+    if (errno || end == value || *end || !(v > 0) || v > FY_COLLECTIVE_TIMEOUT_MAX)
+        return bad_value(flag, value, "seconds above zero, at most 1000000 (11.6 days), e.g. 300 or 2.5");
     o->collective_timeout = v;
     return FY_OK;
 }
@@ -470,7 +509,8 @@ static fy_status validate_offload(const fy_run_options *o)
     if (o->num_blocks_per_group < 1) return conflict("--num-blocks-per-group must be at least 1");
     if (o->num_blocks_per_group != 1 && o->offload != FY_OFFLOAD_GROUP)
         return conflict("--num-blocks-per-group applies to --offload group only");
-    if (o->prefetch_depth < 1) return conflict("--prefetch-depth must be at least 1");
+    if (o->prefetch_depth < 1 || o->prefetch_depth > FY_PREFETCH_DEPTH_MAX)
+        return conflict("--prefetch-depth must be from 1 to 64");
     if (o->use_stream && o->offload != FY_OFFLOAD_GROUP)
         return conflict("--use-stream applies to --offload group only (layerwise always uses the copy stream)");
     if (o->record_stream && !o->use_stream) return conflict("--record-stream needs --use-stream");
@@ -518,7 +558,16 @@ static fy_status validate_device(const fy_run_options *o)
 #endif
     if (o->device == FY_DEVICE_CPU && o->emu_bandwidth > 0)
         return conflict("--emu-bandwidth applies to --device emu only");
-    if (o->threads < 0) return conflict("--threads must be 0 (all cores) or positive");
+    if (!(o->emu_bandwidth == 0 || (o->emu_bandwidth >= FY_EMU_BANDWIDTH_MIN && isfinite(o->emu_bandwidth))))
+        return conflict("--emu-bandwidth must be 0 (unthrottled) or at least 1MB/s");
+    /* balanced refused cpu only once the model was open; auto ran silently as
+     * if no map were given: both are refused here, the same way. */
+    if (o->device == FY_DEVICE_CPU && o->device_map != FY_DEVICE_MAP_NONE)
+        return fy_error(FY_ERR_INVALID, "--device-map %s places components on devices: use --device emu or "
+                        "--device cuda (with --max-memory 0=SIZE,1=SIZE), or drop --device-map",
+                        o->device_map == FY_DEVICE_MAP_AUTO ? "auto" : "balanced");
+    if (o->threads < 0 || o->threads > FY_THREADS_MAX)
+        return conflict("--threads must be 0 (all cores) or a count from 1 to 1024");
     if (o->compute_dtype != FY_F32 && o->compute_dtype != FY_BF16 && o->compute_dtype != FY_F16)
         return conflict("--dtype must be f32, bf16 or f16");
     if (o->storage_dtype != FY_DTYPE_COUNT && o->storage_dtype != FY_F8_E4M3 && o->storage_dtype != FY_F8_E5M2)
@@ -526,14 +575,17 @@ static fy_status validate_device(const fy_run_options *o)
     if (o->storage_auto && !(o->vram_budget > 0 || o->vram_budget_auto))
         return conflict("--storage-dtype auto lets the planner choose: it needs --vram-budget (or give "
                         "fp8_e4m3 or fp8_e5m2)");
+    if (o->fp8_scale_explicit && o->storage_dtype == FY_DTYPE_COUNT && !o->storage_auto)
+        return conflict("--fp8-scale sets the scales of fp8 storage: add --storage-dtype fp8_e4m3 (or fp8_e5m2), "
+                        "or drop --fp8-scale");
     return FY_OK;
 }
 
 static fy_status validate_vae(const fy_run_options *o)
 {
     for (int d = 0; d < 2; d++) {
-        if (o->vae_tile[d] < 1 || o->vae_tile_stride[d] < 1)
-            return conflict("--vae-tile and --vae-tile-stride must be positive");
+        if (o->vae_tile[d] < FY_VAE_TILE_MIN || o->vae_tile_stride[d] < FY_VAE_TILE_MIN)
+            return conflict("--vae-tile and --vae-tile-stride must be at least 8 pixels");
         if (o->vae_tile_stride[d] > o->vae_tile[d])
             return fy_error(FY_ERR_INVALID,
                             "--vae-tile-stride %dx%d is larger than --vae-tile %dx%d: tiles would leave gaps",
@@ -550,13 +602,80 @@ fy_status fy_run_options_validate(const fy_run_options *o)
     return validate_vae(o);
 }
 
+/* ---- Files ----------------------------------------------------------------- */
+
+/* The folder part of path ("." for a bare name, "/" for "/x") into buf. */
+static void folder_of(const char *path, char *buf, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(buf, size, ".");
+    else if (slash == path) snprintf(buf, size, "/");
+    else snprintf(buf, size, "%.*s", (int)(slash - path), path);
+}
+
+fy_status fy_check_output_folder(const char *flag, const char *path)
+{
+    char dir[4096];
+    folder_of(path, dir, sizeof dir);
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return fy_error(FY_ERR_IO, "%s %s: the folder %s does not exist: create it, or give a path in an existing "
+                        "folder", flag, path, dir);
+    if (!S_ISDIR(st.st_mode))
+        return fy_error(FY_ERR_IO, "%s %s: %s is not a folder: give a path in an existing folder", flag, path, dir);
+    if (access(dir, W_OK | X_OK) != 0)
+        return fy_error(FY_ERR_IO, "%s %s: the folder %s is not writable: give a path in a folder you can write",
+                        flag, path, dir);
+    return FY_OK;
+}
+
+static const char *file_kind(mode_t mode)
+{
+    if (S_ISDIR(mode)) return "a folder";
+    if (S_ISLNK(mode)) return "a symbolic link";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode) || S_ISBLK(mode)) return "a device";
+    if (S_ISSOCK(mode)) return "a socket";
+    return "not a regular file";
+}
+
+fy_status fy_check_output_file(const char *flag, const char *path)
+{
+    if (!path || !*path) return fy_error(FY_ERR_INVALID, "%s: empty path", flag);
+    struct stat st;
+    /* lstat: the rename into place would replace a link itself, not its target. */
+    if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+        return fy_error(FY_ERR_IO, "%s %s: exists and is %s, which ferry does not replace: give a new file name%s",
+                        flag, path, file_kind(st.st_mode), S_ISDIR(st.st_mode) ? " (e.g. inside that folder)" : "");
+    if (path[strlen(path) - 1] == '/')
+        return fy_error(FY_ERR_IO, "%s %s: names a folder: give a file name", flag, path);
+    return fy_check_output_folder(flag, path);
+}
+
+fy_status fy_run_options_check_files(const fy_run_options *o)
+{
+    if (!o || !o->trace_path) return FY_OK;
+    return fy_check_output_file("--trace", o->trace_path);
+}
+
+const char *fy_storage_dtype_flag_name(fy_dtype t)
+{
+    switch (t) {
+    case FY_F8_E4M3: return "fp8_e4m3";
+    case FY_F8_E5M2: return "fp8_e5m2";
+    case FY_DTYPE_COUNT: return "as stored";
+    default: return fy_dtype_name(t);
+    }
+}
+
 const char *fy_run_options_help(void)
 {
     return "Device and memory:\n"
            "  --device cpu|emu|cuda[:N]       where to compute (default cpu; emu = budgeted host pool\n"
            "                                  with an asynchronous copy engine)\n"
            "  --max-memory SPEC               memory budgets: 6GiB, or 0=6GiB,1=20GiB,cpu=20GiB\n"
-           "  --emu-bandwidth RATE            emu copy speed, e.g. 25GB/s (a bare number is GB/s)\n"
+           "  --emu-bandwidth RATE            emu copy speed, e.g. 25GB/s (a bare number is GB/s;\n"
+           "                                  at least 1MB/s, 0 = unthrottled)\n"
            "Offloading:\n"
            "  --offload none|model|sequential|group|layerwise\n"
            "  --dit-layerwise-offload         same as --offload layerwise\n"
@@ -564,7 +683,7 @@ const char *fy_run_options_help(void)
            "  --use-stream, --record-stream   group offload prefetches on the copy stream\n"
            "  --low-cpu-mem-usage             stage copies through a small pinned ring\n"
            "  --[no-]pin-cpu-memory           pin host weights (default on)\n"
-           "  --prefetch-depth D              blocks in flight ahead of compute (default 1)\n"
+           "  --prefetch-depth D              blocks in flight ahead of compute (1 to 64, default 1)\n"
            "  --no-cfg-batch                  guidance branches as two passes (default: one batch,\n"
            "                                  so weights move once per step)\n"
            "  --resident-blocks K             keep K blocks on the device for good\n"
@@ -583,19 +702,22 @@ const char *fy_run_options_help(void)
            "                                  all-gathered just before it runs (prefetch depth D)\n"
            "  --dit-cpu-offload               keep each rank's shards in pinned host memory\n"
            "  --collective-timeout SECONDS    a rank that does not answer within this is an\n"
-           "                                  error, not a hang (default 300)\n"
+           "                                  error, not a hang (default 300, at most 1000000)\n"
            "Precision:\n"
-           "  --dtype f32|bf16|f16            compute dtype\n"
+           "  --dtype f32|bf16|f16            the GPU's GEMMs: f32 exact (default), bf16/f16 on the\n"
+           "                                  tensor cores; cpu and emu compute in f32\n"
            "  --storage-dtype fp8_e4m3|fp8_e5m2|auto  store the transformer blocks' Linear weights\n"
            "                                  in fp8 (half of bf16's bytes moved), upcast on use;\n"
            "                                  auto: the planner decides (needs --vram-budget)\n"
            "  --fp8-scale row|tensor|none     fp8 scale per output row (default), per tensor, none\n"
+           "                                  (with --storage-dtype only)\n"
            "VAE:\n"
            "  --vae-tiling, --vae-slicing     decode in tiles / one video at a time\n"
-           "  --vae-tile N|HxW                tile size in pixels (default 256)\n"
-           "  --vae-tile-stride N|HxW         tile stride in pixels (default 192)\n"
+           "  --vae-tile N|HxW                tile size in pixels (default 256, at least 8)\n"
+           "  --vae-tile-stride N|HxW         tile stride in pixels (default 192, at least 8)\n"
            "Other:\n"
-           "  --threads N                     host threads (0 = all cores)\n"
-           "  --trace FILE                    write a Chrome trace (JSON)\n"
+           "  --threads N                     host threads (0 = all cores, at most 1024)\n"
+           "  --trace FILE                    write a Chrome trace (JSON) of the run, one process\n"
+           "                                  per engine (a new or regular file; not for plan)\n"
            "Switches also take =true/=false.\n";
 }

@@ -118,7 +118,7 @@ fy_status fy_verify_pipeline(fy_verify_ctx *ctx, const fy_st_file *fixture)
     if (ctx->options->storage_dtype != FY_DTYPE_COUNT)
         return fy_error(FY_ERR_UNSUPPORTED, "--component pipeline compares with diffusers' full-precision run and "
                         "cannot pass with --storage-dtype %s: verify --component transformer with it, or drop "
-                        "--storage-dtype", fy_dtype_name(ctx->options->storage_dtype));
+                        "--storage-dtype", fy_storage_dtype_flag_name(ctx->options->storage_dtype));
     const char *text = fy_st_metadata(fixture, "info");
     if (!text) return fy_error(FY_ERR_FORMAT, "%s: no __metadata__ \"info\"", fy_st_path(fixture));
     cJSON *info = cJSON_Parse(text);

@@ -182,7 +182,7 @@ fy_status fy_verify_transformer(fy_verify_ctx *ctx, const fy_st_file *fixture)
     fy_dtype sd = ctx->options->storage_dtype;
     if (sd != FY_DTYPE_COUNT && ctx->out)
         fprintf(ctx->out, "transformer: blocks' Linear weights stored as %s (--fp8-scale %s): what the blocks produce is "
-                "compared at %.0e, not %.0e\n", fy_dtype_name(sd), fy_fp8_scale_name(ctx->options->fp8_scale),
+                "compared at %.0e, not %.0e\n", fy_storage_dtype_flag_name(sd), fy_fp8_scale_name(ctx->options->fp8_scale),
                 tolerance(ctx, "output"), TOLERANCE);
     fy_engine *e = NULL;
     FY_TRY(fy_engine_create(ctx->options, &e));

@@ -19,6 +19,7 @@
 #include "ferry/umt5.h"
 #include "ferry/wan_dit.h"
 #include "ferry/wan_vae.h"
+#include "mem/trace.h"
 #include "pipeline/device_map.h"
 
 const char *const FY_WAN_DEFAULT_NEGATIVE_PROMPT =
@@ -38,6 +39,8 @@ void fy_wan_t2v_params_init(fy_wan_t2v_params *p)
 }
 
 #define T2V_MAX_ENGINES 3
+/* Guidance beyond this only amplifies noise into overflow. */
+#define FY_WAN_GUIDANCE_MAX 1e4
 
 /* Everything one run holds; freed together by run_free. */
 typedef struct t2v_run {
@@ -65,6 +68,7 @@ typedef struct t2v_run {
     float *latents;
     float *video;
     double t_start;
+    bool quiet; /* a plan made for a run that follows: the run gives the warnings */
     fy_wan_t2v_report report;
 } t2v_run;
 
@@ -149,6 +153,10 @@ static fy_status check_request(const fy_model *m, const fy_wan_t2v_params *p, t2
         return fy_error(FY_ERR_INVALID, "--steps %d: use 1 to 10000 steps", p->steps);
     if (p->max_sequence_length < 1 || p->max_sequence_length > 4096)
         return fy_error(FY_ERR_INVALID, "max_sequence_length %d: use 1 to 4096", p->max_sequence_length);
+    /* inf or a huge scale turns every latent into inf/NaN: an all-black video. */
+    if (!isfinite(p->guidance_scale) || fabs(p->guidance_scale) > FY_WAN_GUIDANCE_MAX)
+        return fy_error(FY_ERR_INVALID, "--guidance-scale %g: use a finite scale from -10000 to 10000 (the model "
+                        "card's is 5.0)", p->guidance_scale);
     int64_t mh = f->spatial * f->patch_h, mw = f->spatial * f->patch_w;
     if (p->height <= 0 || p->width <= 0 || p->height % mh || p->width % mw || p->height > 8192 ||
         p->width > 8192)
@@ -195,6 +203,9 @@ static fy_status engine_on_device(t2v_run *r, int device, fy_engine **out)
         if (strcmp(r->engine_names[i], name) == 0) return *out = r->engines[i], FY_OK;
     fy_run_options o = *r->options;
     o.device_index = device;
+    /* The run writes one trace of all its engines (write_trace); each
+     * engine writing its own to the same path would keep only the last. */
+    o.trace_path = NULL;
     int devices[FY_MAX_DEVICES];
     if (o.device_map == FY_DEVICE_MAP_AUTO && fy_device_map_devices(&o, devices) == 1) {
         /* accelerate's "auto" on one device: what fits stays, the rest runs
@@ -290,6 +301,59 @@ static fy_status reserve_and_prepare(t2v_run *r, const fy_wan_vae_decode_shape *
     return FY_OK;
 }
 
+/* "text_encoder, transformer": the components engine e computes. */
+static void engine_holds(const t2v_run *r, const fy_engine *e, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s%s%s", e == r->text_engine ? "text_encoder " : "", e == r->device ? "transformer " : "",
+             e == r->vae_engine ? "vae " : "");
+    size_t len = strlen(buf);
+    if (len) buf[len - 1] = '\0';
+}
+
+static const char *engine_name(const t2v_run *r, const fy_engine *e)
+{
+    for (int i = 0; i < r->n_engines; i++)
+        if (r->engines[i] == e) return r->engine_names[i];
+    return "the device";
+}
+
+/* Blocks in the transformer's engine: all of them, and the most any one
+ * component has (groups move within a component). */
+static void count_blocks(const fy_engine *e, int *total, int *largest)
+{
+    *total = *largest = 0;
+    int n = fy_engine_group_count(e);
+    for (int i = 0; i < n; i++) {
+        fy_group_info a, b;
+        if (fy_engine_group_info(e, i, &a) != FY_OK || a.kind != FY_GROUP_BLOCK) continue;
+        (*total)++;
+        int same = 0;
+        for (int j = 0; j < n; j++)
+            same += fy_engine_group_info(e, j, &b) == FY_OK && b.kind == FY_GROUP_BLOCK &&
+                    strcmp(a.component, b.component) == 0;
+        if (same > *largest) *largest = same;
+    }
+}
+
+/* The engine clamps --resident-blocks and --num-blocks-per-group to the
+ * blocks it has; a larger number is likely a typo or another model's, so
+ * say so rather than clamp in silence. */
+static void warn_block_counts(const t2v_run *r)
+{
+    const fy_run_options *o = r->options;
+    if (r->quiet || (o->resident_blocks <= 0 && o->num_blocks_per_group <= 1)) return;
+    int total, largest;
+    count_blocks(r->device, &total, &largest);
+    char holds[64];
+    engine_holds(r, r->device, holds, sizeof holds);
+    if (o->resident_blocks > total)
+        fy_warn("--resident-blocks %d: %s holds only %d blocks (%s); keeping all %d resident", o->resident_blocks,
+                engine_name(r, r->device), total, holds, total);
+    if (o->num_blocks_per_group > largest)
+        fy_warn("--num-blocks-per-group %d: the largest component on %s has %d blocks; each component's blocks "
+                "move as one group", o->num_blocks_per_group, engine_name(r, r->device), largest);
+}
+
 static fy_status load_models(t2v_run *r, const t2v_factors *f)
 {
     const fy_model *m = r->model;
@@ -318,6 +382,7 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
     r->latent_numel = shape[1] * shape[2] * shape[3] * shape[4];
     FY_TRY(fy_wan_dit_check_shape(r->dit, &(fy_wan_dit_shape){1, shape[2], shape[3], shape[4], r->text_len}));
 
+    warn_block_counts(r);
     fy_wan_vae_decode_shape vs = {1, shape[2], shape[3], shape[4]};
     /* Pinning the host copy and uploading resident weights: the slow part of loading. */
     hook_stage(r, "loading weights into place");
@@ -520,15 +585,6 @@ static fy_status decode(t2v_run *r)
 
 /* ---- Run ---------------------------------------------------------------- */
 
-/* "text_encoder, transformer": the components engine e computes. */
-static void engine_holds(const t2v_run *r, const fy_engine *e, char *buf, size_t n)
-{
-    snprintf(buf, n, "%s%s%s", e == r->text_engine ? "text_encoder " : "", e == r->device ? "transformer " : "",
-             e == r->vae_engine ? "vae " : "");
-    size_t len = strlen(buf);
-    if (len) buf[len - 1] = '\0';
-}
-
 static fy_status finish_engines(t2v_run *r)
 {
     fy_status s = FY_OK;
@@ -586,7 +642,7 @@ static fy_status run_stages(t2v_run *r, const char *model_dir)
     r->guidance = r->params->guidance_scale > 1.0;
     /* Weights stored in bf16/f16 are widened block by block on use; the
      * host and emulated devices compute in f32 whatever --dtype says. */
-    if (r->options->compute_dtype != FY_F32)
+    if (r->options->compute_dtype != FY_F32 && r->options->device != FY_DEVICE_CUDA)
         fy_warn("--dtype %s: the %s device computes in f32 (weights keep their stored dtype until used)",
                 fy_dtype_name(r->options->compute_dtype), fy_device_kind_name(r->options->device));
     FY_TRY(create_engines(r));
@@ -607,6 +663,35 @@ static fy_status run_stages(t2v_run *r, const char *model_dir)
     return FY_OK;
 }
 
+/* --trace: every engine's timeline in one file, each its own process,
+ * named by device and components ("emu:1 (text_encoder transformer)"). */
+static fy_status write_trace(const t2v_run *r)
+{
+    const char *path = r->options->trace_path;
+    if (!path || !*path || r->n_engines == 0) return FY_OK;
+    char labels[T2V_MAX_ENGINES][96];
+    const char *names[T2V_MAX_ENGINES];
+    for (int i = 0; i < r->n_engines; i++) {
+        char holds[64];
+        engine_holds(r, r->engines[i], holds, sizeof holds);
+        snprintf(labels[i], sizeof labels[i], "ferry %s (%s)", r->engine_names[i], holds);
+        names[i] = labels[i];
+    }
+    return fy_engines_write_trace(r->engines, names, r->n_engines, path);
+}
+
+/* The trace is written after a failed run too (it shows where the run
+ * went), but the run's own error stays the message. After a finished video
+ * a failed trace is a warning: the video is the result, and it is kept. */
+static void trace_after_run(const t2v_run *r, fy_status s)
+{
+    char first[1024];
+    snprintf(first, sizeof first, "%s", fy_error_message());
+    if (write_trace(r) == FY_OK) return;
+    if (s == FY_OK) fy_warn("%s; the video is kept without it", fy_error_message());
+    else fy_error(s, "%s", first);
+}
+
 fy_status fy_wan_t2v_run(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p,
                          const fy_wan_t2v_hooks *hooks, fy_wan_t2v_result *out)
 {
@@ -616,9 +701,12 @@ fy_status fy_wan_t2v_run(const char *model_dir, const fy_run_options *o, const f
     r.options = o;
     r.params = p;
     r.hooks = hooks;
-    fy_status s = run_stages(&r, model_dir);
+    /* A trace that cannot be written is found now, not after the run. */
+    fy_status s = fy_run_options_check_files(o);
+    if (s == FY_OK) s = run_stages(&r, model_dir);
     fy_status fs = finish_engines(&r);
     if (s == FY_OK) s = fs;
+    trace_after_run(&r, s);
     r.report.peak_host_bytes = peak_rss_bytes();
     if (s == FY_OK) {
         out->video = r.video;
@@ -635,9 +723,10 @@ fy_status fy_wan_t2v_run(const char *model_dir, const fy_run_options *o, const f
 /* Open the folder, create the engines and load the models as a run would
  * (the engines are prepared: resident weights go into place), run nothing. */
 static fy_status load_for_plan(t2v_run *r, const char *model_dir, const fy_run_options *o,
-                               const fy_wan_t2v_params *p)
+                               const fy_wan_t2v_params *p, bool quiet)
 {
     memset(r, 0, sizeof *r);
+    r->quiet = quiet;
     r->options = o;
     r->params = p;
     r->guidance = p->guidance_scale > 1.0;
@@ -652,7 +741,7 @@ static fy_status load_for_plan(t2v_run *r, const char *model_dir, const fy_run_o
 fy_status fy_wan_t2v_plan(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p, FILE *out)
 {
     t2v_run r;
-    fy_status s = load_for_plan(&r, model_dir, o, p);
+    fy_status s = load_for_plan(&r, model_dir, o, p, false);
     for (int i = 0; s == FY_OK && i < r.n_engines; i++) {
         const fy_engine *e = r.engines[i];
         char holds[64], title[96];
@@ -669,7 +758,7 @@ fy_status fy_wan_t2v_device_plan(const char *model_dir, const fy_run_options *o,
 {
     memset(out, 0, sizeof *out);
     t2v_run r;
-    fy_status s = load_for_plan(&r, model_dir, o, p);
+    fy_status s = load_for_plan(&r, model_dir, o, p, true);
     if (s == FY_OK) *out = *fy_engine_plan(r.device);
     run_free(&r);
     return s;

@@ -158,6 +158,119 @@ else
     passed=$((passed + 1))
 fi
 
+# ---- Run options out of range (refused at parse time, exit 2) ---------------------------------------
+# A small run that succeeds; the cases below add one bad flag each.
+SMALL=("$FERRY" generate --model "$MODEL" --prompt cat --height 16 --width 16 --num-frames 1 --steps 2
+    --max-sequence-length 16)
+# A slow emulated copy looked like a hang; timeout makes a regression fail, not stall the suite.
+expect "emu bandwidth below 1MB/s" 2 "below the minimum of 1MB/s" -- \
+    timeout 60 "${SMALL[@]}" --device emu --emu-bandwidth 1B/s --output "$T/r.png"
+expect "prefetch depth too large" 2 "--prefetch-depth: invalid value \"2147483647\" (valid: an integer from 1 to 64)" -- \
+    "${SMALL[@]}" --device emu --offload layerwise --prefetch-depth 2147483647 --output "$T/r.png"
+expect "threads too many" 2 "--threads: invalid value \"100000\" (valid: 0 (all cores) or a count from 1 to 1024)" -- \
+    "${SMALL[@]}" --threads 100000 --output "$T/r.png"
+expect "guidance scale inf" 2 "--guidance-scale \"inf\": expected a finite number from -10000 to 10000" -- \
+    "${SMALL[@]}" --guidance-scale inf --output "$T/r.png"
+expect "guidance scale absurd" 2 "--guidance-scale \"1e308\": expected a finite number from -10000 to 10000" -- \
+    "${SMALL[@]}" --guidance-scale 1e308 --output "$T/r.png"
+expect "seed above 2^64-1" 2 "above the largest seed, 18446744073709551615" -- \
+    "${SMALL[@]}" --seed 18446744073709551616 --output "$T/r.png"
+expect "vae tile stride below 8" 2 "--vae-tile-stride: invalid value \"1\" (valid: N or HxW in pixels, each at least 8" -- \
+    "${SMALL[@]}" --vae-tiling --vae-tile 1048576 --vae-tile-stride 1 --output "$T/r.png"
+expect "collective timeout too long" 2 "at most 1000000" -- \
+    "${SMALL[@]}" --collective-timeout 99999999999 --output "$T/r.png"
+
+# ---- Contradictory flags ------------------------------------------------------------------------------
+expect "device-map auto on cpu" 2 "--device-map auto places components on devices: use --device emu" -- \
+    "${SMALL[@]}" --device cpu --device-map auto --output "$T/r.png"
+for mm in "0=5GiB,0=6GiB" "5GiB,0=6GiB"; do
+    expect "max-memory $mm" 2 "--max-memory: device 0 is given twice in \"$mm\"" -- \
+        "${SMALL[@]}" --device emu --max-memory "$mm" --output "$T/r.png"
+done
+expect "max-memory cpu twice" 2 "--max-memory: cpu is given twice in \"cpu=1GiB,cpu=2GiB\"" -- \
+    "${SMALL[@]}" --device emu --max-memory cpu=1GiB,cpu=2GiB --output "$T/r.png"
+for mm in "," "0=5GiB," ",0=5GiB" "0=5GiB,,1=5GiB"; do
+    expect "max-memory \"$mm\"" 2 "--max-memory: empty entry in \"$mm\"" -- \
+        "${SMALL[@]}" --device emu --max-memory "$mm" --output "$T/r.png"
+done
+expect "fp8 scale without fp8 storage" 2 "--fp8-scale sets the scales of fp8 storage: add --storage-dtype" -- \
+    "${SMALL[@]}" --fp8-scale tensor --output "$T/r.png"
+expect "plan with a trace" 2 "plan: --trace: plan runs nothing" -- \
+    "$FERRY" plan --model "$MODEL" --trace "$T/plan.json"
+expect "verify names fp8 as the flag does" 1 "cannot pass with --storage-dtype fp8_e4m3:" -- \
+    "$FERRY" verify "$MODEL" "$FIX" --component pipeline --storage-dtype fp8_e4m3
+
+# warns NAME NEEDLE -- COMMAND...: exit 0, a `ferry: warn:` line holding NEEDLE.
+warns() {
+    local name=$1 needle=$2
+    shift 3
+    "$@" >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [ "$rc" -eq 0 ] && grep '^ferry: warn: ' "$T/err" | grep -qF -- "$needle"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAIL: $name: exit $rc (want 0), want a warning with \"$needle\":"
+        sed 's/^/    /' "$T/err"
+    fi
+}
+warns "more resident blocks than the model has" "--resident-blocks 9999: emu:0 holds only" -- \
+    "${SMALL[@]}" --device emu --offload layerwise --resident-blocks 9999 --output "$T/w1.png"
+warns "larger groups than the model's blocks" "--num-blocks-per-group 9999: the largest component on emu:0 has" -- \
+    "${SMALL[@]}" --device emu --offload group --num-blocks-per-group 9999 --output "$T/w2.png"
+
+# ---- Output and trace paths: refused before the model is opened ------------------------------------------
+# The model folder does not exist: the path's error coming first shows nothing was loaded.
+NOMODEL=("$FERRY" generate --model "$T/nomodel" --prompt cat --height 16 --width 16 --num-frames 1)
+mkfifo "$T/fifo"
+expect "trace onto a FIFO" 1 "--trace $T/fifo: exists and is a FIFO, which ferry does not replace" -- \
+    "${NOMODEL[@]}" --trace "$T/fifo" --output "$T/p.png"
+if [ -p "$T/fifo" ]; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: the FIFO was replaced"; fi
+ln -s "$T/elsewhere.json" "$T/link.json"
+expect "trace onto a symlink" 1 "--trace $T/link.json: exists and is a symbolic link" -- \
+    "${NOMODEL[@]}" --trace "$T/link.json" --output "$T/p.png"
+mkdir "$T/tracedir" "$T/video.mp4" "$T/frame.png"
+expect "trace onto a folder" 1 "--trace $T/tracedir: exists and is a folder" -- \
+    "${NOMODEL[@]}" --trace "$T/tracedir" --output "$T/p.png"
+expect "trace in a missing folder" 1 "--trace $T/missing/t.json: the folder $T/missing does not exist" -- \
+    "${NOMODEL[@]}" --trace "$T/missing/t.json" --output "$T/p.png"
+expect "output onto a folder (mp4)" 1 "--output $T/video.mp4: exists and is a folder" -- \
+    "${NOMODEL[@]}" --output "$T/video.mp4"
+expect "output onto a folder (png)" 1 "--output $T/frame.png: exists and is a folder" -- \
+    "${NOMODEL[@]}" --output "$T/frame.png"
+expect "output in a missing folder" 1 "--output $T/missing/p.png: the folder $T/missing does not exist" -- \
+    "${NOMODEL[@]}" --output "$T/missing/p.png"
+expect "verify with a bad trace" 1 "--trace $T/tracedir: exists and is a folder" -- \
+    "$FERRY" verify "$MODEL" "$FIX" --component scheduler --trace "$T/tracedir"
+if ls "$T"/p.png "$T"/p.png.tmp.* >/dev/null 2>&1; then
+    failed=$((failed + 1)); echo "FAIL: a refused output path left a file behind"
+else
+    passed=$((passed + 1))
+fi
+
+# A trace that fails after a finished video (its temporary name is taken:
+# exec keeps bash's pid, the one ferry names it by) keeps the video.
+bash -c 'mkdir "$0.tmp.$$" && exec "$@"' "$T/late.json" "${SMALL[@]}" --output "$T/late.png" --trace "$T/late.json" \
+    >"$T/out" 2>"$T/err"
+rc=$?
+if [ "$rc" -eq 0 ] && [ -s "$T/late.png" ] && [ ! -e "$T/late.json" ] &&
+    grep -q '^ferry: warn: --trace .*the video is kept without it' "$T/err"; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1)); echo "FAIL: a late trace failure: exit $rc, want 0, the video and a warning:"; cat "$T/err"
+fi
+
+# Several engines: one trace holds each engine's timeline as its own process.
+"${SMALL[@]}" --device emu --device-map balanced --max-memory 0=8MiB,1=8MiB --trace "$T/multi.json" \
+    --output "$T/multi.png" >/dev/null 2>"$T/err"
+rc=$?
+if [ "$rc" -eq 0 ] && grep -q '"process_name".*"ferry emu:1 (text_encoder transformer)"' "$T/multi.json" &&
+    grep -q '"process_name".*"ferry emu:0 (vae)"' "$T/multi.json" && grep -q '"pid":2,"tid":1,"ts"' "$T/multi.json"; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1)); echo "FAIL: a trace of two engines: exit $rc, want both engines' processes"; cat "$T/err"
+fi
+
 # ---- shard ------------------------------------------------------------------------------------
 expect "shard without a size" 2 "--max-shard-size is required" -- "$FERRY" shard "$MODEL/vae" "$T/s1"
 expect "shard with a bad size" 2 "--max-shard-size: invalid value \"lots\"" -- \
