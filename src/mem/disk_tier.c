@@ -135,12 +135,10 @@ static void link_order(fy_engine *e)
     }
 }
 
-/* --storage-dtype as the user spells it: fy_dtype_name says "f8_e4m3", the
- * flag takes "fp8_e4m3"; auto names what the planner chose. */
+/* --storage-dtype as the user spells it; auto names what the planner chose. */
 static const char *storage_flag(const fy_run_options *o, char *buf, size_t size)
 {
-    fy_dtype t = o->storage_dtype;
-    const char *name = t == FY_F8_E4M3 ? "fp8_e4m3" : t == FY_F8_E5M2 ? "fp8_e5m2" : fy_dtype_name(t);
+    const char *name = fy_storage_dtype_flag_name(o->storage_dtype);
     if (o->storage_auto) snprintf(buf, size, "auto (the planner chose %s)", name);
     else snprintf(buf, size, "%s", name);
     return buf;

@@ -53,7 +53,7 @@ static void print_storage(const fy_engine *e, FILE *f)
         fprintf(f, "  storage      as stored%s: castable weights %s\n", why, fy_format_bytes(declared, a, sizeof a));
     else
         fprintf(f, "  storage      %s, %s scales%s: castable weights %s (as stored %s)\n",
-                fy_dtype_name(e->opts.storage_dtype), fy_fp8_scale_name(e->opts.fp8_scale), why,
+                fy_storage_dtype_flag_name(e->opts.storage_dtype), fy_fp8_scale_name(e->opts.fp8_scale), why,
                 fy_format_bytes(now, a, sizeof a), fy_format_bytes(declared, b, sizeof b));
 }
 

@@ -37,7 +37,7 @@ fi
     --fp8-scale tensor >"$T/fp8.txt" 2>"$T/fp8.err"
 rc=$?
 if [ $rc -eq 0 ]; then ok; else bad "fp8 plan: exit $rc"; cat "$T/fp8.err"; fi
-has "fp8 storage line" "$T/fp8.txt" "storage      f8_e4m3, tensor scales: castable weights .* (as stored "
+has "fp8 storage line" "$T/fp8.txt" "storage      fp8_e4m3, tensor scales: castable weights .* (as stored "
 "$FERRY" plan --model "$MODEL" "${SIZES[@]}" --storage-dtype auto >/dev/null 2>"$T/auto.err"
 rc=$?
 if [ $rc -eq 2 ] && grep -q "needs --vram-budget" "$T/auto.err"; then ok; else bad "--storage-dtype auto alone: exit $rc"; fi
