@@ -15,9 +15,12 @@
  * heap buffer is freed (the peak while loading is the two fp8 copies, i.e.
  * one bf16 copy); otherwise (mapped, staged, resident, --device cpu) it is
  * the group's host tier. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ferry/quant.h"
 #include "mem/engine_internal.h"
@@ -166,13 +169,67 @@ static fy_status quantize_group(eng_group *g)
     return FY_OK;
 }
 
+static bool needs_quantizing(const eng_group *g)
+{
+    return g->cast && is_fp8(g->cast->storage) && !g->cast->host;
+}
+
+/* Quantising reads, scales and rounds every castable weight once: the slow
+ * part of loading with --storage-dtype (a minute for a 14B model on one
+ * core). Groups are independent, so workers take them in turn; each group's
+ * bytes depend only on the group, never on the thread count. */
+typedef struct cast_work {
+    fy_engine *e;
+    atomic_int next;
+    pthread_mutex_t mu;
+    fy_status st; /* the first failure, and its message */
+    char msg[1024]; /* error.c keeps messages this long */
+} cast_work;
+
+static void *cast_worker(void *arg)
+{
+    cast_work *w = arg;
+    for (int i; (i = atomic_fetch_add(&w->next, 1)) < w->e->n_groups;) {
+        eng_group *g = &w->e->groups[i];
+        if (!needs_quantizing(g)) continue;
+        fy_status s = quantize_group(g);
+        if (s == FY_OK) continue;
+        pthread_mutex_lock(&w->mu);
+        if (w->st == FY_OK) {
+            w->st = s;
+            snprintf(w->msg, sizeof w->msg, "%s", fy_error_message());
+        }
+        pthread_mutex_unlock(&w->mu);
+        atomic_store(&w->next, w->e->n_groups); /* the others stop at their next group */
+    }
+    return NULL;
+}
+
+static int cast_threads(const fy_engine *e, int groups)
+{
+    long cores = e->opts.threads > 0 ? e->opts.threads : sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1) cores = 1;
+    return (int)(cores < groups ? cores : groups);
+}
+
 fy_status fy_eng_cast_materialize(fy_engine *e)
 {
-    for (int i = 0; i < e->n_groups; i++) {
-        eng_group *g = &e->groups[i];
-        if (g->cast && is_fp8(g->cast->storage) && !g->cast->host) FY_TRY(quantize_group(g));
-    }
-    return FY_OK;
+    int groups = 0;
+    for (int i = 0; i < e->n_groups; i++) groups += needs_quantizing(&e->groups[i]);
+    if (groups == 0) return FY_OK;
+    cast_work w = {.e = e, .st = FY_OK};
+    atomic_init(&w.next, 0);
+    pthread_mutex_init(&w.mu, NULL);
+    enum { MAX_HELPERS = 63 };
+    pthread_t helpers[MAX_HELPERS];
+    int n = cast_threads(e, groups) - 1, started = 0;
+    if (n > MAX_HELPERS) n = MAX_HELPERS;
+    /* A helper that cannot start leaves its share to the others. */
+    while (started < n && pthread_create(&helpers[started], NULL, cast_worker, &w) == 0) started++;
+    cast_worker(&w);
+    for (int i = 0; i < started; i++) pthread_join(helpers[i], NULL);
+    pthread_mutex_destroy(&w.mu);
+    return w.st == FY_OK ? FY_OK : fy_error(w.st, "%s", w.msg);
 }
 
 static bool in_host_copy(const eng_cast *c, const void *p)
