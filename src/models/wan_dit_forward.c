@@ -10,12 +10,12 @@
 /* ---- workspace ---------------------------------------------------------- */
 
 typedef struct ws_layout {
-    size_t patches, h, n, q, k, v, a, ff, text_in, text_mid, text, ck, cv;
+    size_t patches, h, n, q, k, v, ff, text_in, text_mid, text, ck, cv;
     size_t tsin, temb, tmp, tmod, mod, omod, rope_c, rope_s, vec, total; /* offsets in floats */
 } ws_layout;
 
 typedef struct ws_bufs {
-    float *patches, *h, *n, *q, *k, *v, *a, *ff, *text_in, *text_mid, *text, *ck, *cv;
+    float *patches, *h, *n, *q, *k, *v, *ff, *text_in, *text_mid, *text, *ck, *cv;
     float *tsin, *temb, *tmp, *tmod, *mod, *omod, *rope_c, *rope_s;
 } ws_bufs;
 
@@ -65,7 +65,6 @@ static void make_layout(const fy_wan_dit *m, const dims *d, ws_layout *l)
     l->q = take(&at, act);
     l->k = take(&at, act);
     l->v = take(&at, act);
-    l->a = take(&at, act);
     int64_t hidden = d->ffn_rows * c->ffn_dim, out = d->BS * d->p_out; /* ff also takes proj_out's output */
     l->ff = take(&at, hidden > out ? hidden : out);
     l->text_in = take(&at, d->BL * c->text_dim);
@@ -88,7 +87,7 @@ static void make_layout(const fy_wan_dit *m, const dims *d, ws_layout *l)
 static void bind(float *base, const ws_layout *l, ws_bufs *w)
 {
     *w = (ws_bufs){base + l->patches, base + l->h, base + l->n, base + l->q, base + l->k, base + l->v,
-                   base + l->a, base + l->ff, base + l->text_in, base + l->text_mid, base + l->text,
+                   base + l->ff, base + l->text_in, base + l->text_mid, base + l->text,
                    base + l->ck, base + l->cv, base + l->tsin, base + l->temb, base + l->tmp,
                    base + l->tmod, base + l->mod, base + l->omod, base + l->rope_c, base + l->rope_s};
 }
@@ -304,9 +303,12 @@ static fy_status self_attention(fy_wan_dit *m, const fy_tensor *a, const dims *d
     FY_TRY(rms_norm(m, w->k, &a[WA_NORM_K], d->BS));
     FY_TRY(fy_dev_rope(m->ops, w->q, w->rope_c, w->rope_s, d->B, d->S, c->heads, c->head_dim));
     FY_TRY(fy_dev_rope(m->ops, w->k, w->rope_c, w->rope_s, d->B, d->S, c->heads, c->head_dim));
-    FY_TRY(attend(m, w->q, w->k, w->v, w->a, d->B, d->S, d->S));
-    FY_TRY(linear(m, w->a, &a[WA_O_W], &a[WA_O_B], w->n, d->BS));
-    return fy_dev_gated_add(m->ops, w->h, w->n, mod_row(d, w, 2), d->BS, d->D, d->S);
+    /* n is spent once q, k, v exist: the attention writes there, and the output
+     * projection into q (spent too), so a block needs five [tokens, dim]
+     * buffers, not seven. */
+    FY_TRY(attend(m, w->q, w->k, w->v, w->n, d->B, d->S, d->S));
+    FY_TRY(linear(m, w->n, &a[WA_O_W], &a[WA_O_B], w->q, d->BS));
+    return fy_dev_gated_add(m->ops, w->h, w->q, mod_row(d, w, 2), d->BS, d->D, d->S);
 }
 
 /* The text's keys and values for one block (what a context caches). */
@@ -322,19 +324,19 @@ static fy_status cross_attention(fy_wan_dit *m, const fy_tensor *bw, const dims 
                                  const float *v)
 {
     const fy_tensor *a = &bw[WB_ATTN2];
+    const float *x = w->h; /* norm2 is the identity without cross_attn_norm */
     if (m->cfg.cross_attn_norm) {
         const float *g = NULL, *b = NULL;
         FY_TRY(vec_f32(m, &bw[WB_NORM2_W], 1, &g));
         FY_TRY(vec_f32(m, &bw[WB_NORM2_B], 2, &b));
         FY_TRY(fy_dev_layer_norm(m->ops, w->h, g, b, w->n, d->BS, d->D, (float)m->cfg.eps));
-    } else {
-        FY_TRY(fy_dev_copy(m->ops, w->n, w->h, (size_t)(d->BS * d->D) * sizeof(float)));
+        x = w->n;
     }
-    FY_TRY(linear(m, w->n, &a[WA_Q_W], &a[WA_Q_B], w->q, d->BS));
+    FY_TRY(linear(m, x, &a[WA_Q_W], &a[WA_Q_B], w->q, d->BS));
     FY_TRY(rms_norm(m, w->q, &a[WA_NORM_Q], d->BS));
-    FY_TRY(attend(m, w->q, k, v, w->a, d->B, d->S, d->L));
-    FY_TRY(linear(m, w->a, &a[WA_O_W], &a[WA_O_B], w->n, d->BS));
-    return fy_dev_add(m->ops, w->h, w->n, w->h, d->BS * d->D);
+    FY_TRY(attend(m, w->q, k, v, w->n, d->B, d->S, d->L)); /* as in self_attention: n, then q */
+    FY_TRY(linear(m, w->n, &a[WA_O_W], &a[WA_O_B], w->q, d->BS));
+    return fy_dev_add(m->ops, w->h, w->q, w->h, d->BS * d->D);
 }
 
 /* h += ffn(modulated norm3(h)) * c_gate, ffn = Linear -> GELU(tanh) -> Linear. */
@@ -346,9 +348,9 @@ static fy_status feed_forward(fy_wan_dit *m, const fy_tensor *bw, const dims *d,
         int64_t rows = d->BS - r < d->ffn_rows ? d->BS - r : d->ffn_rows;
         FY_TRY(linear(m, w->n + r * d->D, &bw[WB_FFN1_W], &bw[WB_FFN1_B], w->ff, rows));
         FY_TRY(fy_dev_gelu_tanh(m->ops, w->ff, w->ff, rows * m->cfg.ffn_dim));
-        FY_TRY(linear(m, w->ff, &bw[WB_FFN2_W], &bw[WB_FFN2_B], w->a + r * d->D, rows));
+        FY_TRY(linear(m, w->ff, &bw[WB_FFN2_W], &bw[WB_FFN2_B], w->q + r * d->D, rows)); /* q is spent */
     }
-    return fy_dev_gated_add(m->ops, w->h, w->a, mod_row(d, w, 5), d->BS, d->D, d->S);
+    return fy_dev_gated_add(m->ops, w->h, w->q, mod_row(d, w, 5), d->BS, d->D, d->S);
 }
 
 typedef struct cross_kv_slot {
