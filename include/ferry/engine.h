@@ -231,6 +231,11 @@ fy_status fy_engine_reserve(fy_engine *e, uint64_t activation_bytes);
 /* Evaluate the plan that options o would give for the declared groups
  * (no allocation). fy_engine_prepare uses it; `ferry plan` may too. */
 fy_status fy_engine_evaluate_plan(const fy_engine *e, const fy_run_options *o, fy_plan *out);
+/* Whether some plan (none, layerwise, sequential: the fallbacks the budget
+ * error offers) fits the device budget with activation_bytes reserved; true
+ * without a budget, on a host device, and with --vram-budget auto (known
+ * only once prepared). For a model weighing a cache against its budget. */
+bool fy_engine_fits(const fy_engine *e, uint64_t activation_bytes);
 /* The planner's cost model: predicted seconds per step for plan p, with
  * host-to-device bandwidth (bytes/s) and per-group compute seconds
  * (compute[group id]; SMALL groups ignored) plus gap seconds per step spent

@@ -244,6 +244,19 @@ static bool find_fitting(const fy_engine *e, uint64_t budget, fy_plan *fit)
     return false;
 }
 
+bool fy_engine_fits(const fy_engine *e, uint64_t activation_bytes)
+{
+    uint64_t budget = e->opts.vram_budget ? e->opts.vram_budget : e->stats.device_budget;
+    if (e->backend->unified_host_memory || e->opts.vram_budget_auto || !budget) return true;
+    fy_engine *m = (fy_engine *)e; /* the reserve is put back before returning */
+    uint64_t kept = m->activation_bytes;
+    m->activation_bytes = activation_bytes;
+    fy_plan fit;
+    bool ok = find_fitting(e, budget, &fit);
+    m->activation_bytes = kept;
+    return ok;
+}
+
 fy_status fy_eng_check_budget(const fy_engine *e, const fy_plan *p, uint64_t budget)
 {
     if (!budget || p->device_bound <= budget) return FY_OK;

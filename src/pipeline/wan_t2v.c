@@ -19,6 +19,7 @@
 #include "ferry/umt5.h"
 #include "ferry/wan_dit.h"
 #include "ferry/wan_vae.h"
+#include "mem/pool.h"
 #include "mem/trace.h"
 #include "pipeline/device_map.h"
 
@@ -58,6 +59,7 @@ typedef struct t2v_run {
     fy_umt5 *text_encoder;
     fy_wan_dit *dit;
     fy_wan_dit_context *cross_kv[2];
+    bool no_cross_kv; /* the budget has no room to keep the text's K/V: recomputed each step */
     fy_wan_vae *vae;
     fy_scheduler *scheduler;
     bool guidance;
@@ -278,22 +280,40 @@ static int dit_batch(const t2v_run *r)
     return r->guidance && r->options->cfg_batch ? 2 : 1;
 }
 
+static int n_cross_kv(const t2v_run *r)
+{
+    return r->guidance && !r->options->cfg_batch ? 2 : 1;
+}
+
+/* Keeping the text's K/V for every block saves each step after the first
+ * two GEMMs per block, but costs device memory all run long (1.56 GiB for
+ * the 14B): when the plan fits only without it, compute them every step. */
+static uint64_t transformer_need(t2v_run *r, fy_engine *e, uint64_t others)
+{
+    fy_wan_dit_shape ds = dit_shape(r, dit_batch(r));
+    uint64_t work = fy_wan_dit_activation_bytes(r->dit, &ds);
+    uint64_t kv = (uint64_t)n_cross_kv(r) * fy_wan_dit_context_bytes(r->dit, ds.batch, r->text_len);
+    if (fy_engine_fits(e, max_u64(others, work + kv)) || !fy_engine_fits(e, max_u64(others, work)))
+        return max_u64(others, work + kv); /* fits as is, or not even without: prepare says why */
+    char a[32];
+    fy_info("the text's keys and values for every block (%s) do not fit beside the plan: the transformer computes "
+            "them at each step instead (raise the budget to keep them)", fy_format_bytes(kv, a, sizeof a));
+    r->no_cross_kv = true;
+    return max_u64(others, work);
+}
+
 /* Each engine reserves the largest activation need among the stages it runs
  * (the stages run one after another). */
 static fy_status reserve_and_prepare(t2v_run *r, const fy_wan_vae_decode_shape *vs)
 {
-    int n_cross = r->guidance && !r->options->cfg_batch ? 2 : 1;
-    fy_wan_dit_shape ds = dit_shape(r, dit_batch(r));
     uint64_t te = fy_umt5_activation_bytes(r->text_encoder, 2, r->text_len);
-    uint64_t dit = fy_wan_dit_activation_bytes(r->dit, &ds) +
-                   (uint64_t)n_cross * fy_wan_dit_context_bytes(r->dit, ds.batch, r->text_len);
     uint64_t vae = fy_wan_vae_decode_activation_bytes(r->vae, vs, r->options);
     for (int i = 0; i < r->n_engines; i++) {
         fy_engine *e = r->engines[i];
         uint64_t need = 0;
         if (e == r->text_engine) need = max_u64(need, te);
-        if (e == r->device) need = max_u64(need, dit);
         if (e == r->vae_engine) need = max_u64(need, vae);
+        if (e == r->device) need = transformer_need(r, e, need);
         FY_TRY(fy_engine_reserve(e, need));
         fy_status s = fy_engine_prepare(e);
         if (s != FY_OK) return fy_error_prefix(s, "--device %s: ", r->engine_names[i]);
@@ -387,8 +407,8 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
     /* Pinning the host copy and uploading resident weights: the slow part of loading. */
     hook_stage(r, "loading weights into place");
     FY_TRY(reserve_and_prepare(r, &vs));
-    int n_cross = r->guidance && !r->options->cfg_batch ? 2 : 1;
-    for (int i = 0; i < n_cross; i++) FY_TRY(fy_wan_dit_context_create(r->dit, &r->cross_kv[i]));
+    for (int i = 0; i < n_cross_kv(r) && !r->no_cross_kv; i++)
+        FY_TRY(fy_wan_dit_context_create(r->dit, &r->cross_kv[i]));
     return FY_OK;
 }
 

@@ -65,4 +65,15 @@ if [ $rc -eq 0 ] && grep -q " 0 failed" "$T/verify.out"; then ok; else
     tail -5 "$T/verify.out"
 fi
 
+# A budget with room for the transformer but not for the text's K/V of every
+# block: it computes them each step instead, and the video is the same.
+KV=(--model "$MODEL" --prompt "a fox" --height 64 --width 64 --num-frames 1 --steps 2 --device emu
+    --offload layerwise --text-encoder-cpu-offload --vae-cpu-offload)
+"$FERRY" generate "${KV[@]}" --output "$T/kv.png" >"$T/kv.out" 2>&1 || bad "generate with the K/V cache"
+"$FERRY" generate "${KV[@]}" --max-memory 0=1100KiB --output "$T/nokv.png" >"$T/nokv.out" 2>&1
+rc=$?
+if [ $rc -eq 0 ]; then ok; else bad "generate without room for the K/V cache: exit $rc"; cat "$T/nokv.out"; fi
+has "K/V cache dropped" "$T/nokv.out" "keys and values for every block .* do not fit beside the plan"
+if [ -s "$T/kv.png" ] && cmp -s "$T/kv.png" "$T/nokv.png"; then ok; else bad "the video changed without the K/V cache"; fi
+
 finish
