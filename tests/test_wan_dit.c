@@ -445,8 +445,8 @@ static void test_linear_tiles(void **state)
 }
 
 /* Runs a forward on a cpu engine with random inputs of shape s. */
-static void forward_random(fy_wan_dit_shape s, int64_t first_item, const float *x_all, const float *t_all,
-                           const float *text_all, float *out)
+static void forward_random_chunked(fy_wan_dit_shape s, int64_t first_item, const float *x_all, const float *t_all,
+                                   const float *text_all, int64_t row_chunk, float *out)
 {
     fy_model *model = NULL;
     assert_int_equal(fy_model_open(MODEL_DIR, &model), FY_OK);
@@ -457,6 +457,7 @@ static void forward_random(fy_wan_dit_shape s, int64_t first_item, const float *
     fy_wan_dit *m = NULL;
     assert_int_equal(fy_wan_dit_load(fy_model_component(model, "transformer"), e, &m), FY_OK);
     assert_int_equal(fy_wan_dit_set_threads(m, 2), FY_OK);
+    fy_wan_dit_set_row_chunk(m, row_chunk);
     const fy_wan_dit_config *c = fy_wan_dit_get_config(m);
     assert_int_equal(fy_engine_reserve(e, fy_wan_dit_activation_bytes(m, &s)), FY_OK);
     assert_int_equal(fy_engine_prepare(e), FY_OK);
@@ -469,8 +470,26 @@ static void forward_random(fy_wan_dit_shape s, int64_t first_item, const float *
     fy_model_free(model);
 }
 
-/* The CFG pair as one batch gives each item's single forward; the size is
- * past one feed-forward chunk (4096 tokens), so chunks cross the items. */
+static void forward_random(fy_wan_dit_shape s, int64_t first_item, const float *x_all, const float *t_all,
+                           const float *text_all, float *out)
+{
+    forward_random_chunked(s, first_item, x_all, t_all, text_all, 0, out);
+}
+
+static double max_rel_diff(const float *ours, const float *ref, int64_t n)
+{
+    double max_diff = 0, max_ref = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)ours[i] - ref[i]);
+        if (d > max_diff) max_diff = d;
+        if (fabs(ref[i]) > max_ref) max_ref = fabs(ref[i]);
+    }
+    assert_true(max_ref > 0);
+    return max_diff / max_ref;
+}
+
+/* The CFG pair as one batch gives each item's single forward (2304 tokens an
+ * item: the default chunk holds one item). */
 static void test_batch_matches_single(void **state)
 {
     fy_wan_dit_shape s2 = {2, 9, 32, 32, 16}; /* 9 * 16 * 16 = 2304 tokens an item with patch [1, 2, 2] */
@@ -492,19 +511,38 @@ static void test_batch_matches_single(void **state)
     s1.batch = 1;
     for (int64_t b = 0; b < 2; b++) {
         forward_random(s1, b, x, t, text, one);
-        double max_diff = 0, max_ref = 0;
-        for (int64_t i = 0; i < vol; i++) {
-            double d = fabs((double)one[i] - both[b * vol + i]);
-            if (d > max_diff) max_diff = d;
-            if (fabs(one[i]) > max_ref) max_ref = fabs(one[i]);
-        }
-        assert_true(max_ref > 0);
-        assert_true(max_diff / max_ref <= 1e-5);
+        assert_true(max_rel_diff(both + b * vol, one, vol) <= 1e-5);
     }
     free(x);
     free(text);
     free(both);
     free(one);
+}
+
+/* Queries, attention and the feed-forward run in chunks of token rows: parts
+ * of an item (1000 of its 2304 rows: 1000, 1000, 304) and both items in one
+ * chunk give what one chunk per item gives. */
+static void test_row_chunks_match_whole(void **state)
+{
+    fy_wan_dit_shape s = {2, 9, 32, 32, 16};
+    const int64_t C = 16, text_dim = 32;
+    int64_t vol = 2 * C * s.frames * s.height * s.width, txt = 2 * s.text_len * text_dim;
+    float *x = malloc((size_t)vol * sizeof *x), *text = malloc((size_t)txt * sizeof *text);
+    float *whole = malloc((size_t)vol * sizeof *whole), *parts = malloc((size_t)vol * sizeof *parts);
+    assert_true(x && text && whole && parts);
+    uint32_t r = 777;
+    for (int64_t i = 0; i < vol; i++) x[i] = (float)((r = r * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    for (int64_t i = 0; i < txt; i++) text[i] = (float)((r = r * 1664525u + 1013904223u) >> 8) / 16777216.0f - 0.5f;
+    float t[2] = {999.0f, 417.5f};
+    forward_random(s, 0, x, t, text, whole);
+    forward_random_chunked(s, 0, x, t, text, 1000, parts);
+    assert_true(max_rel_diff(parts, whole, vol) <= 1e-6);
+    forward_random_chunked(s, 0, x, t, text, 5000, parts);
+    assert_true(max_rel_diff(parts, whole, vol) <= 1e-6);
+    free(x);
+    free(text);
+    free(whole);
+    free(parts);
 }
 
 /* The context keeps the K/V of the text it first saw until invalidated; a
@@ -562,6 +600,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear_tiles),
         cmocka_unit_test(test_cpu),
+        cmocka_unit_test(test_row_chunks_match_whole),
         cmocka_unit_test(test_emu_none),
         cmocka_unit_test(test_emu_model),
         cmocka_unit_test(test_emu_sequential),

@@ -296,6 +296,11 @@ fy_status fy_wan_dit_set_threads(fy_wan_dit *m, int threads)
     return FY_OK;
 }
 
+void fy_wan_dit_set_row_chunk(fy_wan_dit *m, int64_t rows)
+{
+    m->row_chunk = rows > 0 ? rows : 0;
+}
+
 void fy_wan_dit_set_tap(fy_wan_dit *m, fy_wan_dit_tap fn, void *user)
 {
     m->tap = fn;

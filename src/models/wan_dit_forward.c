@@ -10,26 +10,54 @@
 /* ---- workspace ---------------------------------------------------------- */
 
 typedef struct ws_layout {
-    size_t patches, h, n, q, k, v, ff, text_in, text_mid, text, ck, cv;
+    size_t patches, h, n, k, v, q, o, ff, text_in, text_mid, text, ck, cv;
     size_t tsin, temb, tmp, tmod, mod, omod, rope_c, rope_s, vec, total; /* offsets in floats */
 } ws_layout;
 
 typedef struct ws_bufs {
-    float *patches, *h, *n, *q, *k, *v, *ff, *text_in, *text_mid, *text, *ck, *cv;
+    float *patches, *h, *n, *k, *v, *q, *o, *ff, *text_in, *text_mid, *text, *ck, *cv;
     float *tsin, *temb, *tmp, *tmod, *mod, *omod, *rope_c, *rope_s;
 } ws_bufs;
 
-/* The feed-forward runs over at most this many tokens at a time, so its
- * hidden buffer (rows x ffn_dim, the largest activation) stays bounded at
+/* Only what attention needs whole is whole: the block's input h, its normed
+ * copy n and the keys and values. Queries, attention outputs, projections
+ * and the feed-forward run over at most this many tokens at a time, so their
+ * buffers (the feed-forward's rows x ffn_dim is the largest) stay bounded at
  * video sizes; GEMMs of this many rows are as efficient as larger ones. */
-#define FFN_CHUNK_ROWS 4096
+#define ROW_CHUNK 4096 /* the default of m->row_chunk */
 
 /* Sizes of one forward, derived from the latent and text shapes. */
 typedef struct dims {
     int64_t B, S, L, D, F2, H2, W2;
     int64_t BS, BL, p_in, p_out;
-    int64_t ffn_rows; /* rows of one feed-forward chunk */
+    int64_t row_chunk;  /* rows per chunk asked for (m->row_chunk) */
+    int64_t chunk_rows; /* the most rows a chunk holds */
 } dims;
+
+/* Token rows [at, at + items * len) of the [B * S] rows: whole batch items
+ * (s0 = 0, len = S) when an item fits a chunk, else part of one item
+ * (items = 1), so attention and per-item gates split cleanly. */
+typedef struct row_chunk {
+    int64_t b, s0, items, len, at, rows;
+} row_chunk;
+
+/* for (row_chunk c = {0}; next_chunk(d, &c);) walks them in order. */
+static bool next_chunk(const dims *d, row_chunk *c)
+{
+    if (d->S <= d->row_chunk) {
+        int64_t per = d->row_chunk / d->S, b = c->rows ? c->b + c->items : 0;
+        if (b >= d->B) return false;
+        *c = (row_chunk){.b = b, .s0 = 0, .items = d->B - b < per ? d->B - b : per, .len = d->S};
+    } else {
+        int64_t b = c->b, s0 = c->rows ? c->s0 + c->len : 0;
+        if (s0 >= d->S) b++, s0 = 0;
+        if (b >= d->B) return false;
+        *c = (row_chunk){.b = b, .s0 = s0, .items = 1, .len = d->S - s0 < d->row_chunk ? d->S - s0 : d->row_chunk};
+    }
+    c->at = c->b * d->S + c->s0;
+    c->rows = c->items * c->len;
+    return true;
+}
 
 static size_t take(size_t *at, int64_t floats)
 {
@@ -38,8 +66,9 @@ static size_t take(size_t *at, int64_t floats)
     return here;
 }
 
-static void make_dims(const fy_wan_dit_config *c, const fy_wan_dit_shape *s, dims *d)
+static void make_dims(const fy_wan_dit *m, const fy_wan_dit_shape *s, dims *d)
 {
+    const fy_wan_dit_config *c = &m->cfg;
     d->B = s->batch;
     d->L = s->text_len;
     d->D = c->dim;
@@ -51,7 +80,9 @@ static void make_dims(const fy_wan_dit_config *c, const fy_wan_dit_shape *s, dim
     d->BL = d->B * d->L;
     d->p_in = fy_wan_patch_len(c, c->in_channels);
     d->p_out = fy_wan_patch_len(c, c->out_channels);
-    d->ffn_rows = d->BS < FFN_CHUNK_ROWS ? d->BS : FFN_CHUNK_ROWS;
+    d->row_chunk = m->row_chunk > 0 ? m->row_chunk : ROW_CHUNK;
+    d->chunk_rows = d->S <= d->row_chunk ? d->row_chunk / d->S * d->S : d->row_chunk;
+    if (d->chunk_rows > d->BS) d->chunk_rows = d->BS;
 }
 
 static void make_layout(const fy_wan_dit *m, const dims *d, ws_layout *l)
@@ -62,10 +93,11 @@ static void make_layout(const fy_wan_dit *m, const dims *d, ws_layout *l)
     l->patches = take(&at, d->BS * d->p_in);
     l->h = take(&at, act);
     l->n = take(&at, act);
-    l->q = take(&at, act);
     l->k = take(&at, act);
     l->v = take(&at, act);
-    int64_t hidden = d->ffn_rows * c->ffn_dim, out = d->BS * d->p_out; /* ff also takes proj_out's output */
+    l->q = take(&at, d->chunk_rows * d->D);
+    l->o = take(&at, d->chunk_rows * d->D);
+    int64_t hidden = d->chunk_rows * c->ffn_dim, out = d->BS * d->p_out; /* ff also takes proj_out's output */
     l->ff = take(&at, hidden > out ? hidden : out);
     l->text_in = take(&at, d->BL * c->text_dim);
     l->text_mid = take(&at, txt);
@@ -86,10 +118,12 @@ static void make_layout(const fy_wan_dit *m, const dims *d, ws_layout *l)
 
 static void bind(float *base, const ws_layout *l, ws_bufs *w)
 {
-    *w = (ws_bufs){base + l->patches, base + l->h, base + l->n, base + l->q, base + l->k, base + l->v,
-                   base + l->ff, base + l->text_in, base + l->text_mid, base + l->text,
-                   base + l->ck, base + l->cv, base + l->tsin, base + l->temb, base + l->tmp,
-                   base + l->tmod, base + l->mod, base + l->omod, base + l->rope_c, base + l->rope_s};
+    *w = (ws_bufs){.patches = base + l->patches, .h = base + l->h, .n = base + l->n, .k = base + l->k,
+                   .v = base + l->v, .q = base + l->q, .o = base + l->o, .ff = base + l->ff,
+                   .text_in = base + l->text_in, .text_mid = base + l->text_mid, .text = base + l->text,
+                   .ck = base + l->ck, .cv = base + l->cv, .tsin = base + l->tsin, .temb = base + l->temb,
+                   .tmp = base + l->tmp, .tmod = base + l->tmod, .mod = base + l->mod, .omod = base + l->omod,
+                   .rope_c = base + l->rope_c, .rope_s = base + l->rope_s};
 }
 
 fy_status fy_wan_dit_check_shape(const fy_wan_dit *m, const fy_wan_dit_shape *s)
@@ -118,7 +152,7 @@ uint64_t fy_wan_dit_activation_bytes(const fy_wan_dit *m, const fy_wan_dit_shape
     if (!m || fy_wan_dit_check_shape(m, s) != FY_OK) return 0;
     dims d;
     ws_layout l;
-    make_dims(&m->cfg, s, &d);
+    make_dims(m, s, &d);
     make_layout(m, &d, &l);
     return (uint64_t)l.total * sizeof(float) + fy_dev_ops_scratch_bound(m->engine, false);
 }
@@ -289,26 +323,36 @@ static float *mod_row(const dims *d, const ws_bufs *w, int j)
     return w->mod + (int64_t)j * d->B * d->D;
 }
 
+/* One chunk of self-attention: its queries against every key of its items,
+ * h += to_out(...) * gate. The chunk's rows of h change only after all k and
+ * v exist, and nothing reads them again in this pass. */
+static fy_status self_attention_rows(fy_wan_dit *m, const fy_tensor *a, const dims *d, ws_bufs *w,
+                                     const row_chunk *c)
+{
+    const fy_wan_dit_config *g = &m->cfg;
+    int64_t half = g->head_dim / 2, item = d->S * d->D;
+    FY_TRY(linear(m, w->n + c->at * d->D, &a[WA_Q_W], &a[WA_Q_B], w->q, c->rows));
+    FY_TRY(rms_norm(m, w->q, &a[WA_NORM_Q], c->rows));
+    FY_TRY(fy_dev_rope(m->ops, w->q, w->rope_c + c->s0 * half, w->rope_s + c->s0 * half, c->items, c->len,
+                       g->heads, g->head_dim));
+    FY_TRY(attend(m, w->q, w->k + c->b * item, w->v + c->b * item, w->o, c->items, c->len, d->S));
+    FY_TRY(linear(m, w->o, &a[WA_O_W], &a[WA_O_B], w->q, c->rows));
+    return fy_dev_gated_add(m->ops, w->h + c->at * d->D, w->q, mod_row(d, w, 2) + c->b * d->D, c->rows, d->D,
+                            c->len);
+}
+
 /* h += to_out(attention(rope(norm_q(q)), rope(norm_k(k)), v)) * gate, on n = modulated norm1(h). */
 static fy_status self_attention(fy_wan_dit *m, const fy_tensor *a, const dims *d, ws_bufs *w)
 {
     const fy_wan_dit_config *c = &m->cfg;
-    float eps = (float)c->eps;
     FY_TRY(fy_dev_layer_norm_modulate(m->ops, w->h, NULL, NULL, mod_row(d, w, 1), mod_row(d, w, 0), w->n, d->BS,
-                                      d->D, d->S, eps));
-    FY_TRY(linear(m, w->n, &a[WA_Q_W], &a[WA_Q_B], w->q, d->BS));
+                                      d->D, d->S, (float)c->eps));
     FY_TRY(linear(m, w->n, &a[WA_K_W], &a[WA_K_B], w->k, d->BS));
     FY_TRY(linear(m, w->n, &a[WA_V_W], &a[WA_V_B], w->v, d->BS));
-    FY_TRY(rms_norm(m, w->q, &a[WA_NORM_Q], d->BS));
     FY_TRY(rms_norm(m, w->k, &a[WA_NORM_K], d->BS));
-    FY_TRY(fy_dev_rope(m->ops, w->q, w->rope_c, w->rope_s, d->B, d->S, c->heads, c->head_dim));
     FY_TRY(fy_dev_rope(m->ops, w->k, w->rope_c, w->rope_s, d->B, d->S, c->heads, c->head_dim));
-    /* n is spent once q, k, v exist: the attention writes there, and the output
-     * projection into q (spent too), so a block needs five [tokens, dim]
-     * buffers, not seven. */
-    FY_TRY(attend(m, w->q, w->k, w->v, w->n, d->B, d->S, d->S));
-    FY_TRY(linear(m, w->n, &a[WA_O_W], &a[WA_O_B], w->q, d->BS));
-    return fy_dev_gated_add(m->ops, w->h, w->q, mod_row(d, w, 2), d->BS, d->D, d->S);
+    for (row_chunk r = {0}; next_chunk(d, &r);) FY_TRY(self_attention_rows(m, a, d, w, &r));
+    return FY_OK;
 }
 
 /* The text's keys and values for one block (what a context caches). */
@@ -319,7 +363,9 @@ static fy_status cross_kv(fy_wan_dit *m, const fy_tensor *a, const dims *d, cons
     return linear(m, w->text, &a[WA_V_W], &a[WA_V_B], v, d->BL);
 }
 
-/* h += to_out(attention(norm_q(q(norm2(h))), k, v)): no gate, no rope. */
+/* h += to_out(attention(norm_q(q(norm2(h))), k, v)): no gate, no rope. Without
+ * cross_attn_norm the queries come from h itself, chunk by chunk, each
+ * chunk's rows read before they are updated. */
 static fy_status cross_attention(fy_wan_dit *m, const fy_tensor *bw, const dims *d, ws_bufs *w, const float *k,
                                  const float *v)
 {
@@ -332,11 +378,15 @@ static fy_status cross_attention(fy_wan_dit *m, const fy_tensor *bw, const dims 
         FY_TRY(fy_dev_layer_norm(m->ops, w->h, g, b, w->n, d->BS, d->D, (float)m->cfg.eps));
         x = w->n;
     }
-    FY_TRY(linear(m, x, &a[WA_Q_W], &a[WA_Q_B], w->q, d->BS));
-    FY_TRY(rms_norm(m, w->q, &a[WA_NORM_Q], d->BS));
-    FY_TRY(attend(m, w->q, k, v, w->n, d->B, d->S, d->L)); /* as in self_attention: n, then q */
-    FY_TRY(linear(m, w->n, &a[WA_O_W], &a[WA_O_B], w->q, d->BS));
-    return fy_dev_add(m->ops, w->h, w->q, w->h, d->BS * d->D);
+    int64_t item = d->L * d->D;
+    for (row_chunk c = {0}; next_chunk(d, &c);) {
+        FY_TRY(linear(m, x + c.at * d->D, &a[WA_Q_W], &a[WA_Q_B], w->q, c.rows));
+        FY_TRY(rms_norm(m, w->q, &a[WA_NORM_Q], c.rows));
+        FY_TRY(attend(m, w->q, k + c.b * item, v + c.b * item, w->o, c.items, c.len, d->L));
+        FY_TRY(linear(m, w->o, &a[WA_O_W], &a[WA_O_B], w->q, c.rows));
+        FY_TRY(fy_dev_add(m->ops, w->h + c.at * d->D, w->q, w->h + c.at * d->D, c.rows * d->D));
+    }
+    return FY_OK;
 }
 
 /* h += ffn(modulated norm3(h)) * c_gate, ffn = Linear -> GELU(tanh) -> Linear. */
@@ -344,13 +394,14 @@ static fy_status feed_forward(fy_wan_dit *m, const fy_tensor *bw, const dims *d,
 {
     FY_TRY(fy_dev_layer_norm_modulate(m->ops, w->h, NULL, NULL, mod_row(d, w, 4), mod_row(d, w, 3), w->n, d->BS,
                                       d->D, d->S, (float)m->cfg.eps));
-    for (int64_t r = 0; r < d->BS; r += d->ffn_rows) {
-        int64_t rows = d->BS - r < d->ffn_rows ? d->BS - r : d->ffn_rows;
-        FY_TRY(linear(m, w->n + r * d->D, &bw[WB_FFN1_W], &bw[WB_FFN1_B], w->ff, rows));
-        FY_TRY(fy_dev_gelu_tanh(m->ops, w->ff, w->ff, rows * m->cfg.ffn_dim));
-        FY_TRY(linear(m, w->ff, &bw[WB_FFN2_W], &bw[WB_FFN2_B], w->q + r * d->D, rows)); /* q is spent */
+    for (row_chunk c = {0}; next_chunk(d, &c);) {
+        FY_TRY(linear(m, w->n + c.at * d->D, &bw[WB_FFN1_W], &bw[WB_FFN1_B], w->ff, c.rows));
+        FY_TRY(fy_dev_gelu_tanh(m->ops, w->ff, w->ff, c.rows * m->cfg.ffn_dim));
+        FY_TRY(linear(m, w->ff, &bw[WB_FFN2_W], &bw[WB_FFN2_B], w->q, c.rows));
+        FY_TRY(fy_dev_gated_add(m->ops, w->h + c.at * d->D, w->q, mod_row(d, w, 5) + c.b * d->D, c.rows, d->D,
+                                c.len));
     }
-    return fy_dev_gated_add(m->ops, w->h, w->q, mod_row(d, w, 5), d->BS, d->D, d->S);
+    return FY_OK;
 }
 
 typedef struct cross_kv_slot {
@@ -463,7 +514,7 @@ fy_status fy_wan_dit_forward(fy_wan_dit *m, const fy_wan_dit_shape *s, const flo
     double t0 = fy_backend_now();
     dims d;
     ws_layout l;
-    make_dims(&m->cfg, s, &d);
+    make_dims(m, s, &d);
     make_layout(m, &d, &l);
     if (cache) FY_TRY(fy_wan_context_bind(cache, m, d.B, d.L));
     bool need_text = !cache || !fy_wan_context_complete(cache);

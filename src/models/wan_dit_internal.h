@@ -48,6 +48,7 @@ struct fy_wan_dit {
     float *vec_scratch;         /* dtype conversions of vectors (biases, norms): 4 slots in
                                    the forward's workspace */
     int64_t vec_slot;           /* floats per scratch slot */
+    int64_t row_chunk;          /* token rows per chunk (0: the default, 4096) */
     fy_wan_dit_tap tap;
     void *tap_user;
     fy_wan_dit_timing timing;
@@ -65,6 +66,10 @@ struct fy_wan_dit_context {
 fy_status fy_wan_context_bind(fy_wan_dit_context *c, fy_wan_dit *m, int64_t batch, int64_t text_len);
 /* Every block's K/V is present (the text embedding can be skipped). */
 bool fy_wan_context_complete(const fy_wan_dit_context *c);
+
+/* Token rows per chunk of the per-row work (tests force small chunks to
+ * check the split against the whole; 0 = the default). */
+void fy_wan_dit_set_row_chunk(fy_wan_dit *m, int64_t rows);
 
 /* Per-token patch: C * pt * ph * pw values (c, pt, ph, pw order, as Conv3d's weight). */
 int64_t fy_wan_patch_len(const fy_wan_dit_config *c, int64_t channels);
