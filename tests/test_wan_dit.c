@@ -334,6 +334,15 @@ static void test_bf16_weights(void **state)
     assert_int_equal(fy_relative_error(&out, &ref, &err), FY_OK);
     assert_true(err < 2e-2);
     assert_true(err > 1e-6); /* the weights really were rounded */
+    /* Chunks of 7 token rows: the bf16 vectors converted per chunk (biases,
+     * norms) must not overwrite one another. */
+    fy_tensor parts = {0};
+    assert_int_equal(fy_tensor_alloc(&parts, FY_F32, ref.ndim, ref.shape), FY_OK);
+    fy_wan_dit_set_row_chunk(m, 7);
+    assert_int_equal(fy_wan_dit_forward(m, &s, x.data, t.data, text.data, NULL, parts.data), FY_OK);
+    assert_int_equal(fy_relative_error(&parts, &out, &err), FY_OK);
+    assert_true(err <= 1e-6);
+    fy_tensor_free(&parts);
     assert_int_equal(fy_engine_finish(e), FY_OK);
     fy_tensor_free(&x);
     fy_tensor_free(&t);

@@ -19,11 +19,11 @@ typedef struct ws_bufs {
     float *tsin, *temb, *tmp, *tmod, *mod, *omod, *rope_c, *rope_s;
 } ws_bufs;
 
-/* Only what attention needs whole is whole: the block's input h, its normed
- * copy n and the keys and values. Queries, attention outputs, projections
- * and the feed-forward run over at most this many tokens at a time, so their
- * buffers (the feed-forward's rows x ffn_dim is the largest) stay bounded at
- * video sizes; GEMMs of this many rows are as efficient as larger ones. */
+/* Only what attention needs whole is whole: the block's input h and the
+ * keys and values. Norms, queries, attention outputs, projections and the
+ * feed-forward run over at most this many tokens at a time, so their buffers
+ * (the feed-forward's rows x ffn_dim is the largest) stay bounded at video
+ * sizes; GEMMs of this many rows are as efficient as larger ones. */
 #define ROW_CHUNK 4096 /* the default of m->row_chunk */
 
 /* Sizes of one forward, derived from the latent and text shapes. */
@@ -92,9 +92,9 @@ static void make_layout(const fy_wan_dit *m, const dims *d, ws_layout *l)
     int64_t act = d->BS * d->D, txt = d->BL * d->D;
     l->patches = take(&at, d->BS * d->p_in);
     l->h = take(&at, act);
-    l->n = take(&at, act);
     l->k = take(&at, act);
     l->v = take(&at, act);
+    l->n = take(&at, d->chunk_rows * d->D);
     l->q = take(&at, d->chunk_rows * d->D);
     l->o = take(&at, d->chunk_rows * d->D);
     int64_t hidden = d->chunk_rows * c->ffn_dim, out = d->BS * d->p_out; /* ff also takes proj_out's output */
@@ -323,6 +323,14 @@ static float *mod_row(const dims *d, const ws_bufs *w, int j)
     return w->mod + (int64_t)j * d->B * d->D;
 }
 
+/* norm1(h) * (1 + scale) + shift for one chunk's rows, into n. */
+static fy_status norm1_rows(fy_wan_dit *m, const dims *d, ws_bufs *w, const row_chunk *c)
+{
+    return fy_dev_layer_norm_modulate(m->ops, w->h + c->at * d->D, NULL, NULL, mod_row(d, w, 1) + c->b * d->D,
+                                      mod_row(d, w, 0) + c->b * d->D, w->n, c->rows, d->D, c->len,
+                                      (float)m->cfg.eps);
+}
+
 /* One chunk of self-attention: its queries against every key of its items,
  * h += to_out(...) * gate. The chunk's rows of h change only after all k and
  * v exist, and nothing reads them again in this pass. */
@@ -331,7 +339,8 @@ static fy_status self_attention_rows(fy_wan_dit *m, const fy_tensor *a, const di
 {
     const fy_wan_dit_config *g = &m->cfg;
     int64_t half = g->head_dim / 2, item = d->S * d->D;
-    FY_TRY(linear(m, w->n + c->at * d->D, &a[WA_Q_W], &a[WA_Q_B], w->q, c->rows));
+    FY_TRY(norm1_rows(m, d, w, c));
+    FY_TRY(linear(m, w->n, &a[WA_Q_W], &a[WA_Q_B], w->q, c->rows));
     FY_TRY(rms_norm(m, w->q, &a[WA_NORM_Q], c->rows));
     FY_TRY(fy_dev_rope(m->ops, w->q, w->rope_c + c->s0 * half, w->rope_s + c->s0 * half, c->items, c->len,
                        g->heads, g->head_dim));
@@ -341,14 +350,18 @@ static fy_status self_attention_rows(fy_wan_dit *m, const fy_tensor *a, const di
                             c->len);
 }
 
-/* h += to_out(attention(rope(norm_q(q)), rope(norm_k(k)), v)) * gate, on n = modulated norm1(h). */
+/* h += to_out(attention(rope(norm_q(q)), rope(norm_k(k)), v)) * gate, on the
+ * modulated norm1(h). Every key and value first (all queries need them),
+ * then the queries; the norm is taken chunk by chunk, twice (it is cheap;
+ * a whole normed copy would be a fourth [tokens, dim] buffer). */
 static fy_status self_attention(fy_wan_dit *m, const fy_tensor *a, const dims *d, ws_bufs *w)
 {
     const fy_wan_dit_config *c = &m->cfg;
-    FY_TRY(fy_dev_layer_norm_modulate(m->ops, w->h, NULL, NULL, mod_row(d, w, 1), mod_row(d, w, 0), w->n, d->BS,
-                                      d->D, d->S, (float)c->eps));
-    FY_TRY(linear(m, w->n, &a[WA_K_W], &a[WA_K_B], w->k, d->BS));
-    FY_TRY(linear(m, w->n, &a[WA_V_W], &a[WA_V_B], w->v, d->BS));
+    for (row_chunk r = {0}; next_chunk(d, &r);) {
+        FY_TRY(norm1_rows(m, d, w, &r));
+        FY_TRY(linear(m, w->n, &a[WA_K_W], &a[WA_K_B], w->k + r.at * d->D, r.rows));
+        FY_TRY(linear(m, w->n, &a[WA_V_W], &a[WA_V_B], w->v + r.at * d->D, r.rows));
+    }
     FY_TRY(rms_norm(m, w->k, &a[WA_NORM_K], d->BS));
     FY_TRY(fy_dev_rope(m->ops, w->k, w->rope_c, w->rope_s, d->B, d->S, c->heads, c->head_dim));
     for (row_chunk r = {0}; next_chunk(d, &r);) FY_TRY(self_attention_rows(m, a, d, w, &r));
@@ -370,17 +383,19 @@ static fy_status cross_attention(fy_wan_dit *m, const fy_tensor *bw, const dims 
                                  const float *v)
 {
     const fy_tensor *a = &bw[WB_ATTN2];
-    const float *x = w->h; /* norm2 is the identity without cross_attn_norm */
-    if (m->cfg.cross_attn_norm) {
-        const float *g = NULL, *b = NULL;
-        FY_TRY(vec_f32(m, &bw[WB_NORM2_W], 1, &g));
-        FY_TRY(vec_f32(m, &bw[WB_NORM2_B], 2, &b));
-        FY_TRY(fy_dev_layer_norm(m->ops, w->h, g, b, w->n, d->BS, d->D, (float)m->cfg.eps));
-        x = w->n;
+    const float *g = NULL, *b = NULL;
+    if (m->cfg.cross_attn_norm) { /* slots 2 and 3: the loop's linear and rms_norm use 0 and 1 */
+        FY_TRY(vec_f32(m, &bw[WB_NORM2_W], 2, &g));
+        FY_TRY(vec_f32(m, &bw[WB_NORM2_B], 3, &b));
     }
     int64_t item = d->L * d->D;
     for (row_chunk c = {0}; next_chunk(d, &c);) {
-        FY_TRY(linear(m, x + c.at * d->D, &a[WA_Q_W], &a[WA_Q_B], w->q, c.rows));
+        const float *x = w->h + c.at * d->D; /* norm2 is the identity without cross_attn_norm */
+        if (m->cfg.cross_attn_norm) {
+            FY_TRY(fy_dev_layer_norm(m->ops, x, g, b, w->n, c.rows, d->D, (float)m->cfg.eps));
+            x = w->n;
+        }
+        FY_TRY(linear(m, x, &a[WA_Q_W], &a[WA_Q_B], w->q, c.rows));
         FY_TRY(rms_norm(m, w->q, &a[WA_NORM_Q], c.rows));
         FY_TRY(attend(m, w->q, k + c.b * item, v + c.b * item, w->o, c.items, c.len, d->L));
         FY_TRY(linear(m, w->o, &a[WA_O_W], &a[WA_O_B], w->q, c.rows));
@@ -392,10 +407,11 @@ static fy_status cross_attention(fy_wan_dit *m, const fy_tensor *bw, const dims 
 /* h += ffn(modulated norm3(h)) * c_gate, ffn = Linear -> GELU(tanh) -> Linear. */
 static fy_status feed_forward(fy_wan_dit *m, const fy_tensor *bw, const dims *d, ws_bufs *w)
 {
-    FY_TRY(fy_dev_layer_norm_modulate(m->ops, w->h, NULL, NULL, mod_row(d, w, 4), mod_row(d, w, 3), w->n, d->BS,
-                                      d->D, d->S, (float)m->cfg.eps));
     for (row_chunk c = {0}; next_chunk(d, &c);) {
-        FY_TRY(linear(m, w->n + c.at * d->D, &bw[WB_FFN1_W], &bw[WB_FFN1_B], w->ff, c.rows));
+        FY_TRY(fy_dev_layer_norm_modulate(m->ops, w->h + c.at * d->D, NULL, NULL, mod_row(d, w, 4) + c.b * d->D,
+                                          mod_row(d, w, 3) + c.b * d->D, w->n, c.rows, d->D, c.len,
+                                          (float)m->cfg.eps));
+        FY_TRY(linear(m, w->n, &bw[WB_FFN1_W], &bw[WB_FFN1_B], w->ff, c.rows));
         FY_TRY(fy_dev_gelu_tanh(m->ops, w->ff, w->ff, c.rows * m->cfg.ffn_dim));
         FY_TRY(linear(m, w->ff, &bw[WB_FFN2_W], &bw[WB_FFN2_B], w->q, c.rows));
         FY_TRY(fy_dev_gated_add(m->ops, w->h + c.at * d->D, w->q, mod_row(d, w, 5) + c.b * d->D, c.rows, d->D,
@@ -477,9 +493,10 @@ static fy_status head(fy_wan_dit *m, const dims *d, const fy_wan_dit_shape *s, w
         for (int64_t b = 0; st == FY_OK && b < d->B; b++)
             st = fy_dev_add(m->ops, table + j * d->D, w->temb + b * d->D, w->omod + (j * d->B + b) * d->D, d->D);
     if (st == FY_OK)
-        st = fy_dev_layer_norm_modulate(m->ops, w->h, NULL, NULL, w->omod + d->B * d->D, w->omod, w->n, d->BS,
+        st = fy_dev_layer_norm_modulate(m->ops, w->h, NULL, NULL, w->omod + d->B * d->D, w->omod, w->k, d->BS,
                                         d->D, d->S, (float)m->cfg.eps);
-    if (st == FY_OK) st = linear(m, w->n, &hw[WH_PROJ_W], &hw[WH_PROJ_B], w->ff, d->BS);
+    /* The blocks' keys are spent: the head's normed rows go there. */
+    if (st == FY_OK) st = linear(m, w->k, &hw[WH_PROJ_W], &hw[WH_PROJ_B], w->ff, d->BS);
     fy_status rel = fy_engine_release(m->engine, m->head_group);
     if (st != FY_OK) return st;
     FY_TRY(rel);

@@ -293,12 +293,14 @@ static uint64_t transformer_need(t2v_run *r, fy_engine *e, uint64_t others)
     fy_wan_dit_shape ds = dit_shape(r, dit_batch(r));
     uint64_t work = fy_wan_dit_activation_bytes(r->dit, &ds);
     uint64_t kv = (uint64_t)n_cross_kv(r) * fy_wan_dit_context_bytes(r->dit, ds.batch, r->text_len);
-    if (fy_engine_fits(e, max_u64(others, work + kv)) || !fy_engine_fits(e, max_u64(others, work)))
-        return max_u64(others, work + kv); /* fits as is, or not even without: prepare says why */
-    char a[32];
-    fy_info("the text's keys and values for every block (%s) do not fit beside the plan: the transformer computes "
-            "them at each step instead (raise the budget to keep them)", fy_format_bytes(kv, a, sizeof a));
+    if (fy_engine_fits(e, max_u64(others, work + kv))) return max_u64(others, work + kv);
+    /* Without them either way: if nothing fits even so, prepare's error then
+     * names the true minimum. */
     r->no_cross_kv = true;
+    char a[32];
+    if (fy_engine_fits(e, max_u64(others, work)))
+        fy_info("the text's keys and values for every block (%s) do not fit beside the plan: the transformer "
+                "computes them at each step instead (raise the budget to keep them)", fy_format_bytes(kv, a, sizeof a));
     return max_u64(others, work);
 }
 
