@@ -12,7 +12,7 @@
 #endif
 
 struct fy_dev_ops {
-    fy_cpu_ctx *cpu; /* the ops themselves on a host device; host-side helpers on a GPU */
+    fy_cpu_ctx *cpu; /* on a host device (cpu, emu) */
     bool on_host;
 #ifdef FERRY_HAVE_CUDA
     fy_cuda_ops *cuda;
@@ -81,11 +81,11 @@ fy_status fy_dev_ops_create(fy_engine *e, int threads, fy_dev_ops **out)
     fy_dev_ops *o = calloc(1, sizeof *o);
     if (!o) return fy_error(FY_ERR_NOMEM, "ops: out of memory");
     o->on_host = host_device(fy_backend_name(fy_engine_backend(e)));
-    fy_status st = fy_cpu_ctx_create(o->on_host ? threads : 1, &o->cpu);
+    fy_status st = FY_OK;
+    if (o->on_host) st = fy_cpu_ctx_create(threads, &o->cpu);
 #ifdef FERRY_HAVE_CUDA
     fy_cuda_math math = gemm_f32(&e->opts) ? FY_CUDA_MATH_F32 : FY_CUDA_MATH_BF16;
-    if (st == FY_OK && !o->on_host)
-        st = fy_cuda_ops_create(fy_engine_backend(e), fy_eng_device_pool(e), math, &o->cuda);
+    if (!o->on_host) st = fy_cuda_ops_create(fy_engine_backend(e), fy_eng_device_pool(e), math, &o->cuda);
 #endif
     if (st != FY_OK) {
         fy_dev_ops_free(o);

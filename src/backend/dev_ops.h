@@ -28,8 +28,7 @@ uint64_t fy_dev_ops_scratch_bound(fy_engine *e, bool convolutions);
 /* FY_OK when this build has ops for the engine's device (a model checks at
  * load, so a run fails before it reads weights); else why not and what to use. */
 fy_status fy_dev_ops_supported(fy_engine *e);
-/* threads: the CPU ops' pool (0 = one per core); a GPU engine's ops also
- * keep a small CPU context for host-side work. */
+/* threads: the CPU ops' pool on a host device (0 = one per core). */
 fy_status fy_dev_ops_create(fy_engine *e, int threads, fy_dev_ops **out);
 void fy_dev_ops_free(fy_dev_ops *o);
 /* The CPU context when the ops run on the host, else NULL (a model may then

@@ -136,12 +136,12 @@ void fy_disk_free(fy_disk *d)
         pthread_mutex_unlock(&d->mu);
         pthread_join(d->thread, NULL);
     }
+    /* Every upload from a slot, and every record of its event, done before the
+     * events and buffers go (a failed event wait must not leave one queued). */
+    if (d->b && d->slot) d->b->vt->synchronize(d->b);
     for (int k = 0; k < d->n_slots; k++) {
         disk_slot *s = &d->slot[k];
-        if (s->done) {
-            d->b->vt->event_synchronize(d->b, s->done);
-            d->b->vt->event_destroy(d->b, s->done);
-        }
+        if (s->done) d->b->vt->event_destroy(d->b, s->done);
         if (s->buf && d->b) d->b->vt->free_pinned(d->b, s->buf, d->slot_bytes);
         else if (s->buf) fy_host_free_pinned(s->buf, d->slot_bytes);
     }
