@@ -1,7 +1,9 @@
 /* ferry: the command line. Global flags, then a subcommand from the table;
  * adding a subcommand is one row here and one cmd_NAME.c. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -86,8 +88,26 @@ static int help_command(int argc, char **argv)
     return 0;
 }
 
+/* Weights are read through mmap: a model file truncated or replaced while
+ * ferry runs turns a read into SIGBUS. Say so in one line instead of dying
+ * with a core (async-signal-safe: write and _exit only; outputs are renamed
+ * into place at the end, so none is left half written). */
+static void on_sigbus(int sig)
+{
+    static const char msg[] = "ferry: error: a model file was truncated or changed while ferry read it (bus error "
+                              "on its memory mapping); leave the model folder alone while ferry runs and start "
+                              "again\n";
+    (void)sig;
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)ignored;
+    _exit(1);
+}
+
 int main(int argc, char **argv)
 {
+    struct sigaction bus = {.sa_handler = on_sigbus};
+    sigemptyset(&bus.sa_mask);
+    sigaction(SIGBUS, &bus, NULL);
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (cli_log_flag(argv[i])) continue;

@@ -300,5 +300,29 @@ else
     passed=$((passed + 1))
 fi
 
+# A transformer file truncated while a cpu run reads it through its mapping:
+# one line and exit 1, not a bus-error crash; no output file.
+d=$(new_model shrinking transformer)
+mkdir -p "$d/transformer"
+cp "$MODEL/transformer/config.json" "$MODEL/transformer/diffusion_pytorch_model.safetensors" "$d/transformer/"
+chmod u+w "$d/transformer/diffusion_pytorch_model.safetensors"
+"$FERRY" generate --model "$d" --prompt fox --height 256 --width 256 --num-frames 17 --steps 10000 \
+    --device cpu --output "$T/shrinking.png" >"$T/shrinking.log" 2>&1 &
+pid=$!
+for _ in $(seq 600); do grep -q "denoising: step" "$T/shrinking.log" && break; sleep 0.1; done
+truncate -s 1000 "$d/transformer/diffusion_pytorch_model.safetensors"
+for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill "$pid" 2>/dev/null
+wait "$pid"
+rc=$?
+if [ "$rc" -eq 1 ] && grep -q "a model file was truncated or changed while ferry read it" "$T/shrinking.log" &&
+    ! ls "$T"/shrinking* 2>/dev/null | grep -q png; then
+    passed=$((passed + 1))
+else
+    failed=$((failed + 1))
+    echo "FAIL: model truncated mid-run: exit $rc"
+    tail -3 "$T/shrinking.log"
+fi
+
 echo "$passed passed, $failed failed"
 test "$failed" -eq 0
