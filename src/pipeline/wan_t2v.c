@@ -239,9 +239,22 @@ static fy_status place_balanced(t2v_run *r)
     return engine_on_device(r, device_of[2], &r->vae_engine);
 }
 
+/* On cpu the weights are read in place: a device budget would be ignored in
+ * silence, so say so (a warning, not an error: scripts pass one set of flags
+ * to every device). */
+static void warn_device_budget_on_cpu(const fy_run_options *o)
+{
+    bool budget = o->vram_budget || o->vram_budget_auto;
+    for (int d = 0; d < FY_MAX_DEVICES; d++) budget = budget || o->max_memory[d];
+    if (o->device == FY_DEVICE_CPU && budget)
+        fy_warn("--max-memory DEV=SIZE and --vram-budget budget a device: on --device cpu the weights are read in "
+                "place and they do nothing (use --device emu to rehearse a GPU's budget)");
+}
+
 static fy_status create_engines(t2v_run *r)
 {
     const fy_run_options *o = r->options;
+    if (!r->quiet) warn_device_budget_on_cpu(o);
     if (o->device_map == FY_DEVICE_MAP_BALANCED) {
         FY_TRY(place_balanced(r));
     } else {
