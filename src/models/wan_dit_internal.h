@@ -48,7 +48,7 @@ struct fy_wan_dit {
     float *vec_scratch;         /* dtype conversions of vectors (biases, norms): 4 slots in
                                    the forward's workspace */
     int64_t vec_slot;           /* floats per scratch slot */
-    int64_t row_chunk;          /* token rows per chunk (0: the default, 4096) */
+    int64_t row_chunk;          /* token rows per chunk (0: the default, 2048) */
     fy_wan_dit_tap tap;
     void *tap_user;
     fy_wan_dit_timing timing;
