@@ -6,7 +6,7 @@
  *
  *     bench_fp8 [FIXTURES_DIR] [--threads N]
  *
- * FIXTURES_DIR defaults to the build's (../shared/fixtures). For the
+ * FIXTURES_DIR defaults to the build's (tests/fixtures). For the
  * full-size model see bench_wan_dit --fp8. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -20,7 +20,7 @@
 #include "ferry/wan_t2v.h"
 
 #ifndef FERRY_FIXTURES_DIR
-#define FERRY_FIXTURES_DIR "../shared/fixtures"
+#define FERRY_FIXTURES_DIR "tests/fixtures"
 #endif
 
 static double number(const cJSON *info, const char *key)

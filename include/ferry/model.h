@@ -1,7 +1,7 @@
 /* A diffusers model folder: model_index.json naming the components, each a
  * subfolder with its config and (for models) its weights, looked up by the
  * tensor names diffusers and transformers use. Loading
- * ../shared/fixtures/wan-tiny/model works the way loading
+ * tests/fixtures/wan-tiny/model works the way loading
  * Wan-AI/Wan2.1-T2V-1.3B-Diffusers does. */
 #ifndef FERRY_MODEL_H
 #define FERRY_MODEL_H
