@@ -18,9 +18,10 @@
 static const char usage[] =
     "usage: ferry generate --model DIR --prompt \"...\" --output out.mp4 [options]\n"
     "\n"
-    "Wan2.1 text to video. Defaults follow the model card.\n"
+    "Wan2.1 and Wan2.2 A14B text to video. Defaults follow the model card.\n"
     "\n"
-    "  --model DIR                a diffusers Wan2.1 T2V folder (Wan-AI/Wan2.1-T2V-1.3B-Diffusers)\n"
+    "  --model DIR                a diffusers Wan T2V folder (Wan-AI/Wan2.1-T2V-1.3B-Diffusers,\n"
+    "                             Wan-AI/Wan2.2-T2V-A14B-Diffusers)\n"
     "  --prompt TEXT              what to generate\n"
     "  --negative-prompt TEXT     what to avoid (default: the model card's negative prompt)\n"
     "  --output PATH              .mp4 (H.264), .png (one frame or a numbered sequence),\n"
@@ -29,6 +30,7 @@ static const char usage[] =
     "  --num-frames N             4k+1 frames (default 81)\n"
     "  --steps N                  denoising steps (default 50)\n"
     "  --guidance-scale G         classifier-free guidance (default 5.0; <= 1 turns it off)\n"
+    "  --guidance-scale-2 G       Wan2.2 A14B: the low-noise expert's steps (default: --guidance-scale)\n"
     "  --flow-shift S             override the scheduler's flow_shift (3.0 for 480p, 5.0 for 720p)\n"
     "  --seed N                   noise seed (default 0; torch.manual_seed's stream)\n"
     "  --fps N                    frames per second of the file (default 16)\n"
@@ -74,6 +76,8 @@ static int take_flag(void *user, const char *arg, const char *value)
     if (strcmp(arg, "--max-sequence-length") == 0) return cli_int_value("generate", arg, value, 1, 4096, &p->max_sequence_length);
     if (strcmp(arg, "--guidance-scale") == 0)
         return cli_double_range("generate", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale);
+    if (strcmp(arg, "--guidance-scale-2") == 0)
+        return cli_double_range("generate", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale_2);
     if (strcmp(arg, "--flow-shift") == 0) return cli_double_value("generate", arg, value, &p->flow_shift);
     if (strcmp(arg, "--seed") == 0) return cli_seed_value("generate", value, &p->seed);
     return -1;

@@ -19,6 +19,7 @@ static const char usage[] =
     "  --num-frames N             4k+1 frames (default 81)\n"
     "  --max-sequence-length N    text tokens (default 512)\n"
     "  --guidance-scale G         <= 1: no guidance branch (changes activations)\n"
+    "  --guidance-scale-2 G       Wan2.2 A14B: the low-noise expert's scale (checked only)\n"
     "\n";
 
 void cli_plan_help(FILE *out)
@@ -43,6 +44,8 @@ static int take_flag(void *user, const char *arg, const char *value)
     if (strcmp(arg, "--max-sequence-length") == 0) return cli_int_value("plan", arg, value, 1, 8192, &p->max_sequence_length);
     if (strcmp(arg, "--guidance-scale") == 0)
         return cli_double_range("plan", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale);
+    if (strcmp(arg, "--guidance-scale-2") == 0)
+        return cli_double_range("plan", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale_2);
     return -1;
 }
 

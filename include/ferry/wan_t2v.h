@@ -5,6 +5,11 @@
  *             UniPC / flow-match Euler step
  *          -> de-normalise latents -> VAE decode -> video (F, H, W, 3) in [0, 1]
  *
+ * Wan2.2 A14B folders (transformer_2 and boundary_ratio in model_index.json)
+ * run two experts: step i uses `transformer` (high noise) while its timestep
+ * >= boundary_ratio * num_train_timesteps, else `transformer_2` with
+ * guidance_scale_2; one scheduler (its history included) serves both.
+ *
  * One engine holds every component that runs on the compute device, so the
  * memory options (--offload, --max-memory, ...) apply to the whole run;
  * --text-encoder-cpu-offload and --vae-cpu-offload give those components a
@@ -35,14 +40,19 @@ typedef struct fy_wan_t2v_params {
     int height, width;             /* pixels; multiples of VAE x patch factors (16 for Wan) */
     int num_frames;                /* 4k + 1 */
     int steps;
-    double guidance_scale;         /* <= 1 disables classifier-free guidance */
+    double guidance_scale;         /* <= 1 disables classifier-free guidance (in both experts' stages) */
+    /* Wan2.2 A14B: the scale of the steps the low-noise expert
+     * (transformer_2) runs; NAN (the default): guidance_scale, as diffusers.
+     * Refused for a folder without boundary_ratio. */
+    double guidance_scale_2;
     double flow_shift;             /* 0: the scheduler config's */
     uint64_t seed;
     int max_sequence_length;       /* 512 for Wan */
     const float *initial_latents;  /* optional [1, z, F', H', W'] instead of seeded noise */
 } fy_wan_t2v_params;
 
-/* Defaults of the model card: 480x832, 81 frames, 50 steps, guidance 5.0. */
+/* Defaults of the model card: 480x832, 81 frames, 50 steps, guidance 5.0
+ * (guidance_scale_2 unset). */
 void fy_wan_t2v_params_init(fy_wan_t2v_params *p);
 
 /* What the pipeline calls back with while it runs (all optional). */
@@ -86,6 +96,10 @@ typedef struct fy_wan_t2v_report {
     double first_step_s;
     uint64_t weight_bytes;         /* every component's weights, as laid out */
     uint64_t first_step_disk_bytes; /* read by the disk tier by then */
+    /* Two experts (Wan2.2 A14B): steps each ran, and the first step of
+     * transformer_2 (-1: no switch in this run). */
+    int expert_steps[2];
+    int switch_step;
 } fy_wan_t2v_report;
 
 typedef struct fy_wan_t2v_result {

@@ -41,6 +41,10 @@ typedef struct fy_verifier {
     const char *component;     /* "scheduler", "transformer", ... */
     const char *fixture_file;  /* "transformer.safetensors"; NULL if the fn opens its own files */
     fy_verify_fn run;          /* NULL: known component, not implemented in this build yet */
+    /* The fixture file whose absence means the fixture set does not cover
+     * this component: a run of every component skips it, saying so; naming
+     * it in --component is an error. NULL: fixture_file. */
+    const char *covered_by;
 } fy_verifier;
 
 /* The registry, in the order components run. */

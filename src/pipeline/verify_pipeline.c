@@ -83,6 +83,9 @@ static fy_status read_request(const cJSON *info, const char *path, fy_wan_t2v_pa
     p->num_frames = (int)frames;
     p->steps = (int)steps;
     p->guidance_scale = guidance;
+    /* Wan2.2 A14B: the low-noise expert's scale, when the call gave one. */
+    const cJSON *g2 = cJSON_GetObjectItemCaseSensitive(info, "guidance_scale_2");
+    if (cJSON_IsNumber(g2)) p->guidance_scale_2 = g2->valuedouble;
     p->max_sequence_length = (int)max_len;
     return FY_OK;
 }

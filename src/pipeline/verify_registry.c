@@ -10,12 +10,14 @@
 #include "pipeline/verify_vae.h"
 
 static const fy_verifier registry[] = {
-    {"tokenizer", "tokenizer.safetensors", fy_verify_tokenizer},
-    {"text_encoder", "text_encoder.safetensors", fy_verify_text_encoder},
-    {"transformer", "transformer.safetensors", fy_verify_transformer},
-    {"vae", "vae.safetensors", fy_verify_vae},
-    {"scheduler", NULL, fy_verify_scheduler}, /* opens scheduler_*.safetensors itself */
-    {"pipeline", "pipeline.safetensors", fy_verify_pipeline},
+    {"tokenizer", "tokenizer.safetensors", fy_verify_tokenizer, NULL},
+    {"text_encoder", "text_encoder.safetensors", fy_verify_text_encoder, NULL},
+    {"transformer", "transformer.safetensors", fy_verify_transformer, NULL},
+    {"transformer_2", "transformer_2.safetensors", fy_verify_transformer_2, NULL},
+    {"vae", "vae.safetensors", fy_verify_vae, NULL},
+    /* opens scheduler_*.safetensors itself */
+    {"scheduler", NULL, fy_verify_scheduler, "scheduler_unipc.safetensors"},
+    {"pipeline", "pipeline.safetensors", fy_verify_pipeline, NULL},
 };
 
 const fy_verifier *fy_verifiers(size_t *count)

@@ -175,18 +175,28 @@ static fy_status run_model(fy_verify_ctx *ctx, const fy_st_file *f, const fy_com
     return st;
 }
 
-fy_status fy_verify_transformer(fy_verify_ctx *ctx, const fy_st_file *fixture)
+static fy_status verify_component(fy_verify_ctx *ctx, const fy_st_file *fixture, const char *name)
 {
-    const fy_component *comp = fy_model_component(ctx->model, "transformer");
-    if (!comp) return fy_error(FY_ERR_NOT_FOUND, "%s: the model has no transformer component", fy_model_dir(ctx->model));
+    const fy_component *comp = fy_model_component(ctx->model, name);
+    if (!comp) return fy_error(FY_ERR_NOT_FOUND, "%s: the model has no %s component", fy_model_dir(ctx->model), name);
     fy_dtype sd = ctx->options->storage_dtype;
     if (sd != FY_DTYPE_COUNT && ctx->out)
-        fprintf(ctx->out, "transformer: blocks' Linear weights stored as %s (--fp8-scale %s): what the blocks produce is "
-                "compared at %.0e, not %.0e\n", fy_storage_dtype_flag_name(sd), fy_fp8_scale_name(ctx->options->fp8_scale),
+        fprintf(ctx->out, "%s: blocks' Linear weights stored as %s (--fp8-scale %s): what the blocks produce is "
+                "compared at %.0e, not %.0e\n", name, fy_storage_dtype_flag_name(sd), fy_fp8_scale_name(ctx->options->fp8_scale),
                 tolerance(ctx, "output"), TOLERANCE);
     fy_engine *e = NULL;
     FY_TRY(fy_engine_create(ctx->options, &e));
     fy_status st = run_model(ctx, fixture, comp, e);
     fy_engine_free(e);
     return st;
+}
+
+fy_status fy_verify_transformer(fy_verify_ctx *ctx, const fy_st_file *fixture)
+{
+    return verify_component(ctx, fixture, "transformer");
+}
+
+fy_status fy_verify_transformer_2(fy_verify_ctx *ctx, const fy_st_file *fixture)
+{
+    return verify_component(ctx, fixture, "transformer_2");
 }

@@ -6,5 +6,7 @@
 #include "pipeline/verify.h"
 
 fy_status fy_verify_transformer(fy_verify_ctx *ctx, const fy_st_file *fixture);
+/* Wan2.2 A14B's low-noise expert, against transformer_2.safetensors. */
+fy_status fy_verify_transformer_2(fy_verify_ctx *ctx, const fy_st_file *fixture);
 
 #endif

@@ -1,4 +1,5 @@
-/* The Wan2.1 text-to-video pipeline (diffusers' WanPipeline.__call__).
+/* The Wan text-to-video pipeline (diffusers' WanPipeline.__call__): Wan2.1,
+ * and Wan2.2 A14B's two experts (transformer_2, boundary_ratio).
  *
  * Memory policy lives in the engines, not here: this file declares what runs
  * where (which engine each component's weights go to), reserves the largest
@@ -36,6 +37,7 @@ void fy_wan_t2v_params_init(fy_wan_t2v_params *p)
     p->num_frames = 81;
     p->steps = 50;
     p->guidance_scale = 5.0;
+    p->guidance_scale_2 = NAN;
     p->max_sequence_length = 512;
 }
 
@@ -57,8 +59,10 @@ typedef struct t2v_run {
     int n_engines;
     fy_tokenizer *tokenizer;
     fy_umt5 *text_encoder;
-    fy_wan_dit *dit;
-    fy_wan_dit_context *cross_kv[2];
+    fy_wan_dit *dits[2];     /* transformer; transformer_2 (NULL without one) */
+    fy_wan_dit_context *cross_kv[2][2]; /* per expert: the batch, or cond and uncond */
+    double boundary;         /* boundary_ratio x num_train_timesteps; NAN: one transformer */
+    int expert;              /* the expert the last step ran; -1 before the first */
     bool no_cross_kv; /* the budget has no room to keep the text's K/V: recomputed each step */
     fy_wan_vae *vae;
     fy_scheduler *scheduler;
@@ -107,6 +111,13 @@ static fy_status component_or_fail(const fy_model *m, const char *name, const fy
                     fy_model_dir(m), name);
 }
 
+/* diffusers' vae_scale_factor_spatial/temporal and the DiT's patch, and
+ * model_index.json's boundary_ratio (NAN: none). */
+typedef struct t2v_factors {
+    int64_t spatial, temporal, patch_h, patch_w, z_dim;
+    double boundary_ratio;
+} t2v_factors;
+
 static fy_status check_family(const fy_model *m)
 {
     const char *cls = fy_model_class(m);
@@ -123,10 +134,70 @@ static fy_status check_family(const fy_model *m)
     return FY_OK;
 }
 
-/* diffusers' vae_scale_factor_spatial/temporal and the DiT's patch. */
-typedef struct t2v_factors {
-    int64_t spatial, temporal, patch_h, patch_w, z_dim;
-} t2v_factors;
+/* ---- model_index.json's pipeline settings ------------------------------ */
+
+static bool is_component_key(const char *key)
+{
+    static const char *const known[] = {"tokenizer", "text_encoder", "transformer", "transformer_2", "vae", "scheduler"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(key, known[i]) == 0) return true;
+    return false;
+}
+
+/* A key ferry does not implement would change the video; refusing it is
+ * better than a silently different result. */
+static fy_status unknown_key(const fy_config *index, const char *key)
+{
+    const char *lib = NULL, *cls = NULL;
+    if (!fy_config_has(index, key)) return FY_OK; /* null: diffusers' default */
+    if (fy_config_pair(index, key, &lib, &cls) == FY_OK && !lib) return FY_OK; /* [null, null]: absent */
+    fy_error_clear();
+    return fy_error(FY_ERR_UNSUPPORTED,
+                    "%s: \"%s\" is a WanPipeline setting or component ferry does not implement; it would change the "
+                    "video, so ferry refuses the folder rather than ignore it (remove the key if it is not needed)",
+                    fy_config_path(index), key);
+}
+
+static fy_status read_boundary(const fy_model *m, t2v_factors *f)
+{
+    const fy_config *index = fy_model_index(m);
+    f->boundary_ratio = NAN;
+    if (fy_config_has(index, "boundary_ratio")) {
+        FY_TRY(fy_config_double(index, "boundary_ratio", &f->boundary_ratio));
+        if (!(f->boundary_ratio >= 0 && f->boundary_ratio <= 1))
+            return fy_error(FY_ERR_FORMAT, "%s: boundary_ratio %g: use a fraction of the schedule from 0 to 1 "
+                            "(Wan2.2 T2V-A14B's is 0.875)", fy_config_path(index), f->boundary_ratio);
+    }
+    bool expert_2 = fy_model_component(m, "transformer_2") != NULL;
+    fy_error_clear();
+    if (expert_2 && isnan(f->boundary_ratio))
+        return fy_error(FY_ERR_FORMAT, "%s: the folder has a transformer_2 but no boundary_ratio: the step at "
+                        "which the low-noise expert takes over is unknown (Wan2.2 T2V-A14B's is 0.875)",
+                        fy_config_path(index));
+    if (!expert_2 && !isnan(f->boundary_ratio))
+        return fy_error(FY_ERR_FORMAT, "%s: boundary_ratio %g but no transformer_2: the steps below the boundary "
+                        "have no expert to run", fy_config_path(index), f->boundary_ratio);
+    return FY_OK;
+}
+
+static fy_status read_settings(const fy_model *m, t2v_factors *f)
+{
+    const fy_config *index = fy_model_index(m);
+    bool expand = false;
+    FY_TRY(fy_config_bool_or(index, "expand_timesteps", false, &expand));
+    if (expand)
+        return fy_error(FY_ERR_UNSUPPORTED, "%s: expand_timesteps true (Wan2.2 TI2V-5B's per-token timesteps) is not "
+                        "implemented in this build", fy_config_path(index));
+    size_t n = fy_config_key_count(index);
+    for (size_t i = 0; i < n; i++) {
+        const char *key = fy_config_key_at(index, i);
+        if (key[0] == '_' || is_component_key(key) || strcmp(key, "boundary_ratio") == 0 ||
+            strcmp(key, "expand_timesteps") == 0)
+            continue;
+        FY_TRY(unknown_key(index, key));
+    }
+    return read_boundary(m, f);
+}
 
 static fy_status read_factors(const fy_model *m, t2v_factors *f)
 {
@@ -146,10 +217,52 @@ static fy_status read_factors(const fy_model *m, t2v_factors *f)
     return FY_OK;
 }
 
+/* The experts run on the same latents and text: their interfaces must agree. */
+static fy_status check_experts_agree(const fy_model *m)
+{
+    const fy_component *a = fy_model_component(m, "transformer"), *b = fy_model_component(m, "transformer_2");
+    fy_error_clear();
+    if (!b) return FY_OK;
+    if (!a->config || !b->config) return fy_error(FY_ERR_FORMAT, "%s: an expert has no config.json", fy_model_dir(m));
+    static const char *const keys[] = {"in_channels", "out_channels", "text_dim"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        int64_t x, y;
+        FY_TRY(fy_config_int(a->config, keys[i], &x));
+        FY_TRY(fy_config_int(b->config, keys[i], &y));
+        if (x != y)
+            return fy_error(FY_ERR_FORMAT, "%s: %s %lld, but transformer's is %lld: the two experts must share their "
+                            "inputs and outputs", fy_config_path(b->config), keys[i], (long long)y, (long long)x);
+    }
+    int64_t pa[3], pb[3];
+    size_t na = 0, nb = 0;
+    FY_TRY(fy_config_int_array(a->config, "patch_size", pa, 3, &na));
+    FY_TRY(fy_config_int_array(b->config, "patch_size", pb, 3, &nb));
+    if (na != nb || memcmp(pa, pb, na * sizeof *pa) != 0)
+        return fy_error(FY_ERR_FORMAT, "%s: patch_size differs from transformer's: the two experts must share it",
+                        fy_config_path(b->config));
+    return FY_OK;
+}
+
+static fy_status check_guidance_2(const fy_model *m, const fy_wan_t2v_params *p, const t2v_factors *f)
+{
+    if (isnan(p->guidance_scale_2)) return FY_OK;
+    if (isnan(f->boundary_ratio))
+        return fy_error(FY_ERR_INVALID, "--guidance-scale-2 %g: %s has one transformer (no boundary_ratio in "
+                        "model_index.json); the second scale is for Wan2.2's low-noise expert", p->guidance_scale_2,
+                        fy_model_dir(m));
+    if (!isfinite(p->guidance_scale_2) || fabs(p->guidance_scale_2) > FY_WAN_GUIDANCE_MAX)
+        return fy_error(FY_ERR_INVALID, "--guidance-scale-2 %g: use a finite scale from -10000 to 10000 (Wan2.2 "
+                        "T2V-A14B's is 3.0)", p->guidance_scale_2);
+    return FY_OK;
+}
+
 static fy_status check_request(const fy_model *m, const fy_wan_t2v_params *p, t2v_factors *f)
 {
     FY_TRY(check_family(m));
     FY_TRY(read_factors(m, f));
+    FY_TRY(read_settings(m, f));
+    FY_TRY(check_experts_agree(m));
+    FY_TRY(check_guidance_2(m, p, f));
     if (!p->prompt) return fy_error(FY_ERR_INVALID, "no prompt given (--prompt \"...\")");
     if (p->steps < 1 || p->steps > 10000)
         return fy_error(FY_ERR_INVALID, "--steps %d: use 1 to 10000 steps", p->steps);
@@ -233,6 +346,9 @@ static fy_status place_balanced(t2v_run *r)
     uint64_t bytes[3];
     int device_of[3];
     for (int i = 0; i < 3; i++) bytes[i] = component_bytes(r, names[i]);
+    /* The experts share the transformer's engine (one runs at a time). */
+    if (fy_model_component(r->model, "transformer_2")) bytes[0] += component_bytes(r, "transformer_2");
+    fy_error_clear();
     FY_TRY(fy_device_map_balanced(r->options, bytes, 3, device_of));
     FY_TRY(engine_on_device(r, device_of[0], &r->device));
     FY_TRY(engine_on_device(r, device_of[1], &r->text_engine));
@@ -304,8 +420,12 @@ static int n_cross_kv(const t2v_run *r)
 static uint64_t transformer_need(t2v_run *r, fy_engine *e, uint64_t others)
 {
     fy_wan_dit_shape ds = dit_shape(r, dit_batch(r));
-    uint64_t work = fy_wan_dit_activation_bytes(r->dit, &ds);
-    uint64_t kv = (uint64_t)n_cross_kv(r) * fy_wan_dit_context_bytes(r->dit, ds.batch, r->text_len);
+    /* One expert runs at a time, and the first's K/V are freed at the switch. */
+    uint64_t work = 0, kv = 0;
+    for (int x = 0; x < 2 && r->dits[x]; x++) {
+        work = max_u64(work, fy_wan_dit_activation_bytes(r->dits[x], &ds));
+        kv = max_u64(kv, (uint64_t)n_cross_kv(r) * fy_wan_dit_context_bytes(r->dits[x], ds.batch, r->text_len));
+    }
     if (fy_engine_fits(e, max_u64(others, work + kv))) return max_u64(others, work + kv);
     /* Without them either way: if nothing fits even so, prepare's error then
      * names the true minimum. */
@@ -339,8 +459,8 @@ static fy_status reserve_and_prepare(t2v_run *r, const fy_wan_vae_decode_shape *
 /* "text_encoder, transformer": the components engine e computes. */
 static void engine_holds(const t2v_run *r, const fy_engine *e, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s%s%s", e == r->text_engine ? "text_encoder " : "", e == r->device ? "transformer " : "",
-             e == r->vae_engine ? "vae " : "");
+    snprintf(buf, n, "%s%s%s%s", e == r->text_engine ? "text_encoder " : "", e == r->device ? "transformer " : "",
+             e == r->device && r->dits[1] ? "transformer_2 " : "", e == r->vae_engine ? "vae " : "");
     size_t len = strlen(buf);
     if (len) buf[len - 1] = '\0';
 }
@@ -399,31 +519,42 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
     FY_TRY(fy_umt5_load(fy_model_component(m, "text_encoder"), r->text_engine, &r->text_encoder));
     FY_TRY(fy_umt5_set_threads(r->text_encoder, threads));
     hook_stage(r, "loading transformer");
-    FY_TRY(fy_wan_dit_load(fy_model_component(m, "transformer"), r->device, &r->dit));
-    FY_TRY(fy_wan_dit_set_threads(r->dit, threads));
+    FY_TRY(fy_wan_dit_load(fy_model_component(m, "transformer"), r->device, &r->dits[0]));
+    FY_TRY(fy_wan_dit_set_threads(r->dits[0], threads));
+    if (!isnan(f->boundary_ratio)) {
+        /* The low-noise expert: its own component and groups in the same
+         * engine, declared after the high-noise one (the order they run). */
+        FY_TRY(fy_wan_dit_load(fy_model_component(m, "transformer_2"), r->device, &r->dits[1]));
+        FY_TRY(fy_wan_dit_set_threads(r->dits[1], threads));
+    }
     hook_stage(r, "loading vae");
     FY_TRY(fy_wan_vae_load(fy_model_component(m, "vae"), r->vae_engine, FY_WAN_VAE_DECODER, &r->vae));
     FY_TRY(fy_wan_vae_set_threads(r->vae, threads));
     FY_TRY(fy_scheduler_create_from_config(fy_model_component(m, "scheduler")->config, &r->scheduler));
     if (r->params->flow_shift > 0) FY_TRY(fy_scheduler_set_shift(r->scheduler, r->params->flow_shift));
     FY_TRY(fy_scheduler_set_timesteps(r->scheduler, (size_t)r->params->steps));
+    int64_t train_steps = 1000;
+    FY_TRY(fy_config_int_or(fy_model_component(m, "scheduler")->config, "num_train_timesteps", 1000, &train_steps));
+    r->boundary = f->boundary_ratio * (double)train_steps; /* NAN stays NAN */
 
-    const fy_wan_dit_config *dc = fy_wan_dit_get_config(r->dit);
+    const fy_wan_dit_config *dc = fy_wan_dit_get_config(r->dits[0]);
     r->text_dim = dc->text_dim;
     r->text_len = r->params->max_sequence_length;
     int64_t shape[5] = {1, f->z_dim, (r->params->num_frames - 1) / f->temporal + 1,
                         r->params->height / f->spatial, r->params->width / f->spatial};
     memcpy(r->latent_shape, shape, sizeof shape);
     r->latent_numel = shape[1] * shape[2] * shape[3] * shape[4];
-    FY_TRY(fy_wan_dit_check_shape(r->dit, &(fy_wan_dit_shape){1, shape[2], shape[3], shape[4], r->text_len}));
+    for (int x = 0; x < 2 && r->dits[x]; x++)
+        FY_TRY(fy_wan_dit_check_shape(r->dits[x], &(fy_wan_dit_shape){1, shape[2], shape[3], shape[4], r->text_len}));
 
     warn_block_counts(r);
     fy_wan_vae_decode_shape vs = {1, shape[2], shape[3], shape[4]};
     /* Pinning the host copy and uploading resident weights: the slow part of loading. */
     hook_stage(r, "loading weights into place");
     FY_TRY(reserve_and_prepare(r, &vs));
-    for (int i = 0; i < n_cross_kv(r) && !r->no_cross_kv; i++)
-        FY_TRY(fy_wan_dit_context_create(r->dit, &r->cross_kv[i]));
+    for (int x = 0; x < 2 && r->dits[x]; x++)
+        for (int i = 0; i < n_cross_kv(r) && !r->no_cross_kv; i++)
+            FY_TRY(fy_wan_dit_context_create(r->dits[x], &r->cross_kv[x][i]));
     return FY_OK;
 }
 
@@ -490,7 +621,7 @@ static void guide(const float *cond, const float *uncond, double scale, float *o
 
 /* One transformer pass over `batch` copies of the latents with the given
  * text rows; pred gets [batch, C, F', H', W']. */
-static fy_status dit_pass(t2v_run *r, int64_t batch, const float *text, fy_wan_dit_context *kv,
+static fy_status dit_pass(t2v_run *r, fy_wan_dit *dit, int64_t batch, const float *text, fy_wan_dit_context *kv,
                           float timestep, float *input, float *pred)
 {
     for (int64_t b = 1; b < batch; b++)
@@ -498,7 +629,7 @@ static fy_status dit_pass(t2v_run *r, int64_t batch, const float *text, fy_wan_d
     memcpy(input, r->latents, sizeof *input * (size_t)r->latent_numel);
     float t[2] = {timestep, timestep};
     fy_wan_dit_shape shape = dit_shape(r, batch);
-    return fy_wan_dit_forward(r->dit, &shape, input, t, text, kv, pred);
+    return fy_wan_dit_forward(dit, &shape, input, t, text, kv, pred);
 }
 
 static void hook_step(const t2v_run *r, int i, const char *what, const float *data)
@@ -515,20 +646,77 @@ static void hook_latents(const t2v_run *r, int i)
     hook_tensor(r, name, r->latents, 5, r->latent_shape);
 }
 
+/* diffusers: the high-noise `transformer` while t >= boundary (the int64
+ * timestep against the float boundary; equality included), else
+ * `transformer_2`. Both guidance branches of a step use the same expert. */
+static int expert_of_step(const t2v_run *r, int i)
+{
+    if (isnan(r->boundary)) return 0;
+    /* UniPC's int64 timesteps are exact as floats; Euler's are float32. */
+    return (double)fy_scheduler_timesteps(r->scheduler)[i] >= r->boundary ? 0 : 1;
+}
+
+/* guidance_scale_2 defaults to guidance_scale; whether guidance runs at all
+ * depends on guidance_scale alone, in both stages. */
+static double guidance_of(const t2v_run *r, int expert)
+{
+    if (expert == 1 && !isnan(r->params->guidance_scale_2)) return r->params->guidance_scale_2;
+    return r->params->guidance_scale;
+}
+
+static void free_cross_kv(t2v_run *r, int expert)
+{
+    for (int i = 0; i < 2; i++) {
+        fy_wan_dit_context_free(r->cross_kv[expert][i]);
+        r->cross_kv[expert][i] = NULL;
+    }
+}
+
+/* Timesteps only fall, so the high-noise expert never runs again: its
+ * text K/V go back to the engine for the low-noise expert's. */
+static void enter_expert(t2v_run *r, int i, int expert)
+{
+    if (r->expert >= 0 && r->expert != expert) {
+        free_cross_kv(r, r->expert);
+        if (r->report.switch_step < 0) r->report.switch_step = i;
+        fy_info("step %d: switching from %s to %s (timestep %g, boundary %g)", i,
+                r->expert ? "transformer_2" : "transformer", expert ? "transformer_2" : "transformer",
+                (double)fy_scheduler_timesteps(r->scheduler)[i], r->boundary);
+    }
+    r->expert = expert;
+    r->report.expert_steps[expert]++;
+}
+
 static fy_status denoise_step(t2v_run *r, int i, float *input, float *pred, float *guided)
 {
     float t = fy_scheduler_timesteps(r->scheduler)[i];
     int64_t n = r->latent_numel, row = r->text_len * r->text_dim;
+    int x = expert_of_step(r, i);
+    enter_expert(r, i, x);
+    fy_wan_dit *dit = r->dits[x];
+    fy_wan_dit_context **kv = r->cross_kv[x];
     if (!r->guidance) {
-        FY_TRY(dit_pass(r, 1, r->embeds, r->cross_kv[0], t, input, guided));
+        FY_TRY(dit_pass(r, dit, 1, r->embeds, kv[0], t, input, guided));
     } else if (r->options->cfg_batch) {
-        FY_TRY(dit_pass(r, 2, r->embeds, r->cross_kv[0], t, input, pred));
+        FY_TRY(dit_pass(r, dit, 2, r->embeds, kv[0], t, input, pred));
     } else {
-        FY_TRY(dit_pass(r, 1, r->embeds, r->cross_kv[0], t, input, pred));
-        FY_TRY(dit_pass(r, 1, r->embeds + row, r->cross_kv[1], t, input, pred + n));
+        FY_TRY(dit_pass(r, dit, 1, r->embeds, kv[0], t, input, pred));
+        FY_TRY(dit_pass(r, dit, 1, r->embeds + row, kv[1], t, input, pred + n));
     }
+    char name[64];
+    int64_t expert_id = x;
+    snprintf(name, sizeof name, "step%d.expert", i);
+    hook_ids(r, name, &expert_id, 1);
+    const int64_t *ints = fy_scheduler_timesteps_int(r->scheduler);
+    snprintf(name, sizeof name, "step%d.timestep", i);
+    if (ints) hook_ids(r, name, &ints[i], 1);
     if (r->guidance) {
-        guide(pred, pred + n, r->params->guidance_scale, guided, n);
+        double g = guidance_of(r, x);
+        float gf = (float)g;
+        int64_t one = 1;
+        snprintf(name, sizeof name, "step%d.guidance_scale", i);
+        hook_tensor(r, name, &gf, 1, &one);
+        guide(pred, pred + n, g, guided, n);
         hook_step(r, i, "noise_pred_cond", pred);
         hook_step(r, i, "noise_pred_uncond", pred + n);
     }
@@ -544,6 +732,12 @@ static fy_status denoise(t2v_run *r)
     int64_t n = r->latent_numel;
     int steps = (int)fy_scheduler_num_steps(r->scheduler);
     hook_ids(r, "timesteps", fy_scheduler_timesteps_int(r->scheduler), steps);
+    int64_t *experts = malloc(sizeof *experts * (size_t)steps);
+    if (experts) {
+        for (int i = 0; i < steps; i++) experts[i] = expert_of_step(r, i);
+        hook_ids(r, "experts", experts, steps);
+        free(experts);
+    }
     hook_latents(r, 0);
     float *input = malloc(sizeof *input * 2 * (size_t)n);
     float *pred = malloc(sizeof *pred * 2 * (size_t)n);
@@ -569,10 +763,7 @@ static fy_status denoise(t2v_run *r)
     free(guided);
     /* The prompt's cross-attention K/V are done with: the VAE decode, which
      * shares the engine's activation reserve, gets their device memory. */
-    for (int i = 0; i < 2; i++) {
-        fy_wan_dit_context_free(r->cross_kv[i]);
-        r->cross_kv[i] = NULL;
-    }
+    for (int x = 0; x < 2; x++) free_cross_kv(r, x);
     return s;
 }
 
@@ -645,10 +836,20 @@ static fy_status finish_engines(t2v_run *r)
     return s;
 }
 
+static void run_init(t2v_run *r)
+{
+    memset(r, 0, sizeof *r);
+    r->boundary = NAN;
+    r->expert = -1;
+    r->report.switch_step = -1;
+}
+
 static void run_free(t2v_run *r)
 {
-    for (int i = 0; i < 2; i++) fy_wan_dit_context_free(r->cross_kv[i]);
-    fy_wan_dit_free(r->dit);
+    for (int x = 0; x < 2; x++) {
+        for (int i = 0; i < 2; i++) fy_wan_dit_context_free(r->cross_kv[x][i]);
+        fy_wan_dit_free(r->dits[x]);
+    }
     fy_umt5_free(r->text_encoder);
     fy_wan_vae_free(r->vae);
     fy_tokenizer_free(r->tokenizer);
@@ -732,7 +933,7 @@ fy_status fy_wan_t2v_run(const char *model_dir, const fy_run_options *o, const f
 {
     memset(out, 0, sizeof *out);
     t2v_run r;
-    memset(&r, 0, sizeof r);
+    run_init(&r);
     r.options = o;
     r.params = p;
     r.hooks = hooks;
@@ -760,7 +961,7 @@ fy_status fy_wan_t2v_run(const char *model_dir, const fy_run_options *o, const f
 static fy_status load_for_plan(t2v_run *r, const char *model_dir, const fy_run_options *o,
                                const fy_wan_t2v_params *p, bool quiet)
 {
-    memset(r, 0, sizeof *r);
+    run_init(r);
     r->quiet = quiet;
     r->options = o;
     r->params = p;
