@@ -100,7 +100,17 @@ static void test_driver_component_lists(void **state)
 
     size_t n = 0;
     const fy_verifier *all = fy_verifiers(&n);
-    assert_int_equal(n, 6);
+    assert_int_equal(n, 7);
+    /* Unnamed, a component the fixture folder does not cover is skipped with
+     * a line (wan-tiny has no transformer_2); named, it is an error. */
+    char *listing = NULL;
+    size_t listing_size = 0;
+    FILE *listed = open_memstream(&listing, &listing_size);
+    assert_int_equal(fy_verify_run(MODEL_DIR, FIXTURE_DIR, NULL, NULL, listed), FY_OK);
+    fclose(listed);
+    assert_non_null(strstr(listing, "transformer_2: skipped (no transformer_2.safetensors in "));
+    free(listing);
+    assert_int_not_equal(fy_verify_run(MODEL_DIR, FIXTURE_DIR, "transformer_2", NULL, NULL), FY_OK);
     for (size_t i = 0; i < n; i++) {
         if (all[i].run) continue;
         /* Asked for by name, a component without an implementation is an error. */
