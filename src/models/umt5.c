@@ -30,7 +30,8 @@ struct fy_umt5 {
     int comp, embed_group, final_group;
     fy_tensor embed, final_norm;
     umt5_block *blocks;
-    fy_dev_ops *ops; /* made by the first forward */
+    bool shared_bias; /* T5: block 0's relative_attention_bias serves every block */
+    fy_dev_ops *ops;  /* made by the first forward */
     int threads;
     fy_umt5_profile prof;
 };
@@ -155,7 +156,10 @@ static fy_status block_weights(const fy_umt5 *m, int64_t i, umt5_block *b)
     }
     snprintf(name, sizeof name, "encoder.block.%lld.layer.0.SelfAttention.relative_attention_bias.weight",
              (long long)i);
-    FY_TRY(weight(m->c, name, k->num_buckets, k->num_heads, &b->w[W_REL]));
+    /* T5 v1.1 keeps the table in block 0 only and every block adds the same
+     * bias: later blocks get a view of block 0's (a few KB, in their group). */
+    if (i > 0 && m->shared_bias) b->w[W_REL] = m->blocks[0].w[W_REL];
+    else FY_TRY(weight(m->c, name, k->num_buckets, k->num_heads, &b->w[W_REL]));
     snprintf(name, sizeof name, "encoder.block.%lld.layer.1.layer_norm.weight", (long long)i);
     FY_TRY(weight(m->c, name, d, 0, &b->w[W_LN1]));
     snprintf(name, sizeof name, "encoder.block.%lld.layer.1.DenseReluDense.wo.weight", (long long)i);
@@ -182,7 +186,7 @@ static fy_status embed_weight(const fy_umt5 *m, fy_tensor *out)
 static fy_status declare(fy_umt5 *m)
 {
     int per_block = m->cfg.gated ? W_COUNT : W_COUNT - 1;
-    FY_TRY(fy_engine_add_component(m->e, "text_encoder", &m->comp));
+    FY_TRY(fy_engine_add_component(m->e, m->c->name ? m->c->name : "text_encoder", &m->comp));
     FY_TRY(fy_engine_add_group(m->e, m->comp, "embed_tokens", FY_GROUP_SMALL, &m->embed, 1, &m->embed_group));
     for (int64_t i = 0; i < m->cfg.num_layers; i++) {
         char name[64];
@@ -194,9 +198,20 @@ static fy_status declare(fy_umt5 *m)
                                &m->final_group);
 }
 
+/* T5 (model_type "t5", T5EncoderModel) has the position-bias table in block 0
+ * only; UMT5 one per block. */
+static bool shared_position_bias(const fy_component *c)
+{
+    const char *type = NULL;
+    if (fy_config_string_or(c->config, "model_type", "", &type) != FY_OK) type = "";
+    fy_error_clear();
+    return !strcmp(type, "t5") || (c->class_name && !strcmp(c->class_name, "T5EncoderModel"));
+}
+
 static fy_status load_weights(fy_umt5 *m)
 {
     if (!m->c->weights) return fy_error(FY_ERR_NOT_FOUND, "%s: the text encoder has no weights", m->c->dir);
+    m->shared_bias = shared_position_bias(m->c);
     FY_TRY(embed_weight(m, &m->embed));
     for (int64_t i = 0; i < m->cfg.num_layers; i++) FY_TRY(block_weights(m, i, &m->blocks[i]));
     return weight(m->c, "encoder.final_layer_norm.weight", m->cfg.d_model, 0, &m->final_norm);

@@ -10,6 +10,7 @@
 
 #include "backend/dev_ops.h"
 #include "ferry/error.h"
+#include "pipeline/verify_flux.h"
 
 /* Wide enough for "transformer/block.12.output" style names. */
 #define NAME_COLUMN 44
@@ -131,21 +132,27 @@ fy_status fy_verify_compare_ids(fy_verify_ctx *ctx, const char *name, const int6
 
 /* ---- The driver ---------------------------------------------------------------- */
 
-static const fy_verifier *find_verifier(const char *name, size_t len)
+/* The registry for the model folder's pipeline (Wan's unless it is Flux). */
+static const fy_verifier *registry_for(const fy_model *m, size_t *n)
+{
+    return fy_verify_is_flux(m) ? fy_flux_verifiers(n) : fy_verifiers(n);
+}
+
+static const fy_verifier *find_verifier(const fy_model *m, const char *name, size_t len)
 {
     size_t n = 0;
-    const fy_verifier *all = fy_verifiers(&n);
+    const fy_verifier *all = registry_for(m, &n);
     for (size_t i = 0; i < n; i++) {
         if (strlen(all[i].component) == len && strncmp(all[i].component, name, len) == 0) return &all[i];
     }
     return NULL;
 }
 
-static fy_status unknown_component(const char *name, size_t len)
+static fy_status unknown_component(const fy_model *m, const char *name, size_t len)
 {
     char valid[256] = "";
     size_t n = 0;
-    const fy_verifier *all = fy_verifiers(&n);
+    const fy_verifier *all = registry_for(m, &n);
     for (size_t i = 0; i < n; i++) {
         size_t used = strlen(valid);
         snprintf(valid + used, sizeof valid - used, "%s%s", i ? ", " : "", all[i].component);
@@ -155,15 +162,15 @@ static fy_status unknown_component(const char *name, size_t len)
 
 /* Marks the registry entries named in a comma list; every name must exist
  * and be implemented, since the user asked for it by name. */
-static fy_status select_components(const char *list, bool *selected)
+static fy_status select_components(const fy_model *m, const char *list, bool *selected)
 {
     size_t n = 0;
-    const fy_verifier *all = fy_verifiers(&n);
+    const fy_verifier *all = registry_for(m, &n);
     for (const char *p = list; *p;) {
         size_t len = strcspn(p, ",");
         if (len > 0) {
-            const fy_verifier *v = find_verifier(p, len);
-            if (!v) return unknown_component(p, len);
+            const fy_verifier *v = find_verifier(m, p, len);
+            if (!v) return unknown_component(m, p, len);
             if (!v->run) return fy_error(FY_ERR_UNSUPPORTED, "%s: not implemented in this build yet", v->component);
             selected[v - all] = true;
         }
@@ -227,7 +234,7 @@ static bool covered(const fy_verify_ctx *ctx, const fy_verifier *v, char *why, s
 static fy_status run_selected(fy_verify_ctx *ctx, const bool *selected, bool explicit_list)
 {
     size_t n = 0;
-    const fy_verifier *all = fy_verifiers(&n);
+    const fy_verifier *all = registry_for(ctx->model, &n);
     if (ctx->out) fprintf(ctx->out, "  %-*s %11s  %7s  %s\n", NAME_COLUMN, "comparison", "rel-err", "tol", "result");
     for (size_t i = 0; i < n; i++) {
         if (explicit_list && !selected[i]) continue;
@@ -249,15 +256,15 @@ fy_status fy_verify_run(const char *model_dir, const char *fixture_dir, const ch
                         const fy_run_options *options, FILE *out)
 {
     if (!model_dir || !fixture_dir) return fy_error(FY_ERR_INVALID, "verify: model and fixture folders are required");
-    size_t n = 0;
-    fy_verifiers(&n);
-    bool *selected = calloc(n ? n : 1, sizeof *selected);
-    if (!selected) return fy_error(FY_ERR_NOMEM, "out of memory");
-    bool explicit_list = components && *components && strcmp(components, "all") != 0;
-    fy_status s = explicit_list ? select_components(components, selected) : FY_OK;
-    if (s == FY_OK) s = check_fixture_dir(fixture_dir);
+    fy_status s = check_fixture_dir(fixture_dir);
     fy_model *model = NULL;
     if (s == FY_OK) s = fy_model_open(model_dir, &model);
+    size_t n = 0;
+    registry_for(model, &n);
+    bool *selected = calloc(n ? n : 1, sizeof *selected);
+    if (s == FY_OK && !selected) s = fy_error(FY_ERR_NOMEM, "out of memory");
+    bool explicit_list = components && *components && strcmp(components, "all") != 0;
+    if (s == FY_OK && explicit_list) s = select_components(model, components, selected);
     fy_run_options defaults;
     fy_run_options_init(&defaults);
     fy_verify_ctx ctx = {model, fixture_dir, options ? options : &defaults, out, 0, 0};

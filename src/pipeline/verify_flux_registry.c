@@ -1,0 +1,47 @@
+/* The Flux components `ferry verify` knows, in the order they run (a NULL
+ * run: known by name, not implemented in this build yet). */
+#include "pipeline/verify_flux.h"
+
+#include <cjson/cJSON.h>
+#include <string.h>
+
+static const fy_verifier registry[] = {
+    {"tokenizer", "tokenizer.safetensors", fy_verify_flux_tokenizer},
+    {"tokenizer_2", "tokenizer_2.safetensors", fy_verify_flux_tokenizer_2},
+    {"text_encoder", "text_encoder.safetensors", fy_verify_flux_text_encoder},
+    {"text_encoder_2", "text_encoder_2.safetensors", fy_verify_flux_text_encoder_2},
+    {"transformer", "transformer.safetensors", NULL},
+    {"vae", "vae.safetensors", NULL},
+    {"scheduler", NULL, NULL},
+    {"pipeline", NULL, NULL},
+};
+
+bool fy_verify_is_flux(const fy_model *m)
+{
+    const char *cls = m ? fy_model_class(m) : NULL;
+    return cls && !strcmp(cls, "FluxPipeline");
+}
+
+const fy_verifier *fy_flux_verifiers(size_t *count)
+{
+    if (count) *count = sizeof registry / sizeof registry[0];
+    return registry;
+}
+
+fy_status fy_flux_fixture_info(const fy_st_file *f, cJSON **out)
+{
+    const char *text = fy_st_metadata(f, "info");
+    if (!text) return fy_error(FY_ERR_FORMAT, "%s: no \"info\" entry in __metadata__", fy_st_path(f));
+    *out = cJSON_Parse(text);
+    if (!*out) return fy_error(FY_ERR_FORMAT, "%s: __metadata__ info is not JSON", fy_st_path(f));
+    return FY_OK;
+}
+
+fy_status fy_flux_open_fixture(fy_verify_ctx *ctx, const char *file, fy_st_file **out)
+{
+    char path[4096];
+    *out = NULL;
+    if (snprintf(path, sizeof path, "%s/%s", ctx->fixture_dir, file) >= (int)sizeof path)
+        return fy_error(FY_ERR_INVALID, "%s: fixture path too long", ctx->fixture_dir);
+    return fy_st_open(path, out);
+}
