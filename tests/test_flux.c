@@ -66,6 +66,29 @@ static void test_text_emu_plans(void **state)
     for (int i = 0; i < n; i++) assert_int_equal(verify(DEV, "text_encoder,text_encoder_2", &plans[i]), FY_OK);
 }
 
+static void test_transformer_cpu(void **state)
+{
+    (void)state;
+    fy_run_options o = options(FY_DEVICE_CPU, FY_OFFLOAD_NONE);
+    assert_int_equal(verify(DEV, "transformer", &o), FY_OK);
+    assert_int_equal(verify(SCHNELL, "transformer", &o), FY_OK);
+}
+
+static void test_transformer_emu_plans(void **state)
+{
+    (void)state;
+    fy_run_options plans[6];
+    int n = 0;
+    plans[n++] = options(FY_DEVICE_EMU, FY_OFFLOAD_NONE);
+    plans[n++] = options(FY_DEVICE_EMU, FY_OFFLOAD_SEQUENTIAL);
+    plans[n] = options(FY_DEVICE_EMU, FY_OFFLOAD_GROUP), plans[n++].num_blocks_per_group = 2;
+    plans[n] = options(FY_DEVICE_EMU, FY_OFFLOAD_LAYERWISE), plans[n++].prefetch_depth = 2;
+    plans[n] = options(FY_DEVICE_EMU, FY_OFFLOAD_LAYERWISE), plans[n++].resident_blocks = 3;
+    plans[n] = options(FY_DEVICE_EMU, FY_OFFLOAD_LAYERWISE), plans[n].resident_blocks = 1,
+    plans[n++].low_cpu_mem_usage = true;
+    for (int i = 0; i < n; i++) assert_int_equal(verify(i % 2 ? SCHNELL : DEV, "transformer", &plans[i]), FY_OK);
+}
+
 static void test_unknown_component_names_flux_list(void **state)
 {
     (void)state;
@@ -149,6 +172,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_text_cpu),
         cmocka_unit_test(test_text_emu_plans),
+        cmocka_unit_test(test_transformer_cpu),
+        cmocka_unit_test(test_transformer_emu_plans),
         cmocka_unit_test(test_unknown_component_names_flux_list),
         cmocka_unit_test(test_clip_special_tokens_in_text),
         cmocka_unit_test(test_clip_truncation_and_padding),

@@ -9,6 +9,9 @@
 #include "pipeline/verify.h"
 
 bool fy_verify_is_flux(const fy_model *m);
+/* A FLUX.1-schnell-shaped folder (its transformer has no guidance
+ * embeddings): the *_schnell fixture files apply. */
+bool fy_flux_is_schnell(const fy_model *m);
 const fy_verifier *fy_flux_verifiers(size_t *count);
 
 /* Shared by the Flux verifiers: the fixture's __metadata__ "info" as JSON. */

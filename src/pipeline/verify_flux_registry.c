@@ -10,7 +10,7 @@ static const fy_verifier registry[] = {
     {"tokenizer_2", "tokenizer_2.safetensors", fy_verify_flux_tokenizer_2},
     {"text_encoder", "text_encoder.safetensors", fy_verify_flux_text_encoder},
     {"text_encoder_2", "text_encoder_2.safetensors", fy_verify_flux_text_encoder_2},
-    {"transformer", "transformer.safetensors", NULL},
+    {"transformer", NULL, fy_verify_flux_transformer},
     {"vae", "vae.safetensors", NULL},
     {"scheduler", NULL, NULL},
     {"pipeline", NULL, NULL},
@@ -20,6 +20,17 @@ bool fy_verify_is_flux(const fy_model *m)
 {
     const char *cls = m ? fy_model_class(m) : NULL;
     return cls && !strcmp(cls, "FluxPipeline");
+}
+
+bool fy_flux_is_schnell(const fy_model *m)
+{
+    const fy_component *c = m ? fy_model_component(m, "transformer") : NULL;
+    bool guidance = true;
+    if (!c || !c->config || fy_config_bool_or(c->config, "guidance_embeds", false, &guidance) != FY_OK) {
+        fy_error_clear();
+        return false;
+    }
+    return !guidance;
 }
 
 const fy_verifier *fy_flux_verifiers(size_t *count)
