@@ -6,14 +6,14 @@
 #include <string.h>
 
 static const fy_verifier registry[] = {
-    {"tokenizer", "tokenizer.safetensors", fy_verify_flux_tokenizer},
-    {"tokenizer_2", "tokenizer_2.safetensors", fy_verify_flux_tokenizer_2},
-    {"text_encoder", "text_encoder.safetensors", fy_verify_flux_text_encoder},
-    {"text_encoder_2", "text_encoder_2.safetensors", fy_verify_flux_text_encoder_2},
-    {"transformer", NULL, fy_verify_flux_transformer},
-    {"vae", "vae.safetensors", NULL},
-    {"scheduler", NULL, NULL},
-    {"pipeline", NULL, NULL},
+    {"tokenizer", "tokenizer.safetensors", fy_verify_flux_tokenizer, NULL},
+    {"tokenizer_2", "tokenizer_2.safetensors", fy_verify_flux_tokenizer_2, NULL},
+    {"text_encoder", "text_encoder.safetensors", fy_verify_flux_text_encoder, NULL},
+    {"text_encoder_2", "text_encoder_2.safetensors", fy_verify_flux_text_encoder_2, NULL},
+    {"transformer", NULL, fy_verify_flux_transformer, NULL},
+    {"vae", "vae.safetensors", NULL, NULL},
+    {"scheduler", NULL, NULL, NULL},
+    {"pipeline", NULL, NULL, NULL},
 };
 
 bool fy_verify_is_flux(const fy_model *m)
