@@ -192,6 +192,12 @@ typedef struct fy_engine_stats {
     bool disk_direct;         /* every file read with O_DIRECT (no page cache) */
     bool disk_uring;          /* reads went through io_uring */
     uint64_t disk_seeks;      /* reads thrown away after a wrong prediction */
+    /* fy_engine_hand_over: switches done, compute's wait for the next
+     * component's first block at them, and the bytes given back. */
+    int switches;
+    int switch_prefetched;    /* the next component's units uploading before the switch */
+    double switch_stall_time;
+    uint64_t switch_freed_bytes;
 } fy_engine_stats;
 
 /* The backend comes from the options (--device, --max-memory, --emu-bandwidth). */
@@ -269,6 +275,18 @@ void fy_engine_plan_print(const fy_engine *e, const char *title, FILE *f);
  * fy_engine_release. Blocks must come in declared order (FY_ERR_INVALID otherwise). */
 fy_status fy_engine_acquire(fy_engine *e, int group, const fy_tensor **weights);
 fy_status fy_engine_release(fy_engine *e, int group);
+
+/* A mixture of experts that switches once (Wan2.2 A14B's high- and
+ * low-noise transformers): the pass of component `from`'s blocks about to
+ * run is its last, and `to`'s passes follow. On an eager plan (layerwise,
+ * group with a stream) the ring prefetches to's first blocks during that
+ * pass, into the slots from's blocks free, instead of wrapping to from's own
+ * first blocks; when to's first group is acquired, from's resident device
+ * memory (non-block groups, resident blocks) is given back and from cannot
+ * be acquired again. The switch and its stall are in the stats and the
+ * trace. Other plans switch the general way (to's ring when its first block
+ * is acquired). */
+fy_status fy_engine_hand_over(fy_engine *e, const char *from, const char *to);
 
 /* Activations and workspaces: device buffers through the pool. */
 fy_status fy_engine_alloc(fy_engine *e, size_t bytes, const char *label, void **out);

@@ -27,6 +27,7 @@ fy_status fy_engine_create_with_backend(fy_backend *b, bool owns_backend, const 
     e->backend = b;
     e->owns_backend = owns_backend;
     e->ring.component = -1;
+    e->hand_from = e->hand_to = -1;
     e->planner.step_comp = -1;
     e->planner.first_block = -1;
     pthread_mutex_init(&e->stats_mu, NULL);
@@ -288,11 +289,88 @@ static fy_status group_of(const fy_engine *e, int id, const char *what, eng_grou
     return FY_OK;
 }
 
+static int component_named(const fy_engine *e, const char *name)
+{
+    for (int c = 0; name && c < e->n_comps; c++)
+        if (strcmp(e->comps[c].name, name) == 0) return c;
+    return -1;
+}
+
+fy_status fy_engine_hand_over(fy_engine *e, const char *from, const char *to)
+{
+    if (!e || !e->prepared) return fy_error(FY_ERR_INVALID, "engine: hand-over before fy_engine_prepare");
+    int a = component_named(e, from), b = component_named(e, to);
+    if (a < 0 || b < 0 || a == b)
+        return fy_error(FY_ERR_INVALID, "engine: hand-over from %s to %s: not two declared components",
+                        from ? from : "(null)", to ? to : "(null)");
+    if (e->comps[a].retired || e->hand_from >= 0)
+        return fy_error(FY_ERR_INVALID, "engine: %s is already handed over", e->comps[a].name);
+    e->hand_from = a;
+    e->hand_to = b;
+    if (!e->backend->unified_host_memory && fy_eng_stream_can_hand_over(e, a, b)) fy_eng_stream_hand_over(e, b);
+    return FY_OK;
+}
+
+void fy_eng_retire(fy_engine *e, int comp)
+{
+    fy_backend *b = e->backend;
+    uint64_t freed = 0;
+    bool fenced = false;
+    for (int i = 0; i < e->n_groups; i++) {
+        eng_group *g = &e->groups[i];
+        if (g->component != comp || !g->resident || !g->device || g->spill >= 0) continue;
+        /* The compute stream may still read them on an asynchronous device. */
+        if (!fenced && !b->unified_host_memory &&
+            (fy_backend_event_record(b, e->compute_fence, FY_STREAM_COMPUTE) != FY_OK ||
+             b->vt->event_synchronize(b, e->compute_fence) != FY_OK))
+            fy_backend_synchronize(b);
+        fenced = true;
+        fy_pool_release(e->pool, g->device);
+        g->device = NULL;
+        freed += g->bytes;
+    }
+    e->comps[comp].retired = true;
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.switch_freed_bytes += freed;
+    pthread_mutex_unlock(&e->stats_mu);
+}
+
+/* The first group of the component handed over to: the switch. */
+static void switch_on_acquire(fy_engine *e, const eng_group *g)
+{
+    if (e->hand_from < 0 || g->component != e->hand_to) return;
+    fy_eng_retire(e, e->hand_from);
+    e->hand_from = -1;
+    e->switch_watch = true;
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.switches++;
+    pthread_mutex_unlock(&e->stats_mu);
+}
+
+/* The stall of the first block after a switch, as its own trace span. */
+static void switch_after_acquire(fy_engine *e, const eng_group *g, double t0, double stall0)
+{
+    if (!e->switch_watch || g->kind != FY_GROUP_BLOCK) return;
+    e->switch_watch = false;
+    pthread_mutex_lock(&e->stats_mu);
+    double stall = e->stats.stall_time - stall0;
+    e->stats.switch_stall_time += stall;
+    pthread_mutex_unlock(&e->stats_mu);
+    char label[160];
+    snprintf(label, sizeof label, "switch to %s (waited %.3f ms)", e->comps[g->component].name, stall * 1e3);
+    fy_trace_span(e->trace, FY_TRACK_COMPUTE, label, "switch", t0, fy_backend_now(), 0);
+}
+
 fy_status fy_engine_acquire(fy_engine *e, int group, const fy_tensor **weights)
 {
     eng_group *g = NULL;
     FY_TRY(group_of(e, group, "acquire", &g));
     if (g->held) return fy_error(FY_ERR_INVALID, "engine: group %s acquired twice without a release", g->name);
+    if (e->comps[g->component].retired)
+        return fy_error(FY_ERR_INVALID, "engine: group %s of %s acquired after %s was handed over", g->name,
+                        e->comps[g->component].name, e->comps[g->component].name);
+    switch_on_acquire(e, g);
+    double stall0 = e->stats.stall_time;
     double now = fy_backend_now();
     if (!e->running) {
         e->running = true;
@@ -302,6 +380,7 @@ fy_status fy_engine_acquire(fy_engine *e, int group, const fy_tensor **weights)
     if (!e->backend->unified_host_memory || e->plan.fsdp) FY_TRY(fy_eng_stream_acquire(e, g));
     else if (g->tier == FY_TIER_DISK) FY_TRY(fy_eng_disk_acquire(e, g));
     fy_eng_planner_on_ready(e, g);
+    switch_after_acquire(e, g, now, stall0);
     g->held = true;
     g->t_acquired = fy_backend_now();
     *weights = g->dev;

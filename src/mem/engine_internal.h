@@ -52,6 +52,7 @@ typedef struct eng_component {
     int n_streamed;
     int n_units;
     uint64_t unit_bytes;   /* largest unit */
+    bool retired;          /* handed over (fy_engine_hand_over): its groups never run again */
 } eng_component;
 
 typedef struct eng_ring {
@@ -61,8 +62,13 @@ typedef struct eng_ring {
     void **slot;
     fy_event **ready;      /* recorded on the copy stream after a slot's uploads */
     fy_event **released;   /* recorded on the compute stream when a slot's unit is done */
-    int *slot_unit;        /* unit held (or in flight) per slot, -1 = none */
+    int64_t *slot_unit;    /* unit key (component, unit) held or in flight per slot, -1 = none */
     int64_t pos;           /* the unit position being computed (cyclic) */
+    int64_t base;          /* the position of the active component's unit 0 */
+    /* fy_engine_hand_over: from switch_pos on, the positions are next's
+     * units (prefetched into the same slots during the last pass); -1 none. */
+    int next;
+    int64_t switch_pos;
     int released_in_unit;
     /* Unit positions whose uploads are not all issued yet (disk-tier groups
      * whose reads are still running), oldest first; the head has its first
@@ -146,6 +152,9 @@ struct fy_engine {
     struct eng_fsdp *fsdp;    /* --use-fsdp-inference (fsdp.c); NULL otherwise */
     eng_spill *spill;         /* the other devices of --device-map auto */
     int n_spill;
+    /* fy_engine_hand_over: from's last pass, then to's (-1: none pending). */
+    int hand_from, hand_to;
+    bool switch_watch;        /* time the stall of to's first block */
 };
 
 /* groups.c: offsets and bytes of src[0..n) in the group's layout. */
@@ -161,7 +170,11 @@ void fy_eng_cast_free(eng_group *g);
 /* plan.c: the plan options give; applies it to the groups when apply is set. */
 fy_status fy_eng_plan(fy_engine *e, const fy_run_options *o, fy_plan *out, bool apply);
 fy_status fy_eng_check_budget(const fy_engine *e, const fy_plan *p, uint64_t budget);
+/* engine.c: a handed-over component's resident groups go back to the pool. */
+void fy_eng_retire(fy_engine *e, int comp);
 /* streamer.c */
+bool fy_eng_stream_can_hand_over(const fy_engine *e, int comp, int next);
+void fy_eng_stream_hand_over(fy_engine *e, int next);
 fy_status fy_eng_streamer_start(fy_engine *e);
 void fy_eng_streamer_stop(fy_engine *e);
 fy_status fy_eng_stream_acquire(fy_engine *e, eng_group *g);

@@ -109,6 +109,10 @@ void fy_engine_stats_print(const fy_engine *e, FILE *f)
         fprintf(f, "  disk stall   %8.3f s (%.1f%%)  compute waiting on disk reads\n", s.disk_stall_time,
                 pct(s.disk_stall_time, s.run_time));
     }
+    if (s.switches)
+        fprintf(f, "  switch       %d hand-over(s), %d blocks prefetched before: compute waited %.3f ms for the next "
+                   "expert's first block; %s of device memory given back\n", s.switches, s.switch_prefetched,
+                s.switch_stall_time * 1e3, fy_format_bytes(s.switch_freed_bytes, a, sizeof a));
     if (e->plan.fsdp)
         fprintf(f, "  fsdp         rank %d of %d holds %s of %s of blocks; %s all-gathered\n", s.rank, s.ranks,
                 fy_format_bytes(s.shard_bytes, a, sizeof a), fy_format_bytes(s.sharded_bytes, b, sizeof b),

@@ -79,6 +79,26 @@ static void free_ring(fy_engine *e)
     free(r->pend);
     memset(r, 0, sizeof *r);
     r->component = -1;
+    r->next = -1;
+    r->switch_pos = -1;
+}
+
+/* The component and unit that position pos holds: the active component's
+ * cyclically, or from a hand-over's switch position on, the next one's. */
+static int unit_at(const fy_engine *e, int64_t pos, int *comp)
+{
+    const eng_ring *r = &e->ring;
+    if (r->switch_pos >= 0 && pos >= r->switch_pos) {
+        *comp = r->next;
+        return (int)((pos - r->switch_pos) % e->comps[r->next].n_units);
+    }
+    *comp = r->component;
+    return (int)((pos - r->base) % e->comps[r->component].n_units);
+}
+
+static int64_t unit_key(int comp, int unit)
+{
+    return (int64_t)comp << 32 | (int64_t)unit;
 }
 
 /* Issue the queued loads in order: for each unit position, the copy stream
@@ -89,12 +109,13 @@ static void free_ring(fy_engine *e)
 static fy_status ring_pump(fy_engine *e, int64_t force)
 {
     eng_ring *r = &e->ring;
-    eng_component *c = &e->comps[r->component];
     int per = e->plan.blocks_per_unit;
     while (r->pend_n > 0) {
         int64_t pos = r->pend[0];
         int s = (int)(pos % r->slots);
-        int u = (int)(pos % c->n_units);
+        int comp;
+        int u = unit_at(e, pos, &comp);
+        eng_component *c = &e->comps[comp];
         if (!r->pend_started) FY_TRY(fy_backend_stream_wait_event(e->backend, FY_STREAM_COPY, r->released[s]));
         r->pend_started = true;
         for (int64_t k = (int64_t)u * per + r->pend_k; k < c->n_streamed && k < ((int64_t)u + 1) * per;
@@ -123,18 +144,19 @@ static fy_status ring_pump(fy_engine *e, int64_t force)
 static fy_status ring_load(fy_engine *e, int64_t pos)
 {
     eng_ring *r = &e->ring;
-    eng_component *c = &e->comps[r->component];
     int s = (int)(pos % r->slots);
-    int u = (int)(pos % c->n_units);
-    if (r->slot_unit[s] == u) return FY_OK;
+    int comp;
+    int u = unit_at(e, pos, &comp);
+    eng_component *c = &e->comps[comp];
+    if (r->slot_unit[s] == unit_key(comp, u)) return FY_OK;
     if (e->plan.fsdp) {
         eng_group *g = &e->groups[c->streamed[u]]; /* one block per unit */
-        r->slot_unit[s] = u;
+        r->slot_unit[s] = unit_key(comp, u);
         set_views(g, (char *)r->slot[s] + g->unit_offset);
         return fy_eng_fsdp_start(e, s, g);
     }
     if (r->pend_n > r->slots) return fy_error(FY_ERR_INTERNAL, "engine: %s ring: too many loads queued", c->name);
-    r->slot_unit[s] = u;
+    r->slot_unit[s] = unit_key(comp, u);
     r->pend[r->pend_n++] = pos;
     return ring_pump(e, -1);
 }
@@ -152,6 +174,9 @@ static fy_status ring_activate(fy_engine *e, int comp, int unit)
     r->slots = slots;
     r->slot_bytes = c->unit_bytes;
     r->pos = unit;
+    r->base = 0;
+    r->next = -1;
+    r->switch_pos = -1;
     r->slot = calloc((size_t)slots, sizeof *r->slot);
     r->ready = calloc((size_t)slots, sizeof *r->ready);
     r->released = calloc((size_t)slots, sizeof *r->released);
@@ -196,13 +221,46 @@ static fy_status wait_ready(fy_engine *e, fy_event *ev, const char *name)
     return FY_OK;
 }
 
+/* The hand-over's switch: the ring, already holding next's first units,
+ * becomes next's; the component handed over gives back its resident device
+ * memory. */
+static bool pending(const eng_ring *r, int64_t pos)
+{
+    for (int k = 0; k < r->pend_n; k++)
+        if (r->pend[k] == pos) return true;
+    return false;
+}
+
+static void ring_switch(fy_engine *e)
+{
+    eng_ring *r = &e->ring;
+    int from = r->component;
+    /* next's units whose uploads were issued during from's last pass */
+    int issued = 0;
+    for (int64_t p = r->switch_pos; p < r->switch_pos + r->slots; p++) {
+        int comp;
+        int u = unit_at(e, p, &comp);
+        issued += r->slot_unit[p % r->slots] == unit_key(comp, u) && !pending(r, p);
+    }
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.switch_prefetched += issued;
+    pthread_mutex_unlock(&e->stats_mu);
+    r->component = r->next;
+    r->base = r->switch_pos;
+    r->next = -1;
+    r->switch_pos = -1;
+    fy_eng_retire(e, from);
+}
+
 fy_status fy_eng_stream_acquire(fy_engine *e, eng_group *g)
 {
     if (g->resident) return wait_ready(e, e->resident_ready, g->name);
     eng_ring *r = &e->ring;
-    if (r->component != g->component) FY_TRY(ring_activate(e, g->component, g->unit));
+    bool switching = r->component != g->component && r->next == g->component && r->pos == r->switch_pos;
+    if (switching) ring_switch(e);
+    else if (r->component != g->component) FY_TRY(ring_activate(e, g->component, g->unit));
     eng_component *c = &e->comps[g->component];
-    int expected = (int)(r->pos % c->n_units);
+    int expected = (int)((r->pos - r->base) % c->n_units);
     if (g->unit != expected) {
         int per = e->plan.blocks_per_unit;
         const eng_group *want = &e->groups[c->streamed[(int64_t)expected * per + (r->released_in_unit % per)]];
@@ -225,6 +283,31 @@ static int unit_size(const fy_engine *e, const eng_component *c, int unit)
     int64_t first = (int64_t)unit * per;
     int64_t left = c->n_streamed - first;
     return left < per ? (int)left : per;
+}
+
+bool fy_eng_stream_can_hand_over(const fy_engine *e, int comp, int next)
+{
+    const eng_ring *r = &e->ring;
+    const eng_component *n = &e->comps[next];
+    /* Lazy plans have nothing to prefetch; FSDP gathers and a ring sized
+     * for fewer or smaller units take the general path (a new ring). */
+    return getenv("NOHO") == NULL && e->plan.eager && !e->plan.fsdp && r->component == comp && r->switch_pos < 0 && n->n_units >= r->slots &&
+           n->unit_bytes <= r->slot_bytes && e->plan.blocks_per_unit == 1;
+}
+
+/* The pass of the active component now running (or about to start) is its
+ * last: the positions after it are next's units. */
+void fy_eng_stream_hand_over(fy_engine *e, int next)
+{
+    eng_ring *r = &e->ring;
+    const eng_component *c = &e->comps[r->component];
+    int64_t into = (r->pos - r->base) % c->n_units;
+    r->next = next;
+    r->switch_pos = r->pos - into + c->n_units;
+    /* Loads already queued beyond it are the active component's own next
+     * pass: only units that were not issued yet can be redirected, so the
+     * slots they hold are marked for a reload. */
+    for (int64_t p = r->switch_pos; p < r->pos + r->slots; p++) r->slot_unit[p % r->slots] = -1;
 }
 
 fy_status fy_eng_stream_release(fy_engine *e, eng_group *g)

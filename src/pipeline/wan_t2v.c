@@ -695,12 +695,18 @@ static fy_status denoise_step(t2v_run *r, int i, float *input, float *pred, floa
     enter_expert(r, i, x);
     fy_wan_dit *dit = r->dits[x];
     fy_wan_dit_context **kv = r->cross_kv[x];
+    /* The engine prefetches the next expert's first blocks during this
+     * expert's last pass (the uncond one of two). */
+    bool last = x == 0 && i + 1 < (int)fy_scheduler_num_steps(r->scheduler) && expert_of_step(r, i + 1) == 1;
     if (!r->guidance) {
+        if (last) FY_TRY(fy_engine_hand_over(r->device, "transformer", "transformer_2"));
         FY_TRY(dit_pass(r, dit, 1, r->embeds, kv[0], t, input, guided));
     } else if (r->options->cfg_batch) {
+        if (last) FY_TRY(fy_engine_hand_over(r->device, "transformer", "transformer_2"));
         FY_TRY(dit_pass(r, dit, 2, r->embeds, kv[0], t, input, pred));
     } else {
         FY_TRY(dit_pass(r, dit, 1, r->embeds, kv[0], t, input, pred));
+        if (last) FY_TRY(fy_engine_hand_over(r->device, "transformer", "transformer_2"));
         FY_TRY(dit_pass(r, dit, 1, r->embeds + row, kv[1], t, input, pred + n));
     }
     char name[64];
@@ -1055,6 +1061,10 @@ void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f)
     if (e->ranks > 0)
         fprintf(f, "fsdp         rank %d of %d holds %.1f KiB of %.1f KiB of blocks, %.1f MiB all-gathered\n", e->rank,
                 e->ranks, (double)e->shard_bytes / 1024.0, (double)e->sharded_bytes / 1024.0, mib(e->bytes_gathered));
+    if (r->switch_step >= 0)
+        fprintf(f, "experts      transformer %d steps, transformer_2 %d steps from step %d; the switch waited "
+                   "%.3f ms for weights, %.1f MiB given back\n", r->expert_steps[0], r->expert_steps[1], r->switch_step,
+                e->switch_stall_time * 1e3, mib(e->switch_freed_bytes));
     if (e->predicted_step_s > 0) {
         char budget[32] = "unlimited";
         if (e->vram_budget) snprintf(budget, sizeof budget, "%.1f MiB", mib(e->vram_budget));
