@@ -20,9 +20,15 @@ struct fy_dev_ops {
 };
 
 #ifdef FERRY_HAVE_CUDA
-#define ON_GPU(o, call)              \
-    do {                             \
-        if ((o)->cuda) return call;  \
+/* The ops' device made current first (the calling thread may not have it);
+ * the op's name passed on for FERRY_CUDA_SYNC=1's message. */
+#define ON_GPU(o, call)                                                   \
+    do {                                                                  \
+        if ((o)->cuda) {                                                  \
+            fy_status on_gpu_st_ = fy_cuda_ops_enter((o)->cuda);          \
+            if (on_gpu_st_ == FY_OK) on_gpu_st_ = (call);                 \
+            return fy_cuda_ops_leave((o)->cuda, __func__, on_gpu_st_);    \
+        }                                                                 \
     } while (0)
 #else
 #define ON_GPU(o, call) ((void)0)

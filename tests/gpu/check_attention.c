@@ -1,5 +1,8 @@
-/* fy_cuda_attention against fy_cpu_attention. The kernel accumulates in f32
- * in both arithmetic modes, so every case is held to TOL_F32 (not g->tol).
+/* fy_cuda_attention against fy_cpu_attention. The f32 kernels accumulate in
+ * f32 in both arithmetic modes, so their cases are held to TOL_F32; the
+ * tensor-core kernel (bf16 arithmetic with tc_attention on: no bias, head
+ * dim 64 or 128) rounds q, k, v and the weights to bf16, so its cases are
+ * held to g->tol.
  * Outputs start as NaN (0xFF bytes) so a row the kernel never writes fails. */
 #include "cuda_ops_check.h"
 
@@ -72,11 +75,15 @@ static void run_case(gpu_check *g, const att_case *c)
         float *dbias = bias ? dev_upload(bias, nb * sizeof *bias) : NULL;
         int64_t *dmask = mask ? dev_upload(mask, nm * sizeof *mask) : NULL;
         float *dout = dev_alloc(nq * sizeof *dout);
-        cudaMemset(dout, 0xFF, nq * sizeof *dout);
+        dev_poison(g, dout, nq * sizeof *dout);
         st = fy_cuda_attention(g->ops, dq, dk, dv, dout, c->B, c->H, c->Lq, c->Lk, c->D, c->scale,
                                dbias, dmask);
         float *ours = st == FY_OK ? dev_download(g, dout, nq) : NULL;
-        expect_close(g, c->name, st, ours, ref, nq, TOL_F32);
+        const int on_tc = fy_cuda_ops_tc_attention(g->ops) && fy_cuda_ops_math(g->ops) == FY_CUDA_MATH_BF16 &&
+                          !c->bias && (c->D == 64 || c->D == 128);
+        char name[96];
+        snprintf(name, sizeof name, "%s%s", on_tc ? "[tc] " : "", c->name);
+        expect_close(g, name, st, ours, ref, nq, on_tc ? g->tol : TOL_F32);
         free(ours);
         dev_free(dq);
         dev_free(dk);
@@ -120,15 +127,30 @@ void check_attention(gpu_check *g)
         {"attention D256 45x70 bias, mixed mask", 1, 2, 45, 70, 256, 0.0625f, 1, MASK_MIXED},
         {"attention Wan cross 1560x512 H12 D128", 2, 12, 1560, 512, 128, s128, 0, MASK_NONE},
         {"attention UMT5 200x200 H8 D64 bias, mask", 2, 8, 200, 200, 64, 1.0f, 1, MASK_TAIL},
+        /* Every head dim the models use. The tiny fixtures: UMT5 4 heads of
+         * 8 (bias, mask), the DiT 2 of 16 (self and cross, CFG pair), the
+         * VAE's mid block one head of 16. The real ones: UMT5-XXL 64 of 64,
+         * Wan2.1 12 (1.3B) or 40 (14B) of 128, the VAE's one head of 384
+         * (a frame's latent tokens). */
+        {"attention tiny UMT5 D8 H4 37x37 bias, mask", 2, 4, 37, 37, 8, 1.0f, 1, MASK_TAIL},
+        {"attention tiny DiT D16 H2 60x60", 2, 2, 60, 60, 16, 0.25f, 0, MASK_NONE},
+        {"attention tiny DiT cross D16 H2 60x37", 2, 2, 60, 37, 16, 0.25f, 0, MASK_NONE},
+        {"attention tiny VAE D16 H1 64x64", 3, 1, 64, 64, 16, 0.25f, 0, MASK_NONE},
+        {"attention UMT5-XXL D64 H64 77x77 bias, mask", 1, 64, 77, 77, 64, 1.0f, 1, MASK_TAIL},
+        {"attention 1.3B self D128 H12 1024x2048", 1, 12, 1024, 2048, 128, s128, 0, MASK_NONE},
+        {"attention 14B self D128 H40 256x780", 2, 40, 256, 780, 128, s128, 0, MASK_NONE},
+        {"attention 14B cross D128 H40 390x512", 2, 40, 390, 512, 128, s128, 0, MASK_NONE},
+        {"attention VAE D384 H1 390x390", 2, 1, 390, 390, 384, 0.051031f, 0, MASK_NONE},
+        /* Head dims no model uses: the padded tile and the any-D kernel. */
+        {"attention D48 45x70 mixed mask", 1, 2, 45, 70, 48, 0.14f, 0, MASK_MIXED},
+        {"attention D100 45x70 bias", 1, 2, 45, 70, 100, 0.1f, 1, MASK_NONE},
+        {"attention D300 45x70 bias, b0 all masked", 2, 1, 45, 70, 300, 0.057f, 1, MASK_ALL0},
+        {"attention D520 33x40", 1, 2, 33, 40, 520, 0.044f, 0, MASK_NONE},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(g, &cases[i]);
 
-    /* Sizes: D not a multiple of 32 is unsupported; Lq = 0 does nothing;
-     * Lk = 0 is invalid, as on the CPU. */
+    /* Sizes: Lq = 0 does nothing; Lk = 0 is invalid, as on the CPU. */
     float *d = dev_alloc(64 * sizeof(float));
-    expect_status(g, "attention D48: unsupported",
-                  fy_cuda_attention(g->ops, d, d, d, d, 1, 1, 1, 1, 48, 1.0f, NULL, NULL),
-                  FY_ERR_UNSUPPORTED);
     expect_status(g, "attention Lq=0: nothing to do",
                   fy_cuda_attention(g->ops, d, d, d, d, 1, 1, 0, 1, 64, 1.0f, NULL, NULL), FY_OK);
     expect_status(g, "attention Lk=0: invalid",

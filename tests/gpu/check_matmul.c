@@ -167,6 +167,29 @@ void check_matmul(gpu_check *g)
         else printf("  %-44s %10s  %7s  pass\n", "linear M=0 no-op", "", "");
     }
 
+    /* The models' linears, fixture and real sizes (M: a few token rows, so
+     * the CPU reference stays quick). Tiny: UMT5 d_model 32, d_ff 64; DiT
+     * dim 32, ffn 64, freq 32, text 32. Real: UMT5-XXL 4096/10240 (bf16
+     * checkpoints), Wan2.1 1.3B 1536/8960 and 14B 5120/13824, the time
+     * embedding (256 -> dim, dim -> 6 dim), the text projection 4096 -> dim,
+     * the patch embedding (16 x 1 x 2 x 2 = 64 -> dim) and the head. */
+    linear_case(g, "linear tiny umt5 qkv 37x32x32", 37, 32, 32, FY_F32, SCALE_NONE, 0);
+    linear_case(g, "linear tiny umt5 ff 37x32x64", 37, 32, 64, FY_F32, SCALE_NONE, 0);
+    linear_case(g, "linear tiny dit ffn 60x64x32 bias", 60, 64, 32, FY_F32, SCALE_NONE, 1);
+    linear_case(g, "linear tiny dit time 2x32x192 bias", 2, 32, 192, FY_F32, SCALE_NONE, 1);
+    linear_case(g, "linear umt5 ff 64x4096x10240 bf16", 64, 4096, 10240, FY_BF16, SCALE_NONE, 0);
+    linear_case(g, "linear umt5 wo 64x10240x4096 bf16", 64, 10240, 4096, FY_BF16, SCALE_NONE, 0);
+    linear_case(g, "linear 1.3B qkv 256x1536x1536 bf16 bias", 256, 1536, 1536, FY_BF16, SCALE_NONE, 1);
+    linear_case(g, "linear 1.3B ffn2 256x8960x1536 bf16 bias", 256, 8960, 1536, FY_BF16, SCALE_NONE, 1);
+    linear_case(g, "linear 1.3B time 2x256x1536 bias", 2, 256, 1536, FY_F32, SCALE_NONE, 1);
+    linear_case(g, "linear 1.3B time proj 2x1536x9216 bias", 2, 1536, 9216, FY_BF16, SCALE_NONE, 1);
+    linear_case(g, "linear 1.3B text 512x4096x1536 bias", 512, 4096, 1536, FY_BF16, SCALE_NONE, 1);
+    linear_case(g, "linear 1.3B patch 390x64x1536 bias", 390, 64, 1536, FY_F32, SCALE_NONE, 1);
+    linear_case(g, "linear 1.3B head 390x1536x64 bias", 390, 1536, 64, FY_F32, SCALE_NONE, 1);
+    linear_case(g, "linear 14B qkv 64x5120x5120 bf16 bias", 64, 5120, 5120, FY_BF16, SCALE_NONE, 1);
+    linear_case(g, "linear 14B ffn1 64x5120x13824 e4m3 row", 64, 5120, 13824, FY_F8_E4M3, SCALE_ROW, 1);
+    linear_case(g, "linear 14B ffn2 64x13824x5120 bf16 bias", 64, 13824, 5120, FY_BF16, SCALE_NONE, 1);
+
     bmm_case(g, "bmm 3x37x29x45", 3, 37, 29, 45, 0, 1.0f);
     bmm_case(g, "bmm 3x37x29x45 trans_b alpha .125", 3, 37, 29, 45, 1, 0.125f);
     bmm_case(g, "bmm 4x256x200x64 alpha 2", 4, 256, 200, 64, 0, 2.0f);
@@ -247,4 +270,28 @@ void check_conv(gpu_check *g)
                            .st = 1, .sh = 1, .sw = 1, .pad_t0 = 2, .pad_h0 = 1, .pad_h1 = 1,
                            .pad_w0 = 1, .pad_w1 = 1};
     conv_case(g, "conv3d causal chunked 64->16 4x100x100 b2", 2, &big, 1);
+
+    /* The Wan VAE's convolutions at the tiny fixture's channels (4 to 16)
+     * and the real ones (96 to 384, z 16), on small frames: the causal
+     * 3x3x3 in its resnets, the decoder's conv_in (z -> 384) and conv_out
+     * (96 -> 3), the time resampler's 3x1x1 and the 1x1x1 shortcut. */
+    fy_conv3d_shape c333 = causal;
+    c333.t = 3;
+    c333.h = 12;
+    c333.w = 16;
+    const int64_t chans[][2] = {{4, 4}, {16, 16}, {16, 384}, {384, 384}, {192, 192}, {96, 96}, {96, 3}};
+    for (size_t i = 0; i < sizeof chans / sizeof chans[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "conv3d vae 3x3x3 %lld->%lld 3x12x16 bias", (long long)chans[i][0],
+                 (long long)chans[i][1]);
+        c333.c_in = chans[i][0];
+        c333.c_out = chans[i][1];
+        conv_case(g, name, 1, &c333, 1);
+    }
+    fy_conv3d_shape time311 = {.c_in = 384, .t = 4, .h = 6, .w = 8, .c_out = 768, .kt = 3, .kh = 1, .kw = 1,
+                               .st = 1, .sh = 1, .sw = 1, .pad_t0 = 2};
+    conv_case(g, "conv3d vae time 3x1x1 384->768 bias", 1, &time311, 1);
+    fy_conv3d_shape short111 = {.c_in = 192, .t = 2, .h = 12, .w = 16, .c_out = 384, .kt = 1, .kh = 1, .kw = 1,
+                                .st = 1, .sh = 1, .sw = 1};
+    conv_case(g, "conv3d vae shortcut 1x1x1 192->384 bias", 1, &short111, 1);
 }

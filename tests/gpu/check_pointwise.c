@@ -229,6 +229,12 @@ void check_pointwise(gpu_check *g)
     check_gated_add(g, 4096, 1536, 2048);
     check_rope(g, 2, 37, 3, 128);
     check_rope(g, 1, 1, 1, 2);
+    /* The models' rope shapes: the tiny DiT (2 heads of 16), Wan2.1 1.3B
+     * (12 of 128) and 14B (40 of 128) on a CFG pair. */
+    check_rope(g, 2, 60, 2, 16);
+    check_rope(g, 2, 1560, 12, 128);
+    check_rope(g, 2, 390, 40, 128);
+    check_gated_add(g, 2 * 1560, 5120, 1560);
 }
 
 /* ---- Norms and softmax ------------------------------------------------------ */
@@ -399,4 +405,18 @@ void check_norms(gpu_check *g)
     check_channel_rms_norm(g, 96, 1000, 0, 0);
     check_channel_rms_norm(g, 96, 1000, 1, 1);
     check_channel_rms_norm(g, 3, 1, 1, 0);
+    /* The models' norm shapes: the tiny fixtures (DiT dim 32, UMT5 32, VAE
+     * channels 4 to 16) and the real ones (UMT5-XXL 4096, Wan 14B 5120 with
+     * its qk norm across heads, the VAE's 384 channels). */
+    const norm_case tiny = {120, 32, 1, 0}, umt5 = {512, 4096, 1, 0}, wan14 = {2048, 5120, 1, 0};
+    check_rms_norm(g, &tiny);
+    check_rms_norm(g, &umt5);
+    check_rms_norm(g, &wan14);
+    check_layer_norm(g, &tiny);
+    check_layer_norm_modulate(g, &tiny, 60);
+    check_layer_norm_modulate(g, &wan14, 1024);
+    check_channel_rms_norm(g, 4, 4096, 0, 0);
+    check_channel_rms_norm(g, 16, 256, 0, 0);
+    check_channel_rms_norm(g, 384, 6240, 0, 0);
+    check_channel_rms_norm(g, 192, 2000, 0, 1);
 }

@@ -28,6 +28,9 @@ float *rand_floats(gpu_check *g, size_t n, float lo, float hi);
 void *dev_upload(const void *host, size_t bytes);
 void *dev_alloc(size_t bytes);
 void dev_free(void *p);
+/* Fills p with 0xFF bytes (NaN as f32) on the ops' stream: an output element
+ * the op never writes then fails the comparison. */
+void dev_poison(gpu_check *g, void *p, size_t bytes);
 /* Waits for the ops' stream, then copies back n floats into a malloc'ed buffer. */
 float *dev_download(gpu_check *g, const void *dev, size_t n);
 /* Compares and prints one line; counts a failure when the error exceeds tol

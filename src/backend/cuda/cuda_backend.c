@@ -4,8 +4,13 @@
  * the engine expects. Device memory comes from cudaMalloc only (never managed
  * memory) under the budget given by --max-memory, so an allocation past the
  * budget fails exactly as one past the card's memory would. Pinned host
- * memory comes from cudaHostAlloc; when that fails the memory falls back to
- * pageable with a warning (copies from it are then staged by the driver). */
+ * memory comes from cudaHostAlloc (portable: any device may copy from it);
+ * when that fails the memory falls back to pageable with a warning (copies
+ * from it are then staged by the driver).
+ *
+ * Every entry point first makes the backend's device current on the calling
+ * thread: the engine calls from several threads (the disk reader, the host
+ * fill), and with several GPUs each engine has its own device. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,6 +50,16 @@ static fy_status cuda_fail(cudaError_t err, const char *what)
                     cudaGetErrorName(err));
 }
 
+/* Makes cb's device current on this thread (a no-op when it already is). */
+static fy_status use_device(const cuda_backend *cb)
+{
+    int current = -1;
+    cudaError_t err = cudaGetDevice(&current);
+    if (err == cudaSuccess && current == cb->device) return FY_OK;
+    err = cudaSetDevice(cb->device);
+    return err == cudaSuccess ? FY_OK : cuda_fail(err, "cudaSetDevice");
+}
+
 #define CUDA_TRY(call, what)                              \
     do {                                                  \
         cudaError_t cuda_try_err_ = (call);               \
@@ -55,6 +70,7 @@ static fy_status cuda_alloc_device(fy_backend *b, size_t bytes, void **out)
 {
     cuda_backend *cb = as_cuda(b);
     *out = NULL;
+    FY_TRY(use_device(cb));
     if (cb->budget && cb->in_use + bytes > cb->budget)
         return fy_error(FY_ERR_BUDGET,
                         "cuda:%d: allocating %zu bytes would exceed the device budget of %llu "
@@ -74,6 +90,7 @@ static fy_status cuda_alloc_device(fy_backend *b, size_t bytes, void **out)
 
 static void cuda_free_device(fy_backend *b, void *ptr, size_t bytes)
 {
+    (void)use_device(as_cuda(b));
     cuda_backend *cb = as_cuda(b);
     if (!ptr) return;
     cudaFree(ptr);
@@ -82,7 +99,7 @@ static void cuda_free_device(fy_backend *b, void *ptr, size_t bytes)
 
 static fy_status cuda_alloc_pinned(fy_backend *b, size_t bytes, void **out, bool *pinned)
 {
-    cudaError_t err = cudaHostAlloc(out, bytes ? bytes : 1, cudaHostAllocDefault);
+    cudaError_t err = cudaHostAlloc(out, bytes ? bytes : 1, cudaHostAllocPortable);
     if (err == cudaSuccess) {
         *pinned = true;
         return FY_OK;
@@ -125,6 +142,7 @@ static void CUDART_CB copy_finished(void *user)
 static fy_status cuda_copy_h2d(fy_backend *b, void *dst, const void *src, size_t bytes,
                                fy_stream s, const char *label)
 {
+    FY_TRY(use_device(as_cuda(b)));
     cudaStream_t stream = as_cuda(b)->streams[s];
     /* Host callbacks bracket the copy so the trace shows when the copy engine
      * actually ran it, not when it was queued. */
@@ -144,6 +162,7 @@ static fy_status cuda_copy_h2d(fy_backend *b, void *dst, const void *src, size_t
 
 static fy_status cuda_copy_d2h(fy_backend *b, void *dst, const void *src, size_t bytes)
 {
+    FY_TRY(use_device(as_cuda(b)));
     cudaStream_t stream = as_cuda(b)->streams[FY_STREAM_COMPUTE];
     CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync");
     CUDA_TRY(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
@@ -152,6 +171,7 @@ static fy_status cuda_copy_d2h(fy_backend *b, void *dst, const void *src, size_t
 
 static fy_status cuda_event_create(fy_backend *b, fy_event **out)
 {
+    FY_TRY(use_device(as_cuda(b)));
     fy_event *e = calloc(1, sizeof *e);
     if (!e) return fy_error(FY_ERR_NOMEM, "cuda: out of host memory for an event");
     /* Timing stays on: the planner reads block compute times off events
@@ -174,12 +194,14 @@ static void cuda_event_destroy(fy_backend *b, fy_event *e)
 
 static fy_status cuda_event_record(fy_backend *b, fy_event *e, fy_stream s)
 {
+    FY_TRY(use_device(as_cuda(b)));
     CUDA_TRY(cudaEventRecord(e->event, as_cuda(b)->streams[s]), "cudaEventRecord");
     return FY_OK;
 }
 
 static fy_status cuda_stream_wait_event(fy_backend *b, fy_stream s, fy_event *e)
 {
+    FY_TRY(use_device(as_cuda(b)));
     CUDA_TRY(cudaStreamWaitEvent(as_cuda(b)->streams[s], e->event, 0), "cudaStreamWaitEvent");
     return FY_OK;
 }
@@ -200,6 +222,7 @@ static fy_status cuda_event_synchronize(fy_backend *b, fy_event *e)
 
 static fy_status cuda_synchronize(fy_backend *b)
 {
+    FY_TRY(use_device(as_cuda(b)));
     cuda_backend *cb = as_cuda(b);
     for (int s = 0; s < FY_STREAM_COUNT; s++)
         CUDA_TRY(cudaStreamSynchronize(cb->streams[s]), "cudaStreamSynchronize");
@@ -208,6 +231,7 @@ static fy_status cuda_synchronize(fy_backend *b)
 
 static void cuda_destroy(fy_backend *b)
 {
+    (void)use_device(as_cuda(b));
     cuda_backend *cb = as_cuda(b);
     for (int s = 0; s < FY_STREAM_COUNT; s++)
         if (cb->streams[s]) cudaStreamDestroy(cb->streams[s]);
@@ -216,7 +240,7 @@ static void cuda_destroy(fy_backend *b)
 
 static fy_status cuda_mem_info(fy_backend *b, uint64_t *free_bytes, uint64_t *total_bytes)
 {
-    (void)b;
+    FY_TRY(use_device(as_cuda(b)));
     size_t f = 0, t = 0;
     CUDA_TRY(cudaMemGetInfo(&f, &t), "cudaMemGetInfo");
     *free_bytes = f;
@@ -288,6 +312,11 @@ fy_status fy_backend_create_cuda(int device, uint64_t budget_bytes, fy_backend *
     }
     *out = &cb->base;
     return FY_OK;
+}
+
+fy_status fy_cuda_use_device(fy_backend *b)
+{
+    return use_device(as_cuda(b));
 }
 
 void *fy_cuda_stream_handle(fy_backend *b, fy_stream s)

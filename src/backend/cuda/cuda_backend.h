@@ -13,6 +13,9 @@ extern "C" {
 int fy_cuda_device_count(void);
 /* A backend on device `device` with budget_bytes of device memory (0 = all). */
 fy_status fy_backend_create_cuda(int device, uint64_t budget_bytes, fy_backend **out);
+/* Makes b's device current on the calling thread (ops launched from a
+ * thread the backend has not seen run on its device). */
+fy_status fy_cuda_use_device(fy_backend *b);
 /* The cudaStream_t behind a ferry stream, for kernels launched by ops. */
 void *fy_cuda_stream_handle(fy_backend *b, fy_stream s);
 

@@ -1,5 +1,7 @@
 /* The CUDA ops context: the compute stream, a cuBLAS handle bound to it, and
  * scratch slots from the engine's device pool. */
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,8 +21,16 @@ fy_status fy_cuda_ops_create(fy_backend *b, fy_pool *pool, fy_cuda_math math, fy
     ops->backend = b;
     ops->pool = pool;
     ops->math = math;
+    const char *tc = getenv("FERRY_CUDA_TC_ATTENTION");
+    ops->tc_attention = tc && strcmp(tc, "1") == 0;
     ops->stream = (cudaStream_t)fy_cuda_stream_handle(b, FY_STREAM_COMPUTE);
-    fy_status st = fy_cublas_check(cublasCreate(&ops->cublas), "cublasCreate");
+    fy_status st = fy_cuda_use_device(b);
+    int device = 0;
+    if (st == FY_OK) st = fy_cuda_check(cudaGetDevice(&device), "cudaGetDevice");
+    if (st == FY_OK)
+        st = fy_cuda_check(cudaDeviceGetAttribute(&ops->cc_major, cudaDevAttrComputeCapabilityMajor, device),
+                           "cudaDeviceGetAttribute");
+    if (st == FY_OK) st = fy_cublas_check(cublasCreate(&ops->cublas), "cublasCreate");
     if (st == FY_OK) st = fy_cublas_check(cublasSetStream(ops->cublas, ops->stream), "cublasSetStream");
     /* F32 means f32: no TF32, even under NVIDIA_TF32_OVERRIDE (the fixtures'
      * tolerance is 1e-4). */
@@ -48,6 +58,16 @@ void fy_cuda_ops_free(fy_cuda_ops *ops)
     for (int i = 0; i < FY_CUDA_SCRATCH_SLOTS; i++) fy_pool_release(ops->pool, ops->slot[i]);
     fy_pool_release(ops->pool, ops->cublas_workspace);
     free(ops);
+}
+
+void fy_cuda_ops_set_tc_attention(fy_cuda_ops *ops, bool on)
+{
+    ops->tc_attention = on;
+}
+
+bool fy_cuda_ops_tc_attention(const fy_cuda_ops *ops)
+{
+    return ops->tc_attention;
 }
 
 fy_cuda_math fy_cuda_ops_math(const fy_cuda_ops *ops)
@@ -117,6 +137,44 @@ fy_status fy_cuda_copy2d(fy_cuda_ops *ops, void *dst, size_t dst_pitch, const vo
                          "cudaMemcpy2DAsync (device to device)");
 }
 
+static bool sync_each_op;
+static pthread_once_t sync_each_once = PTHREAD_ONCE_INIT;
+
+static void read_sync_each(void)
+{
+    const char *v = getenv("FERRY_CUDA_SYNC");
+    sync_each_op = v && strcmp(v, "1") == 0;
+}
+
+bool fy_cuda_sync_each_op(void)
+{
+    pthread_once(&sync_each_once, read_sync_each);
+    return sync_each_op;
+}
+
+/* Under FERRY_CUDA_SYNC=1: waits for the device after `what` was queued, so a
+ * kernel that faults is named by the op that launched it. */
+static fy_status sync_after(const char *what)
+{
+    if (!fy_cuda_sync_each_op()) return FY_OK;
+    cudaError_t err = cudaDeviceSynchronize();
+    if (err == cudaSuccess) return FY_OK;
+    return fy_error(FY_ERR_DEVICE, "cuda: %s failed on the device (FERRY_CUDA_SYNC=1 waited after it): %s",
+                    what, cudaGetErrorString(err));
+}
+
+fy_status fy_cuda_ops_enter(fy_cuda_ops *ops)
+{
+    return fy_cuda_use_device(ops->backend);
+}
+
+fy_status fy_cuda_ops_leave(fy_cuda_ops *ops, const char *op, fy_status st)
+{
+    (void)ops;
+    if (st != FY_OK) return st;
+    return sync_after(op);
+}
+
 fy_status fy_cuda_check(cudaError_t err, const char *what)
 {
     if (err == cudaSuccess) return FY_OK;
@@ -125,11 +183,12 @@ fy_status fy_cuda_check(cudaError_t err, const char *what)
 
 fy_status fy_cuda_launched(const char *what)
 {
-    return fy_cuda_check(cudaGetLastError(), what);
+    FY_TRY(fy_cuda_check(cudaGetLastError(), what));
+    return sync_after(what);
 }
 
 fy_status fy_cublas_check(cublasStatus_t st, const char *what)
 {
-    if (st == CUBLAS_STATUS_SUCCESS) return FY_OK;
+    if (st == CUBLAS_STATUS_SUCCESS) return sync_after(what);
     return fy_error(FY_ERR_DEVICE, "cublas: %s failed: %s", what, cublasGetStatusString(st));
 }

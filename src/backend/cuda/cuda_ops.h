@@ -22,6 +22,7 @@
 #ifndef FERRY_BACKEND_CUDA_OPS_H
 #define FERRY_BACKEND_CUDA_OPS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,12 +48,27 @@ typedef struct fy_cuda_ops fy_cuda_ops;
 fy_status fy_cuda_ops_create(fy_backend *b, fy_pool *pool, fy_cuda_math math, fy_cuda_ops **out);
 void fy_cuda_ops_free(fy_cuda_ops *ops);
 fy_cuda_math fy_cuda_ops_math(const fy_cuda_ops *ops);
+/* Attention on the tensor cores (bf16 q, k, v and softmax weights, f32
+ * accumulation) for the calls it covers, in bf16 arithmetic only. Off by
+ * default until a GPU run has validated it; FERRY_CUDA_TC_ATTENTION=1 turns
+ * it on for new contexts. */
+void fy_cuda_ops_set_tc_attention(fy_cuda_ops *ops, bool on);
+bool fy_cuda_ops_tc_attention(const fy_cuda_ops *ops);
 /* Device scratch held now. */
 size_t fy_cuda_ops_scratch_bytes(const fy_cuda_ops *ops);
 /* The most scratch a context holds: the cuBLAS workspace, a linear's two
  * converted blocks and, when the model convolves, the column chunk (which
  * shares the first block's slot). For the plan to reserve it up front. */
 size_t fy_cuda_ops_scratch_bound(int convolutions);
+/* Around every op called from a model (dev_ops.c): enter makes the ops'
+ * device current on the calling thread; leave returns st, or, under
+ * FERRY_CUDA_SYNC=1 (a debug switch), waits for the device and names `op`
+ * when a kernel it queued failed. */
+fy_status fy_cuda_ops_enter(fy_cuda_ops *ops);
+fy_status fy_cuda_ops_leave(fy_cuda_ops *ops, const char *op, fy_status st);
+/* FERRY_CUDA_SYNC=1: every kernel launch and cuBLAS call waits for the
+ * device, and a failure names its op (slow; for finding a faulting kernel). */
+bool fy_cuda_sync_each_op(void);
 /* The cudaStream_t the ops run on. */
 void *fy_cuda_ops_stream(const fy_cuda_ops *ops);
 /* Scratch of at least `bytes` from the pool, valid until the next call or
