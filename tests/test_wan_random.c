@@ -259,6 +259,10 @@ static void test_presets(void **state)
     assert_int_equal(fy_wan_random_preset("wan2.1-14b", &p), FY_OK);
     assert_int_equal(p.dit_heads * p.dit_head_dim, 5120);
     assert_int_equal(p.dit_layers, 40);
+    assert_true(p.boundary_ratio == 0);
+    assert_int_equal(fy_wan_random_preset("wan2.2-a14b", &p), FY_OK);
+    assert_int_equal(p.dit_heads * p.dit_head_dim, 5120);
+    assert_true(p.boundary_ratio == 0.875);
     assert_int_equal(fy_wan_random_preset("wan9", &p), FY_ERR_INVALID);
     assert_message("demo, wan2.1-1.3b, wan2.1-14b");
 

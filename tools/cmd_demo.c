@@ -20,7 +20,7 @@
 #include "ferry/wan_t2v.h"
 
 static const char usage[] =
-    "usage: ferry demo [--output demo.mp4] [--prompt \"...\"] [--model-dir DIR] [options]\n"
+    "usage: ferry demo [--model wan2.1|wan2.2] [--output demo.mp4] [--prompt \"...\"] [--model-dir DIR] [options]\n"
     "\n"
     "Writes a small Wan2.1 text-to-video model with random weights (no download),\n"
     "then generates a short video with it as `ferry generate` would, on an emulated\n"
@@ -28,6 +28,9 @@ static const char usage[] =
     "plan needs, far below the model's size, and prints the memory report. The\n"
     "video is noise-like (the weights are random): the point is the machinery.\n"
     "\n"
+    "  --model wan2.1|wan2.2      the model's layout (default wan2.1); wan2.2: Wan2.2 T2V-A14B's\n"
+    "                             two experts (transformer, transformer_2, boundary_ratio 0.875):\n"
+    "                             the ring switches to the low-noise expert mid-run\n"
     "  --output PATH              the video (default demo.mp4; .png and folders as generate)\n"
     "  --prompt TEXT              default \"A red fox runs through fresh snow\"\n"
     "  --model-dir DIR            write the random model to DIR (empty or new) and keep it;\n"
@@ -55,6 +58,7 @@ void cli_demo_help(FILE *out)
 #define BUDGET_QUANTUM ((uint64_t)256 << 10)
 
 typedef struct demo_args {
+    const char *preset;    /* the random model's layout */
     const char *output;
     const char *model_dir; /* kept when given */
     fy_wan_t2v_params params;
@@ -75,6 +79,11 @@ static int take_flag(void *user, const char *arg, const char *value)
     demo_args *a = user;
     fy_wan_t2v_params *p = &a->params;
     if (strcmp(arg, "--output") == 0 || strcmp(arg, "-o") == 0) return a->output = value, 0;
+    if (strcmp(arg, "--model") == 0) {
+        if (strcmp(value, "wan2.1") == 0) return a->preset = "demo", 0;
+        if (strcmp(value, "wan2.2") == 0 || strcmp(value, "wan2.2-a14b") == 0) return a->preset = "wan2.2-demo", 0;
+        return cli_usage_error("demo", "--model %s: use wan2.1 or wan2.2", value);
+    }
     if (strcmp(arg, "--prompt") == 0) return p->prompt = value, 0;
     if (strcmp(arg, "--model-dir") == 0 || strcmp(arg, "--keep-model") == 0) return a->model_dir = value, 0;
     if (strcmp(arg, "--height") == 0) return cli_int_value("demo", arg, value, 1, 8192, &p->height);
@@ -98,6 +107,7 @@ static int parse_args(demo_args *a, int argc, char **argv)
 static void defaults(demo_args *a)
 {
     memset(a, 0, sizeof *a);
+    a->preset = "demo";
     a->output = "demo.mp4";
     fy_wan_t2v_params_init(&a->params);
     a->params.prompt = "A red fox runs through fresh snow";
@@ -136,6 +146,7 @@ typedef struct model_facts {
     uint64_t bytes;            /* every component's weights */
     uint64_t dit_block_bytes;
     int dit_blocks;
+    bool two_experts;          /* a transformer_2 */
 } model_facts;
 
 static fy_status read_facts(const char *dir, model_facts *f)
@@ -151,6 +162,7 @@ static fy_status read_facts(const char *dir, model_facts *f)
         s = fy_component_stats(c, &ws);
         if (s != FY_OK) break;
         f->bytes += ws.bytes;
+        if (strcmp(c->name, "transformer_2") == 0) f->two_experts = true;
         if (strcmp(c->name, "transformer") == 0) {
             f->dit_blocks = ws.blocks.count;
             f->dit_block_bytes = ws.blocks.bytes_each_max;
@@ -203,11 +215,19 @@ static void say_what_happens(const demo_args *a, const char *dir, const model_fa
     cli_human_bytes(f->dit_block_bytes, block, sizeof block);
     cli_human_bytes(a->options.max_memory[a->options.device_index], budget, sizeof budget);
     cli_human_bytes(p->device_bound, bound, sizeof bound);
-    fprintf(stderr,
-            "ferry demo: a Wan2.1 text-to-video model with random weights, %s (%d transformer blocks of %s),\n"
-            "  written to %s%s. Random weights make a noise-like video:\n"
-            "  the point is the machinery.\n",
-            model, f->dit_blocks, block, dir, a->model_dir ? "" : " (removed at the end)");
+    if (f->two_experts)
+        fprintf(stderr,
+                "ferry demo: a Wan2.2 T2V-A14B-style model with random weights, %s: two experts of %d transformer\n"
+                "  blocks of %s (transformer for the high-noise steps, transformer_2 from the step whose timestep\n"
+                "  falls below 875), written to %s%s. Random weights make a noise-like video:\n"
+                "  the point is the machinery.\n",
+                model, f->dit_blocks, block, dir, a->model_dir ? "" : " (removed at the end)");
+    else
+        fprintf(stderr,
+                "ferry demo: a Wan2.1 text-to-video model with random weights, %s (%d transformer blocks of %s),\n"
+                "  written to %s%s. Random weights make a noise-like video:\n"
+                "  the point is the machinery.\n",
+                model, f->dit_blocks, block, dir, a->model_dir ? "" : " (removed at the end)");
     if (a->options.device == FY_DEVICE_CPU) {
         fprintf(stderr, "  On --device cpu the weights are read in place: nothing streams.\n");
         return;
@@ -219,6 +239,9 @@ static void say_what_happens(const demo_args *a, const char *dir, const model_fa
                 a->options.device == FY_DEVICE_EMU ? "Emulated GPU" : "GPU", fy_device_kind_name(a->options.device),
                 rate, budget, model, bound);
     say_plan(p);
+    if (f->two_experts && p->policy == FY_OFFLOAD_LAYERWISE)
+        fprintf(stderr, "  One ring serves both experts: during transformer's last step it prefetches transformer_2's\n"
+                        "  first blocks, and at the switch transformer's device memory is given back.\n");
 }
 
 /* ---- the run -------------------------------------------------------------------- */
@@ -226,7 +249,7 @@ static void say_what_happens(const demo_args *a, const char *dir, const model_fa
 static int make_model(demo_args *a, const char *dir)
 {
     fy_wan_random_params rp;
-    if (fy_wan_random_preset("demo", &rp) != FY_OK) return cli_fail();
+    if (fy_wan_random_preset(a->preset, &rp) != FY_OK) return cli_fail();
     rp.seed = a->params.seed;
     if (fy_wan_random_write(&rp, dir) != FY_OK) return cli_fail();
     return 0;

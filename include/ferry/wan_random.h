@@ -42,10 +42,15 @@ typedef struct fy_wan_random_params {
     /* vae (AutoencoderKLWan, Wan2.1: dim_mult [1,2,4,4], z_dim 16) */
     int vae_base_dim;
     int vae_num_res_blocks;
+    /* > 0: Wan2.2 T2V-A14B's layout: a second expert, transformer_2 (same
+     * config, other weights), and this boundary_ratio in model_index.json;
+     * 0: Wan2.1 (one transformer). */
+    double boundary_ratio;
 } fy_wan_random_params;
 
 /* "demo" (seconds to write and run on 2 cores, 8 transformer blocks),
- * "wan2.1-1.3b", "wan2.1-14b" (the real configs' sizes, bf16). */
+ * "wan2.1-1.3b", "wan2.1-14b" (the real configs' sizes, bf16); "wan2.2-demo"
+ * and "wan2.2-a14b": the same with two experts (boundary_ratio 0.875). */
 fy_status fy_wan_random_preset(const char *name, fy_wan_random_params *out);
 /* The preset names, comma-separated (for help and errors). */
 const char *fy_wan_random_preset_names(void);

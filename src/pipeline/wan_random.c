@@ -37,13 +37,22 @@ static const preset presets[] = {
                     .dit_ffn_dim = 13824, .dit_freq_dim = 256, .te_layers = 24, .te_heads = 64, .te_d_kv = 64,
                     .te_d_model = 4096, .te_d_ff = 10240, .te_vocab = 256384, .tokenizer_vocab = 384,
                     .vae_base_dim = 96, .vae_num_res_blocks = 2}},
+    /* Wan2.2 T2V-A14B: two experts of the 14B's config; the demo's sizes twice. */
+    {"wan2.2-demo", {.seed = 0, .dtype = FY_BF16, .dit_layers = 8, .dit_heads = 6, .dit_head_dim = 64,
+                     .dit_ffn_dim = 1536, .dit_freq_dim = 64, .te_layers = 2, .te_heads = 4, .te_d_kv = 16,
+                     .te_d_model = 64, .te_d_ff = 128, .te_vocab = 0, .tokenizer_vocab = 384, .vae_base_dim = 8,
+                     .vae_num_res_blocks = 2, .boundary_ratio = 0.875}},
+    {"wan2.2-a14b", {.seed = 0, .dtype = FY_BF16, .dit_layers = 40, .dit_heads = 40, .dit_head_dim = 128,
+                     .dit_ffn_dim = 13824, .dit_freq_dim = 256, .te_layers = 24, .te_heads = 64, .te_d_kv = 64,
+                     .te_d_model = 4096, .te_d_ff = 10240, .te_vocab = 256384, .tokenizer_vocab = 384,
+                     .vae_base_dim = 96, .vae_num_res_blocks = 2, .boundary_ratio = 0.875}},
 };
 
 #define PRESET_COUNT (sizeof presets / sizeof presets[0])
 
 const char *fy_wan_random_preset_names(void)
 {
-    return "demo, wan2.1-1.3b, wan2.1-14b";
+    return "demo, wan2.1-1.3b, wan2.1-14b, wan2.2-demo, wan2.2-a14b";
 }
 
 fy_status fy_wan_random_preset(const char *name, fy_wan_random_params *out)
@@ -70,6 +79,9 @@ static fy_status check_params(const fy_wan_random_params *p)
                                         "sinusoidal embeddings pair their channels)");
     if (p->tokenizer_vocab < 64 || p->tokenizer_vocab > 1 << 20)
         return fy_error(FY_ERR_INVALID, "random model: tokenizer_vocab %d: use 64 or more", p->tokenizer_vocab);
+    if (!(p->boundary_ratio >= 0 && p->boundary_ratio <= 1))
+        return fy_error(FY_ERR_INVALID, "random model: boundary_ratio %g: use 0 (one transformer) to 1",
+                        p->boundary_ratio);
     if (p->dtype != FY_F32 && p->dtype != FY_BF16 && p->dtype != FY_F16)
         return fy_error(FY_ERR_INVALID, "random model: dtype %s; use f32, bf16 or f16", fy_dtype_name(p->dtype));
     return FY_OK;
@@ -89,10 +101,15 @@ static const char *const written_files[] = {
     "text_encoder/model.safetensors",
     "transformer/config.json",
     "transformer/diffusion_pytorch_model.safetensors",
+    "transformer_2/config.json",
+    "transformer_2/diffusion_pytorch_model.safetensors",
     "vae/config.json",
     "vae/diffusion_pytorch_model.safetensors",
 };
-static const char *const written_dirs[] = {"scheduler", "tokenizer", "text_encoder", "transformer", "vae"};
+static const char *const written_dirs[] = {"scheduler", "tokenizer", "text_encoder", "transformer", "vae",
+                                           "transformer_2"};
+/* transformer_2 is written only for two experts */
+#define ONE_EXPERT_DIRS 5
 
 typedef struct path_buf {
     char p[PATH_MAX];
@@ -127,11 +144,12 @@ void fy_wan_random_remove(const char *dir)
     rmdir(dir); /* only when empty: nothing of the user's goes */
 }
 
-static fy_status make_dirs(const char *dir)
+static fy_status make_dirs(const char *dir, bool two_experts)
 {
     if (mkdir(dir, 0755) != 0 && errno != EEXIST) return fy_error(FY_ERR_IO, "%s: cannot create: %s", dir, strerror(errno));
     path_buf b;
-    for (size_t i = 0; i < sizeof written_dirs / sizeof written_dirs[0]; i++) {
+    size_t n = two_experts ? sizeof written_dirs / sizeof written_dirs[0] : ONE_EXPERT_DIRS;
+    for (size_t i = 0; i < n; i++) {
         FY_TRY(join(&b, dir, written_dirs[i]));
         if (mkdir(b.p, 0755) != 0)
             return fy_error(FY_ERR_IO, "%s: cannot create: %s", b.p, strerror(errno));
@@ -141,15 +159,26 @@ static fy_status make_dirs(const char *dir)
 
 /* ---- configs ------------------------------------------------------------------ */
 
-static const char model_index_json[] =
-    "{\n  \"_class_name\": \"WanPipeline\",\n  \"_diffusers_version\": \"0.33.0\",\n"
-    "  \"boundary_ratio\": null,\n  \"expand_timesteps\": false,\n"
-    "  \"scheduler\": [\"diffusers\", \"UniPCMultistepScheduler\"],\n"
-    "  \"text_encoder\": [\"transformers\", \"UMT5EncoderModel\"],\n"
-    "  \"tokenizer\": [\"transformers\", \"T5Tokenizer\"],\n"
-    "  \"transformer\": [\"diffusers\", \"WanTransformer3DModel\"],\n"
-    "  \"transformer_2\": [null, null],\n"
-    "  \"vae\": [\"diffusers\", \"AutoencoderKLWan\"]\n}\n";
+static fy_status write_model_index(const char *dir, const fy_wan_random_params *p)
+{
+    char boundary[32] = "null", expert_2[64] = "[null, null]";
+    if (p->boundary_ratio > 0) {
+        snprintf(boundary, sizeof boundary, "%.17g", p->boundary_ratio);
+        snprintf(expert_2, sizeof expert_2, "[\"diffusers\", \"WanTransformer3DModel\"]");
+    }
+    char text[1024];
+    snprintf(text, sizeof text,
+             "{\n  \"_class_name\": \"WanPipeline\",\n  \"_diffusers_version\": \"0.33.0\",\n"
+             "  \"boundary_ratio\": %s,\n  \"expand_timesteps\": false,\n"
+             "  \"scheduler\": [\"diffusers\", \"UniPCMultistepScheduler\"],\n"
+             "  \"text_encoder\": [\"transformers\", \"UMT5EncoderModel\"],\n"
+             "  \"tokenizer\": [\"transformers\", \"T5Tokenizer\"],\n"
+             "  \"transformer\": [\"diffusers\", \"WanTransformer3DModel\"],\n"
+             "  \"transformer_2\": %s,\n"
+             "  \"vae\": [\"diffusers\", \"AutoencoderKLWan\"]\n}\n",
+             boundary, expert_2);
+    return write_text(dir, "model_index.json", text);
+}
 
 /* Wan2.1-T2V-*-Diffusers' scheduler: UniPC with flow sigmas, shift 3.0 (480p). */
 static const char scheduler_json[] =
@@ -202,7 +231,7 @@ static fy_status write_text_encoder_config(const char *dir, const fy_wan_random_
     return write_text(dir, "text_encoder/config.json", text);
 }
 
-static fy_status write_transformer_config(const char *dir, const fy_wan_random_params *p)
+static fy_status write_transformer_config(const char *dir, const fy_wan_random_params *p, const char *rel)
 {
     char text[2048];
     snprintf(text, sizeof text,
@@ -213,7 +242,7 @@ static fy_status write_transformer_config(const char *dir, const fy_wan_random_p
              "  \"out_channels\": 16,\n  \"patch_size\": [1, 2, 2],\n  \"pos_embed_seq_len\": null,\n"
              "  \"qk_norm\": \"rms_norm_across_heads\",\n  \"rope_max_seq_len\": 1024,\n  \"text_dim\": %d\n}\n",
              p->dit_head_dim, p->dit_ffn_dim, p->dit_freq_dim, p->dit_heads, p->dit_layers, p->te_d_model);
-    return write_text(dir, "transformer/config.json", text);
+    return write_text(dir, rel, text);
 }
 
 /* Wan2.1's VAE: the real latents_mean / latents_std, so de-normalising the
@@ -269,8 +298,9 @@ static fy_status write_all(const char *dir, const fy_wan_random_params *p)
 {
     int pieces = 0;
     path_buf b;
-    FY_TRY(make_dirs(dir));
-    FY_TRY(write_text(dir, "model_index.json", model_index_json));
+    bool two = p->boundary_ratio > 0;
+    FY_TRY(make_dirs(dir, two));
+    FY_TRY(write_model_index(dir, p));
     FY_TRY(write_text(dir, "scheduler/scheduler_config.json", scheduler_json));
     FY_TRY(write_tokenizer(dir, p, &pieces));
     int vocab = p->te_vocab > 0 ? p->te_vocab : round_up(pieces, 64);
@@ -279,9 +309,14 @@ static fy_status write_all(const char *dir, const fy_wan_random_params *p)
     FY_TRY(write_text_encoder_config(dir, p, vocab));
     FY_TRY(join(&b, dir, "text_encoder/model.safetensors"));
     FY_TRY(rnd_write_text_encoder(p, vocab, b.p));
-    FY_TRY(write_transformer_config(dir, p));
+    FY_TRY(write_transformer_config(dir, p, "transformer/config.json"));
     FY_TRY(join(&b, dir, "transformer/diffusion_pytorch_model.safetensors"));
-    FY_TRY(rnd_write_transformer(p, b.p));
+    FY_TRY(rnd_write_transformer(p, 0, b.p));
+    if (two) {
+        FY_TRY(write_transformer_config(dir, p, "transformer_2/config.json"));
+        FY_TRY(join(&b, dir, "transformer_2/diffusion_pytorch_model.safetensors"));
+        FY_TRY(rnd_write_transformer(p, 1, b.p));
+    }
     FY_TRY(write_vae_config(dir, p));
     FY_TRY(join(&b, dir, "vae/diffusion_pytorch_model.safetensors"));
     return rnd_write_vae(p, b.p);

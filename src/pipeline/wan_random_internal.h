@@ -22,7 +22,8 @@ void rnd_file_free(rnd_file *f);
 /* The components' weights (tensor names and shapes as diffusers and
  * transformers save them). te_vocab is the resolved vocab_size. */
 fy_status rnd_write_text_encoder(const fy_wan_random_params *p, int te_vocab, const char *path);
-fy_status rnd_write_transformer(const fy_wan_random_params *p, const char *path);
+/* expert 0: transformer, 1: transformer_2 (other weights) */
+fy_status rnd_write_transformer(const fy_wan_random_params *p, int expert, const char *path);
 fy_status rnd_write_vae(const fy_wan_random_params *p, const char *path);
 
 /* The built-in English text the demo tokenizer is trained on. */

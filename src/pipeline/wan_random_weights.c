@@ -98,12 +98,12 @@ static fy_status dit_block(rnd_file *f, int i, int64_t dim, int64_t ffn)
     return rnd_normal(f, nm(&n, "%s.%s", b, "scale_shift_table"), 3, sst, 1.0 / sqrt((double)dim));
 }
 
-fy_status rnd_write_transformer(const fy_wan_random_params *p, const char *path)
+fy_status rnd_write_transformer(const fy_wan_random_params *p, int expert, const char *path)
 {
     int64_t dim = (int64_t)p->dit_heads * p->dit_head_dim, ffn = p->dit_ffn_dim, z = 16;
     int64_t pe[5] = {dim, z, 1, 2, 2}, head_sst[3] = {1, 2, dim};
     rnd_file *f = NULL;
-    FY_TRY(rnd_file_create(p->seed ^ 0xD17ull, p->dtype, &f));
+    FY_TRY(rnd_file_create(p->seed ^ 0xD17ull ^ ((uint64_t)expert << 20), p->dtype, &f));
     fy_status s = rnd_normal(f, "patch_embedding.weight", 5, pe, 1.0 / sqrt((double)(z * 4)));
     if (s == FY_OK) s = rnd_normal(f, "patch_embedding.bias", 1, &dim, BIAS_STD);
     if (s == FY_OK) s = linear(f, "condition_embedder.time_embedder.linear_1", p->dit_freq_dim, dim, true);

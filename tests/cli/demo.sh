@@ -46,6 +46,22 @@ if [ $rc -eq 1 ] && grep -q "not empty" "$T/again.err" && [ ! -e "$T/z.mp4" ]; t
     cat "$T/again.err"
 fi
 
+# --model wan2.2: two experts; the ring switches to transformer_2 mid-run, with the
+# switch in the report, and the model is Wan2.2's folder layout.
+"$FERRY" demo --model wan2.2 --model-dir "$T/m22" --output "$T/w.mp4" --steps 4 --num-frames 5 --height 32 \
+    --width 32 >/dev/null 2>"$T/w22.err"
+rc=$?
+if [ $rc -eq 0 ] && [ -s "$T/w.mp4" ]; then ok; else bad "demo --model wan2.2: exit $rc"; cat "$T/w22.err"; fi
+has "wan2.2: what it is" "$T/w22.err" "Wan2.2 T2V-A14B-style model with random weights, .*: two experts of 8 transformer"
+has "wan2.2: the switch" "$T/w22.err" "step [0-9]*: switching from transformer to transformer_2"
+has "wan2.2: report" "$T/w22.err" "^experts      transformer [0-9]* steps, transformer_2 [0-9]* steps from step"
+if "$FERRY" info "$T/m22" | grep -q "^transformer_2 .*WanTransformer3DModel .* blocks.N x 8"; then ok; else
+    bad "wan2.2 model: ferry info"
+fi
+"$FERRY" demo --model wan3 --output "$T/v.mp4" >/dev/null 2>"$T/w3.err"
+rc=$?
+if [ $rc -eq 2 ] && grep -q "use wan2.1 or wan2.2" "$T/w3.err"; then ok; else bad "demo --model wan3: exit $rc"; fi
+
 # An impossible budget: one line, exit 1, no video, no temp model left.
 "$FERRY" demo --max-memory 0=1KiB --output "$T/bad.mp4" >"$T/bad.out" 2>"$T/bad.err"
 rc=$?
