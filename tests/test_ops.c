@@ -529,6 +529,27 @@ static void test_conv3d_bad_shape(void **state)
 
 /* ---- Thread-count independence -------------------------------------------- */
 
+/* A permute of a [2, 3, 4, 5] array against index arithmetic; bad perms refused. */
+static void test_permute(void **state)
+{
+    (void)state;
+    fy_cpu_ctx *ctx = make_ctx(2);
+    int64_t shape[4] = {2, 3, 4, 5};
+    float src[120], dst[120];
+    for (int i = 0; i < 120; i++) src[i] = (float)i;
+    int perm[4] = {2, 0, 3, 1}; /* dst [4, 2, 5, 3] */
+    assert_int_equal(fy_cpu_permute(ctx, dst, src, 4, shape, perm), FY_OK);
+    for (int c = 0; c < 4; c++)
+        for (int a = 0; a < 2; a++)
+            for (int d = 0; d < 5; d++)
+                for (int b = 0; b < 3; b++)
+                    assert_true(dst[((c * 2 + a) * 5 + d) * 3 + b] == src[((a * 3 + b) * 4 + c) * 5 + d]);
+    int dup[4] = {0, 0, 1, 2};
+    assert_int_equal(fy_cpu_permute(ctx, dst, src, 4, shape, dup), FY_ERR_INVALID);
+    assert_int_equal(fy_cpu_permute(ctx, dst, src, 9, shape, perm), FY_ERR_INVALID);
+    fy_cpu_ctx_free(ctx);
+}
+
 static void test_threads_identical(void **state)
 {
     (void)state;
@@ -608,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_rope),
         cmocka_unit_test(test_conv3d),
         cmocka_unit_test(test_conv3d_bad_shape),
+        cmocka_unit_test(test_permute),
         cmocka_unit_test(test_threads_identical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

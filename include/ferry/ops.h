@@ -141,6 +141,14 @@ void fy_cpu_transpose(fy_cpu_ctx *ctx, float *dst, int64_t ld_dst, const float *
  * (torch's Upsample(scale_factor=2, mode="nearest-exact") on even sizes). */
 void fy_cpu_upsample_nearest2x(fy_cpu_ctx *ctx, const float *in, float *out, int64_t planes, int64_t h, int64_t w);
 
+/* dst = src.permute(perm) for src [shape[0], ..., shape[ndim - 1]] (ndim at
+ * most FY_PERMUTE_MAX_DIMS): dst's dimension i is src's dimension perm[i],
+ * both contiguous (torch's x.permute(perm).contiguous()). dst and src must
+ * not overlap. Pixel (un)shuffles and patchify are permutes of views. */
+#define FY_PERMUTE_MAX_DIMS 8
+fy_status fy_cpu_permute(fy_cpu_ctx *ctx, float *dst, const float *src, int ndim, const int64_t *shape,
+                         const int *perm);
+
 /* ---- Convolution -------------------------------------------------------- */
 
 typedef struct fy_conv3d_shape {

@@ -1,4 +1,5 @@
-/* The Wan2.1 video VAE (diffusers' AutoencoderKLWan) on the offload engine.
+/* The Wan2.1 and Wan2.2 video VAEs (diffusers' AutoencoderKLWan) on the
+ * offload engine.
  *
  *     fy_wan_vae_load(component, engine, FY_WAN_VAE_DECODER, &vae);
  *     fy_engine_reserve(engine, fy_wan_vae_decode_activation_bytes(vae, &shape, options));
@@ -21,8 +22,14 @@
  *
  * Compute is float32 on the host ops (ferry/ops.h), on --device cpu and emu;
  * weights may be stored f32, bf16 or f16. Every dimension comes from
- * vae/config.json. Wan2.2's residual VAE (is_residual, patch_size) is not
- * supported. */
+ * vae/config.json.
+ *
+ * Wan2.2 (is_residual, patch_size 2): residual down / up blocks with their
+ * parameter-free shortcuts, and 2x2 pixels folded into the channels before
+ * the encoder and unfolded after the decoder (on the host), so the video
+ * here always has video_channels (3) at full resolution. As in diffusers,
+ * the tiles (--vae-tile, --vae-tile-stride) are then counted in patches:
+ * 256 covers 512 pixels. */
 #ifndef FERRY_WAN_VAE_H
 #define FERRY_WAN_VAE_H
 
@@ -45,14 +52,17 @@ typedef struct fy_wan_vae fy_wan_vae;
 /* vae/config.json, as read. */
 typedef struct fy_wan_vae_config {
     int64_t base_dim, decoder_base_dim, z_dim, num_res_blocks;
-    int64_t in_channels, out_channels;
+    int64_t in_channels, out_channels; /* the encoder's input / decoder's output (patches) */
+    bool is_residual;                   /* Wan2.2: residual down / up blocks */
+    int64_t patch_size;                 /* Wan2.2: 2 (pixels folded into channels), else 1 */
+    int64_t video_channels;             /* out_channels / patch_size^2 (3) */
     int n_levels;                                   /* len(dim_mult) */
     int64_t dim_mult[FY_WAN_VAE_MAX_LEVELS];
     bool temperal_downsample[FY_WAN_VAE_MAX_LEVELS]; /* n_levels - 1 entries */
     int n_attn_scales;
     double attn_scales[FY_WAN_VAE_MAX_LEVELS];
     float latents_mean[FY_WAN_VAE_MAX_Z], latents_std[FY_WAN_VAE_MAX_Z];
-    int64_t spatial_ratio;  /* 2^(n_levels - 1) */
+    int64_t spatial_ratio;  /* 2^(n_levels - 1), in patches (pixels: times patch_size) */
     int64_t temporal_ratio; /* 2^(temporal downsamples) */
 } fy_wan_vae_config;
 

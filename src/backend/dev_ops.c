@@ -311,6 +311,13 @@ fy_status fy_dev_transpose(fy_dev_ops *o, float *dst, int64_t ld_dst, const floa
     return FY_OK;
 }
 
+fy_status fy_dev_permute(fy_dev_ops *o, float *dst, const float *src, int ndim, const int64_t *shape,
+                         const int *perm)
+{
+    ON_GPU(o, fy_cuda_permute(o->cuda, dst, src, ndim, shape, perm));
+    return fy_cpu_permute(o->cpu, dst, src, ndim, shape, perm);
+}
+
 fy_status fy_dev_upsample_nearest2x(fy_dev_ops *o, const float *in, float *out, int64_t planes, int64_t h, int64_t w)
 {
     ON_GPU(o, fy_cuda_upsample_nearest2x(o->cuda, in, out, planes, h, w));

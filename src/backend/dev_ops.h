@@ -89,6 +89,8 @@ fy_status fy_dev_relative_bias(fy_dev_ops *o, const float *table, const int32_t 
                                int64_t L, int64_t q0, int64_t nq);
 fy_status fy_dev_transpose(fy_dev_ops *o, float *dst, int64_t ld_dst, const float *src, int64_t ld_src, int64_t rows,
                            int64_t cols, int accumulate);
+fy_status fy_dev_permute(fy_dev_ops *o, float *dst, const float *src, int ndim, const int64_t *shape,
+                         const int *perm);
 fy_status fy_dev_upsample_nearest2x(fy_dev_ops *o, const float *in, float *out, int64_t planes, int64_t h, int64_t w);
 fy_status fy_dev_conv3d(fy_dev_ops *o, const float *x, const float *w, const float *b, float *y,
                         int64_t batch, const fy_conv3d_shape *s);

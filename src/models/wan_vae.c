@@ -67,15 +67,25 @@ static fy_status float_list(const fy_config *j, const char *key, float *out, int
     return FY_OK;
 }
 
-static fy_status unsupported_variant(const fy_config *j)
+/* Wan2.2's residual VAE: patch_size folds p x p pixels into the channels
+ * around the encoder and decoder (in/out_channels count the folded ones). */
+static fy_status read_variant(const fy_config *j, fy_wan_vae_config *k)
 {
-    bool residual = false;
-    int64_t patch = 1;
-    FY_TRY(fy_config_bool_or(j, "is_residual", false, &residual));
-    FY_TRY(fy_config_int_or(j, "patch_size", 1, &patch));
-    if (residual || patch > 1)
-        return fy_error(FY_ERR_UNSUPPORTED, "%s: Wan2.2's residual VAE (is_residual, patch_size) is not supported",
-                        fy_config_path(j));
+    FY_TRY(fy_config_bool_or(j, "is_residual", false, &k->is_residual));
+    FY_TRY(fy_config_int_or(j, "patch_size", 1, &k->patch_size));
+    {
+        if (k->patch_size < 1 || k->patch_size > 8)
+            return fy_error(FY_ERR_FORMAT, "%s: \"patch_size\" is %lld, expected 1 to 8", fy_config_path(j),
+                            (long long)k->patch_size);
+    }
+    int64_t p2 = k->patch_size * k->patch_size;
+    if (k->in_channels % p2 || k->out_channels % p2)
+        return fy_error(FY_ERR_FORMAT, "%s: in_channels %lld / out_channels %lld are not multiples of patch_size^2 %lld",
+                        fy_config_path(j), (long long)k->in_channels, (long long)k->out_channels, (long long)p2);
+    k->video_channels = k->out_channels / p2;
+    if (k->in_channels / p2 != k->video_channels)
+        return fy_error(FY_ERR_UNSUPPORTED, "%s: in_channels %lld and out_channels %lld give different pixel channels",
+                        fy_config_path(j), (long long)k->in_channels, (long long)k->out_channels);
     return FY_OK;
 }
 
@@ -109,7 +119,6 @@ static fy_status read_config(const fy_component *c, fy_wan_vae_config *k)
     const fy_config *j = c->config;
     if (!j) return fy_error(FY_ERR_NOT_FOUND, "%s: no config.json for the VAE", c->dir);
     memset(k, 0, sizeof *k);
-    FY_TRY(unsupported_variant(j));
     FY_TRY(positive(j, "base_dim", &k->base_dim));
     k->decoder_base_dim = k->base_dim;
     if (fy_config_has(j, "decoder_base_dim")) FY_TRY(positive(j, "decoder_base_dim", &k->decoder_base_dim));
@@ -121,6 +130,7 @@ static fy_status read_config(const fy_component *c, fy_wan_vae_config *k)
     k->in_channels = k->out_channels = 3;
     if (fy_config_has(j, "in_channels")) FY_TRY(positive(j, "in_channels", &k->in_channels));
     if (fy_config_has(j, "out_channels")) FY_TRY(positive(j, "out_channels", &k->out_channels));
+    FY_TRY(read_variant(j, k));
     FY_TRY(read_levels(j, k));
     FY_TRY(float_list(j, "latents_mean", k->latents_mean, k->z_dim));
     FY_TRY(float_list(j, "latents_std", k->latents_std, k->z_dim));
@@ -163,12 +173,7 @@ static fy_status weight(const fy_component *c, const char *name, int ndim, const
     return FY_OK;
 }
 
-typedef struct builder {
-    const fy_component *c;
-    vae_part *part;
-    fy_tensor *w;
-    int *nw;
-} builder;
+typedef vae_builder builder;
 
 /* prefix.weight [c_out, c_in, (kt,) kh, kw] and prefix.bias [c_out]; 2D convs have kt = 0. */
 static fy_status conv_def(builder *b, const char *prefix, int64_t c_out, int64_t c_in, int64_t kt, int64_t k,
@@ -211,7 +216,7 @@ static fy_status layer_begin(vae_part *p, const char *name, vae_kind kind, int64
     return FY_OK;
 }
 
-static fy_status add_resnet(const fy_component *c, vae_part *p, const char *prefix, int64_t in, int64_t out)
+fy_status vae_add_resnet(const fy_component *c, vae_part *p, const char *prefix, int64_t in, int64_t out)
 {
     vae_layer *l = NULL;
     FY_TRY(layer_begin(p, prefix, VAE_RESNET, in, out, &l));
@@ -238,8 +243,8 @@ static fy_status add_attention(const fy_component *c, vae_part *p, const char *p
     return conv_def(&b, (snprintf(name, sizeof name, "%s.proj", prefix), name), dim, dim, 0, 1, false, &l->proj);
 }
 
-static fy_status add_resample(const fy_component *c, vae_part *p, const char *prefix, vae_kind kind, int64_t dim,
-                              int64_t out)
+fy_status vae_add_resample(const fy_component *c, vae_part *p, const char *prefix, vae_kind kind, int64_t dim,
+                           int64_t out)
 {
     vae_layer *l = NULL;
     FY_TRY(layer_begin(p, prefix, kind, dim, out, &l));
@@ -257,15 +262,36 @@ static fy_status add_mid(const fy_component *c, vae_part *p, const char *root, i
 {
     char name[128];
     snprintf(name, sizeof name, "%s.mid_block.resnets.0", root);
-    FY_TRY(add_resnet(c, p, name, dim, dim));
+    FY_TRY(vae_add_resnet(c, p, name, dim, dim));
     snprintf(name, sizeof name, "%s.mid_block.attentions.0", root);
     FY_TRY(add_attention(c, p, name, dim));
     snprintf(name, sizeof name, "%s.mid_block.resnets.1", root);
-    return add_resnet(c, p, name, dim, dim);
+    return vae_add_resnet(c, p, name, dim, dim);
 }
 
-/* WanDecoder3d: conv_in, mid block, up blocks (Wan2.1: every block after the
- * first takes half the channels, as the previous upsampler halves them). */
+/* Wan2.1's up blocks: every block after the first takes half the channels,
+ * as the previous upsampler halves them. */
+static fy_status add_up_blocks(fy_wan_vae *m, vae_part *p, const int64_t *dims)
+{
+    const fy_wan_vae_config *k = &m->cfg;
+    int L = k->n_levels;
+    for (int i = 0; i < L; i++) {
+        int64_t cur = i > 0 ? dims[i] / 2 : dims[i], out = dims[i + 1];
+        char name[128];
+        for (int64_t j = 0; j <= k->num_res_blocks; j++) {
+            snprintf(name, sizeof name, "decoder.up_blocks.%d.resnets.%lld", i, (long long)j);
+            FY_TRY(vae_add_resnet(m->c, p, name, cur, out));
+            cur = out;
+        }
+        if (i == L - 1) break;
+        snprintf(name, sizeof name, "decoder.up_blocks.%d.upsamplers.0", i);
+        bool temporal = k->temperal_downsample[L - 2 - i]; /* temperal_upsample = reversed */
+        FY_TRY(vae_add_resample(m->c, p, name, temporal ? VAE_UP3D : VAE_UP2D, out, out / 2));
+    }
+    return FY_OK;
+}
+
+/* WanDecoder3d: conv_in, mid block, up blocks. */
 static fy_status build_decoder(fy_wan_vae *m)
 {
     const fy_wan_vae_config *k = &m->cfg;
@@ -278,19 +304,8 @@ static fy_status build_decoder(fy_wan_vae *m)
     FY_TRY(conv_def(&in, "post_quant_conv", k->z_dim, k->z_dim, 1, 1, false, &p->pre));
     FY_TRY(conv_def(&in, "decoder.conv_in", dims[0], k->z_dim, 3, 3, true, &p->conv_in));
     FY_TRY(add_mid(m->c, p, "decoder", dims[0]));
-    for (int i = 0; i < L; i++) {
-        int64_t cur = i > 0 ? dims[i] / 2 : dims[i], out = dims[i + 1];
-        char name[128];
-        for (int64_t j = 0; j <= k->num_res_blocks; j++) {
-            snprintf(name, sizeof name, "decoder.up_blocks.%d.resnets.%lld", i, (long long)j);
-            FY_TRY(add_resnet(m->c, p, name, cur, out));
-            cur = out;
-        }
-        if (i == L - 1) break;
-        snprintf(name, sizeof name, "decoder.up_blocks.%d.upsamplers.0", i);
-        bool temporal = k->temperal_downsample[L - 2 - i]; /* temperal_upsample = reversed */
-        FY_TRY(add_resample(m->c, p, name, temporal ? VAE_UP3D : VAE_UP2D, out, out / 2));
-    }
+    if (k->is_residual) FY_TRY(vae22_add_up_blocks(m, p, dims));
+    else FY_TRY(add_up_blocks(m, p, dims));
     builder o = {m->c, p, p->out.w, &p->out.nw};
     FY_TRY(gamma_def(&o, "decoder.norm_out", dims[L], 3, &p->norm_out));
     return conv_def(&o, "decoder.conv_out", k->out_channels, dims[L], 3, 3, true, &p->conv_out);
@@ -303,7 +318,35 @@ static bool attn_at(const fy_wan_vae_config *k, double scale)
     return false;
 }
 
-/* WanEncoder3d: conv_in, down blocks (flat list), mid block, head, quant_conv. */
+/* Wan2.1's down blocks: one flat list of residual blocks, attention blocks
+ * and resamplers. */
+static fy_status add_down_blocks(fy_wan_vae *m, vae_part *p, const int64_t *dims)
+{
+    const fy_wan_vae_config *k = &m->cfg;
+    int L = k->n_levels;
+    int flat = 0;
+    double scale = 1.0;
+    char name[128];
+    for (int i = 0; i < L; i++) {
+        int64_t cur = dims[i], out = dims[i + 1];
+        for (int64_t j = 0; j < k->num_res_blocks; j++) {
+            snprintf(name, sizeof name, "encoder.down_blocks.%d", flat++);
+            FY_TRY(vae_add_resnet(m->c, p, name, cur, out));
+            if (attn_at(k, scale)) {
+                snprintf(name, sizeof name, "encoder.down_blocks.%d", flat++);
+                FY_TRY(add_attention(m->c, p, name, out));
+            }
+            cur = out;
+        }
+        if (i == L - 1) break;
+        snprintf(name, sizeof name, "encoder.down_blocks.%d", flat++);
+        FY_TRY(vae_add_resample(m->c, p, name, k->temperal_downsample[i] ? VAE_DOWN3D : VAE_DOWN2D, out, out));
+        scale /= 2.0;
+    }
+    return FY_OK;
+}
+
+/* WanEncoder3d: conv_in, down blocks, mid block, head, quant_conv. */
 static fy_status build_encoder(fy_wan_vae *m)
 {
     const fy_wan_vae_config *k = &m->cfg;
@@ -314,25 +357,8 @@ static fy_status build_encoder(fy_wan_vae *m)
     for (int i = 0; i < L; i++) dims[i + 1] = k->base_dim * k->dim_mult[i];
     builder in = {m->c, p, p->in.w, &p->in.nw};
     FY_TRY(conv_def(&in, "encoder.conv_in", dims[0], k->in_channels, 3, 3, true, &p->conv_in));
-    int flat = 0;
-    double scale = 1.0;
-    char name[128];
-    for (int i = 0; i < L; i++) {
-        int64_t cur = dims[i], out = dims[i + 1];
-        for (int64_t j = 0; j < k->num_res_blocks; j++) {
-            snprintf(name, sizeof name, "encoder.down_blocks.%d", flat++);
-            FY_TRY(add_resnet(m->c, p, name, cur, out));
-            if (attn_at(k, scale)) {
-                snprintf(name, sizeof name, "encoder.down_blocks.%d", flat++);
-                FY_TRY(add_attention(m->c, p, name, out));
-            }
-            cur = out;
-        }
-        if (i == L - 1) break;
-        snprintf(name, sizeof name, "encoder.down_blocks.%d", flat++);
-        FY_TRY(add_resample(m->c, p, name, k->temperal_downsample[i] ? VAE_DOWN3D : VAE_DOWN2D, out, out));
-        scale /= 2.0;
-    }
+    if (k->is_residual) FY_TRY(vae22_add_down_blocks(m, p, dims));
+    else FY_TRY(add_down_blocks(m, p, dims));
     FY_TRY(add_mid(m->c, p, "encoder", dims[L]));
     builder o = {m->c, p, p->out.w, &p->out.nw};
     FY_TRY(gamma_def(&o, "encoder.norm_out", dims[L], 3, &p->norm_out));

@@ -28,6 +28,16 @@ typedef struct vae_conv {
 
 typedef enum vae_kind { VAE_RESNET, VAE_ATTN, VAE_UP2D, VAE_UP3D, VAE_DOWN2D, VAE_DOWN3D } vae_kind;
 
+/* Wan2.2's parameter-free block shortcuts (is_residual): the input of a
+ * residual down / up block, folded (AvgDown3D) or unfolded (DupUp3D) by
+ * factor_t in time and factor_s in space, added to the block's output. */
+typedef enum vae_shortcut_kind { VAE_SC_NONE, VAE_SC_AVG_DOWN, VAE_SC_DUP_UP } vae_shortcut_kind;
+
+typedef struct vae_shortcut {
+    vae_shortcut_kind kind;
+    int64_t c_in, c_out, factor_t, factor_s;
+} vae_shortcut;
+
 /* One BLOCK group: a residual block, an attention block or a resampler. */
 typedef struct vae_layer {
     vae_kind kind;
@@ -40,6 +50,8 @@ typedef struct vae_layer {
     vae_conv conv1, conv2, sc; /* resnet convs (sc.w < 0: identity shortcut) */
     vae_conv qkv, proj;        /* attention */
     vae_conv spatial, time;    /* resampler (time.w < 0: none) */
+    bool skip_in;              /* first layer of a Wan2.2 block: keeps the block's input */
+    vae_shortcut shortcut;     /* last layer of a Wan2.2 block: adds the kept input */
 } vae_layer;
 
 /* A SMALL group of a part's convolutions in or out. */
@@ -99,12 +111,39 @@ typedef struct vae_run {
     uint64_t live, peak;
     vae_cache *caches;
     int n_caches;
+    vae_act skip;     /* the input of the Wan2.2 block being run */
+    bool first_chunk; /* decoding the first latent frame (of a tile) */
 } vae_run;
 
 static inline int64_t vae_numel(const vae_act *a)
 {
     return a->n * a->c * a->t * a->h * a->w;
 }
+
+/* ---- wan_vae.c: the builders the Wan2.2 blocks share ----------------------- */
+typedef struct vae_builder {
+    const fy_component *c;
+    vae_part *part;
+    fy_tensor *w;
+    int *nw;
+} vae_builder;
+
+fy_status vae_add_resnet(const fy_component *c, vae_part *p, const char *prefix, int64_t in, int64_t out);
+fy_status vae_add_resample(const fy_component *c, vae_part *p, const char *prefix, vae_kind kind, int64_t dim,
+                           int64_t out);
+
+/* ---- wan22_vae.c: Wan2.2's residual blocks and patches ---------------------- */
+/* The residual up blocks of the decoder / down blocks of the encoder
+ * (is_residual), dims as WanDecoder3d / WanEncoder3d compute them. */
+fy_status vae22_add_up_blocks(fy_wan_vae *m, vae_part *p, const int64_t *dims);
+fy_status vae22_add_down_blocks(fy_wan_vae *m, vae_part *p, const int64_t *dims);
+/* Keeps x as the block's input; adds the block's shortcut of it to x. */
+fy_status vae22_skip_keep(vae_run *r, const vae_act *x);
+fy_status vae22_skip_add(vae_run *r, const vae_shortcut *sc, vae_act *x);
+/* Host arrays: video [B, C, F, H, W] <-> [B, C p^2, F, H / p, W / p], the
+ * channel index c p^2 + p (w mod p) + (h mod p) (diffusers' patchify). */
+void vae22_patchify(const float *video, const int64_t vs[5], int64_t p, float *out);
+void vae22_unpatchify(const float *patches, const int64_t ps[5], int64_t p, float *video);
 
 /* ---- wan_vae_layers.c --------------------------------------------------- */
 fy_status vae_alloc(vae_run *r, vae_act *a, int64_t n, int64_t c, int64_t t, int64_t h, int64_t w,

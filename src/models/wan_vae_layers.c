@@ -67,6 +67,7 @@ void vae_caches_end(vae_run *r)
     free(r->caches);
     r->caches = NULL;
     r->n_caches = 0;
+    vae_release(r, &r->skip); /* left by a failed block */
 }
 
 /* The slot for activations of this size, allocated on first use (per tile). */
@@ -420,7 +421,7 @@ static fy_status down_forward(vae_run *r, const vae_layer *l, const fy_tensor *W
     return st;
 }
 
-fy_status vae_layer_forward(vae_run *r, const vae_layer *l, const fy_tensor *W, vae_act *x)
+static fy_status layer_compute(vae_run *r, const vae_layer *l, const fy_tensor *W, vae_act *x)
 {
     if (x->c != l->c_in)
         return fy_error(FY_ERR_INTERNAL, "vae: %s expects %lld channels, got %lld", l->name, (long long)l->c_in,
@@ -434,4 +435,11 @@ fy_status vae_layer_forward(vae_run *r, const vae_layer *l, const fy_tensor *W, 
     case VAE_DOWN3D: return down_forward(r, l, W, x);
     }
     return fy_error(FY_ERR_INTERNAL, "vae: unknown layer kind");
+}
+
+fy_status vae_layer_forward(vae_run *r, const vae_layer *l, const fy_tensor *W, vae_act *x)
+{
+    if (l->skip_in) FY_TRY(vae22_skip_keep(r, x));
+    FY_TRY(layer_compute(r, l, W, x));
+    return l->shortcut.kind != VAE_SC_NONE ? vae22_skip_add(r, &l->shortcut, x) : FY_OK;
 }

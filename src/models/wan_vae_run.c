@@ -213,6 +213,7 @@ static fy_status decode_region(vae_run *r, const int64_t *ls, const float *lat, 
     for (int64_t k = 0; k < ls[2] && st == FY_OK; k++) {
         vae_act x = {0};
         in.t0 = k;
+        r->first_chunk = k == 0;
         st = vae_alloc(r, &x, g->nb, ls[1], 1, g->th, g->tw, "vae latent frame");
         if (st == FY_OK) st = upload_window(r, &in, lat, &x, in_stage);
         if (st == FY_OK) st = decode_frame(r, &x);
@@ -498,22 +499,37 @@ static void latent_dims(const fy_wan_vae *m, const fy_wan_vae_decode_shape *s, i
     ls[0] = s->batch, ls[1] = m->cfg.z_dim, ls[2] = s->frames, ls[3] = s->height, ls[4] = s->width;
 }
 
-static void video_dims(const fy_wan_vae *m, const fy_wan_vae_encode_shape *s, int64_t vs[5])
+/* The encoder's input: the video's pixels folded into patches (Wan2.2). */
+static fy_status video_dims(const fy_wan_vae *m, const fy_wan_vae_encode_shape *s, int64_t vs[5])
 {
-    vs[0] = s->batch, vs[1] = m->cfg.in_channels, vs[2] = s->frames, vs[3] = s->height, vs[4] = s->width;
+    int64_t p = m->cfg.patch_size;
+    vs[0] = s->batch, vs[1] = m->cfg.in_channels, vs[2] = s->frames, vs[3] = s->height / p, vs[4] = s->width / p;
+    if (s->height % p || s->width % p)
+        return fy_error(FY_ERR_INVALID, "vae: a video of %lldx%lld pixels is not made of %lldx%lld patches",
+                        (long long)s->height, (long long)s->width, (long long)p, (long long)p);
+    return FY_OK;
+}
+
+/* The decoder's output (patches) as the video it unfolds to. */
+static void unfolded_dims(const fy_wan_vae *m, const int64_t ps[5], int64_t vs[5])
+{
+    int64_t p = m->cfg.patch_size;
+    vs[0] = ps[0], vs[1] = ps[1] / (p * p), vs[2] = ps[2], vs[3] = ps[3] * p, vs[4] = ps[4] * p;
 }
 
 fy_status fy_wan_vae_decode_output_shape(const fy_wan_vae *m, const fy_wan_vae_decode_shape *s, int64_t out[5])
 {
-    int64_t ls[5];
+    int64_t ls[5], ps[5];
     latent_dims(m, s, ls);
-    return decoded_shape(m, ls, out);
+    FY_TRY(decoded_shape(m, ls, ps));
+    unfolded_dims(m, ps, out);
+    return FY_OK;
 }
 
 fy_status fy_wan_vae_encode_output_shape(const fy_wan_vae *m, const fy_wan_vae_encode_shape *s, int64_t out[5])
 {
     int64_t vs[5];
-    video_dims(m, s, vs);
+    FY_TRY(video_dims(m, s, vs));
     return encoded_shape(m, vs, out);
 }
 
@@ -576,8 +592,7 @@ uint64_t fy_wan_vae_encode_activation_bytes(const fy_wan_vae *m, const fy_wan_va
 {
     int64_t vs[5], ls[5];
     fy_wan_vae_tiling t;
-    video_dims(m, s, vs);
-    if (encoded_shape(m, vs, ls) != FY_OK || tiling_of(m, o, &t) != FY_OK) return 0;
+    if (video_dims(m, s, vs) != FY_OK || encoded_shape(m, vs, ls) != FY_OK || tiling_of(m, o, &t) != FY_OK) return 0;
     return encode_bytes(m, vs, o->vae_slicing, &t);
 }
 
@@ -602,7 +617,14 @@ fy_status fy_wan_vae_decode(fy_wan_vae *m, const fy_wan_vae_decode_shape *s, con
                 (long long)c.t.tile_w, (long long)c.t.stride_h, (long long)c.t.stride_w);
     vae_run r;
     FY_TRY(run_begin(m, false, o->vae_slicing, &c.t, &r));
-    return decode_all(&r, ls, latents, video);
+    int64_t p = m->cfg.patch_size;
+    if (p == 1) return decode_all(&r, ls, latents, video);
+    float *patches = malloc((size_t)(vs[0] * vs[1] * vs[2] * vs[3] * vs[4]) * sizeof(float));
+    if (!patches) return fy_error(FY_ERR_NOMEM, "vae: out of memory for the decoded patches");
+    fy_status st = decode_all(&r, ls, latents, patches);
+    if (st == FY_OK) vae22_unpatchify(patches, vs, p, video);
+    free(patches);
+    return st;
 }
 
 fy_status fy_wan_vae_encode(fy_wan_vae *m, const fy_wan_vae_encode_shape *s, const float *video,
@@ -611,12 +633,22 @@ fy_status fy_wan_vae_encode(fy_wan_vae *m, const fy_wan_vae_encode_shape *s, con
     if (!m || !s || !video || !o || !moments) return fy_error(FY_ERR_INVALID, "fy_wan_vae_encode: NULL argument");
     int64_t vs[5], ls[5];
     fy_wan_vae_tiling t;
-    video_dims(m, s, vs);
+    FY_TRY(video_dims(m, s, vs));
     FY_TRY(encoded_shape(m, vs, ls));
     FY_TRY(tiling_of(m, o, &t));
     vae_run r;
     FY_TRY(run_begin(m, false, o->vae_slicing, &t, &r));
-    FY_TRY(encode_all(&r, vs, video, moments));
+    int64_t p = m->cfg.patch_size;
+    float *patches = NULL;
+    if (p > 1) {
+        int64_t pixels[5] = {s->batch, m->cfg.video_channels, s->frames, s->height, s->width};
+        patches = malloc((size_t)(vs[0] * vs[1] * vs[2] * vs[3] * vs[4]) * sizeof(float));
+        if (!patches) return fy_error(FY_ERR_NOMEM, "vae: out of memory for the video's patches");
+        vae22_patchify(video, pixels, p, patches);
+    }
+    fy_status st = encode_all(&r, vs, patches ? patches : video, moments);
+    free(patches);
+    FY_TRY(st);
     split_moments(ls, moments, mean, logvar);
     return FY_OK;
 }

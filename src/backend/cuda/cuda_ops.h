@@ -149,6 +149,8 @@ fy_status fy_cuda_relative_bias(fy_cuda_ops *ops, const float *table, const int3
 
 fy_status fy_cuda_transpose(fy_cuda_ops *ops, float *dst, int64_t ld_dst, const float *src, int64_t ld_src,
                             int64_t rows, int64_t cols, int accumulate);
+fy_status fy_cuda_permute(fy_cuda_ops *ops, float *dst, const float *src, int ndim, const int64_t *shape,
+                          const int *perm);
 fy_status fy_cuda_upsample_nearest2x(fy_cuda_ops *ops, const float *in, float *out, int64_t planes, int64_t h,
                                      int64_t w);
 

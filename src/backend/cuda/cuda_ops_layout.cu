@@ -1,5 +1,5 @@
 // Layout changes on the GPU: strided transposes through a shared-memory tile
-// (so both the reads and the writes are coalesced) and nearest 2x upsampling.
+// (so both the reads and the writes are coalesced) nearest 2x upsampling and general permutes.
 #include <cstdint>
 
 #include "backend/cuda/cuda_ops_internal.h"
@@ -40,7 +40,53 @@ __global__ void upsample_nearest2x_kernel(const float *in, float *out, int64_t p
     }
 }
 
+struct permute_dims {
+    int ndim;
+    int64_t dims[FY_PERMUTE_MAX_DIMS];    // dst's shape
+    int64_t strides[FY_PERMUTE_MAX_DIMS]; // src's stride along each dst dimension
+};
+
+// One thread per dst element (grid-stride): coalesced writes, gathered reads.
+__global__ void permute_kernel(float *dst, const float *src, permute_dims p, int64_t n)
+{
+    for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < n;
+         idx += (int64_t)gridDim.x * blockDim.x) {
+        int64_t rest = idx, off = 0;
+        for (int d = p.ndim - 1; d >= 0; d--) {
+            off += (rest % p.dims[d]) * p.strides[d];
+            rest /= p.dims[d];
+        }
+        dst[idx] = src[off];
+    }
+}
+
 }  // namespace
+
+extern "C" fy_status fy_cuda_permute(fy_cuda_ops *ops, float *dst, const float *src, int ndim, const int64_t *shape,
+                                     const int *perm)
+{
+    if (ndim < 1 || ndim > FY_PERMUTE_MAX_DIMS) return fy_error(FY_ERR_INVALID, "permute: %d dimensions", ndim);
+    permute_dims p = {};
+    p.ndim = ndim;
+    int64_t src_strides[FY_PERMUTE_MAX_DIMS], stride = 1;
+    bool seen[FY_PERMUTE_MAX_DIMS] = {};
+    for (int d = ndim - 1; d >= 0; d--) {
+        if (shape[d] < 0) return fy_error(FY_ERR_INVALID, "permute: negative size");
+        src_strides[d] = stride;
+        stride *= shape[d];
+    }
+    for (int d = 0; d < ndim; d++) {
+        if (perm[d] < 0 || perm[d] >= ndim || seen[perm[d]])
+            return fy_error(FY_ERR_INVALID, "permute: not a permutation of %d dimensions", ndim);
+        seen[perm[d]] = true;
+        p.dims[d] = shape[perm[d]];
+        p.strides[d] = src_strides[perm[d]];
+    }
+    if (stride == 0) return FY_OK;
+    const int64_t blocks = (stride + 255) / 256;
+    permute_kernel<<<(unsigned)(blocks < 65535 ? blocks : 65535), 256, 0, ops->stream>>>(dst, src, p, stride);
+    return fy_cuda_launched("permute");
+}
 
 extern "C" fy_status fy_cuda_transpose(fy_cuda_ops *ops, float *dst, int64_t ld_dst, const float *src, int64_t ld_src,
                                        int64_t rows, int64_t cols, int accumulate)
