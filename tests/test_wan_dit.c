@@ -39,7 +39,7 @@ static fy_wan_dit_shape fixture_shape(void)
     const fy_st_info *x = fy_st_find(f, "hidden_states"), *e = fy_st_find(f, "encoder_hidden_states");
     assert_non_null(x);
     assert_non_null(e);
-    fy_wan_dit_shape s = {x->shape[0], x->shape[2], x->shape[3], x->shape[4], e->shape[1]};
+    fy_wan_dit_shape s = {x->shape[0], x->shape[2], x->shape[3], x->shape[4], e->shape[1], 0};
     fy_st_close(f);
     return s;
 }
@@ -501,7 +501,7 @@ static double max_rel_diff(const float *ours, const float *ref, int64_t n)
  * item: the default chunks are parts of an item). */
 static void test_batch_matches_single(void **state)
 {
-    fy_wan_dit_shape s2 = {2, 9, 32, 32, 16}; /* 9 * 16 * 16 = 2304 tokens an item with patch [1, 2, 2] */
+    fy_wan_dit_shape s2 = {2, 9, 32, 32, 16, 0}; /* 9 * 16 * 16 = 2304 tokens an item with patch [1, 2, 2] */
     const int64_t C = 16, text_dim = 32;    /* the fixture's config; checked below */
     int64_t vol = C * s2.frames * s2.height * s2.width, txt = s2.text_len * text_dim;
     float *x = malloc((size_t)(2 * vol) * sizeof *x), *text = malloc((size_t)(2 * txt) * sizeof *text);
@@ -533,7 +533,7 @@ static void test_batch_matches_single(void **state)
  * give what both items in one chunk give. */
 static void test_row_chunks_match_whole(void **state)
 {
-    fy_wan_dit_shape s = {2, 9, 32, 32, 16};
+    fy_wan_dit_shape s = {2, 9, 32, 32, 16, 0};
     const int64_t C = 16, text_dim = 32;
     int64_t vol = 2 * C * s.frames * s.height * s.width, txt = 2 * s.text_len * text_dim;
     float *x = malloc((size_t)vol * sizeof *x), *text = malloc((size_t)txt * sizeof *text);

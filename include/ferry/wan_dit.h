@@ -47,9 +47,15 @@ typedef struct fy_wan_dit_config {
 } fy_wan_dit_config;
 
 /* One forward's problem size: latents [batch, in_channels, frames, height,
- * width], text [batch, text_len, text_dim]. */
+ * width], text [batch, text_len, text_dim]. timestep_runs 0: one timestep
+ * per batch item. Above 0: one per token (Wan2.2's expand_timesteps,
+ * timesteps [batch, tokens] in patch order), whose time embedding and
+ * modulation are computed once per run of equal consecutive values (text to
+ * video: one run per item; image to video: two), at most timestep_runs runs
+ * over the whole batch (the workspace is sized for them). */
 typedef struct fy_wan_dit_shape {
     int64_t batch, frames, height, width, text_len;
+    int64_t timestep_runs;
 } fy_wan_dit_shape;
 
 /* Seconds spent in the last forward (wall clock on the calling thread). */
@@ -68,7 +74,8 @@ typedef struct fy_wan_dit_timing {
 /* Called with each intermediate as a host float32 array (valid during the
  * call): "rope.0" / "rope.1" [1, S, 1, head_dim] (cos / sin, repeated per
  * pair as diffusers stores them), "condition_embedder.0" [B, dim] (temb),
- * "condition_embedder.1" [B, 6 dim] (timestep_proj), "condition_embedder.2"
+ * "condition_embedder.1" [B, 6 dim] (timestep_proj) (per token, [B, S, dim]
+ * and [B, S, 6 dim], with timestep_runs), "condition_embedder.2"
  * [B, L, dim] (text), "patch_embedding" [B, S, dim] (tokens first),
  * "blocks.i" [B, S, dim], "proj_out" [B, S, out_channels * prod(patch)]. */
 typedef void (*fy_wan_dit_tap)(void *user, const char *name, const float *data, int ndim,
@@ -87,13 +94,17 @@ fy_status fy_wan_dit_set_threads(fy_wan_dit *m, int threads);
 void fy_wan_dit_set_tap(fy_wan_dit *m, fy_wan_dit_tap fn, void *user);
 const fy_wan_dit_timing *fy_wan_dit_last_timing(const fy_wan_dit *m);
 
+/* The runs of equal consecutive values in per-token timesteps [B, S]
+ * (each item's run boundaries are runs too): what timestep_runs must cover. */
+int64_t fy_wan_dit_count_runs(const float *timesteps, int64_t batch, int64_t tokens);
 /* Checks the shape against the config (patch divisibility, rope length). */
 fy_status fy_wan_dit_check_shape(const fy_wan_dit *m, const fy_wan_dit_shape *s);
 /* Device bytes one forward allocates (its workspace), 0 for a bad shape. */
 uint64_t fy_wan_dit_activation_bytes(const fy_wan_dit *m, const fy_wan_dit_shape *s);
 
-/* latents [B, C_in, F, H, W], timesteps [B] (floats), text [B, L, text_dim]
- * -> out [B, C_out, F, H, W]; all host arrays. cache may be NULL. */
+/* latents [B, C_in, F, H, W], timesteps [B] (floats; [B, tokens] with
+ * timestep_runs), text [B, L, text_dim] -> out [B, C_out, F, H, W]; all host
+ * arrays. cache may be NULL. */
 fy_status fy_wan_dit_forward(fy_wan_dit *m, const fy_wan_dit_shape *s, const float *latents,
                              const float *timesteps, const float *text, fy_wan_dit_context *cache,
                              float *out);

@@ -28,9 +28,20 @@ typedef struct ws_bufs {
  * 6 GiB instead of sequential. */
 #define ROW_CHUNK 2048 /* the default of m->row_chunk */
 
+/* A run of tokens [at, at + len) of the [B * S] rows (within one item)
+ * sharing one timestep: one time embedding and modulation for all of them. */
+typedef struct time_run {
+    int64_t at, len;
+    float t;
+} time_run;
+
 /* Sizes of one forward, derived from the latent and text shapes. */
 typedef struct dims {
     int64_t B, S, L, D, F2, H2, W2;
+    int64_t R;             /* timestep runs the workspace holds (B without per-token timesteps) */
+    const time_run *runs;  /* n_runs <= R, in row order */
+    int64_t n_runs;
+    bool per_token;
     int64_t BS, BL, p_in, p_out;
     int64_t row_chunk;  /* rows per chunk asked for (m->row_chunk) */
     int64_t chunk_rows; /* the most rows a chunk holds */
@@ -74,6 +85,10 @@ static void make_dims(const fy_wan_dit *m, const fy_wan_dit_shape *s, dims *d)
     d->B = s->batch;
     d->L = s->text_len;
     d->D = c->dim;
+    d->R = s->timestep_runs > 0 ? s->timestep_runs : s->batch;
+    d->per_token = s->timestep_runs > 0;
+    d->runs = NULL;
+    d->n_runs = 0;
     d->F2 = s->frames / c->patch[0];
     d->H2 = s->height / c->patch[1];
     d->W2 = s->width / c->patch[2];
@@ -106,12 +121,12 @@ static void make_layout(const fy_wan_dit *m, const dims *d, ws_layout *l)
     l->text = take(&at, txt);
     l->ck = take(&at, txt);
     l->cv = take(&at, txt);
-    l->tsin = take(&at, d->B * c->freq_dim);
-    l->temb = take(&at, d->B * d->D);
-    l->tmp = take(&at, d->B * d->D);
-    l->tmod = take(&at, d->B * 6 * d->D);
-    l->mod = take(&at, 6 * d->B * d->D);
-    l->omod = take(&at, 2 * d->B * d->D);
+    l->tsin = take(&at, d->R * c->freq_dim);
+    l->temb = take(&at, d->R * d->D);
+    l->tmp = take(&at, d->R * d->D);
+    l->tmod = take(&at, d->R * 6 * d->D);
+    l->mod = take(&at, 6 * d->R * d->D);
+    l->omod = take(&at, 2 * d->R * d->D);
     l->rope_c = take(&at, d->S * c->head_dim / 2);
     l->rope_s = take(&at, d->S * c->head_dim / 2);
     l->vec = take(&at, 4 * m->vec_slot);
@@ -146,7 +161,66 @@ fy_status fy_wan_dit_check_shape(const fy_wan_dit *m, const fy_wan_dit_shape *s)
     if (longest > c->rope_max_seq_len)
         return fy_error(FY_ERR_INVALID, "wan transformer: %lld patches along one axis exceed rope_max_seq_len %lld",
                         (long long)longest, (long long)c->rope_max_seq_len);
+    int64_t tokens = s->frames / c->patch[0] * (s->height / c->patch[1]) * (s->width / c->patch[2]);
+    if (s->timestep_runs < 0 || (s->timestep_runs > 0 && s->timestep_runs < s->batch) ||
+        s->timestep_runs > s->batch * tokens)
+        return fy_error(FY_ERR_INVALID, "wan transformer: %lld timestep runs for %lld items of %lld tokens",
+                        (long long)s->timestep_runs, (long long)s->batch, (long long)tokens);
     return FY_OK;
+}
+
+int64_t fy_wan_dit_count_runs(const float *t, int64_t batch, int64_t tokens)
+{
+    int64_t n = 0;
+    for (int64_t i = 0; i < batch * tokens; i++) n += i % tokens == 0 || memcmp(&t[i], &t[i - 1], sizeof *t) != 0;
+    return n;
+}
+
+/* The runs of the timesteps: one per item, or per run of bitwise-equal
+ * per-token values. */
+static fy_status make_runs(const dims *d, const float *t, time_run **out, int64_t *n)
+{
+    int64_t count = d->per_token ? fy_wan_dit_count_runs(t, d->B, d->S) : d->B;
+    if (count > d->R)
+        return fy_error(FY_ERR_INVALID, "wan transformer: the timesteps have %lld runs of equal values, the shape "
+                        "reserved %lld", (long long)count, (long long)d->R);
+    time_run *r = malloc((size_t)count * sizeof *r);
+    if (!r) return fy_error(FY_ERR_NOMEM, "wan transformer: out of memory");
+    int64_t k = 0;
+    for (int64_t b = 0; b < d->B && !d->per_token; b++) r[k++] = (time_run){b * d->S, d->S, t[b]};
+    for (int64_t i = 0; i < d->B * d->S && d->per_token; i++) {
+        if (i % d->S == 0 || memcmp(&t[i], &t[i - 1], sizeof *t) != 0) r[k++] = (time_run){i, 0, t[i]};
+        r[k - 1].len++;
+    }
+    *out = r;
+    *n = count;
+    return FY_OK;
+}
+
+/* The parts of rows [at, at + rows) that share a run: for (piece p = {0};
+ * next_piece(d, at, rows, &p);) walks them in order. */
+typedef struct piece {
+    int64_t run, at, rows;
+} piece;
+
+static bool next_piece(const dims *d, int64_t at, int64_t rows, piece *p)
+{
+    int64_t here = p->rows ? p->at + p->rows : at, end = at + rows;
+    if (here >= end) return false;
+    int64_t r = p->rows ? p->run : 0;
+    if (!p->rows) { /* the first: binary search for the run holding row `at` */
+        int64_t lo = 0, hi = d->n_runs - 1;
+        while (lo < hi) {
+            int64_t mid = (lo + hi + 1) / 2;
+            if (d->runs[mid].at <= here) lo = mid;
+            else hi = mid - 1;
+        }
+        r = lo;
+    }
+    while (d->runs[r].at + d->runs[r].len <= here) r++;
+    int64_t stop = d->runs[r].at + d->runs[r].len;
+    *p = (piece){r, here, (stop < end ? stop : end) - here};
+    return true;
 }
 
 uint64_t fy_wan_dit_activation_bytes(const fy_wan_dit *m, const fy_wan_dit_shape *s)
@@ -240,18 +314,25 @@ static fy_status tap_rope(fy_wan_dit *m, const char *name, const float *table, i
 /* ---- embeddings ----------------------------------------------------------- */
 
 static fy_status upload_inputs(fy_wan_dit *m, const dims *d, const fy_wan_dit_shape *s, const float *latents,
-                               const float *timesteps, const float *text, bool need_text, ws_bufs *w)
+                               const float *text, bool need_text, ws_bufs *w)
 {
     const fy_wan_dit_config *c = &m->cfg;
     size_t patch_bytes = (size_t)(d->BS * d->p_in) * sizeof(float);
-    size_t t_bytes = (size_t)(d->B * c->freq_dim) * sizeof(float);
+    size_t t_bytes = (size_t)(d->n_runs * c->freq_dim) * sizeof(float);
     size_t rope_bytes = (size_t)(d->S * c->head_dim / 2) * sizeof(float);
     size_t most = patch_bytes > t_bytes ? patch_bytes : t_bytes;
     float *host = malloc(most > 2 * rope_bytes ? most : 2 * rope_bytes);
     if (!host) return fy_error(FY_ERR_NOMEM, "wan transformer: out of memory");
     fy_wan_patchify(c, latents, host, d->B, c->in_channels, s->frames, s->height, s->width);
     fy_status st = fy_engine_upload(m->engine, w->patches, host, patch_bytes);
-    fy_wan_timestep_sinusoid(timesteps, d->B, c->freq_dim, host);
+    float *values = malloc((size_t)d->n_runs * sizeof *values);
+    if (!values) {
+        free(host);
+        return fy_error(FY_ERR_NOMEM, "wan transformer: out of memory");
+    }
+    for (int64_t r = 0; r < d->n_runs; r++) values[r] = d->runs[r].t;
+    fy_wan_timestep_sinusoid(values, d->n_runs, c->freq_dim, host);
+    free(values);
     if (st == FY_OK) st = fy_engine_upload(m->engine, w->tsin, host, t_bytes);
     float *rope_s = host + rope_bytes / sizeof(float);
     fy_wan_rope_tables(c, d->F2, d->H2, d->W2, host, rope_s);
@@ -263,14 +344,16 @@ static fy_status upload_inputs(fy_wan_dit *m, const dims *d, const fy_wan_dit_sh
     return st;
 }
 
-/* temb = MLP(sinusoid(t)); timestep_proj = Linear(SiLU(temb)) -> 6 modulations. */
+/* temb = MLP(sinusoid(t)); timestep_proj = Linear(SiLU(temb)) -> 6 modulations,
+ * once per timestep run. */
 static fy_status time_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *d, ws_bufs *w)
 {
-    FY_TRY(linear(m, w->tsin, &e[WE_TIME1_W], &e[WE_TIME1_B], w->tmp, d->B));
-    FY_TRY(fy_dev_silu(m->ops, w->tmp, w->tmp, d->B * d->D));
-    FY_TRY(linear(m, w->tmp, &e[WE_TIME2_W], &e[WE_TIME2_B], w->temb, d->B));
-    FY_TRY(fy_dev_silu(m->ops, w->temb, w->tmp, d->B * d->D));
-    return linear(m, w->tmp, &e[WE_TPROJ_W], &e[WE_TPROJ_B], w->tmod, d->B);
+    int64_t R = d->n_runs;
+    FY_TRY(linear(m, w->tsin, &e[WE_TIME1_W], &e[WE_TIME1_B], w->tmp, R));
+    FY_TRY(fy_dev_silu(m->ops, w->tmp, w->tmp, R * d->D));
+    FY_TRY(linear(m, w->tmp, &e[WE_TIME2_W], &e[WE_TIME2_B], w->temb, R));
+    FY_TRY(fy_dev_silu(m->ops, w->temb, w->tmp, R * d->D));
+    return linear(m, w->tmp, &e[WE_TPROJ_W], &e[WE_TPROJ_B], w->tmod, R);
 }
 
 static fy_status text_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *d, ws_bufs *w)
@@ -280,14 +363,37 @@ static fy_status text_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *d
     return linear(m, w->text_mid, &e[WE_TEXT2_W], &e[WE_TEXT2_B], w->text, d->BL);
 }
 
+/* Per run [n_runs, width] as per token [B, S, width]. */
+static fy_status tap_per_token(fy_wan_dit *m, const dims *d, const char *name, const float *dev, int64_t width)
+{
+    if (!m->tap) return FY_OK;
+    float *runs = malloc((size_t)(d->n_runs * width) * sizeof *runs);
+    float *full = malloc((size_t)(d->BS * width) * sizeof *full);
+    fy_status st = runs && full ? FY_OK : fy_error(FY_ERR_NOMEM, "wan transformer: out of memory");
+    if (st == FY_OK) st = fy_engine_download(m->engine, runs, dev, (size_t)(d->n_runs * width) * sizeof *runs);
+    for (int64_t r = 0; st == FY_OK && r < d->n_runs; r++)
+        for (int64_t i = 0; i < d->runs[r].len; i++)
+            memcpy(full + (d->runs[r].at + i) * width, runs + r * width, (size_t)width * sizeof *full);
+    int64_t shape[3] = {d->B, d->S, width};
+    if (st == FY_OK) m->tap(m->tap_user, name, full, 3, shape);
+    free(runs);
+    free(full);
+    return st;
+}
+
 static fy_status embed_taps(fy_wan_dit *m, const dims *d, const ws_bufs *w, bool text_done)
 {
     FY_TRY(tap_rope(m, "rope.0", w->rope_c, d->S));
     FY_TRY(tap_rope(m, "rope.1", w->rope_s, d->S));
     int64_t bd[2] = {d->B, d->D}, bm[2] = {d->B, 6 * d->D}, bld[3] = {d->B, d->L, d->D};
     int64_t bsd[3] = {d->B, d->S, d->D};
-    FY_TRY(tap(m, "condition_embedder.0", w->temb, 2, bd));
-    FY_TRY(tap(m, "condition_embedder.1", w->tmod, 2, bm));
+    if (d->per_token) {
+        FY_TRY(tap_per_token(m, d, "condition_embedder.0", w->temb, d->D));
+        FY_TRY(tap_per_token(m, d, "condition_embedder.1", w->tmod, 6 * d->D));
+    } else {
+        FY_TRY(tap(m, "condition_embedder.0", w->temb, 2, bd));
+        FY_TRY(tap(m, "condition_embedder.1", w->tmod, 2, bm));
+    }
     if (text_done) FY_TRY(tap(m, "condition_embedder.2", w->text, 3, bld));
     return tap(m, "patch_embedding", w->h, 3, bsd);
 }
@@ -307,30 +413,50 @@ static fy_status embed(fy_wan_dit *m, const dims *d, ws_bufs *w, bool need_text)
 
 /* ---- one block ------------------------------------------------------------- */
 
-/* mod[j][b] = scale_shift_table[j] + timestep_proj[b][j]: shift, scale, gate,
- * then the feed-forward's c_shift, c_scale, c_gate, each [B, D]. */
+/* mod[j][r] = scale_shift_table[j] + timestep_proj[r][j] per timestep run r:
+ * shift, scale, gate, then the feed-forward's c_shift, c_scale, c_gate. */
 static fy_status modulation(fy_wan_dit *m, const fy_tensor *sst, const dims *d, ws_bufs *w)
 {
     const float *table = NULL;
     FY_TRY(vec_f32(m, sst, 3, &table));
     for (int64_t j = 0; j < 6; j++)
-        for (int64_t b = 0; b < d->B; b++)
-            FY_TRY(fy_dev_add(m->ops, table + j * d->D, w->tmod + (b * 6 + j) * d->D,
-                              w->mod + (j * d->B + b) * d->D, d->D));
+        for (int64_t r = 0; r < d->n_runs; r++)
+            FY_TRY(fy_dev_add(m->ops, table + j * d->D, w->tmod + (r * 6 + j) * d->D,
+                              w->mod + (j * d->R + r) * d->D, d->D));
     return FY_OK;
 }
 
-static float *mod_row(const dims *d, const ws_bufs *w, int j)
+/* Modulation j of run r. */
+static float *mod_of(const dims *d, const ws_bufs *w, int j, int64_t run)
 {
-    return w->mod + (int64_t)j * d->B * d->D;
+    return w->mod + ((int64_t)j * d->R + run) * d->D;
+}
+
+/* norm(x) * (1 + scale j) + shift j' for rows [at, at + rows) of the tokens, into out. */
+static fy_status norm_modulate(fy_wan_dit *m, const dims *d, const ws_bufs *w, int shift, int scale, int64_t at,
+                               int64_t rows, float *out)
+{
+    for (piece p = {0}; next_piece(d, at, rows, &p);)
+        FY_TRY(fy_dev_layer_norm_modulate(m->ops, w->h + p.at * d->D, NULL, NULL, mod_of(d, w, scale, p.run),
+                                          mod_of(d, w, shift, p.run), out + (p.at - at) * d->D, p.rows, d->D,
+                                          p.rows, (float)m->cfg.eps));
+    return FY_OK;
+}
+
+/* h[rows] += y * gate j, per run. */
+static fy_status gated_add(fy_wan_dit *m, const dims *d, ws_bufs *w, int gate, int64_t at, int64_t rows,
+                           const float *y)
+{
+    for (piece p = {0}; next_piece(d, at, rows, &p);)
+        FY_TRY(fy_dev_gated_add(m->ops, w->h + p.at * d->D, y + (p.at - at) * d->D, mod_of(d, w, gate, p.run),
+                                p.rows, d->D, p.rows));
+    return FY_OK;
 }
 
 /* norm1(h) * (1 + scale) + shift for one chunk's rows, into n. */
 static fy_status norm1_rows(fy_wan_dit *m, const dims *d, ws_bufs *w, const row_chunk *c)
 {
-    return fy_dev_layer_norm_modulate(m->ops, w->h + c->at * d->D, NULL, NULL, mod_row(d, w, 1) + c->b * d->D,
-                                      mod_row(d, w, 0) + c->b * d->D, w->n, c->rows, d->D, c->len,
-                                      (float)m->cfg.eps);
+    return norm_modulate(m, d, w, 0, 1, c->at, c->rows, w->n);
 }
 
 /* One chunk of self-attention: its queries against every key of its items,
@@ -348,8 +474,7 @@ static fy_status self_attention_rows(fy_wan_dit *m, const fy_tensor *a, const di
                        g->heads, g->head_dim));
     FY_TRY(attend(m, w->q, w->k + c->b * item, w->v + c->b * item, w->o, c->items, c->len, d->S));
     FY_TRY(linear(m, w->o, &a[WA_O_W], &a[WA_O_B], w->q, c->rows));
-    return fy_dev_gated_add(m->ops, w->h + c->at * d->D, w->q, mod_row(d, w, 2) + c->b * d->D, c->rows, d->D,
-                            c->len);
+    return gated_add(m, d, w, 2, c->at, c->rows, w->q);
 }
 
 /* h += to_out(attention(rope(norm_q(q)), rope(norm_k(k)), v)) * gate, on the
@@ -410,14 +535,11 @@ static fy_status cross_attention(fy_wan_dit *m, const fy_tensor *bw, const dims 
 static fy_status feed_forward(fy_wan_dit *m, const fy_tensor *bw, const dims *d, ws_bufs *w)
 {
     for (row_chunk c = {0}; next_chunk(d, &c);) {
-        FY_TRY(fy_dev_layer_norm_modulate(m->ops, w->h + c.at * d->D, NULL, NULL, mod_row(d, w, 4) + c.b * d->D,
-                                          mod_row(d, w, 3) + c.b * d->D, w->n, c.rows, d->D, c.len,
-                                          (float)m->cfg.eps));
+        FY_TRY(norm_modulate(m, d, w, 3, 4, c.at, c.rows, w->n));
         FY_TRY(linear(m, w->n, &bw[WB_FFN1_W], &bw[WB_FFN1_B], w->ff, c.rows));
         FY_TRY(fy_dev_gelu_tanh(m->ops, w->ff, w->ff, c.rows * m->cfg.ffn_dim));
         FY_TRY(linear(m, w->ff, &bw[WB_FFN2_W], &bw[WB_FFN2_B], w->q, c.rows));
-        FY_TRY(fy_dev_gated_add(m->ops, w->h + c.at * d->D, w->q, mod_row(d, w, 5) + c.b * d->D, c.rows, d->D,
-                                c.len));
+        FY_TRY(gated_add(m, d, w, 5, c.at, c.rows, w->q));
     }
     return FY_OK;
 }
@@ -484,7 +606,8 @@ static fy_status run_blocks(fy_wan_dit *m, const dims *d, ws_bufs *w, fy_wan_dit
 
 /* ---- head ---------------------------------------------------------------------- */
 
-/* shift, scale = scale_shift_table + temb (the time embedding, not its projection). */
+/* shift, scale = scale_shift_table + temb (the time embedding, not its
+ * projection), per timestep run. */
 static fy_status head(fy_wan_dit *m, const dims *d, const fy_wan_dit_shape *s, ws_bufs *w, float *out)
 {
     const fy_tensor *hw = NULL;
@@ -492,11 +615,12 @@ static fy_status head(fy_wan_dit *m, const dims *d, const fy_wan_dit_shape *s, w
     const float *table = NULL;
     fy_status st = vec_f32(m, &hw[WH_SST], 3, &table);
     for (int64_t j = 0; st == FY_OK && j < 2; j++)
-        for (int64_t b = 0; st == FY_OK && b < d->B; b++)
-            st = fy_dev_add(m->ops, table + j * d->D, w->temb + b * d->D, w->omod + (j * d->B + b) * d->D, d->D);
-    if (st == FY_OK)
-        st = fy_dev_layer_norm_modulate(m->ops, w->h, NULL, NULL, w->omod + d->B * d->D, w->omod, w->k, d->BS,
-                                        d->D, d->S, (float)m->cfg.eps);
+        for (int64_t r = 0; st == FY_OK && r < d->n_runs; r++)
+            st = fy_dev_add(m->ops, table + j * d->D, w->temb + r * d->D, w->omod + (j * d->R + r) * d->D, d->D);
+    for (piece p = {0}; st == FY_OK && next_piece(d, 0, d->BS, &p);)
+        st = fy_dev_layer_norm_modulate(m->ops, w->h + p.at * d->D, NULL, NULL, w->omod + (d->R + p.run) * d->D,
+                                        w->omod + p.run * d->D, w->k + p.at * d->D, p.rows, d->D, p.rows,
+                                        (float)m->cfg.eps);
     /* The blocks' keys are spent: the head's normed rows go there. */
     if (st == FY_OK) st = linear(m, w->k, &hw[WH_PROJ_W], &hw[WH_PROJ_B], w->ff, d->BS);
     fy_status rel = fy_engine_release(m->engine, m->head_group);
@@ -542,13 +666,17 @@ fy_status fy_wan_dit_forward(fy_wan_dit *m, const fy_wan_dit_shape *s, const flo
     ws_bufs w;
     bind(base, &l, &w);
     m->vec_scratch = base + l.vec;
-    fy_status st = upload_inputs(m, &d, s, latents, timesteps, text, need_text, &w);
+    time_run *runs = NULL;
+    fy_status st = make_runs(&d, timesteps, &runs, &d.n_runs);
+    d.runs = runs;
+    if (st == FY_OK) st = upload_inputs(m, &d, s, latents, text, need_text, &w);
     if (st == FY_OK) st = embed(m, &d, &w, need_text);
     double t1 = fy_backend_now();
     if (st == FY_OK) st = run_blocks(m, &d, &w, cache);
     double t2 = fy_backend_now();
     if (st == FY_OK) st = head(m, &d, s, &w, out);
     fy_engine_free_buffer(m->engine, base);
+    free(runs);
     double t3 = fy_backend_now();
     m->timing.embed = t1 - t0;
     m->timing.blocks = t2 - t1;

@@ -1,6 +1,8 @@
 /* The transformer verifier: one forward with every intermediate compared as
  * it is produced, then a second forward through a cross-attention K/V
- * context (computed on the first use, reused on the second). */
+ * context (computed on the first use, reused on the second). Per-token
+ * timesteps (a 2-D "timestep", Wan2.2's expand_timesteps) run per token;
+ * the fixture's other timestep cases ("uniform.", "scalar.") run after. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,20 +95,38 @@ typedef struct inputs {
     fy_wan_dit_shape shape;
 } inputs;
 
+static int64_t token_count(const fy_wan_dit_config *c, const fy_tensor *x)
+{
+    return x->shape[2] / c->patch[0] * (x->shape[3] / c->patch[1]) * (x->shape[4] / c->patch[2]);
+}
+
+/* A timestep [B] or, per token, [B, S]; the shape's runs follow it. */
+static fy_status read_timestep(const fy_st_file *f, const char *name, const fy_wan_dit_config *c, inputs *in)
+{
+    fy_tensor_free(&in->t);
+    FY_TRY(load_f32(f, name, &in->t));
+    int64_t B = in->x.shape[0], S = token_count(c, &in->x);
+    bool scalar = in->t.ndim == 1 && in->t.shape[0] == B, tokens = in->t.ndim == 2 && in->t.shape[0] == B &&
+                                                                   in->t.shape[1] == S;
+    if (!scalar && !tokens)
+        return fy_error(FY_ERR_FORMAT, "%s: %s must be [%lld] or, per token, [%lld, %lld]", fy_st_path(f), name,
+                        (long long)B, (long long)B, (long long)S);
+    in->shape.timestep_runs = tokens ? fy_wan_dit_count_runs(in->t.data, B, S) : 0;
+    return FY_OK;
+}
+
 static fy_status read_inputs(const fy_st_file *f, const fy_wan_dit_config *c, inputs *in)
 {
     FY_TRY(load_f32(f, "hidden_states", &in->x));
-    FY_TRY(load_f32(f, "timestep", &in->t));
     FY_TRY(load_f32(f, "encoder_hidden_states", &in->text));
     const fy_tensor *x = &in->x, *e = &in->text;
-    if (x->ndim != 5 || x->shape[1] != c->in_channels || in->t.ndim != 1 || in->t.shape[0] != x->shape[0] ||
-        e->ndim != 3 || e->shape[0] != x->shape[0] || e->shape[2] != c->text_dim)
+    if (x->ndim != 5 || x->shape[1] != c->in_channels || e->ndim != 3 || e->shape[0] != x->shape[0] ||
+        e->shape[2] != c->text_dim)
         return fy_error(FY_ERR_FORMAT,
-                        "%s: hidden_states [B, %lld, F, H, W], timestep [B] and encoder_hidden_states [B, L, %lld] "
-                        "do not match the transformer config", fy_st_path(f), (long long)c->in_channels,
-                        (long long)c->text_dim);
-    in->shape = (fy_wan_dit_shape){x->shape[0], x->shape[2], x->shape[3], x->shape[4], e->shape[1]};
-    return FY_OK;
+                        "%s: hidden_states [B, %lld, F, H, W] and encoder_hidden_states [B, L, %lld] do not match the "
+                        "transformer config", fy_st_path(f), (long long)c->in_channels, (long long)c->text_dim);
+    in->shape = (fy_wan_dit_shape){x->shape[0], x->shape[2], x->shape[3], x->shape[4], e->shape[1], 0};
+    return read_timestep(f, "timestep", c, in);
 }
 
 static void free_inputs(inputs *in)
@@ -116,13 +136,36 @@ static void free_inputs(inputs *in)
     fy_tensor_free(&in->text);
 }
 
-static fy_status compare_output(fy_verify_ctx *ctx, const fy_st_file *f, const char *name, const fy_tensor *out)
+static fy_status compare_ref(fy_verify_ctx *ctx, const fy_st_file *f, const char *ref_name, const char *name,
+                             const fy_tensor *out)
 {
     fy_tensor ref = {0};
-    FY_TRY(load_f32(f, "output", &ref));
+    FY_TRY(load_f32(f, ref_name, &ref));
     fy_status st = fy_verify_compare(ctx, name, out, &ref, tolerance(ctx, name));
     fy_tensor_free(&ref);
     return st;
+}
+
+static fy_status compare_output(fy_verify_ctx *ctx, const fy_st_file *f, const char *name, const fy_tensor *out)
+{
+    return compare_ref(ctx, f, "output", name, out);
+}
+
+/* The fixture's other timestep cases: prefix.timestep -> prefix.output. */
+static fy_status run_other_timesteps(fy_verify_ctx *ctx, const fy_st_file *f, fy_wan_dit *m, inputs *in,
+                                     fy_tensor *out)
+{
+    static const char *const prefixes[] = {"uniform", "scalar"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
+        char t_name[64], out_name[64];
+        snprintf(t_name, sizeof t_name, "%s.timestep", prefixes[i]);
+        snprintf(out_name, sizeof out_name, "%s.output", prefixes[i]);
+        if (!fy_st_find(f, t_name)) continue;
+        FY_TRY(read_timestep(f, t_name, fy_wan_dit_get_config(m), in));
+        FY_TRY(fy_wan_dit_forward(m, &in->shape, in->x.data, in->t.data, in->text.data, NULL, out->data));
+        FY_TRY(compare_ref(ctx, f, out_name, out_name, out));
+    }
+    return FY_OK;
 }
 
 /* Forward with taps, then twice through a context (the second reuses K/V). */
@@ -167,6 +210,7 @@ static fy_status run_model(fy_verify_ctx *ctx, const fy_st_file *f, const fy_com
         st = fy_tensor_alloc(&out, FY_F32, 5, shape);
     }
     if (st == FY_OK) st = run_forwards(ctx, f, m, &in, &out);
+    if (st == FY_OK) st = run_other_timesteps(ctx, f, m, &in, &out);
     fy_status fin = fy_engine_finish(e);
     if (st == FY_OK) st = fin;
     fy_tensor_free(&out);

@@ -400,7 +400,7 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 
 static fy_wan_dit_shape dit_shape(const t2v_run *r, int64_t batch)
 {
-    fy_wan_dit_shape s = {batch, r->latent_shape[2], r->latent_shape[3], r->latent_shape[4], r->text_len};
+    fy_wan_dit_shape s = {batch, r->latent_shape[2], r->latent_shape[3], r->latent_shape[4], r->text_len, 0};
     return s;
 }
 
@@ -545,7 +545,8 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
     memcpy(r->latent_shape, shape, sizeof shape);
     r->latent_numel = shape[1] * shape[2] * shape[3] * shape[4];
     for (int x = 0; x < 2 && r->dits[x]; x++)
-        FY_TRY(fy_wan_dit_check_shape(r->dits[x], &(fy_wan_dit_shape){1, shape[2], shape[3], shape[4], r->text_len}));
+        FY_TRY(fy_wan_dit_check_shape(r->dits[x],
+                                      &(fy_wan_dit_shape){1, shape[2], shape[3], shape[4], r->text_len, 0}));
 
     warn_block_counts(r);
     fy_wan_vae_decode_shape vs = {1, shape[2], shape[3], shape[4]};
