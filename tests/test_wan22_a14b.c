@@ -128,8 +128,9 @@ typedef struct folder_case {
 } folder_case;
 
 static const folder_case folder_cases[] = {
+    /* per-token timesteps are read, for either expert */
     {"{\"_class_name\": \"WanPipeline\", \"boundary_ratio\": 0.875, \"expand_timesteps\": true, " COMPONENTS
-     ", " EXPERT_2 "}", FY_ERR_UNSUPPORTED, "expand_timesteps"},
+     ", " EXPERT_2 "}", FY_OK, NULL},
     {"{\"_class_name\": \"WanPipeline\", \"boundary_ratio\": 0.875, \"shift_experts\": 2, " COMPONENTS
      ", " EXPERT_2 "}", FY_ERR_UNSUPPORTED, "\"shift_experts\""},
     {"{\"_class_name\": \"WanPipeline\", \"boundary_ratio\": 0.875, " COMPONENTS ", " EXPERT_2

@@ -62,6 +62,8 @@ typedef struct t2v_run {
     fy_wan_dit *dits[2];     /* transformer; transformer_2 (NULL without one) */
     fy_wan_dit_context *cross_kv[2][2]; /* per expert: the batch, or cond and uncond */
     double boundary;         /* boundary_ratio x num_train_timesteps; NAN: one transformer */
+    bool expand_timesteps;   /* the transformer gets one timestep per latent token */
+    fy_wan_t2v_params sized; /* the request with diffusers' size rounding; params points here */
     int expert;              /* the expert the last step ran; -1 before the first */
     bool no_cross_kv; /* the budget has no room to keep the text's K/V: recomputed each step */
     fy_wan_vae *vae;
@@ -70,6 +72,7 @@ typedef struct t2v_run {
     int64_t text_len, text_dim;
     int64_t latent_shape[5];  /* [1, z, F', H', W'] */
     int64_t latent_numel;
+    int64_t tokens;           /* the transformer's patch tokens per item */
     float *embeds;            /* [2, L, text_dim]: prompt, negative prompt */
     float *latents;
     float *video;
@@ -116,6 +119,7 @@ static fy_status component_or_fail(const fy_model *m, const char *name, const fy
 typedef struct t2v_factors {
     int64_t spatial, temporal, patch_h, patch_w, z_dim;
     double boundary_ratio;
+    bool expand_timesteps; /* Wan2.2 TI2V: one timestep per latent token */
 } t2v_factors;
 
 static fy_status check_family(const fy_model *m)
@@ -183,11 +187,7 @@ static fy_status read_boundary(const fy_model *m, t2v_factors *f)
 static fy_status read_settings(const fy_model *m, t2v_factors *f)
 {
     const fy_config *index = fy_model_index(m);
-    bool expand = false;
-    FY_TRY(fy_config_bool_or(index, "expand_timesteps", false, &expand));
-    if (expand)
-        return fy_error(FY_ERR_UNSUPPORTED, "%s: expand_timesteps true (Wan2.2 TI2V-5B's per-token timesteps) is not "
-                        "implemented in this build", fy_config_path(index));
+    FY_TRY(fy_config_bool_or(index, "expand_timesteps", false, &f->expand_timesteps));
     size_t n = fy_config_key_count(index);
     for (size_t i = 0; i < n; i++) {
         const char *key = fy_config_key_at(index, i);
@@ -256,8 +256,50 @@ static fy_status check_guidance_2(const fy_model *m, const fy_wan_t2v_params *p,
     return FY_OK;
 }
 
-static fy_status check_request(const fy_model *m, const fy_wan_t2v_params *p, t2v_factors *f)
+/* diffusers' WanPipeline: height and width must be multiples of 16, then
+ * are rounded down to multiples of the VAE's factor times the patch (Wan2.2
+ * TI2V: 32), and num_frames to 4k + 1 (num_frames // 4 * 4 + 1), each with
+ * a warning. */
+static fy_status size_request(const t2v_factors *f, fy_wan_t2v_params *p, bool warn)
 {
+    int64_t mh = f->spatial * f->patch_h, mw = f->spatial * f->patch_w;
+    if (p->height <= 0 || p->width <= 0 || p->height % 16 || p->width % 16 || p->height > 8192 || p->width > 8192)
+        return fy_error(FY_ERR_INVALID,
+                        "--height %d --width %d: both must be positive multiples of 16, at most 8192 (then rounded "
+                        "down to multiples of %lld x %lld: the VAE's %lldx downsampling times the transformer's "
+                        "patch); try --height %lld --width %lld",
+                        p->height, p->width, (long long)mh, (long long)mw, (long long)f->spatial,
+                        (long long)(p->height > mh ? p->height / mh * mh : mh),
+                        (long long)(p->width > mw ? p->width / mw * mw : mw));
+    int height = (int)(p->height / mh * mh), width = (int)(p->width / mw * mw);
+    if (!height || !width)
+        return fy_error(FY_ERR_INVALID, "--height %d --width %d: below one latent patch of %lld x %lld pixels; try "
+                        "--height %lld --width %lld", p->height, p->width, (long long)mh, (long long)mw,
+                        (long long)mh, (long long)mw);
+    if (warn && (height != p->height || width != p->width))
+        fy_warn("--height %d --width %d: rounded down to %d x %d, multiples of %lld x %lld (the VAE's %lldx "
+                "downsampling times the transformer's patch), as diffusers does", p->height, p->width, height, width,
+                (long long)mh, (long long)mw, (long long)f->spatial);
+    p->height = height;
+    p->width = width;
+    if (p->num_frames < 1 || p->num_frames > 4096)
+        return fy_error(FY_ERR_INVALID, "--num-frames %d: use 1 to 4096 frames (%lld*k + 1)", p->num_frames,
+                        (long long)f->temporal);
+    int frames = (int)((p->num_frames - 1) % f->temporal ? p->num_frames / f->temporal * f->temporal + 1
+                                                         : p->num_frames);
+    if (warn && frames != p->num_frames)
+        fy_warn("--num-frames %d: Wan needs %lld*k + 1 frames; using %d, as diffusers does", p->num_frames,
+                (long long)f->temporal, frames);
+    p->num_frames = frames;
+    return FY_OK;
+}
+
+/* Checks the request; sized gets it with diffusers' size rounding (warned
+ * about when warn). */
+static fy_status check_request(const fy_model *m, const fy_wan_t2v_params *p, t2v_factors *f,
+                               fy_wan_t2v_params *sized, bool warn)
+{
+    *sized = *p;
     FY_TRY(check_family(m));
     FY_TRY(read_factors(m, f));
     FY_TRY(read_settings(m, f));
@@ -272,22 +314,7 @@ static fy_status check_request(const fy_model *m, const fy_wan_t2v_params *p, t2
     if (!isfinite(p->guidance_scale) || fabs(p->guidance_scale) > FY_WAN_GUIDANCE_MAX)
         return fy_error(FY_ERR_INVALID, "--guidance-scale %g: use a finite scale from -10000 to 10000 (the model "
                         "card's is 5.0)", p->guidance_scale);
-    int64_t mh = f->spatial * f->patch_h, mw = f->spatial * f->patch_w;
-    if (p->height <= 0 || p->width <= 0 || p->height % mh || p->width % mw || p->height > 8192 ||
-        p->width > 8192)
-        return fy_error(FY_ERR_INVALID,
-                        "--height %d --width %d: both must be positive multiples of %lld x %lld "
-                        "(the VAE's %lldx downsampling times the transformer's patch), at most 8192; "
-                        "try --height %lld --width %lld",
-                        p->height, p->width, (long long)mh, (long long)mw, (long long)f->spatial,
-                        (long long)(p->height > mh ? p->height / mh * mh : mh),
-                        (long long)(p->width > mw ? p->width / mw * mw : mw));
-    if (p->num_frames < 1 || p->num_frames > 4096 || (p->num_frames - 1) % f->temporal)
-        return fy_error(FY_ERR_INVALID,
-                        "--num-frames %d: Wan needs %lld*k + 1 frames (e.g. %lld)", p->num_frames,
-                        (long long)f->temporal,
-                        (long long)((p->num_frames > 1 ? (p->num_frames - 1) / f->temporal : 0) * f->temporal + 1));
-    return FY_OK;
+    return size_request(f, sized, warn);
 }
 
 fy_status fy_wan_t2v_check(const char *model_dir, const fy_wan_t2v_params *p)
@@ -295,7 +322,8 @@ fy_status fy_wan_t2v_check(const char *model_dir, const fy_wan_t2v_params *p)
     fy_model *m = NULL;
     FY_TRY(fy_model_open(model_dir, &m));
     t2v_factors f;
-    fy_status s = check_request(m, p, &f);
+    fy_wan_t2v_params sized;
+    fy_status s = check_request(m, p, &f, &sized, false);
     fy_model_free(m);
     return s;
 }
@@ -401,6 +429,7 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 static fy_wan_dit_shape dit_shape(const t2v_run *r, int64_t batch)
 {
     fy_wan_dit_shape s = {batch, r->latent_shape[2], r->latent_shape[3], r->latent_shape[4], r->text_len, 0};
+    if (r->expand_timesteps) s.timestep_runs = batch; /* text to video: every token at the step's t */
     return s;
 }
 
@@ -544,6 +573,8 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
                         r->params->height / f->spatial, r->params->width / f->spatial};
     memcpy(r->latent_shape, shape, sizeof shape);
     r->latent_numel = shape[1] * shape[2] * shape[3] * shape[4];
+    r->expand_timesteps = f->expand_timesteps;
+    r->tokens = shape[2] / dc->patch[0] * (shape[3] / dc->patch[1]) * (shape[4] / dc->patch[2]);
     for (int x = 0; x < 2 && r->dits[x]; x++)
         FY_TRY(fy_wan_dit_check_shape(r->dits[x],
                                       &(fy_wan_dit_shape){1, shape[2], shape[3], shape[4], r->text_len, 0}));
@@ -628,9 +659,31 @@ static fy_status dit_pass(t2v_run *r, fy_wan_dit *dit, int64_t batch, const floa
     for (int64_t b = 1; b < batch; b++)
         memcpy(input + b * r->latent_numel, r->latents, sizeof *input * (size_t)r->latent_numel);
     memcpy(input, r->latents, sizeof *input * (size_t)r->latent_numel);
-    float t[2] = {timestep, timestep};
     fy_wan_dit_shape shape = dit_shape(r, batch);
-    return fy_wan_dit_forward(dit, &shape, input, t, text, kv, pred);
+    if (!r->expand_timesteps) {
+        float t[2] = {timestep, timestep};
+        return fy_wan_dit_forward(dit, &shape, input, t, text, kv, pred);
+    }
+    /* diffusers' expand_timesteps: an all-ones mask over the tokens, times t. */
+    int64_t tokens = r->tokens;
+    float *t = malloc(sizeof *t * (size_t)(batch * tokens));
+    if (!t) return fy_error(FY_ERR_NOMEM, "out of host memory for the per-token timesteps");
+    for (int64_t i = 0; i < batch * tokens; i++) t[i] = timestep;
+    fy_status s = fy_wan_dit_forward(dit, &shape, input, t, text, kv, pred);
+    free(t);
+    return s;
+}
+
+/* What the transformer received: [1, tokens], every token at t. */
+static void hook_token_timesteps(const t2v_run *r, const char *name, float t)
+{
+    if (!r->hooks || !r->hooks->tensor) return;
+    float *row = malloc(sizeof *row * (size_t)r->tokens);
+    if (!row) return;
+    for (int64_t i = 0; i < r->tokens; i++) row[i] = t;
+    int64_t shape[2] = {1, r->tokens};
+    hook_tensor(r, name, row, 2, shape);
+    free(row);
 }
 
 static void hook_step(const t2v_run *r, int i, const char *what, const float *data)
@@ -716,7 +769,8 @@ static fy_status denoise_step(t2v_run *r, int i, float *input, float *pred, floa
     hook_ids(r, name, &expert_id, 1);
     const int64_t *ints = fy_scheduler_timesteps_int(r->scheduler);
     snprintf(name, sizeof name, "step%d.timestep", i);
-    if (ints) hook_ids(r, name, &ints[i], 1);
+    if (r->expand_timesteps) hook_token_timesteps(r, name, t);
+    else if (ints) hook_ids(r, name, &ints[i], 1);
     if (r->guidance) {
         double g = guidance_of(r, x);
         float gf = (float)g;
@@ -881,7 +935,8 @@ static fy_status run_stages(t2v_run *r, const char *model_dir)
     r->t_start = t0;
     t2v_factors f;
     FY_TRY(fy_model_open(model_dir, &r->model));
-    FY_TRY(check_request(r->model, r->params, &f));
+    FY_TRY(check_request(r->model, r->params, &f, &r->sized, true));
+    r->params = &r->sized;
     r->guidance = r->params->guidance_scale > 1.0;
     /* Weights stored in bf16/f16 are widened block by block on use; the
      * host and emulated devices compute in f32 whatever --dtype says. */
@@ -975,7 +1030,8 @@ static fy_status load_for_plan(t2v_run *r, const char *model_dir, const fy_run_o
     r->guidance = p->guidance_scale > 1.0;
     t2v_factors f;
     FY_TRY(fy_model_open(model_dir, &r->model));
-    FY_TRY(check_request(r->model, p, &f));
+    FY_TRY(check_request(r->model, p, &f, &r->sized, !quiet));
+    r->params = &r->sized;
     FY_TRY(create_engines(r));
     return load_models(r, &f);
 }

@@ -142,7 +142,7 @@ GEN=("$FERRY" generate --model "$MODEL" --prompt "a fox" --steps 1 --max-sequenc
 expect "generate without a model" 2 "--model DIR is required" -- "$FERRY" generate --prompt x --output "$T/x.mp4"
 expect "generate without an output" 2 "--output PATH is required" -- "$FERRY" generate --model "$MODEL" --prompt x
 expect "generate with a bad size" 1 "multiples of 16" -- "${GEN[@]}" --height 40 --width 48 --num-frames 9 --output "$T/g.mp4"
-expect "generate with bad frames" 1 "4*k + 1 frames" -- "${GEN[@]}" --height 32 --width 48 --num-frames 8 --output "$T/g.mp4"
+expect "generate with bad frames" 2 "--num-frames \"0\"" -- "${GEN[@]}" --height 32 --width 48 --num-frames 0 --output "$T/g.mp4"
 expect "generate to an unknown format" 1 ".gif" -- "${GEN[@]}" --height 32 --width 48 --num-frames 9 --output "$T/g.gif"
 expect "generate under an impossible budget" 1 "budget" -- "${GEN[@]}" --height 32 --width 48 --num-frames 9 \
     --device emu --max-memory 0=1KiB --offload layerwise --output "$T/g.mp4"

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# A Wan2.2 TI2V-5B folder (wan22-ti2v-tiny: expand_timesteps, the Wan2.2
+# VAE) works as a user runs it: info, verify of every component on cpu and
+# emu, plan with diffusers' size rounding (warned), and generate.
+# usage: bash ti2v.sh FERRY_BINARY FIXTURES_DIR
+set -u
+FERRY=$1
+FIXTURES=$2
+MODEL=$FIXTURES/wan22-ti2v-tiny/model
+FIX=$FIXTURES/wan22-ti2v-tiny/fixtures
+# shellcheck source=common.bash
+source "$(dirname "$0")/common.bash" ti2v
+
+run() { # name, then the command; its output in $T/out
+    local name=$1
+    shift
+    if "$@" >"$T/out" 2>&1; then ok; else bad "$name: exit $?"; cat "$T/out"; fi
+}
+
+run "info" "$FERRY" info "$MODEL"
+has "info" "$T/out" "AutoencoderKLWan"
+run "verify on cpu" "$FERRY" verify "$MODEL" "$FIX" --threads 2
+has "verify on cpu" "$T/out" " 0 failed"
+run "verify on emu, layerwise" "$FERRY" verify "$MODEL" "$FIX" --threads 2 --device emu --offload layerwise \
+    --component vae,transformer,pipeline
+has "verify on emu, layerwise" "$T/out" " 0 failed"
+
+SIZES=(--model "$MODEL" --max-sequence-length 16 --threads 2)
+run "plan with rounding" "$FERRY" plan "${SIZES[@]}" --height 48 --width 80 --num-frames 8 --device emu \
+    --offload layerwise
+has "plan rounds the size" "$T/out" "rounded down to 32 x 64"
+has "plan rounds the frames" "$T/out" "using 9"
+if "$FERRY" plan "${SIZES[@]}" --height 40 --width 64 --num-frames 5 >"$T/out" 2>&1; then
+    bad "a height of 40 was accepted"
+else
+    has "a height of 40" "$T/out" "multiples of 16"
+fi
+
+run "generate" "$FERRY" generate "${SIZES[@]}" --prompt "a fox" --steps 2 --height 64 --width 64 --num-frames 5 --device emu \
+    --offload layerwise --output "$T/fox.mp4"
+if [ -s "$T/fox.mp4" ]; then ok; else bad "generate wrote no video"; fi
+finish
