@@ -81,6 +81,7 @@ void fy_engine_free(fy_engine *e)
         fy_disk_free(e->disk); /* before the trace and stats its reader reports to */
         e->disk = NULL;
         fy_eng_fsdp_free(e);
+        fy_eng_stall_free(e);
         if (e->resident_ready) e->backend->vt->event_destroy(e->backend, e->resident_ready);
         if (e->compute_fence) e->backend->vt->event_destroy(e->backend, e->compute_fence);
         free_host_copies(e);

@@ -155,6 +155,7 @@ struct fy_engine {
     /* fy_engine_hand_over: from's last pass, then to's (-1: none pending). */
     int hand_from, hand_to;
     bool switch_watch;        /* time the stall of to's first block */
+    struct eng_probes *probes; /* stall_probe.c: the GPU's waits, timed by its events */
 };
 
 /* groups.c: offsets and bytes of src[0..n) in the group's layout. */
@@ -234,6 +235,13 @@ fy_status fy_eng_fsdp_finish(fy_engine *e, int slot);   /* wait for it; the uplo
 void fy_eng_fsdp_progress(fy_engine *e);                /* uploads for gathers that completed */
 fy_status fy_eng_fsdp_drain(fy_engine *e);              /* wait for every gather in flight */
 void fy_eng_fsdp_free(fy_engine *e);
+/* stall_probe.c: the compute stream waits for ev, the wait counted as stall
+ * (by the device's events on an asynchronous device, else by the host's
+ * clock); flush adds every pending wait (waits for the device); free at the
+ * engine's end. */
+fy_status fy_eng_stall_wait(fy_engine *e, fy_event *ev, const char *name);
+void fy_eng_stall_flush(fy_engine *e);
+void fy_eng_stall_free(fy_engine *e);
 /* stats.c */
 void fy_eng_stats_observe_copy(void *user, const char *label, size_t bytes, double t0, double t1);
 void fy_eng_stats_observe_pool(void *user, uint64_t used);

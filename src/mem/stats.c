@@ -59,6 +59,7 @@ void fy_eng_stats_stall(fy_engine *e, const char *name, double t0, double t1)
 const fy_engine_stats *fy_engine_stats_get(const fy_engine *e)
 {
     fy_engine *m = (fy_engine *)e;
+    fy_eng_stall_flush(m); /* the GPU's pending waits */
     pthread_mutex_lock(&m->stats_mu);
     m->stats_view = m->stats;
     pthread_mutex_unlock(&m->stats_mu);

@@ -12,7 +12,7 @@
  * `released` event (recorded on the compute stream when its last block is
  * released) before overwriting it, and compute waits on the slot's `ready`
  * event (recorded on the copy stream after the uploads). The time compute
- * spends in that wait is the stall. */
+ * spends in that wait is the stall (stall_probe.c: on a GPU, by its events). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,10 +215,7 @@ void fy_eng_streamer_stop(fy_engine *e)
 
 static fy_status wait_ready(fy_engine *e, fy_event *ev, const char *name)
 {
-    double t0 = fy_backend_now();
-    FY_TRY(fy_backend_stream_wait_event(e->backend, FY_STREAM_COMPUTE, ev));
-    fy_eng_stats_stall(e, name, t0, fy_backend_now());
-    return FY_OK;
+    return fy_eng_stall_wait(e, ev, name);
 }
 
 /* The hand-over's switch: the ring, already holding next's first units,
