@@ -98,6 +98,23 @@ static void check_upsample(gpu_check *g)
     dev_free(d_in), dev_free(d_out);
 }
 
+/* DupUp3D's unfold: [c, ft, fs, fs, T, H, W] -> [c, T, ft, H, fs, W, fs]. */
+static void check_permute(gpu_check *g)
+{
+    const int64_t shape[8] = {6, 2, 2, 2, 3, 5, 7, 1};
+    const int perm[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    const size_t n = 6 * 8 * 3 * 5 * 7;
+    float *in = rand_floats(g, n, -1.0f, 1.0f), *ref = malloc(n * sizeof *ref);
+    fy_status st = fy_cpu_permute(g->cpu, ref, in, 8, shape, perm);
+    float *d_in = dev_upload(in, n * sizeof *in), *d_out = dev_alloc(n * sizeof(float));
+    dev_poison(g, d_out, n * sizeof(float));
+    if (st == FY_OK) st = fy_cuda_permute(g->ops, d_out, d_in, 8, shape, perm);
+    float *ours = dev_download(g, d_out, n);
+    expect_close(g, "permute (8 dims)", st, ours, ref, n, 0.0);
+    free(in), free(ref), free(ours);
+    dev_free(d_in), dev_free(d_out);
+}
+
 static void check_embedding(gpu_check *g, fy_dtype t, const char *name)
 {
     const int64_t vocab = 50, dim = 96, rows = 37;
@@ -143,6 +160,7 @@ void check_gather(gpu_check *g)
     check_transpose(g, 0);
     check_transpose(g, 1);
     check_upsample(g);
+    check_permute(g);
     check_to_f32(g, FY_BF16, "to_f32 bf16");
     check_to_f32(g, FY_F16, "to_f32 f16");
     check_to_f32(g, FY_F8_E4M3, "to_f32 fp8 e4m3");
