@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A Wan2.2 TI2V-5B folder (wan22-ti2v-tiny: expand_timesteps, the Wan2.2
 # VAE) works as a user runs it: info, verify of every component on cpu and
-# emu, plan with diffusers' size rounding (warned), and generate.
+# emu (layerwise, two devices, the disk tier, fp8 blocks), plan with
+# diffusers' size rounding (warned), and generate.
 # usage: bash ti2v.sh FERRY_BINARY FIXTURES_DIR
 set -u
 FERRY=$1
@@ -24,6 +25,15 @@ has "verify on cpu" "$T/out" " 0 failed"
 run "verify on emu, layerwise" "$FERRY" verify "$MODEL" "$FIX" --threads 2 --device emu --offload layerwise \
     --component vae,transformer,pipeline
 has "verify on emu, layerwise" "$T/out" " 0 failed"
+run "verify, two devices" "$FERRY" verify "$MODEL" "$FIX" --threads 2 --device emu --device-map balanced \
+    --max-memory 0=4MiB,1=4MiB --component vae,transformer,pipeline
+has "verify, two devices" "$T/out" " 0 failed"
+run "verify, disk tier" "$FERRY" verify "$MODEL" "$FIX" --threads 2 --device emu --offload layerwise \
+    --max-memory cpu=600KB --component transformer,pipeline
+has "verify, disk tier" "$T/out" " 0 failed"
+run "verify, fp8 blocks" "$FERRY" verify "$MODEL" "$FIX" --threads 2 --device emu --storage-dtype fp8_e4m3 \
+    --component transformer
+has "verify, fp8 blocks" "$T/out" " 0 failed"
 
 SIZES=(--model "$MODEL" --max-sequence-length 16 --threads 2)
 run "plan with rounding" "$FERRY" plan "${SIZES[@]}" --height 48 --width 80 --num-frames 8 --device emu \
