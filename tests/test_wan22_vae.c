@@ -18,12 +18,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ferry/config.h"
 #include "ferry/engine.h"
 #include "ferry/model.h"
 #include "ferry/safetensors.h"
 #include "ferry/wan_vae.h"
 #include "models/wan_vae_internal.h"
 #include "pipeline/verify.h"
+#include "support/fyt.h"
 
 #define MODEL FERRY_FIXTURES_DIR "/wan22-ti2v-tiny/model"
 #define FIXTURES FERRY_FIXTURES_DIR "/wan22-ti2v-tiny/fixtures"
@@ -394,6 +396,59 @@ static void test_tiled_encode(void **state)
     fy_tensor_free(&ref);
 }
 
+/* The VAE's config with one edit, loaded against the fixture's weights. */
+static fy_status load_edited(const char *from, const char *to)
+{
+    char *dir = fyt_temp_dir();
+    assert_non_null(dir);
+    size_t n = 0;
+    char *text = fyt_read_file(MODEL "/vae/config.json", &n);
+    assert_non_null(text);
+    char *at = strstr(text, from);
+    assert_non_null(at);
+    char *edited = calloc(n + strlen(to) + 1, 1);
+    memcpy(edited, text, (size_t)(at - text));
+    strcat(edited, to);
+    strcat(edited, at + strlen(from));
+    char *cfg_path = fyt_path(dir, "config.json");
+    assert_int_equal(fyt_write_file(cfg_path, edited, strlen(edited)), 0);
+    fy_config *cfg = NULL;
+    fy_st_set *weights = NULL;
+    assert_int_equal(fy_config_load(cfg_path, &cfg), FY_OK);
+    assert_int_equal(fy_st_set_open(MODEL "/vae/diffusion_pytorch_model.safetensors", &weights), FY_OK);
+    fy_component c = {"vae", "diffusers", "AutoencoderKLWan", dir, cfg, weights};
+    fy_run_options o;
+    fy_run_options_init(&o);
+    fy_engine *e = NULL;
+    assert_int_equal(fy_engine_create(&o, &e), FY_OK);
+    fy_wan_vae *m = NULL;
+    fy_status st = fy_wan_vae_load(&c, e, FY_WAN_VAE_BOTH, &m);
+    fy_wan_vae_free(m);
+    fy_engine_free(e);
+    fy_st_set_free(weights);
+    fy_config_free(cfg);
+    fyt_remove_tree(dir);
+    free(dir);
+    free(cfg_path);
+    free(edited);
+    free(text);
+    return st;
+}
+
+/* Bad Wan2.2 settings name the key; a Wan2.1 layout over Wan2.2 weights names a weight. */
+static void test_bad_configs(void **state)
+{
+    (void)state;
+    assert_int_equal(load_edited("\"patch_size\": 2", "\"patch_size\": 3"), FY_ERR_FORMAT);
+    assert_non_null(strstr(fy_error_message(), "patch_size"));
+    assert_int_equal(load_edited("\"patch_size\": 2", "\"patch_size\": 0"), FY_ERR_FORMAT);
+    assert_non_null(strstr(fy_error_message(), "patch_size"));
+    assert_int_equal(load_edited("\"out_channels\": 12", "\"out_channels\": 8"), FY_ERR_UNSUPPORTED);
+    assert_non_null(strstr(fy_error_message(), "out_channels"));
+    assert_int_not_equal(load_edited("\"is_residual\": true", "\"is_residual\": false"), FY_OK);
+    assert_non_null(strstr(fy_error_message(), "diffusion_pytorch_model.safetensors"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -406,6 +461,7 @@ int main(void)
         cmocka_unit_test(test_peak_independent_of_frames),
         cmocka_unit_test(test_slicing),
         cmocka_unit_test(test_tiled_encode),
+        cmocka_unit_test(test_bad_configs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
