@@ -349,7 +349,7 @@ static void test_failed_upload_wait_is_reported(void **state)
     uint64_t staged = 0;
     bool pinned = false;
     assert_int_equal(fy_disk_create(&f.base, 1, &d), FY_OK);
-    assert_int_equal(fy_disk_plan_group(d, 0, "block", &w, 1, &staged), FY_OK);
+    assert_int_equal(fy_disk_plan_group(d, 0, "block", &w, 1, NULL, &staged), FY_OK);
     fy_disk_set_next(d, 0, 0);
     assert_int_equal(fy_disk_start(d, 2, staged, 0, &pinned), FY_OK);
     /* Both slots' first reads need no wait; the third read reuses slot 0. */

@@ -99,6 +99,7 @@ static int parse_args(demo_args *a, int argc, char **argv)
     int rc = cli_parse_flags("demo", argc, argv, &a->options, take_flag, a);
     if (rc) return rc;
     if (fy_run_options_validate(&a->options) != FY_OK) return cli_usage_error("demo", "%s", fy_error_message());
+    fy_run_options_default_storage(&a->options);
     /* A PCIe 4.0 x16 link unless told otherwise: the rehearsal of a real GPU's copies. */
     if (a->options.device == FY_DEVICE_EMU && a->options.emu_bandwidth == 0) a->options.emu_bandwidth = 25e9;
     return 0;

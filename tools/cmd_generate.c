@@ -91,6 +91,8 @@ static int parse_args(generate_args *a, int argc, char **argv)
     if (!a->params.prompt) return cli_usage_error("generate", "--prompt is required");
     if (!a->output) return cli_usage_error("generate", "--output PATH is required (e.g. out.mp4)");
     if (fy_run_options_validate(&a->options) != FY_OK) return cli_usage_error("generate", "%s", fy_error_message());
+    fy_run_options_default_storage(&a->options);
+    fy_run_options_default_plan(&a->options);
     return cli_dist_start(&a->options);
 }
 

@@ -63,6 +63,8 @@ int cli_plan_main(int argc, char **argv)
         return cli_usage_error("plan", "--trace: plan runs nothing, so there is no timeline to write; drop --trace "
                                "(ferry generate --trace FILE records one)");
     if (fy_run_options_validate(&o) != FY_OK) return cli_usage_error("plan", "%s", fy_error_message());
+    fy_run_options_default_storage(&o);
+    fy_run_options_default_plan(&o);
     rc = cli_dist_start(&o);
     if (rc) return rc;
     if (fy_wan_t2v_plan(a.model, &o, &a.params, stdout) != FY_OK) return cli_fail();

@@ -16,7 +16,7 @@
 #include "ferry/safetensors.h"
 
 static const char usage[] =
-    "usage: ferry shard IN OUT_DIR --max-shard-size SIZE [--stem NAME]\n"
+    "usage: ferry shard IN OUT_DIR --max-shard-size SIZE [--stem NAME] [--dtype bf16|f16]\n"
     "\n"
     "IN is a .safetensors file, a .safetensors.index.json, or a component folder\n"
     "(e.g. MODEL/transformer). OUT_DIR receives <stem>-0000K-of-0000N.safetensors files\n"
@@ -25,7 +25,9 @@ static const char usage[] =
     "found, and config.json is copied so that OUT_DIR can replace the folder.\n"
     "\n"
     "  --max-shard-size SIZE  e.g. 5GB, 500MB, 2GiB (GB = 10^9, GiB = 2^30)\n"
-    "  --stem NAME            output file stem (default: the input's)\n";
+    "  --stem NAME            output file stem (default: the input's)\n"
+    "  --dtype bf16|f16       convert every float matrix stored wider (f32) as it is\n"
+    "                         written (as torch_dtype=torch.bfloat16 + save_pretrained)\n";
 
 void cli_shard_help(FILE *out)
 {
@@ -36,6 +38,7 @@ typedef struct shard_args {
     const char *in;
     const char *out_dir;
     const char *stem;
+    fy_dtype dtype; /* --dtype; FY_DTYPE_COUNT = as stored */
     fy_run_options options; /* only --max-shard-size is taken from here */
 } shard_args;
 
@@ -58,6 +61,11 @@ static int parse_args(shard_args *a, int argc, char **argv)
             a->stem = argv[i++];
         } else if (strncmp(arg, "--stem=", 7) == 0) {
             a->stem = arg + 7;
+        } else if (strcmp(arg, "--dtype") == 0 || strncmp(arg, "--dtype=", 8) == 0) {
+            const char *v = arg[7] == '=' ? arg + 8 : (i < argc ? argv[i++] : NULL);
+            if (!v) return cli_usage_error("shard", "--dtype needs a value (bf16 or f16)");
+            if (fy_dtype_parse(v, &a->dtype) != FY_OK || !fy_storage_is_narrow(a->dtype))
+                return cli_usage_error("shard", "--dtype \"%s\": use bf16 or f16", v);
         } else if (arg[0] == '-' && arg[1]) {
             return cli_usage_error("shard", "unknown option \"%s\"", arg);
         } else if (!a->in) {
@@ -280,7 +288,7 @@ static fy_status shard(const shard_args *a)
     FY_TRY(fy_st_set_open(in_path, &input));
     fy_st_set_free(input);
     FY_TRY(make_dirs(a->out_dir));
-    FY_TRY(fy_st_reshard(in_path, a->out_dir, stem, a->options.max_shard_size));
+    FY_TRY(fy_st_reshard_as(in_path, a->out_dir, stem, a->options.max_shard_size, a->dtype));
     if (is_folder) FY_TRY(copy_config(in_dir, a->out_dir));
     return report(a->out_dir, stem);
 }
@@ -288,6 +296,7 @@ static fy_status shard(const shard_args *a)
 int cli_shard_main(int argc, char **argv)
 {
     shard_args a = {0};
+    a.dtype = FY_DTYPE_COUNT;
     fy_run_options_init(&a.options);
     int rc = parse_args(&a, argc, argv);
     if (rc) return rc;

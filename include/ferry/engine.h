@@ -230,6 +230,10 @@ fy_status fy_engine_mark_castable(fy_engine *e, int group, int weight);
 /* Bytes of the castable weights as laid out now (with scales) and, in
  * *as_declared, as the model declared them. */
 uint64_t fy_engine_cast_bytes(const fy_engine *e, uint64_t *as_declared);
+/* Groups declared after this in `component` keep their weights as stored
+ * under bf16/f16 storage (a model whose outputs its weights' rounding
+ * shows in, as the Wan VAE). */
+fy_status fy_engine_keep_stored(fy_engine *e, int component);
 /* Device bytes the model will allocate for activations and workspaces at
  * most; counted in the plan's bound. */
 fy_status fy_engine_reserve(fy_engine *e, uint64_t activation_bytes);

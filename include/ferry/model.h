@@ -6,6 +6,7 @@
 #ifndef FERRY_MODEL_H
 #define FERRY_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "ferry/config.h"
@@ -30,6 +31,18 @@ typedef struct fy_model fy_model;
 /* Opens model_index.json and every component it names (null entries are
  * skipped). Weights are mmapped, not read. */
 fy_status fy_model_open(const char *dir, fy_model **out);
+/* The same for a folder or a model id (ORG/NAME, not a path that exists)
+ * found in the local Hugging Face cache at `revision` (NULL: main; a branch,
+ * tag or commit), reading the weight files of `variant` (NULL: none; "fp16",
+ * "bf16": diffusers' variant= names, per component, falling back with a
+ * warning to the plain files where a component has none). */
+fy_status fy_model_open_ex(const char *dir_or_id, const char *revision, const char *variant, fy_model **out);
+/* hf_cache.c: whether s reads as a model id (ORG/NAME); the cache folder
+ * ($HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub); the snapshot
+ * folder of id at revision (NULL: main). Nothing is ever downloaded. */
+bool fy_model_is_id(const char *s);
+fy_status fy_hf_cache_dir(char *out, size_t size);
+fy_status fy_model_resolve(const char *id, const char *revision, char *out, size_t size);
 void fy_model_free(fy_model *m);
 
 const char *fy_model_dir(const fy_model *m);

@@ -74,6 +74,7 @@ typedef struct fy_run_options {
      * blocks itself (see src/mem/planner.c); 0 and !auto = not set. */
     uint64_t vram_budget;
     bool vram_budget_auto;
+    bool budget_from_max_memory;  /* vram_budget is --max-memory's (fy_run_options_default_plan) */
 
     /* Component placement */
     bool text_encoder_cpu_offload;   /* --text-encoder-cpu-offload */
@@ -98,6 +99,7 @@ typedef struct fy_run_options {
      * faster step, else as stored. */
     fy_dtype storage_dtype;
     bool storage_auto;
+    bool storage_explicit;           /* --storage-dtype was given (fy_run_options_default_storage) */
     fy_fp8_scale fp8_scale;          /* --fp8-scale row|tensor|none (default row) */
     bool fp8_scale_explicit;         /* --fp8-scale was given (it needs --storage-dtype) */
 
@@ -108,6 +110,8 @@ typedef struct fy_run_options {
     int vae_tile_stride[2];          /* --vae-tile-stride 192, >= FY_VAE_TILE_MIN */
 
     /* Observability and host */
+    const char *revision;            /* --revision REV: of a model id in the Hugging Face cache */
+    const char *variant;             /* --variant fp16|bf16: diffusers' variant weight files */
     const char *trace_path;          /* --trace FILE (Chrome trace JSON, every engine of the run) */
     int threads;                     /* --threads N (0 = all cores, at most FY_THREADS_MAX) */
     uint64_t max_shard_size;         /* --max-shard-size (ferry shard) */
@@ -136,6 +140,21 @@ fy_status fy_check_output_folder(const char *flag, const char *path);
 /* fp8_e4m3 / fp8_e5m2: the --storage-dtype spelling users type (the dtype's
  * own name is f8_e4m3); "as stored" for none. */
 const char *fy_storage_dtype_flag_name(fy_dtype t);
+/* bf16 / f16 storage: every float matrix of every component stored wider
+ * (f32) is converted once at load (src/mem/cast.c). */
+bool fy_storage_is_narrow(fy_dtype t);
+/* The storage a command uses when --storage-dtype is not given: bf16 on a
+ * GPU device (cuda, and emu, which rehearses one), as diffusers users load
+ * with torch_dtype=torch.bfloat16; as stored on cpu and with FSDP. Only
+ * f32 weights change (bf16 and f16 checkpoints load as they are).
+ * `ferry generate`, `plan` and `demo` apply it; `verify` and the C API keep
+ * the weights as stored unless asked. */
+void fy_run_options_default_storage(fy_run_options *o);
+/* One budget: --max-memory DEV=SIZE for the compute device, with no plan
+ * given (--offload, --resident-*, --device-map, FSDP), lets the planner pick
+ * the fastest plan that fits it, as --vram-budget SIZE does. Applied by
+ * `ferry generate` and `plan`. */
+void fy_run_options_default_plan(fy_run_options *o);
 /* The help text block for these flags (for the CLI's --help). */
 const char *fy_run_options_help(void);
 

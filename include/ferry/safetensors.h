@@ -103,6 +103,11 @@ void fy_st_writer_free(fy_st_writer *w);
  * One shard -> a plain `<stem>.safetensors` without index, as diffusers does. */
 fy_status fy_st_reshard(const char *in_path, const char *out_dir, const char *stem,
                         uint64_t max_shard_bytes);
+/* The same, converting every float tensor of 2+ dims stored wider than
+ * dtype (f32 to bf16, say) with PyTorch's rounding, as the engine's
+ * --storage-dtype does at load; FY_DTYPE_COUNT = as stored. */
+fy_status fy_st_reshard_as(const char *in_path, const char *out_dir, const char *stem, uint64_t max_shard_bytes,
+                           fy_dtype dtype);
 
 /* "5GB", "500MB", "2GiB", "1024" -> bytes (GB = 10^9, GiB = 2^30, as
  * huggingface's convert_file_size_to_int). */

@@ -5,6 +5,7 @@
  * DiffusionPipeline.from_pretrained picks a loader, so folders saved by
  * diffusers open without any ferry-specific metadata. */
 #include "ferry/model.h"
+#include "ferry/log.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -27,6 +28,9 @@ typedef struct component_slot {
 
 struct fy_model {
     char *dir;
+    const char *variant;   /* "fp16", "bf16": weight files named as diffusers' variant= (NULL: none) */
+    int variant_found;     /* components whose variant files exist */
+    char variant_missing[256]; /* the others, named for a warning */
     fy_config *index;
     const char *class_name;
     component_slot *slots;
@@ -116,6 +120,32 @@ static fy_status open_config(component_slot *s, component_kind kind)
     return st;
 }
 
+
+
+/* diffusers' variant names: stem.VARIANT.safetensors, or the sharded index
+ * stem.safetensors.index.VARIANT.json (its shards are named in it). */
+static fy_status open_variant(fy_model *m, component_slot *s, bool *opened)
+{
+    *opened = false;
+    const char *stem = weights_stem_of(s->pub.library);
+    char single[512], index[512];
+    snprintf(single, sizeof single, "%s.%s.safetensors", stem, m->variant);
+    snprintf(index, sizeof index, "%s.safetensors.index.%s.json", stem, m->variant);
+    const char *name = file_in(s->dir, single) ? single : (file_in(s->dir, index) ? index : NULL);
+    if (!name) {
+        size_t at = strlen(m->variant_missing);
+        snprintf(m->variant_missing + at, sizeof m->variant_missing - at, "%s%s", at ? ", " : "", s->pub.name);
+        return FY_OK;
+    }
+    char *path = join_path(s->dir, name);
+    if (!path) return fy_error(FY_ERR_NOMEM, "%s: out of memory", s->dir);
+    fy_status st = fy_st_set_open(path, &s->pub.weights);
+    free(path);
+    *opened = st == FY_OK;
+    m->variant_found += *opened;
+    return st;
+}
+
 static fy_status open_weights(component_slot *s)
 {
     const char *stem = weights_stem_of(s->pub.library);
@@ -159,8 +189,10 @@ static fy_status open_component(fy_model *m, const char *name, const char *libra
                         fy_config_path(m->index), name, library, class_name);
     component_kind kind = kind_of(library, class_name);
     FY_TRY(open_config(s, kind));
-    if (kind == KIND_MODEL) FY_TRY(open_weights(s));
-    return FY_OK;
+    if (kind != KIND_MODEL) return FY_OK;
+    bool opened = false;
+    if (m->variant) FY_TRY(open_variant(m, s, &opened));
+    return opened ? FY_OK : open_weights(s);
 }
 
 /* A scalar (or null) value in model_index.json is a pipeline setting, not a component. */
@@ -228,12 +260,43 @@ static fy_status open_index(fy_model *m)
 
 fy_status fy_model_open(const char *dir, fy_model **out)
 {
+    return fy_model_open_ex(dir, NULL, NULL, out);
+}
+
+static bool exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static fy_status check_variant(const char *variant)
+{
+    if (!variant) return FY_OK;
+    for (const char *p = variant; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
+            return fy_error(FY_ERR_INVALID, "--variant \"%s\": a variant is a plain name such as fp16 or bf16",
+                            variant);
+    return variant[0] ? FY_OK : fy_error(FY_ERR_INVALID, "--variant needs a name such as fp16 or bf16");
+}
+
+fy_status fy_model_open_ex(const char *dir, const char *revision, const char *variant, fy_model **out)
+{
     if (!out) return fy_error(FY_ERR_INVALID, "fy_model_open: out is NULL");
     *out = NULL;
     if (!dir || !dir[0]) return fy_error(FY_ERR_INVALID, "no model folder given");
+    FY_TRY(check_variant(variant));
+    char snapshot[8192];
+    if (!exists(dir) && fy_model_is_id(dir)) {
+        FY_TRY(fy_model_resolve(dir, revision, snapshot, sizeof snapshot));
+        dir = snapshot;
+    } else if (revision && revision[0]) {
+        return fy_error(FY_ERR_INVALID, "--revision %s applies to a model id (ORG/NAME) in the Hugging Face cache; "
+                        "%s is a folder: drop --revision", revision, dir);
+    }
     FY_TRY(check_model_dir(dir));
     fy_model *m = calloc(1, sizeof *m);
     if (!m) return fy_error(FY_ERR_NOMEM, "%s: out of memory", dir);
+    m->variant = variant;
     size_t len = strlen(dir);
     m->dir = malloc(len + 1);
     fy_status s = m->dir ? FY_OK : fy_error(FY_ERR_NOMEM, "%s: out of memory", dir);
@@ -243,6 +306,12 @@ fy_status fy_model_open(const char *dir, fy_model **out)
         s = open_index(m);
     }
     if (s == FY_OK) s = open_components(m);
+    if (s == FY_OK && m->variant && !m->variant_found)
+        s = fy_error(FY_ERR_NOT_FOUND, "%s: no component has weights of variant %s (files named *.%s.safetensors); "
+                     "drop --variant or pick another", m->dir, m->variant, m->variant);
+    if (s == FY_OK && m->variant && m->variant_missing[0])
+        fy_warn("%s: no %s weight files for %s: loaded as stored without a variant", m->dir, m->variant,
+                m->variant_missing);
     if (s != FY_OK) {
         fy_model_free(m);
         return s;

@@ -479,7 +479,23 @@ typedef struct shard_plan {
 /* huggingface_hub's split_state_dict_into_shards: greedy in order; a tensor
  * larger than the limit gets its own shard at once (before the one being
  * filled); a shard closes when the next tensor would push it past the limit. */
-static fy_status plan_shards(const fy_st_set *set, uint64_t max, shard_plan *p)
+/* The dtype a tensor is written in: `to` for a float tensor of 2+ dims
+ * stored wider (FY_DTYPE_COUNT: as stored). Vectors (norms, biases) stay,
+ * as the engine's bf16/f16 storage leaves them. */
+static fy_dtype converted_dtype(const fy_st_info *t, fy_dtype to)
+{
+    bool narrower = to != FY_DTYPE_COUNT && t->ndim >= 2 && fy_dtype_is_float(t->dtype) && fy_dtype_is_float(to) &&
+                    fy_dtype_size(t->dtype) > fy_dtype_size(to);
+    return narrower ? to : t->dtype;
+}
+
+static uint64_t converted_bytes(const fy_st_info *t, fy_dtype to)
+{
+    fy_dtype d = converted_dtype(t, to);
+    return d == t->dtype ? t->nbytes : t->nbytes / fy_dtype_size(t->dtype) * fy_dtype_size(d);
+}
+
+static fy_status plan_shards(const fy_st_set *set, uint64_t max, fy_dtype to, shard_plan *p)
 {
     size_t n = fy_st_set_count(set);
     p->shard_of = malloc((n ? n : 1) * sizeof *p->shard_of);
@@ -491,7 +507,7 @@ static fy_status plan_shards(const fy_st_set *set, uint64_t max, shard_plan *p)
     size_t npending = 0;
     uint64_t current = 0;
     for (size_t i = 0; i < n; i++) {
-        uint64_t size = fy_st_set_at(set, i)->nbytes;
+        uint64_t size = converted_bytes(fy_st_set_at(set, i), to);
         p->total += size;
         if (size > max) {
             p->shard_of[i] = p->nshards++;
@@ -520,7 +536,22 @@ typedef struct reshard_job {
     char **finals;   /* nfiles final paths (shards, then the index) */
     char **temps;
     size_t nfiles;
+    fy_dtype to;     /* FY_DTYPE_COUNT: as stored */
 } reshard_job;
+
+/* A tensor converted as its shard is written, chunk by chunk. */
+typedef struct convert_src {
+    const fy_st_info *t;
+    fy_dtype to;
+} convert_src;
+
+static fy_status convert_fill(void *user, uint64_t offset, void *dst, size_t nbytes)
+{
+    const convert_src *c = user;
+    size_t out = fy_dtype_size(c->to), in = fy_dtype_size(c->t->dtype);
+    const char *src = (const char *)c->t->data + offset / out * in;
+    return fy_convert(dst, c->to, src, c->t->dtype, nbytes / out);
+}
 
 static char *shard_file_name(const char *stem, size_t k, size_t n)
 {
@@ -558,15 +589,26 @@ static fy_status copy_metadata(fy_st_writer *w, const fy_st_set *set)
 static fy_status write_shard(const fy_st_set *set, const shard_plan *p, size_t k, reshard_job *job)
 {
     fy_st_writer *w;
-    FY_TRY(fy_st_writer_create(&w));
-    fy_status s = copy_metadata(w, set);
-    for (size_t i = 0; i < fy_st_set_count(set) && s == FY_OK; i++) {
+    size_t n = fy_st_set_count(set);
+    convert_src *conv = calloc(n ? n : 1, sizeof *conv); /* read by the writer until it is done */
+    if (!conv) return fy_error(FY_ERR_NOMEM, "reshard: out of memory");
+    fy_status s = fy_st_writer_create(&w);
+    if (s != FY_OK) {
+        free(conv);
+        return s;
+    }
+    s = copy_metadata(w, set);
+    for (size_t i = 0; i < n && s == FY_OK; i++) {
         if (p->shard_of[i] != k) continue;
         const fy_st_info *t = fy_st_set_at(set, i);
-        s = fy_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, t->nbytes);
+        fy_dtype d = converted_dtype(t, job->to);
+        conv[i] = (convert_src){t, d};
+        if (d == t->dtype) s = fy_st_writer_add(w, t->name, t->dtype, t->ndim, t->shape, t->data, t->nbytes);
+        else s = fy_st_writer_add_generated(w, t->name, d, t->ndim, t->shape, convert_fill, &conv[i]);
     }
     if (s == FY_OK) s = write_temp(w, job->finals[k], &job->temps[k]);
     fy_st_writer_free(w);
+    free(conv);
     return s;
 }
 
@@ -712,7 +754,7 @@ static fy_status name_files(reshard_job *job, size_t nshards)
 static fy_status reshard_set(const fy_st_set *set, reshard_job *job, uint64_t max)
 {
     shard_plan plan = {0};
-    fy_status s = plan_shards(set, max, &plan);
+    fy_status s = plan_shards(set, max, job->to, &plan);
     /* An empty checkpoint still becomes one (empty) file. */
     size_t nshards = plan.nshards ? plan.nshards : 1;
     if (s == FY_OK) {
@@ -731,6 +773,15 @@ static fy_status reshard_set(const fy_st_set *set, reshard_job *job, uint64_t ma
 fy_status fy_st_reshard(const char *in_path, const char *out_dir, const char *stem,
                         uint64_t max_shard_bytes)
 {
+    return fy_st_reshard_as(in_path, out_dir, stem, max_shard_bytes, FY_DTYPE_COUNT);
+}
+
+fy_status fy_st_reshard_as(const char *in_path, const char *out_dir, const char *stem, uint64_t max_shard_bytes,
+                           fy_dtype dtype)
+{
+    if (dtype != FY_DTYPE_COUNT && (!fy_dtype_is_float(dtype) || fy_dtype_size(dtype) == 0))
+        return fy_error(FY_ERR_INVALID, "reshard: weights can be converted to a float dtype only, not %s",
+                        fy_dtype_name(dtype));
     if (max_shard_bytes == 0)
         return fy_error(FY_ERR_INVALID, "reshard: the maximum shard size must be above 0 bytes");
     if (!stem || !stem[0] || strchr(stem, '/'))
@@ -741,7 +792,7 @@ fy_status fy_st_reshard(const char *in_path, const char *out_dir, const char *st
                         strerror(errno));
     fy_st_set *set;
     FY_TRY(fy_st_set_open(in_path, &set));
-    reshard_job job = {out_dir, stem, NULL, NULL, 0};
+    reshard_job job = {out_dir, stem, NULL, NULL, 0, dtype};
     fy_status s = reshard_set(set, &job, max_shard_bytes);
     job_free(&job);
     fy_st_set_free(set);

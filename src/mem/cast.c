@@ -14,7 +14,15 @@
  * When the group is then pinned, the pinned copy takes its place and the
  * heap buffer is freed (the peak while loading is the two fp8 copies, i.e.
  * one bf16 copy); otherwise (mapped, staged, resident, --device cpu) it is
- * the group's host tier. */
+ * the group's host tier.
+ *
+ * Narrow storage (--storage-dtype bf16|f16, the default for f32 weights on a
+ * GPU device) converts every float tensor of two or more dims that is stored
+ * wider than the target, in every group: the engine decides this alone, the
+ * models read any float dtype. A pinned group is converted straight from the
+ * mapping into its pinned copy by the pinning thread (fy_eng_cast_fill, with
+ * helpers), so no second copy exists; groups that are not pinned get a heap
+ * copy as fp8 does. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,7 +35,8 @@
 
 typedef struct eng_cast {
     fy_tensor *orig;   /* [n_declared], as the model declared them */
-    bool *castable;    /* [n_declared] */
+    bool *castable;    /* [n_declared]: marked by the model (fp8) */
+    bool *now;         /* [n_declared]: converted in the current layout */
     int *scale_of;     /* [n_declared]: src index of the weight's scales, -1 = none */
     fy_dtype storage;  /* the layout's: FY_DTYPE_COUNT = as declared */
     fy_fp8_scale mode;
@@ -48,9 +57,11 @@ static fy_status new_cast(eng_group *g)
         c->orig = calloc(n, sizeof *c->orig);
         c->castable = calloc(n, sizeof *c->castable);
         c->scale_of = calloc(n, sizeof *c->scale_of);
+        c->now = calloc(n, sizeof *c->now);
     }
-    if (!c || !c->orig || !c->castable || !c->scale_of) {
+    if (!c || !c->orig || !c->castable || !c->scale_of || !c->now) {
         if (c) {
+            free(c->now);
             free(c->orig);
             free(c->castable);
             free(c->scale_of);
@@ -65,6 +76,14 @@ static fy_status new_cast(eng_group *g)
     c->storage = FY_DTYPE_COUNT;
     g->cast = c;
     return FY_OK;
+}
+
+/* What narrow storage converts: float tensors of 2+ dims stored wider (the
+ * vectors, norms and biases are a rounding error of the bytes and stay). */
+static bool narrow_converts(const fy_tensor *t, fy_dtype storage)
+{
+    return fy_storage_is_narrow(storage) && t->ndim >= 2 && fy_dtype_is_float(t->dtype) &&
+           fy_dtype_size(t->dtype) > fy_dtype_size(storage);
 }
 
 static int64_t rows_of(const fy_tensor *t)
@@ -97,9 +116,11 @@ static fy_status relayout(eng_group *g, fy_dtype storage, fy_fp8_scale mode)
     for (int i = 0; i < g->n_declared; i++) {
         g->src[i] = c->orig[i];
         c->scale_of[i] = -1;
-        if (!c->castable[i] || !is_fp8(storage)) continue;
+        c->now[i] = (is_fp8(storage) && c->castable[i]) || narrow_converts(&c->orig[i], storage);
+        if (!c->now[i]) continue;
         g->src[i].dtype = storage;
-        g->src[i].data = NULL; /* until fy_eng_cast_materialize */
+        g->src[i].data = NULL; /* until fy_eng_cast_materialize or the pinned fill */
+        if (!is_fp8(storage)) continue;
         int64_t count = fy_fp8_scale_count(mode, rows_of(&c->orig[i]));
         if (count == 0) continue;
         g->src[k] = fy_tensor_wrap(NULL, FY_F32, 1, &count, FY_HOST);
@@ -110,6 +131,27 @@ static fy_status relayout(eng_group *g, fy_dtype storage, fy_fp8_scale mode)
     c->mode = mode;
     fy_eng_layout_group(g);
     return FY_OK;
+}
+
+fy_status fy_engine_keep_stored(fy_engine *e, int component)
+{
+    if (component < 0 || component >= e->n_comps)
+        return fy_error(FY_ERR_INVALID, "engine: fy_engine_keep_stored of unknown component %d", component);
+    e->comps[component].keep_stored = true;
+    return FY_OK;
+}
+
+
+/* At declaration, under narrow storage: lay the group out converted. */
+fy_status fy_eng_cast_declare(fy_engine *e, eng_group *g)
+{
+    fy_dtype storage = e->opts.storage_auto ? FY_DTYPE_COUNT : e->opts.storage_dtype;
+    if (!fy_storage_is_narrow(storage) || e->comps[g->component].keep_stored) return FY_OK;
+    bool any = false;
+    for (int i = 0; i < g->n_declared; i++) any = any || narrow_converts(&g->src[i], storage);
+    if (!any) return FY_OK;
+    FY_TRY(new_cast(g));
+    return relayout(g, storage, e->opts.fp8_scale);
 }
 
 fy_status fy_engine_mark_castable(fy_engine *e, int group, int weight)
@@ -148,13 +190,18 @@ static fy_status quantize_group(eng_group *g)
     eng_cast *c = g->cast;
     size_t bytes = (size_t)(g->bytes + FY_ENGINE_ALIGN - 1) / FY_ENGINE_ALIGN * FY_ENGINE_ALIGN;
     c->host = aligned_alloc(FY_ENGINE_ALIGN, bytes ? bytes : FY_ENGINE_ALIGN);
-    if (!c->host) return fy_error(FY_ERR_NOMEM, "engine: out of host memory for the fp8 copy of %s", g->name);
+    if (!c->host) return fy_error(FY_ERR_NOMEM, "engine: out of host memory for the %s copy of %s", fy_storage_dtype_flag_name(c->storage), g->name);
     c->host_bytes = g->bytes;
     memset(c->host, 0, bytes);
     char *base = c->host;
     for (int i = 0; i < g->n_declared; i++) {
-        if (!c->castable[i]) continue;
+        if (!c->now[i]) continue;
         const fy_tensor *o = &c->orig[i];
+        g->src[i].data = base + g->offset[i];
+        if (!is_fp8(c->storage)) {
+            FY_TRY(fy_convert(g->src[i].data, c->storage, o->data, o->dtype, (size_t)fy_tensor_numel(o)));
+            continue;
+        }
         int64_t rows = rows_of(o), cols = rows ? fy_tensor_numel(o) / rows : 0;
         float *scale = c->scale_of[i] >= 0 ? (float *)(base + g->offset[c->scale_of[i]]) : NULL;
         char what[96];
@@ -169,9 +216,11 @@ static fy_status quantize_group(eng_group *g)
     return FY_OK;
 }
 
-static bool needs_quantizing(const eng_group *g)
+static bool needs_quantizing(const eng_group *g, bool narrow)
 {
-    return g->cast && is_fp8(g->cast->storage) && !g->cast->host;
+    const eng_cast *c = g->cast;
+    if (!c || c->host || g->pin_pending || g->tier == FY_TIER_DISK) return false;
+    return narrow ? fy_storage_is_narrow(c->storage) : is_fp8(c->storage);
 }
 
 /* Quantising reads, scales and rounds every castable weight once: the slow
@@ -180,6 +229,7 @@ static bool needs_quantizing(const eng_group *g)
  * bytes depend only on the group, never on the thread count. */
 typedef struct cast_work {
     fy_engine *e;
+    bool narrow;
     atomic_int next;
     pthread_mutex_t mu;
     fy_status st; /* the first failure, and its message */
@@ -191,7 +241,7 @@ static void *cast_worker(void *arg)
     cast_work *w = arg;
     for (int i; (i = atomic_fetch_add(&w->next, 1)) < w->e->n_groups;) {
         eng_group *g = &w->e->groups[i];
-        if (!needs_quantizing(g)) continue;
+        if (!needs_quantizing(g, w->narrow)) continue;
         fy_status s = quantize_group(g);
         if (s == FY_OK) continue;
         pthread_mutex_lock(&w->mu);
@@ -212,12 +262,12 @@ static int cast_threads(const fy_engine *e, int groups)
     return (int)(cores < groups ? cores : groups);
 }
 
-fy_status fy_eng_cast_materialize(fy_engine *e)
+fy_status fy_eng_cast_materialize(fy_engine *e, bool narrow)
 {
     int groups = 0;
-    for (int i = 0; i < e->n_groups; i++) groups += needs_quantizing(&e->groups[i]);
+    for (int i = 0; i < e->n_groups; i++) groups += needs_quantizing(&e->groups[i], narrow);
     if (groups == 0) return FY_OK;
-    cast_work w = {.e = e, .st = FY_OK};
+    cast_work w = {.e = e, .narrow = narrow, .st = FY_OK};
     atomic_init(&w.next, 0);
     pthread_mutex_init(&w.mu, NULL);
     enum { MAX_HELPERS = 63 };
@@ -232,6 +282,97 @@ fy_status fy_eng_cast_materialize(fy_engine *e)
     return w.st == FY_OK ? FY_OK : fy_error(w.st, "%s", w.msg);
 }
 
+/* Filling a pinned copy under narrow storage: the group's tensors in pieces
+ * of at most FILL_CHUNK elements, converted or copied by the pinning thread
+ * and helpers. */
+#define FILL_CHUNK ((size_t)1 << 22)
+
+typedef struct fill_piece {
+    char *dst;
+    const char *src;
+    fy_dtype dst_type, src_type;
+    size_t n;
+} fill_piece;
+
+typedef struct fill_work {
+    const fill_piece *piece;
+    int n;
+    atomic_int next;
+} fill_work;
+
+static void *fill_worker(void *arg)
+{
+    fill_work *w = arg;
+    for (int i; (i = atomic_fetch_add(&w->next, 1)) < w->n;) {
+        const fill_piece *p = &w->piece[i];
+        if (p->dst_type == p->src_type) memcpy(p->dst, p->src, p->n * fy_dtype_size(p->src_type));
+        else (void)fy_convert(p->dst, p->dst_type, p->src, p->src_type, p->n); /* float to float: cannot fail */
+    }
+    return NULL;
+}
+
+static int fill_pieces(const eng_group *g, char *dst, fill_piece *out)
+{
+    const eng_cast *c = g->cast;
+    int n = 0;
+    for (int w = 0; w < g->n; w++) {
+        bool conv = c && w < g->n_declared && c->now[w];
+        const fy_tensor *from = conv ? &c->orig[w] : &g->src[w];
+        fy_dtype st = from->dtype, dt = g->src[w].dtype;
+        size_t total = (size_t)fy_tensor_numel(from);
+        if (fy_tensor_nbytes(from) == 0) continue;
+        for (size_t at = 0; at < total; at += FILL_CHUNK, n++) {
+            if (!out) continue;
+            size_t k = total - at < FILL_CHUNK ? total - at : FILL_CHUNK;
+            out[n] = (fill_piece){dst + g->offset[w] + at * fy_dtype_size(dt),
+                                  (const char *)from->data + at * fy_dtype_size(st), dt, st, k};
+        }
+    }
+    return n;
+}
+
+void fy_eng_cast_fill(const fy_engine *e, const eng_group *g, void *dst)
+{
+    memset(dst, 0, g->bytes); /* alignment padding */
+    int n = fill_pieces(g, dst, NULL);
+    fill_piece *piece = malloc((size_t)(n > 0 ? n : 1) * sizeof *piece);
+    fill_work w = {.piece = piece, .n = piece ? n : 0};
+    atomic_init(&w.next, 0);
+    if (!piece) { /* no room for the list: one tensor at a time */
+        for (int i = 0; i < g->n; i++) {
+            fill_piece one[1];
+            const eng_cast *c = g->cast;
+            bool conv = c && i < g->n_declared && c->now[i];
+            const fy_tensor *from = conv ? &c->orig[i] : &g->src[i];
+            one[0] = (fill_piece){(char *)dst + g->offset[i], from->data, g->src[i].dtype, from->dtype,
+                                  (size_t)fy_tensor_numel(from)};
+            fill_work single = {.piece = one, .n = fy_tensor_nbytes(from) ? 1 : 0};
+            atomic_init(&single.next, 0);
+            fill_worker(&single);
+        }
+        return;
+    }
+    fill_pieces(g, dst, piece);
+    enum { MAX_HELPERS = 63 };
+    pthread_t helpers[MAX_HELPERS];
+    int k = cast_threads(e, n) - 1, started = 0;
+    if (k > MAX_HELPERS) k = MAX_HELPERS;
+    while (started < k && pthread_create(&helpers[started], NULL, fill_worker, &w) == 0) started++;
+    fill_worker(&w);
+    for (int i = 0; i < started; i++) pthread_join(helpers[i], NULL);
+    free(piece);
+}
+
+const fy_tensor *fy_eng_cast_declared(const eng_group *g)
+{
+    return g->cast ? g->cast->orig : g->src;
+}
+
+bool fy_eng_cast_pins_itself(const eng_group *g)
+{
+    return g->cast && fy_storage_is_narrow(g->cast->storage);
+}
+
 static bool in_host_copy(const eng_cast *c, const void *p)
 {
     const char *h = c->host;
@@ -240,10 +381,24 @@ static bool in_host_copy(const eng_cast *c, const void *p)
 
 void fy_eng_cast_settle(fy_engine *e)
 {
+    bool synced = false;
     for (int i = 0; i < e->n_groups; i++) {
         eng_group *g = &e->groups[i];
         eng_cast *c = g->cast;
         if (!c || !c->host) continue;
+        if (g->resident && !e->backend->unified_host_memory) {
+            /* Uploaded at prepare and never again: the heap copy goes once the copy is done. */
+            if (!synced) synced = fy_backend_synchronize(e->backend) == FY_OK;
+            if (!synced) {
+                e->stats.host_bytes += c->host_bytes;
+                continue;
+            }
+            for (int w = 0; w < g->n; w++)
+                if (in_host_copy(c, g->src[w].data)) g->src[w].data = NULL;
+            free(c->host);
+            c->host = NULL;
+            continue;
+        }
         if (!g->pinned) {
             e->stats.host_bytes += c->host_bytes;
             continue;
@@ -262,7 +417,7 @@ void fy_eng_cast_link(eng_group *g)
     const eng_cast *c = g->cast;
     if (!c || !is_fp8(c->storage)) return;
     for (int w = 0; w < g->n_declared; w++) {
-        if (!c->castable[w]) continue;
+        if (!c->now[w]) continue;
         g->dev[w].scale = c->scale_of[w] >= 0 ? g->dev[c->scale_of[w]].data : NULL;
         g->dev[w].scale_rows = c->mode == FY_FP8_SCALE_ROW;
     }
@@ -274,6 +429,7 @@ void fy_eng_cast_free(eng_group *g)
     if (!c) return;
     free(c->host);
     free(c->orig);
+    free(c->now);
     free(c->castable);
     free(c->scale_of);
     free(c);
@@ -287,7 +443,7 @@ uint64_t fy_engine_cast_bytes(const fy_engine *e, uint64_t *as_declared)
         const eng_group *g = &e->groups[i];
         if (!g->cast) continue;
         for (int w = 0; w < g->n_declared; w++) {
-            if (!g->cast->castable[w]) continue;
+            if (!g->cast->now[w] && !g->cast->castable[w]) continue;
             orig += fy_tensor_nbytes(&g->cast->orig[w]);
             cast += fy_tensor_nbytes(&g->src[w]);
             if (g->cast->scale_of[w] >= 0) cast += fy_tensor_nbytes(&g->src[g->cast->scale_of[w]]);

@@ -49,6 +49,9 @@ typedef struct disk_plan {
     int n_ext;
     uint64_t *weight_at; /* each weight's bytes in the staging slot */
     int n_weights;
+    /* bf16/f16 storage: weights converted in place once read (NULL: none) */
+    fy_dtype *from, *to;
+    int64_t *numel;
     uint64_t bytes;      /* staged size */
 } disk_plan;
 
@@ -149,6 +152,9 @@ void fy_disk_free(fy_disk *d)
     for (int i = 0; d->plans && i < d->n_groups; i++) { /* NULL when create ran out of memory */
         free(d->plans[i].ext);
         free(d->plans[i].weight_at);
+        free(d->plans[i].from);
+        free(d->plans[i].to);
+        free(d->plans[i].numel);
     }
     free(d->plans);
     free(d->next);
@@ -259,8 +265,45 @@ static fy_status build_extents(disk_plan *p, const tensor_span *spans, int n)
     return FY_OK;
 }
 
+static fy_status plan_conversions(disk_plan *p, const fy_tensor *src, const fy_dtype *to, int n)
+{
+    bool any = false;
+    for (int w = 0; w < n && to; w++) any = any || to[w] != src[w].dtype;
+    if (!any) return FY_OK;
+    p->from = calloc((size_t)n, sizeof *p->from);
+    p->to = calloc((size_t)n, sizeof *p->to);
+    p->numel = calloc((size_t)n, sizeof *p->numel);
+    if (!p->from || !p->to || !p->numel) return fy_error(FY_ERR_NOMEM, "disk tier: out of memory planning %s", p->label);
+    for (int w = 0; w < n; w++) {
+        bool narrower = src[w].dtype == FY_F32 && (to[w] == FY_BF16 || to[w] == FY_F16);
+        if (to[w] != src[w].dtype && !narrower)
+            return fy_error(FY_ERR_UNSUPPORTED, "disk tier: %s weight %d: %s to %s on read is not supported", p->label,
+                            w, fy_dtype_name(src[w].dtype), fy_dtype_name(to[w]));
+        p->from[w] = src[w].dtype;
+        p->to[w] = to[w];
+        p->numel[w] = fy_tensor_numel(&src[w]);
+    }
+    return FY_OK;
+}
+
+/* f32 to bf16/f16 over the same bytes: element i is written at 2i after
+ * element i was read, so ascending order never overwrites an unread one. */
+static void convert_in_place(const disk_plan *p, char *buf)
+{
+    for (int w = 0; p->to && w < p->n_weights; w++) {
+        if (p->to[w] == p->from[w]) continue;
+        char *at = buf + p->weight_at[w];
+        for (int64_t i = 0; i < p->numel[w]; i++) {
+            float v;
+            memcpy(&v, at + 4 * i, sizeof v);
+            uint16_t h = p->to[w] == FY_BF16 ? fy_f32_to_bf16(v) : fy_f32_to_f16(v);
+            memcpy(at + 2 * i, &h, sizeof h);
+        }
+    }
+}
+
 fy_status fy_disk_plan_group(fy_disk *d, int group, const char *label, const fy_tensor *src, int n,
-                             uint64_t *staged)
+                             const fy_dtype *to, uint64_t *staged)
 {
     *staged = 0;
     if (group < 0 || group >= d->n_groups) return fy_error(FY_ERR_INVALID, "disk tier: unknown group %d", group);
@@ -270,6 +313,7 @@ fy_status fy_disk_plan_group(fy_disk *d, int group, const char *label, const fy_
     if (!spans) return fy_error(FY_ERR_NOMEM, "disk tier: out of memory planning %s", label);
     fy_status s = locate_spans(d, label, src, n, spans);
     if (s == FY_OK) s = build_extents(p, spans, n);
+    if (s == FY_OK) s = plan_conversions(p, src, to, n);
     free(spans);
     *staged = p->bytes;
     return s;
@@ -482,6 +526,7 @@ static fy_status read_group(fy_disk *d, int group, char *buf)
         const disk_file *f = &d->files[p->ext[i].file];
         if (!f->direct) posix_fadvise(f->fd, (off_t)p->ext[i].offset, (off_t)p->ext[i].length, POSIX_FADV_DONTNEED);
     }
+    if (s == FY_OK) convert_in_place(p, buf);
     return s;
 }
 

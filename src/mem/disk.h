@@ -51,9 +51,11 @@ void fy_disk_set_observer(fy_disk *d, fy_disk_observer fn, void *user);
 
 /* Before start: where group `group`'s weights are on disk. *staged gets the
  * bytes a staging slot needs for it. Fails when a weight is not in an open
- * safetensors file or the file cannot be opened. */
+ * safetensors file or the file cannot be opened. to[w] (NULL: as read): the
+ * dtype weight w is converted to in place once read (f32 to bf16/f16, for
+ * --storage-dtype), so the slot then holds it as the engine stores it. */
 fy_status fy_disk_plan_group(fy_disk *d, int group, const char *label, const fy_tensor *src, int n,
-                             uint64_t *staged);
+                             const fy_dtype *to, uint64_t *staged);
 void fy_disk_set_next(fy_disk *d, int group, int next);
 /* Allocate `slots` staging buffers of slot_bytes (pinned when possible) and
  * start reading at first_group. *pinned: whether locking worked. */

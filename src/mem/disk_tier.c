@@ -60,7 +60,12 @@ static fy_status plan_reads(fy_engine *e, uint64_t *slot_bytes)
         eng_group *g = &e->groups[i];
         if (!candidate(e, g)) continue;
         uint64_t staged = 0;
-        FY_TRY(fy_disk_plan_group(e->disk, i, g->name, g->src, g->n, &staged));
+        fy_dtype *to = malloc((size_t)(g->n > 0 ? g->n : 1) * sizeof *to);
+        if (!to) return fy_error(FY_ERR_NOMEM, "disk tier: out of memory planning %s", g->name);
+        for (int w = 0; w < g->n; w++) to[w] = g->src[w].dtype;
+        fy_status st = fy_disk_plan_group(e->disk, i, g->name, fy_eng_cast_declared(g), g->n, to, &staged);
+        free(to);
+        FY_TRY(st);
         if (staged > *slot_bytes) *slot_bytes = staged;
     }
     return FY_OK;
@@ -152,8 +157,10 @@ fy_status fy_eng_disk_prepare(fy_engine *e)
     e->stats.host_budget = budget;
     e->stats.host_bound = want;
     if (!budget || want <= budget) return FY_OK;
-    /* The disk tier uploads blocks as the files store them, not quantised. */
-    if (e->opts.storage_dtype != FY_DTYPE_COUNT && fy_eng_cast_any(e)) {
+    /* The disk tier reads blocks as the files store them: bf16/f16 storage
+     * converts them in place once read, fp8 quantisation is not done there. */
+    if (e->opts.storage_dtype != FY_DTYPE_COUNT && !fy_storage_is_narrow(e->opts.storage_dtype) &&
+        fy_eng_cast_any(e)) {
         char have[32], all[32], flag[64];
         return fy_error(FY_ERR_UNSUPPORTED,
                         "--storage-dtype %s with blocks on the disk tier is not supported yet: --max-memory cpu=%s "

@@ -178,7 +178,7 @@ static fy_status pin_streamed(fy_engine *e)
             }
             break;
         }
-        if (g->cast) {
+        if (g->cast && !fy_eng_cast_pins_itself(g)) {
             /* A quantised copy is freed once pinned (fy_eng_cast_settle): fill now. */
             memset(g->pinned, 0, g->bytes);
             for (int w = 0; w < g->n; w++)
@@ -260,8 +260,9 @@ fy_status fy_engine_prepare(fy_engine *e)
     if (e->plan.fsdp) return prepare_fsdp(e);
     /* Host budget: which blocks stay on disk (fails here when it cannot be met). */
     FY_TRY(fy_eng_disk_prepare(e));
-    FY_TRY(fy_eng_cast_materialize(e));
+    FY_TRY(fy_eng_cast_materialize(e, false));
     if (e->backend->unified_host_memory) {
+        FY_TRY(fy_eng_cast_materialize(e, true));
         /* Weights are read in place: nothing to move (disk-tier blocks are
          * computed from the staging ring). */
         for (int i = 0; i < e->n_groups; i++) {
@@ -274,8 +275,9 @@ fy_status fy_engine_prepare(fy_engine *e)
         fy_eng_cast_settle(e);
         return FY_OK;
     }
-    FY_TRY(upload_resident(e));
     FY_TRY(pin_streamed(e));
+    FY_TRY(fy_eng_cast_materialize(e, true)); /* narrow groups that did not get pinned */
+    FY_TRY(upload_resident(e));
     fy_eng_cast_settle(e);
     FY_TRY(make_staging(e));
     FY_TRY(fy_eng_pinner_start(e)); /* before the first prefetch, which waits for its group */

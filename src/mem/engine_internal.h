@@ -48,6 +48,7 @@ typedef struct eng_group {
 
 typedef struct eng_component {
     char name[64];
+    bool keep_stored;      /* fy_engine_keep_stored: no bf16/f16 storage */
     int *streamed;         /* group ids of its streamed blocks, declared order */
     int n_streamed;
     int n_units;
@@ -162,7 +163,15 @@ struct fy_engine {
 void fy_eng_layout_group(eng_group *g);
 /* cast.c: fp8 storage of the weights models mark castable. */
 fy_status fy_eng_cast_layout(fy_engine *e, fy_dtype storage);   /* lay every group out for storage */
-fy_status fy_eng_cast_materialize(fy_engine *e);                 /* quantise into the host copies */
+fy_status fy_eng_cast_declare(fy_engine *e, eng_group *g);      /* narrow storage: lay g out converted */
+/* Quantise or convert into heap host copies: the fp8 groups, or (narrow) the
+ * narrow-storage groups that are not pinned. */
+fy_status fy_eng_cast_materialize(fy_engine *e, bool narrow);
+/* Narrow storage: the pinning thread converts the group into its pinned copy. */
+bool fy_eng_cast_pins_itself(const eng_group *g);
+/* The weights as the model declared them (where they are in the files). */
+const fy_tensor *fy_eng_cast_declared(const eng_group *g);
+void fy_eng_cast_fill(const fy_engine *e, const eng_group *g, void *dst);
 /* After pinning: a pinned copy replaces the heap one; the rest count as host bytes. */
 void fy_eng_cast_settle(fy_engine *e);
 bool fy_eng_cast_any(const fy_engine *e);                        /* some weight is castable */

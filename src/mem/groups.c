@@ -93,6 +93,14 @@ fy_status fy_engine_add_group(fy_engine *e, int component, const char *name, fy_
     }
     g->n_declared = n;
     fy_eng_layout_group(g);
+    fy_status st = fy_eng_cast_declare(e, g);
+    if (st != FY_OK) {
+        fy_eng_cast_free(g);
+        free(g->src);
+        free(g->dev);
+        free(g->offset);
+        return st;
+    }
     if (kind == FY_GROUP_BLOCK) e->n_blocks++;
     *out_id = e->n_groups++;
     update_resident_ranks(e);

@@ -49,7 +49,11 @@ static void print_storage(const fy_engine *e, FILE *f)
     char a[32], b[32];
     uint64_t declared = 0, now = fy_engine_cast_bytes(e, &declared);
     const char *why = e->opts.storage_auto ? (e->planner.active ? " (chosen by the planner)" : " (auto)") : "";
-    if (e->opts.storage_dtype == FY_DTYPE_COUNT)
+    if (fy_storage_is_narrow(e->opts.storage_dtype))
+        fprintf(f, "  storage      %s%s: converted weights %s (as stored %s)\n",
+                fy_storage_dtype_flag_name(e->opts.storage_dtype), e->opts.storage_explicit ? "" : " (default on a GPU device)",
+                fy_format_bytes(now, a, sizeof a), fy_format_bytes(declared, b, sizeof b));
+    else if (e->opts.storage_dtype == FY_DTYPE_COUNT)
         fprintf(f, "  storage      as stored%s: castable weights %s\n", why, fy_format_bytes(declared, a, sizeof a));
     else
         fprintf(f, "  storage      %s, %s scales%s: castable weights %s (as stored %s)\n",
@@ -91,7 +95,8 @@ void fy_engine_plan_print(const fy_engine *e, const char *title, FILE *f)
         fprintf(f, "  fsdp         rank %d of %d holds %s of %s of blocks (1/%d each, padded)\n", s->rank, s->ranks,
                 fy_format_bytes(s->shard_bytes, a, sizeof a), fy_format_bytes(s->sharded_bytes, b, sizeof b), p->ranks);
     if (e->planner.active)
-        fprintf(f, "  planner      --vram-budget %s, copy %.2f GB/s measured; predicted step %.3g s (estimated compute)\n",
+        fprintf(f, "  planner      %s %s, copy %.2f GB/s measured; predicted step %.3g s (estimated compute)\n",
+                e->opts.budget_from_max_memory ? "--max-memory" : "--vram-budget",
                 s->vram_budget ? fy_format_bytes(s->vram_budget, a, sizeof a) : "unlimited", s->copy_bandwidth / 1e9,
                 s->predicted_initial_step_s);
     print_storage(e, f);

@@ -18,8 +18,12 @@ struct eng_pinner {
     bool stop;
 };
 
-static void fill(eng_group *g)
+static void fill(const fy_engine *e, eng_group *g)
 {
+    if (fy_eng_cast_pins_itself(g)) {
+        fy_eng_cast_fill(e, g, g->pinned);
+        return;
+    }
     memset(g->pinned, 0, g->bytes); /* alignment padding */
     for (int w = 0; w < g->n; w++)
         memcpy((char *)g->pinned + g->offset[w], g->src[w].data, fy_tensor_nbytes(&g->src[w]));
@@ -34,7 +38,7 @@ static void *pinner_main(void *arg)
         bool stop = p->stop;
         pthread_mutex_unlock(&p->mu);
         if (stop) break;
-        if (e->groups[i].pin_pending) fill(&e->groups[i]);
+        if (e->groups[i].pin_pending) fill(e, &e->groups[i]);
         pthread_mutex_lock(&p->mu);
         p->filled = i + 1;
         pthread_cond_broadcast(&p->filled_cv);
@@ -60,7 +64,7 @@ fy_status fy_eng_pinner_start(fy_engine *e)
         pthread_mutex_destroy(&p->mu);
         free(p);
         for (int i = 0; i < e->n_groups; i++)
-            if (e->groups[i].pin_pending) fill(&e->groups[i]);
+            if (e->groups[i].pin_pending) fill(e, &e->groups[i]);
         for (int i = 0; i < e->n_groups; i++) e->groups[i].pin_pending = false;
     }
     return FY_OK;

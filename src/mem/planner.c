@@ -253,10 +253,15 @@ fy_status fy_eng_planner_choose(fy_engine *e)
         fy_plan p;
         FY_TRY(fy_eng_plan(e, &smallest, &p, false));
         char need[32], have[32];
+        fy_format_bytes(pl->budget, have, sizeof have);
+        fy_format_bytes(p.device_bound, need, sizeof need);
+        if (o->budget_from_max_memory)
+            return fy_error(FY_ERR_BUDGET,
+                            "--max-memory %d=%s: no plan fits; the smallest (sequential) needs %s of device memory "
+                            "(raise --max-memory)", o->device_index, have, need);
         return fy_error(FY_ERR_BUDGET,
                         "--vram-budget %s: no plan fits; the smallest (sequential) needs %s of device memory "
-                        "(raise the budget)",
-                        fy_format_bytes(pl->budget, have, sizeof have), fy_format_bytes(p.device_bound, need, sizeof need));
+                        "(raise the budget)", have, need);
     }
     e->opts.offload = best.offload;
     e->opts.prefetch_depth = best.prefetch_depth;

@@ -370,6 +370,10 @@ static fy_status declare_part(fy_wan_vae *m, vae_part *p, const char *comp, cons
 {
     char name[96];
     FY_TRY(fy_engine_add_component(m->e, comp, &p->comp));
+    /* diffusers' Wan recipe loads the VAE in float32 whatever the pipeline's
+     * dtype: its rounding is what the decoded pixels show, and its weights
+     * are read once per video. */
+    FY_TRY(fy_engine_keep_stored(m->e, p->comp));
     snprintf(name, sizeof name, "%s.conv_in", root);
     FY_TRY(fy_engine_add_group(m->e, p->comp, name, FY_GROUP_SMALL, p->in.w, p->in.nw, &p->in.group));
     for (int i = 0; i < p->n_layers; i++) {

@@ -255,13 +255,14 @@ static fy_status set_dtype(fy_run_options *o, const char *flag, const char *valu
 static fy_status set_storage_dtype(fy_run_options *o, const char *flag, const char *value)
 {
     fy_dtype t;
+    o->storage_explicit = true;
     o->storage_auto = strcmp(value, "auto") == 0;
     if (strcmp(value, "none") == 0 || o->storage_auto) {
         o->storage_dtype = FY_DTYPE_COUNT;
         return FY_OK;
     }
-    if (fy_dtype_parse(value, &t) != FY_OK || (t != FY_F8_E4M3 && t != FY_F8_E5M2))
-        return bad_value(flag, value, "fp8_e4m3, fp8_e5m2, auto (with --vram-budget), none (as stored)");
+    if (fy_dtype_parse(value, &t) != FY_OK || (t != FY_F8_E4M3 && t != FY_F8_E5M2 && !fy_storage_is_narrow(t)))
+        return bad_value(flag, value, "bf16, f16, fp8_e4m3, fp8_e5m2, auto (with --vram-budget), none (as stored)");
     o->storage_dtype = t;
     return FY_OK;
 }
@@ -310,6 +311,20 @@ static fy_status set_vae_tile(fy_run_options *o, const char *flag, const char *v
 static fy_status set_vae_tile_stride(fy_run_options *o, const char *flag, const char *value)
 {
     return set_pair(flag, value, o->vae_tile_stride);
+}
+
+static fy_status set_revision(fy_run_options *o, const char *flag, const char *value)
+{
+    if (!*value) return bad_value(flag, value, "a branch, tag or commit of the model id");
+    o->revision = value;
+    return FY_OK;
+}
+
+static fy_status set_variant(fy_run_options *o, const char *flag, const char *value)
+{
+    if (!*value) return bad_value(flag, value, "fp16 or bf16 (diffusers' variant= file names)");
+    o->variant = value;
+    return FY_OK;
 }
 
 static fy_status set_trace(fy_run_options *o, const char *flag, const char *value)
@@ -430,6 +445,8 @@ static const flag_spec flags[] = {
     VALUE("vae-tile", set_vae_tile),
     VALUE("vae-tile-stride", set_vae_tile_stride),
     VALUE("trace", set_trace),
+    VALUE("revision", set_revision),
+    VALUE("variant", set_variant),
     VALUE("threads", set_threads),
     VALUE("max-shard-size", set_max_shard_size),
 };
@@ -570,12 +587,14 @@ static fy_status validate_device(const fy_run_options *o)
         return conflict("--threads must be 0 (all cores) or a count from 1 to 1024");
     if (o->compute_dtype != FY_F32 && o->compute_dtype != FY_BF16 && o->compute_dtype != FY_F16)
         return conflict("--dtype must be f32, bf16 or f16");
-    if (o->storage_dtype != FY_DTYPE_COUNT && o->storage_dtype != FY_F8_E4M3 && o->storage_dtype != FY_F8_E5M2)
-        return conflict("--storage-dtype must be fp8_e4m3 or fp8_e5m2");
+    if (o->storage_dtype != FY_DTYPE_COUNT && o->storage_dtype != FY_F8_E4M3 && o->storage_dtype != FY_F8_E5M2 &&
+        !fy_storage_is_narrow(o->storage_dtype))
+        return conflict("--storage-dtype must be bf16, f16, fp8_e4m3 or fp8_e5m2");
     if (o->storage_auto && !(o->vram_budget > 0 || o->vram_budget_auto))
         return conflict("--storage-dtype auto lets the planner choose: it needs --vram-budget (or give "
                         "fp8_e4m3 or fp8_e5m2)");
-    if (o->fp8_scale_explicit && o->storage_dtype == FY_DTYPE_COUNT && !o->storage_auto)
+    if (o->fp8_scale_explicit && (o->storage_dtype == FY_DTYPE_COUNT || fy_storage_is_narrow(o->storage_dtype)) &&
+        !o->storage_auto)
         return conflict("--fp8-scale sets the scales of fp8 storage: add --storage-dtype fp8_e4m3 (or fp8_e5m2), "
                         "or drop --fp8-scale");
     return FY_OK;
@@ -658,6 +677,28 @@ fy_status fy_run_options_check_files(const fy_run_options *o)
     return fy_check_output_file("--trace", o->trace_path);
 }
 
+bool fy_storage_is_narrow(fy_dtype t)
+{
+    return t == FY_BF16 || t == FY_F16;
+}
+
+void fy_run_options_default_storage(fy_run_options *o)
+{
+    if (o->storage_explicit || o->storage_auto || o->use_fsdp_inference || o->device == FY_DEVICE_CPU) return;
+    o->storage_dtype = FY_BF16;
+}
+
+void fy_run_options_default_plan(fy_run_options *o)
+{
+    int d = o->device_index >= 0 && o->device_index < FY_MAX_DEVICES ? o->device_index : 0;
+    bool chosen = o->vram_budget || o->vram_budget_auto || o->offload_explicit || o->resident_blocks >= 0 ||
+                  o->resident_bytes > 0 || o->num_blocks_per_group != 1 || o->use_fsdp_inference ||
+                  o->device_map != FY_DEVICE_MAP_NONE;
+    if (chosen || o->device == FY_DEVICE_CPU || !o->max_memory[d]) return;
+    o->vram_budget = o->max_memory[d];
+    o->budget_from_max_memory = true;
+}
+
 const char *fy_storage_dtype_flag_name(fy_dtype t)
 {
     switch (t) {
@@ -706,8 +747,11 @@ const char *fy_run_options_help(void)
            "Precision:\n"
            "  --dtype f32|bf16|f16            the GPU's GEMMs: f32 exact (default), bf16/f16 on the\n"
            "                                  tensor cores; cpu and emu compute in f32\n"
-           "  --storage-dtype fp8_e4m3|fp8_e5m2|auto  store the transformer blocks' Linear weights\n"
-           "                                  in fp8 (half of bf16's bytes moved), upcast on use;\n"
+           "  --storage-dtype bf16|f16|fp8_e4m3|fp8_e5m2|auto|none  how weights are stored and moved:\n"
+           "                                  bf16/f16: every f32 weight matrix converted once at\n"
+           "                                  load (default bf16 on cuda and emu; none = as stored);\n"
+           "                                  fp8: the transformer blocks' Linear weights (half of\n"
+           "                                  bf16's bytes moved), upcast on use;\n"
            "                                  auto: the planner decides (needs --vram-budget)\n"
            "  --fp8-scale row|tensor|none     fp8 scale per output row (default), per tensor, none\n"
            "                                  (with --storage-dtype only)\n"
@@ -717,6 +761,10 @@ const char *fy_run_options_help(void)
            "  --vae-tile-stride N|HxW         tile stride in pixels (default 192, at least 8)\n"
            "Other:\n"
            "  --threads N                     host threads (0 = all cores, at most 1024)\n"
+           "  --revision REV                  with a model id (ORG/NAME, found in $HF_HOME/hub or\n"
+           "                                  ~/.cache/huggingface/hub; never downloaded): a branch,\n"
+           "                                  tag or commit (default main)\n"
+           "  --variant fp16|bf16             read diffusers' variant weight files (*.fp16.safetensors)\n"
            "  --trace FILE                    write a Chrome trace (JSON) of the run, one process\n"
            "                                  per engine (a new or regular file; not for plan)\n"
            "Switches also take =true/=false.\n";

@@ -66,6 +66,9 @@ fy_status fy_verify_compare(fy_verify_ctx *ctx, const char *name, const fy_tenso
     char err[32], tol[32];
     /* A GPU is held to its arithmetic's tolerance where a fixture's is tighter. */
     double floor = ctx->options ? fy_dev_tolerance_floor(ctx->options) : 0.0;
+    /* bf16/f16 storage rounds every weight matrix once: bf16's tolerance. */
+    if (ctx->options && fy_storage_is_narrow(ctx->options->storage_dtype) && floor < FY_VERIFY_NARROW_TOLERANCE)
+        floor = FY_VERIFY_NARROW_TOLERANCE;
     if (tolerance < floor) tolerance = floor;
     snprintf(tol, sizeof tol, "%.0e", tolerance);
     if (!fy_tensor_same_shape(ours, ref)) {
@@ -258,7 +261,8 @@ fy_status fy_verify_run(const char *model_dir, const char *fixture_dir, const ch
     if (!model_dir || !fixture_dir) return fy_error(FY_ERR_INVALID, "verify: model and fixture folders are required");
     fy_status s = check_fixture_dir(fixture_dir);
     fy_model *model = NULL;
-    if (s == FY_OK) s = fy_model_open(model_dir, &model);
+    if (s == FY_OK)
+        s = fy_model_open_ex(model_dir, options ? options->revision : NULL, options ? options->variant : NULL, &model);
     size_t n = 0;
     registry_for(model, &n);
     bool *selected = calloc(n ? n : 1, sizeof *selected);

@@ -14,6 +14,9 @@
 #include "ferry/safetensors.h"
 #include "ferry/tensor.h"
 
+/* The tolerance every comparison gets with --storage-dtype bf16|f16. */
+#define FY_VERIFY_NARROW_TOLERANCE 2e-2
+
 typedef struct fy_verify_ctx {
     const fy_model *model;          /* the model folder under test */
     const char *fixture_dir;

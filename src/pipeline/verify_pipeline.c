@@ -12,6 +12,10 @@
 /* The fixtures README: whole pipeline 1e-3; text encoder 1e-5. */
 #define PIPELINE_TOLERANCE 1e-3
 #define EMBEDDING_TOLERANCE 1e-5
+/* bf16/f16 storage: the denoised latents are held to 2e-2 (verify.c); the
+ * tiny random VAE (kept f32) multiplies its input's error by about ten
+ * (latents at 1e-2 decode at 9e-2), so what it decodes gets ten times that. */
+#define NARROW_DECODED_TOLERANCE 2e-1
 
 typedef struct pipeline_check {
     fy_verify_ctx *ctx;
@@ -33,6 +37,8 @@ static void on_tensor(void *user, const char *name, const float *data, int ndim,
     if (pc->error != FY_OK) return;
     fy_tensor ours = fy_tensor_wrap((void *)data, FY_F32, ndim, shape, FY_HOST);
     double tol = strstr(name, "prompt_embeds") ? EMBEDDING_TOLERANCE : PIPELINE_TOLERANCE;
+    bool decoded = strcmp(name, "video") == 0 || strcmp(name, "vae_decode.output") == 0;
+    if (decoded && fy_storage_is_narrow(pc->ctx->options->storage_dtype)) tol = NARROW_DECODED_TOLERANCE;
     char label[96];
     snprintf(label, sizeof label, "pipeline.%s", name);
     note(pc, fy_verify_compare(pc->ctx, label, &ours, &ref, tol));
@@ -118,7 +124,7 @@ fy_status fy_verify_pipeline(fy_verify_ctx *ctx, const fy_st_file *fixture)
      * the tiny random VAE, is far beyond any tolerance that would still
      * catch a bug (decoded video rel-err 0.16 for e4m3): measured in
      * bench/RESULTS.md as PSNR, not verified. */
-    if (ctx->options->storage_dtype != FY_DTYPE_COUNT)
+    if (ctx->options->storage_dtype != FY_DTYPE_COUNT && !fy_storage_is_narrow(ctx->options->storage_dtype))
         return fy_error(FY_ERR_UNSUPPORTED, "--component pipeline compares with diffusers' full-precision run and "
                         "cannot pass with --storage-dtype %s: verify --component transformer with it, or drop "
                         "--storage-dtype", fy_storage_dtype_flag_name(ctx->options->storage_dtype));

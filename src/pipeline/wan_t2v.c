@@ -934,7 +934,7 @@ static fy_status run_stages(t2v_run *r, const char *model_dir)
     double t0 = fy_backend_now();
     r->t_start = t0;
     t2v_factors f;
-    FY_TRY(fy_model_open(model_dir, &r->model));
+    FY_TRY(fy_model_open_ex(model_dir, r->options->revision, r->options->variant, &r->model));
     FY_TRY(check_request(r->model, r->params, &f, &r->sized, true));
     r->params = &r->sized;
     r->guidance = r->params->guidance_scale > 1.0;
@@ -1029,7 +1029,7 @@ static fy_status load_for_plan(t2v_run *r, const char *model_dir, const fy_run_o
     r->params = p;
     r->guidance = p->guidance_scale > 1.0;
     t2v_factors f;
-    FY_TRY(fy_model_open(model_dir, &r->model));
+    FY_TRY(fy_model_open_ex(model_dir, r->options->revision, r->options->variant, &r->model));
     FY_TRY(check_request(r->model, p, &f, &r->sized, !quiet));
     r->params = &r->sized;
     FY_TRY(create_engines(r));

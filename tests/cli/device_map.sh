@@ -13,7 +13,7 @@ MODEL=$FIXTURES/wan-tiny/model
 # shellcheck source=common.bash
 source "$(dirname "$0")/common.bash" devmap
 SIZES=(--height 64 --width 64 --num-frames 5 --max-sequence-length 16)
-RUN=(--prompt "A red fox" --steps 2 --seed 7)
+RUN=(--prompt "A red fox" --steps 2 --seed 7 --storage-dtype none) # the budgets below are f32 figures
 TWO=(--device emu --max-memory 0=8MiB,1=8MiB --device-map balanced)
 
 "$FERRY" plan --model "$MODEL" "${SIZES[@]}" "${TWO[@]}" >"$T/plan.txt" 2>&1
@@ -44,7 +44,7 @@ has "auto: planner report" "$T/auto.txt" "planner *3.0 MiB budget"
 
 # --device-map auto over three devices: what fits on device 0 stays there,
 # the next blocks stay resident on devices 1 and 2, the rest stream.
-AUTO3=(--device emu --max-memory 0=3MiB,1=300KiB,2=100KiB --device-map auto)
+AUTO3=(--device emu --max-memory 0=3MiB,1=300KiB,2=100KiB --device-map auto --storage-dtype none)
 "$FERRY" plan --model "$MODEL" "${SIZES[@]}" "${AUTO3[@]}" >"$T/auto3.plan" 2>&1
 has "auto3 plan: device 1's blocks" "$T/auto3.plan" "^  device 1     [0-9]* resident blocks"
 has "auto3 plan: a block on device 2" "$T/auto3.plan" "decoder.* device 2$"

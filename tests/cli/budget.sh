@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# One budget: --max-memory 0=SIZE alone lets the planner pick the fastest plan
+# that fits, as --vram-budget SIZE does (kept as an alias); --offload still
+# forces a plan; an impossible budget names the flag the user gave.
+# usage: bash budget.sh FERRY_BINARY FIXTURES_DIR
+set -u
+FERRY=$1
+FIXTURES=$2
+MODEL=$FIXTURES/wan-tiny/model
+# shellcheck source=common.bash
+source "$(dirname "$0")/common.bash" budget
+SIZES=(--height 64 --width 64 --num-frames 5 --max-sequence-length 16)
+
+"$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --max-memory 0=3MiB >"$T/mm.txt" 2>"$T/mm.err"
+rc=$?
+if [ $rc -eq 0 ]; then ok; else bad "--max-memory alone: exit $rc"; cat "$T/mm.err"; fi
+has "planner chose" "$T/mm.txt" "(chosen by the planner)"
+has "planner names --max-memory" "$T/mm.txt" "planner      --max-memory 3.00 MiB"
+"$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --vram-budget 3MiB >"$T/vb.txt" 2>&1 || bad "--vram-budget"
+plan_line() { grep "^  plan " "$1"; }
+if [ "$(plan_line "$T/mm.txt")" = "$(plan_line "$T/vb.txt")" ]; then ok; else
+    bad "--max-memory and --vram-budget chose differently: $(plan_line "$T/mm.txt") / $(plan_line "$T/vb.txt")"
+fi
+"$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --max-memory 0=3MiB --offload sequential >"$T/fx.txt" 2>&1 ||
+    bad "--max-memory with --offload"
+has "--offload forces its plan" "$T/fx.txt" "plan         sequential"
+if ! grep -q "chosen by the planner" "$T/fx.txt"; then ok; else bad "--offload was overridden by the planner"; fi
+
+"$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --max-memory 0=64KiB >/dev/null 2>"$T/small.err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q -- "--max-memory 0=64.00 KiB: no plan fits" "$T/small.err"; then ok; else
+    bad "impossible --max-memory: exit $rc"
+    cat "$T/small.err"
+fi
+"$FERRY" generate --model "$MODEL" "${SIZES[@]}" --prompt fox --steps 2 --device emu --max-memory 0=3MiB \
+    --output "$T/g.png" >"$T/g.txt" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && [ -s "$T/g_0000.png" ]; then ok; else bad "generate with --max-memory alone: exit $rc"; tail -3 "$T/g.txt"; fi
+finish
