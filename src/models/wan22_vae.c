@@ -132,7 +132,8 @@ static fy_status avg_down_add(vae_run *r, const vae_shortcut *sc, vae_act *x)
         st = fy_dev_copy(r->ops, o, g, (size_t)S * sizeof(float));
         for (int64_t j = 1; j < group && st == FY_OK; j++) st = fy_dev_add(r->ops, o, g + j * S, o, S);
     }
-    if (st == FY_OK && !r->dry) st = fy_dev_scale(r->ops, mean.d, (float)(1.0 / (double)group), mean.d, vae_numel(&mean));
+    if (st == FY_OK && !r->dry)
+        st = fy_dev_scale(r->ops, mean.d, (float)(1.0 / (double)group), mean.d, vae_numel(&mean));
     if (st == FY_OK && !r->dry) st = fy_dev_add(r->ops, x->d, mean.d, x->d, vae_numel(x));
     vae_release(r, &mean);
     vae_release(r, &folded);

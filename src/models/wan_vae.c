@@ -73,14 +73,13 @@ static fy_status read_variant(const fy_config *j, fy_wan_vae_config *k)
 {
     FY_TRY(fy_config_bool_or(j, "is_residual", false, &k->is_residual));
     FY_TRY(fy_config_int_or(j, "patch_size", 1, &k->patch_size));
-    {
-        if (k->patch_size < 1 || k->patch_size > 8)
-            return fy_error(FY_ERR_FORMAT, "%s: \"patch_size\" is %lld, expected 1 to 8", fy_config_path(j),
-                            (long long)k->patch_size);
-    }
+    if (k->patch_size < 1 || k->patch_size > 8)
+        return fy_error(FY_ERR_FORMAT, "%s: \"patch_size\" is %lld, expected 1 to 8", fy_config_path(j),
+                        (long long)k->patch_size);
     int64_t p2 = k->patch_size * k->patch_size;
     if (k->in_channels % p2 || k->out_channels % p2)
-        return fy_error(FY_ERR_FORMAT, "%s: in_channels %lld / out_channels %lld are not multiples of patch_size^2 %lld",
+        return fy_error(FY_ERR_FORMAT,
+                        "%s: in_channels %lld / out_channels %lld are not multiples of patch_size^2 %lld",
                         fy_config_path(j), (long long)k->in_channels, (long long)k->out_channels, (long long)p2);
     k->video_channels = k->out_channels / p2;
     if (k->in_channels / p2 != k->video_channels)
