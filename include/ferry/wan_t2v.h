@@ -10,6 +10,12 @@
  * >= boundary_ratio * num_train_timesteps, else `transformer_2` with
  * guidance_scale_2; one scheduler (its history included) serves both.
  *
+ * Wan2.2 TI2V-5B folders (expand_timesteps) give the transformer one
+ * timestep per latent token (all at the step's t: text to video) and decode
+ * with the Wan2.2 VAE. Sizes follow WanPipeline: height and width multiples
+ * of 16, rounded down to multiples of the VAE factor times the patch, frames
+ * to 4k + 1, each rounding warned about (fy_wan_t2v_check accepts them).
+ *
  * One engine holds every component that runs on the compute device, so the
  * memory options (--offload, --max-memory, ...) apply to the whole run;
  * --text-encoder-cpu-offload and --vae-cpu-offload give those components a

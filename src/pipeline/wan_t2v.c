@@ -1,5 +1,6 @@
 /* The Wan text-to-video pipeline (diffusers' WanPipeline.__call__): Wan2.1,
- * and Wan2.2 A14B's two experts (transformer_2, boundary_ratio).
+ * Wan2.2 A14B's two experts (transformer_2, boundary_ratio) and Wan2.2
+ * TI2V-5B's per-token timesteps (expand_timesteps) with its VAE.
  *
  * Memory policy lives in the engines, not here: this file declares what runs
  * where (which engine each component's weights go to), reserves the largest
