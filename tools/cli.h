@@ -52,6 +52,15 @@ int cli_generate_run(const char *model_dir, const char *output, int fps, const f
                      const fy_run_options *options);
 
 /* Print `ferry: error: MESSAGE` (the library's last message) and return 1. */
+/* SIGINT and SIGTERM (cli_signals.c): install/restore around a command's
+ * work; cli_stopped prints the one line (the error message, which says where
+ * the run stopped) and returns the exit status, 128 + the signal. */
+void cli_stop_install(void);
+void cli_stop_restore(void);
+bool cli_stop_requested(void);
+int cli_stopped(void);
+void cli_stop_test_hook(const char *stage); /* FERRY_TEST_RAISE, for the CLI tests */
+
 int cli_fail(void);
 /* Print `ferry: error: CMD: MESSAGE (see ferry CMD --help)` and return 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)

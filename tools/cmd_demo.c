@@ -65,14 +65,6 @@ typedef struct demo_args {
     fy_run_options options;
 } demo_args;
 
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
 /* One demo flag with its value; -1 when arg is not one. */
 static int take_flag(void *user, const char *arg, const char *value)
 {
@@ -263,9 +255,9 @@ static int demo(demo_args *a, const char *dir)
     model_facts facts;
     fy_plan plan;
     if (read_facts(dir, &facts) != FY_OK || choose_budget(dir, a, &plan) != FY_OK) return cli_fail();
-    if (interrupted) {
-        fprintf(stderr, "ferry: error: stopped by the user\n");
-        return CLI_EXIT_FAILURE;
+    if (cli_stop_requested()) {
+        fy_error(FY_ERR_INTERRUPTED, "stopped by the user while the random model was written");
+        return cli_stopped();
     }
     if (fy_log_get_level() >= FY_LOG_INFO) say_what_happens(a, dir, &facts, &plan);
     return cli_generate_run(dir, a->output, 16, &a->params, &a->options);
@@ -283,16 +275,13 @@ int cli_demo_main(int argc, char **argv)
 
     /* Ctrl-C while the model is written: finish the (short) write, then
      * clean up; the run has its own handler, which stops between steps. */
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, &old);
+    cli_stop_install();
     char *temp = a.model_dir ? NULL : temp_model_dir();
     const char *dir = a.model_dir ? a.model_dir : temp;
     rc = dir ? demo(&a, dir) : cli_fail();
     if (temp) fy_wan_random_remove(temp);
     else if (rc == 0) fy_info("the random model is kept in %s", dir);
     free(temp);
-    sigaction(SIGINT, &old, NULL);
+    cli_stop_restore();
     return rc;
 }

@@ -51,14 +51,6 @@ typedef struct generate_args {
     fy_run_options options;
 } generate_args;
 
-static volatile sig_atomic_t interrupted;
-
-static void on_sigint(int sig)
-{
-    (void)sig;
-    interrupted = 1;
-}
-
 /* One generate-specific flag with its value; returns -1 when arg is not one. */
 static int take_flag(void *user, const char *arg, const char *value)
 {
@@ -108,6 +100,7 @@ static void on_stage(void *user, const char *stage)
 {
     generate_ui *ui = user;
     fy_debug("%s", stage);
+    cli_stop_test_hook(stage);
     if (cli_rank() != 0) return; /* one progress bar: rank 0's */
     if (strncmp(stage, "loading", 7) == 0) {
         /* A terminal nicety: logs get the closing report's load time instead. */
@@ -140,7 +133,13 @@ static void on_step(void *user, int i, int n, double seconds)
 static bool should_stop(void *user)
 {
     (void)user;
-    return interrupted != 0;
+    return cli_stop_requested();
+}
+
+static bool should_stop_writing(void *user)
+{
+    cli_stop_test_hook("write");
+    return should_stop(user);
 }
 
 /* Every rank's share of the block weights and its peak RSS, on rank 0's
@@ -199,6 +198,35 @@ int cli_check_outputs(const char *output, int frames, const fy_run_options *o)
     return 0;
 }
 
+/* The run, then the write; a stop signal at any point ends it with no output. */
+static int run_and_write(const char *model_dir, const char *output, int fps, const fy_wan_t2v_params *params,
+                         const fy_run_options *options, const fy_wan_t2v_hooks *hooks)
+{
+    fy_wan_t2v_result result;
+    fy_status s = fy_wan_t2v_run(model_dir, options, params, hooks, &result);
+    if (s == FY_OK && cli_stop_requested()) {
+        fy_wan_t2v_result_free(&result);
+        s = fy_error(FY_ERR_INTERRUPTED, "stopped by the user during the VAE decode");
+    }
+    if (s != FY_OK) return s == FY_ERR_INTERRUPTED && cli_stop_requested() ? cli_stopped() : cli_fail();
+    if (cli_rank() != 0) { /* every rank computed the same video: rank 0 writes it */
+        s = report_ranks(&result);
+        fy_wan_t2v_result_free(&result);
+        return s == FY_OK ? 0 : cli_fail();
+    }
+    fy_video_options vo = {.crf = -1, .should_stop = should_stop_writing};
+    s = fy_video_write_opts(output, result.video, (int)result.frames, (int)result.height, (int)result.width, fps,
+                            FY_VIDEO_AUTO, &vo);
+    if (s == FY_OK) {
+        fy_wan_t2v_report_print(&result.report, stderr);
+        s = report_ranks(&result);
+        fy_info("wrote %s", output);
+    }
+    fy_wan_t2v_result_free(&result);
+    if (s == FY_ERR_INTERRUPTED && cli_stop_requested()) return cli_stopped();
+    return s == FY_OK ? 0 : cli_fail();
+}
+
 int cli_generate_run(const char *model_dir, const char *output, int fps, const fy_wan_t2v_params *params,
                      const fy_run_options *options)
 {
@@ -213,32 +241,12 @@ int cli_generate_run(const char *model_dir, const char *output, int fps, const f
     hooks.stage = on_stage;
     hooks.step = on_step;
     hooks.should_stop = should_stop;
-    struct sigaction sa, old;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, &old);
-
-    fy_wan_t2v_result result;
-    interrupted = 0;
-    fy_status s = fy_wan_t2v_run(model_dir, options, params, &hooks, &result);
+    cli_stop_install();
+    rc = run_and_write(model_dir, output, fps, params, options, &hooks);
     fy_progress_free(ui.loading);
     fy_progress_free(ui.bar);
-    sigaction(SIGINT, &old, NULL);
-    if (s != FY_OK) return cli_fail();
-    if (cli_rank() != 0) { /* every rank computed the same video: rank 0 writes it */
-        s = report_ranks(&result);
-        fy_wan_t2v_result_free(&result);
-        return s == FY_OK ? 0 : cli_fail();
-    }
-    s = fy_video_write(output, result.video, (int)result.frames, (int)result.height, (int)result.width, fps,
-                       FY_VIDEO_AUTO);
-    if (s == FY_OK) {
-        fy_wan_t2v_report_print(&result.report, stderr);
-        s = report_ranks(&result);
-        fy_info("wrote %s", output);
-    }
-    fy_wan_t2v_result_free(&result);
-    return s == FY_OK ? 0 : cli_fail();
+    cli_stop_restore();
+    return rc;
 }
 
 int cli_generate_main(int argc, char **argv)

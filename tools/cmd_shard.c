@@ -14,6 +14,7 @@
 #include "cli.h"
 #include "ferry/options.h"
 #include "ferry/safetensors.h"
+#include "io/regular_file.h"
 
 static const char usage[] =
     "usage: ferry shard IN OUT_DIR --max-shard-size SIZE [--stem NAME] [--dtype bf16|f16]\n"
@@ -200,35 +201,7 @@ static fy_status write_all(int fd, const char *buf, size_t n, const char *path)
 
 static fy_status read_small_file(const char *path, char **buf, size_t *n)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) return fy_error(FY_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    fy_status s = FY_OK;
-    *buf = NULL;
-    *n = 0;
-    size_t cap = 0;
-    for (;;) {
-        if (*n == cap) {
-            cap = cap ? cap * 2 : 4096;
-            char *grown = cap <= (64u << 20) ? realloc(*buf, cap) : NULL;
-            if (!grown) {
-                s = fy_error(FY_ERR_NOMEM, "%s: too large or out of memory", path);
-                break;
-            }
-            *buf = grown;
-        }
-        size_t got = fread(*buf + *n, 1, cap - *n, f);
-        *n += got;
-        if (got == 0) {
-            if (ferror(f)) s = fy_error(FY_ERR_IO, "%s: read failed", path);
-            break;
-        }
-    }
-    fclose(f);
-    if (s != FY_OK) {
-        free(*buf);
-        *buf = NULL;
-    }
-    return s;
+    return fy_read_regular(path, 64u << 20, "a config file", buf, n);
 }
 
 /* Written under a temporary name and renamed, so OUT_DIR never holds half a config. */

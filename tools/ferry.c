@@ -103,7 +103,40 @@ static void on_sigbus(int sig)
     _exit(1);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define FERRY_LSAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FERRY_LSAN 1
+#endif
+#endif
+#ifdef FERRY_LSAN
+#include <sanitizer/lsan_interface.h>
+#endif
+
+/* A failed command leaves without running exit handlers: after an allocation
+ * failure, OpenBLAS's handler can wait forever on a worker thread that is
+ * still retrying one. Output is flushed first; the leak check that exit
+ * would run under ASan runs here. */
+static int leave(int rc)
+{
+    if (rc == 0) return 0;
+    fflush(stdout);
+    fflush(stderr);
+#ifdef FERRY_LSAN
+    __lsan_do_leak_check();
+#endif
+    _exit(rc);
+}
+
+static int run_main(int argc, char **argv);
+
 int main(int argc, char **argv)
+{
+    return leave(run_main(argc, argv));
+}
+
+static int run_main(int argc, char **argv)
 {
     struct sigaction bus = {.sa_handler = on_sigbus};
     sigemptyset(&bus.sa_mask);

@@ -34,6 +34,17 @@ fy_status fy_config_string(const fy_config *c, const char *key, const char **out
 fy_status fy_config_int_array(const fy_config *c, const char *key, int64_t *out, size_t max, size_t *n);
 fy_status fy_config_double_array(const fy_config *c, const char *key, double *out, size_t max, size_t *n);
 
+fy_status fy_config_bool_array(const fy_config *c, const char *key, bool *out, size_t max, size_t *n);
+
+/* Integers used in arithmetic (sizes, factors, divisors): refused outside
+ * [min, max] with a message naming the file, the key and the range. */
+fy_status fy_config_int_range(const fy_config *c, const char *key, int64_t min, int64_t max, int64_t *out);
+fy_status fy_config_int_range_or(const fy_config *c, const char *key, int64_t def, int64_t min, int64_t max,
+                                 int64_t *out);
+/* Exactly want entries, each in [min, max]. */
+fy_status fy_config_int_array_range(const fy_config *c, const char *key, int64_t min, int64_t max, int64_t *out,
+                                    size_t want);
+
 fy_status fy_config_int_or(const fy_config *c, const char *key, int64_t def, int64_t *out);
 fy_status fy_config_double_or(const fy_config *c, const char *key, double def, double *out);
 fy_status fy_config_bool_or(const fy_config *c, const char *key, bool def, bool *out);

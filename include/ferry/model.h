@@ -53,6 +53,10 @@ const fy_component *fy_model_component_at(const fy_model *m, size_t i);
 /* NULL with FY_ERR_NOT_FOUND set when absent. */
 const fy_component *fy_model_component(const fy_model *m, const char *name);
 
+/* FY_ERR_IO naming the first weights file that changed since it was opened
+ * (see fy_st_check_unchanged): checked before a run's result is used. */
+fy_status fy_model_check_unchanged(const fy_model *m);
+
 /* A weight by its diffusers name, as a borrowed host view into the mmap. */
 fy_status fy_component_weight(const fy_component *c, const char *name, fy_tensor *out);
 

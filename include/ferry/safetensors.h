@@ -47,7 +47,12 @@ const fy_st_info *fy_st_find(const fy_st_file *f, const char *name);
 size_t fy_st_metadata_count(const fy_st_file *f);
 const char *fy_st_metadata_key(const fy_st_file *f, size_t i);
 const char *fy_st_metadata(const fy_st_file *f, const char *key);
-/* A borrowing host view of a tensor (rank <= FY_MAX_DIMS). */
+/* FY_ERR_IO naming the file when it is not the file that was opened (its
+ * inode, size or modification time changed): a run that read it may have
+ * mixed old and new bytes. */
+fy_status fy_st_check_unchanged(const fy_st_file *f);
+/* A borrowing host view of a tensor (rank <= FY_MAX_DIMS); a tensor not
+ * aligned to its element size (in a buffer from fy_st_open_memory) is refused. */
 fy_status fy_st_view(const fy_st_file *f, const char *name, fy_tensor *out);
 /* Which open, mapped file holds [data, data + nbytes), and at which byte
  * offset from the file's start (the offload engine's disk tier reads views
@@ -73,6 +78,7 @@ const fy_st_info *fy_st_set_at(const fy_st_set *s, size_t i);
 const fy_st_info *fy_st_set_find(const fy_st_set *s, const char *name);
 fy_status fy_st_set_view(const fy_st_set *s, const char *name, fy_tensor *out);
 /* The file holding a tensor (for error messages and the disk tier). */
+fy_status fy_st_set_check_unchanged(const fy_st_set *s);
 const fy_st_file *fy_st_set_file_of(const fy_st_set *s, const char *name);
 
 /* ---- Writing ------------------------------------------------------------ */

@@ -24,6 +24,7 @@
 #define FERRY_VIDEO_OUT_H
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include "ferry/error.h"
 
@@ -42,6 +43,10 @@ typedef struct fy_video_options {
     int crf;              /* x264 constant rate factor; < 0: 18 */
     int64_t bitrate;      /* bits/s; > 0 uses a bitrate target instead of crf */
     const char *encoder;  /* libavcodec encoder name; NULL: libx264, h264, mpeg4 */
+    /* Polled between frames: true stops the write (FY_ERR_INTERRUPTED), its
+     * temporary files removed. NULL: never. */
+    bool (*should_stop)(void *user);
+    void *user;
 } fy_video_options;
 
 /* Limits that turn absurd sizes into one clear error instead of a huge allocation. */

@@ -3,14 +3,14 @@
  * which one to fix. */
 #include "ferry/config.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
+
+#include "io/regular_file.h"
 
 /* Real configs are a few KiB; anything this large is the wrong file
  * (e.g. a weights file passed as a config) and is refused before reading. */
@@ -114,42 +114,6 @@ fy_status fy_config_parse(const char *text, const char *label, fy_config **out)
     return parse_text(text, strlen(text), label, out);
 }
 
-static fy_status read_file(const char *path, char **text, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fy_status s = errno == ENOENT ? FY_ERR_NOT_FOUND : FY_ERR_IO;
-        return fy_error(s, "%s: cannot open: %s", path, strerror(errno));
-    }
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return fy_error(FY_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > FY_CONFIG_MAX_BYTES) {
-        fclose(f);
-        return fy_error(FY_ERR_FORMAT, "%s: %lld bytes is too large for a config file (limit %u MiB); is this the right file?",
-                        path, (long long)st.st_size, FY_CONFIG_MAX_BYTES >> 20);
-    }
-    size_t size = (size_t)st.st_size;
-    char *buf = malloc(size + 1);
-    if (!buf) {
-        fclose(f);
-        return fy_error(FY_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(buf, 1, size, f);
-    int failed = ferror(f);
-    fclose(f);
-    if (failed || got != size) {
-        free(buf);
-        return fy_error(FY_ERR_IO, "%s: read failed", path);
-    }
-    buf[size] = '\0';
-    *text = buf;
-    *len = size;
-    return FY_OK;
-}
-
 fy_status fy_config_load(const char *path, fy_config **out)
 {
     if (!out) return fy_error(FY_ERR_INVALID, "fy_config_load: out is NULL");
@@ -157,7 +121,7 @@ fy_status fy_config_load(const char *path, fy_config **out)
     if (!path) return fy_error(FY_ERR_INVALID, "fy_config_load: path is NULL");
     char *text = NULL;
     size_t len = 0;
-    FY_TRY(read_file(path, &text, &len));
+    FY_TRY(fy_read_regular(path, FY_CONFIG_MAX_BYTES, "a config file", &text, &len));
     if (memchr(text, '\0', len)) {
         free(text);
         return fy_error(FY_ERR_FORMAT, "%s: not JSON (binary data)", path);
@@ -292,6 +256,57 @@ fy_status fy_config_int_array(const fy_config *c, const char *key, int64_t *out,
             return fy_error(FY_ERR_FORMAT, "%s: key \"%s\" entry %zu is not an integer", c->label, key, i);
     }
     *n = len;
+    return FY_OK;
+}
+
+fy_status fy_config_bool_array(const fy_config *c, const char *key, bool *out, size_t max, size_t *n)
+{
+    const cJSON *arr = NULL;
+    size_t len = 0;
+    FY_TRY(array_items(c, key, max, &len, &arr));
+    size_t i = 0;
+    for (const cJSON *e = arr->child; e; e = e->next, i++) {
+        if (!cJSON_IsBool(e))
+            return fy_error(FY_ERR_FORMAT, "%s: key \"%s\" entry %zu is %s, expected a boolean", c->label, key, i,
+                            kind_of(e));
+        out[i] = cJSON_IsTrue(e);
+    }
+    *n = len;
+    return FY_OK;
+}
+
+static fy_status check_range(const fy_config *c, const char *key, int64_t v, int64_t min, int64_t max)
+{
+    if (v < min || v > max)
+        return fy_error(FY_ERR_FORMAT, "%s: key \"%s\" is %lld, expected an integer from %lld to %lld", c->label, key,
+                        (long long)v, (long long)min, (long long)max);
+    return FY_OK;
+}
+
+fy_status fy_config_int_range(const fy_config *c, const char *key, int64_t min, int64_t max, int64_t *out)
+{
+    FY_TRY(fy_config_int(c, key, out));
+    return check_range(c, key, *out, min, max);
+}
+
+fy_status fy_config_int_range_or(const fy_config *c, const char *key, int64_t def, int64_t min, int64_t max,
+                                 int64_t *out)
+{
+    FY_TRY(fy_config_int_or(c, key, def, out));
+    return check_range(c, key, *out, min, max);
+}
+
+fy_status fy_config_int_array_range(const fy_config *c, const char *key, int64_t min, int64_t max, int64_t *out,
+                                    size_t want)
+{
+    size_t n = 0;
+    FY_TRY(fy_config_int_array(c, key, out, want, &n));
+    if (n != want)
+        return fy_error(FY_ERR_FORMAT, "%s: key \"%s\" has %zu entries, expected %zu", c->label, key, n, want);
+    for (size_t i = 0; i < n; i++)
+        if (out[i] < min || out[i] > max)
+            return fy_error(FY_ERR_FORMAT, "%s: key \"%s\" entry %zu is %lld, expected an integer from %lld to %lld",
+                            c->label, key, i, (long long)out[i], (long long)min, (long long)max);
     return FY_OK;
 }
 

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/regular_file.h"
+
 typedef enum component_kind {
     KIND_MODEL,
     KIND_SCHEDULER,
@@ -105,14 +107,28 @@ static const char *weights_stem_of(const char *library)
 
 /* ---- Opening -------------------------------------------------------------- */
 
+/* A weights name that exists but is no regular file (a FIFO, a device, a
+ * folder) is named as such rather than reported missing. */
+static fy_status refuse_special(const char *dir, const char *name, const char *what)
+{
+    char *p = join_path(dir, name);
+    if (!p) return fy_error(FY_ERR_NOMEM, "%s: out of memory", dir);
+    struct stat st;
+    fy_status s = FY_OK;
+    if (stat(p, &st) == 0 && !S_ISREG(st.st_mode))
+        s = fy_error(FY_ERR_IO, "%s: is %s, not a regular file (expected %s)", p, fy_file_kind(st.st_mode), what);
+    free(p);
+    return s;
+}
+
 static fy_status open_config(component_slot *s, component_kind kind)
 {
     char *path = join_path(s->dir, config_name_of(kind));
     if (!path) return fy_error(FY_ERR_NOMEM, "%s: out of memory", s->dir);
-    fy_status st = FY_OK;
-    if (is_file(path)) {
+    fy_status st = refuse_special(s->dir, config_name_of(kind), "a JSON config");
+    if (st == FY_OK && is_file(path)) {
         st = fy_config_load(path, &s->pub.config);
-    } else if (kind == KIND_MODEL) {
+    } else if (st == FY_OK && kind == KIND_MODEL) {
         st = fy_error(FY_ERR_NOT_FOUND, "%s: missing (every model component needs its %s)", path,
                       config_name_of(kind));
     }
@@ -153,6 +169,8 @@ static fy_status open_weights(component_slot *s)
     snprintf(single, sizeof single, "%s.safetensors", stem);
     snprintf(index, sizeof index, "%s.safetensors.index.json", stem);
     snprintf(bin, sizeof bin, "%s.bin", stem);
+    FY_TRY(refuse_special(s->dir, single, "safetensors weights"));
+    FY_TRY(refuse_special(s->dir, index, "a safetensors index"));
     if (!file_in(s->dir, single) && !file_in(s->dir, index)) {
         if (file_in(s->dir, bin))
             return fy_error(FY_ERR_UNSUPPORTED,
@@ -367,6 +385,12 @@ const fy_component *fy_model_component(const fy_model *m, const char *name)
     fy_error(FY_ERR_NOT_FOUND, "%s: no component \"%s\" in model_index.json", m ? m->dir : "model",
              name ? name : "");
     return NULL;
+}
+
+fy_status fy_model_check_unchanged(const fy_model *m)
+{
+    for (size_t i = 0; m && i < m->count; i++) FY_TRY(fy_st_set_check_unchanged(m->slots[i].pub.weights));
+    return FY_OK;
 }
 
 fy_status fy_component_weight(const fy_component *c, const char *name, fy_tensor *out)

@@ -89,13 +89,15 @@ static void sequence_discard(sequence *q, int frames)
 }
 
 static fy_status write_frames(sequence *q, const char *label, const char *pattern, const float *video,
-                              int frames, int height, int width)
+                              int frames, int height, int width, const fy_video_options *opts)
 {
     size_t frame_values = (size_t)height * (size_t)width * 3u;
     uint8_t *rgb = malloc(frame_values);
     if (!rgb) return fy_error(FY_ERR_NOMEM, "%s: out of memory", label);
     fy_status s = FY_OK;
     for (int i = 0; i < frames && s == FY_OK; i++) {
+        s = fy_video_check_stop(label, opts);
+        if (s != FY_OK) break;
         q->final[i] = frame_name(pattern, i);
         q->tmp[i] = q->final[i] ? fy_video_temp_name(q->final[i]) : NULL;
         if (!q->tmp[i]) {
@@ -112,12 +114,12 @@ static fy_status write_frames(sequence *q, const char *label, const char *patter
 }
 
 fy_status fy_png_write_sequence(const char *label, const char *pattern, const float *video, int frames,
-                                int height, int width)
+                                int height, int width, const fy_video_options *opts)
 {
     bool created = false;
     FY_TRY(ensure_folder(label, &created));
     sequence q = {calloc((size_t)frames, sizeof(char *)), calloc((size_t)frames, sizeof(char *)), 0, 0};
-    fy_status s = q.final && q.tmp ? write_frames(&q, label, pattern, video, frames, height, width)
+    fy_status s = q.final && q.tmp ? write_frames(&q, label, pattern, video, frames, height, width, opts)
                                    : fy_error(FY_ERR_NOMEM, "%s: out of memory", label);
     for (int i = 0; s == FY_OK && i < frames; i++) {
         if (rename(q.tmp[i], q.final[i]) != 0)
@@ -127,6 +129,6 @@ fy_status fy_png_write_sequence(const char *label, const char *pattern, const fl
     if (s == FY_OK) q.published = q.written = 0; /* keep everything */
     sequence_discard(&q, frames);
     if (s != FY_OK && created) rmdir(label);
-    if (s != FY_OK) fy_error_prefix(s, "%s: no frames written: ", label);
+    if (s != FY_OK && s != FY_ERR_INTERRUPTED) fy_error_prefix(s, "%s: no frames written: ", label);
     return s;
 }

@@ -8,6 +8,8 @@
  * no checks. Only the header pages are touched: MADV_RANDOM keeps the kernel
  * from reading ahead into tensor data that nobody asked for. */
 #include "ferry/safetensors.h"
+#include "ferry/log.h"
+#include "io/regular_file.h"
 #include "io/safetensors_internal.h"
 
 #include <cjson/cJSON.h>
@@ -46,6 +48,9 @@ struct fy_st_file {
     fy_st_meta *meta;        /* sorted by key */
     size_t meta_count;
     bool has_meta;
+    void *copy;              /* read into memory instead of mapped (misaligned data) */
+    size_t copy_size;
+    struct stat opened;      /* identity at open, for fy_st_check_unchanged */
 };
 
 static char *dup_string(const char *s)
@@ -117,7 +122,7 @@ fy_status fy_st_locate(const void *data, uint64_t nbytes, char *path, size_t pat
 void fy_st_close(fy_st_file *f)
 {
     if (!f) return;
-    if (f->mapped) unregister_open(f);
+    if (f->mapped && !f->copy) unregister_open(f);
     for (size_t i = 0; i < f->count; i++) free((char *)f->tensors[i].name);
     for (size_t i = 0; i < f->meta_count; i++) {
         free(f->meta[i].key);
@@ -126,7 +131,8 @@ void fy_st_close(fy_st_file *f)
     free(f->meta);
     free(f->tensors);
     free(f->by_name);
-    if (f->mapped) munmap((void *)f->base, f->size);
+    if (f->mapped && !f->copy) munmap((void *)f->base, f->size);
+    if (f->copy) munmap(f->copy, f->copy_size);
     free(f->path);
     free(f);
 }
@@ -473,14 +479,9 @@ fy_status fy_st_open_memory(const void *buf, size_t size, const char *label, fy_
     return finish_open(f, out);
 }
 
-static fy_status map_file(fy_st_file *f, int fd)
+static fy_status map_file(fy_st_file *f, int fd, const struct stat *st)
 {
-    struct stat st;
-    if (fstat(fd, &st) != 0)
-        return fy_error(FY_ERR_IO, "%s: cannot stat: %s", f->path, strerror(errno));
-    if (!S_ISREG(st.st_mode))
-        return fy_error(FY_ERR_IO, "%s: not a regular file", f->path);
-    f->size = (size_t)st.st_size;
+    f->size = (size_t)st->st_size;
     if (f->size < 8) {
         f->base = (const uint8_t *)"";
         return FY_OK; /* parse_header reports it */
@@ -497,24 +498,103 @@ static fy_status map_file(fy_st_file *f, int fd)
     return FY_OK;
 }
 
+/* The element alignment a typed load needs (sub-byte and byte types: none). */
+static size_t alignment_of(fy_dtype dtype)
+{
+    size_t size = fy_dtype_size(dtype);
+    return size > 8 ? 8 : (size ? size : 1);
+}
+
+static bool misaligned(const fy_st_info *t)
+{
+    return (uintptr_t)t->data % alignment_of(t->dtype) != 0;
+}
+
+static bool any_misaligned(const fy_st_file *f)
+{
+    for (size_t i = 0; i < f->count; i++)
+        if (misaligned(&f->tensors[i])) return true;
+    return false;
+}
+
+/* A header whose length is not a multiple of 8 is legal but leaves the data
+ * misaligned in the mapping (its pages start at the file's start): the file
+ * is read into memory placed so that the data section is 64-byte aligned. */
+static fy_status read_aligned(fy_st_file *f, int fd)
+{
+    size_t header = (size_t)(f->data - f->base);
+    size_t shift = (64 - header % 64) % 64;
+    size_t total = f->size + shift;
+    void *mem = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED)
+        return fy_error(FY_ERR_NOMEM, "%s: cannot allocate %zu bytes to hold its misaligned tensors", f->path, total);
+    uint8_t *dst = (uint8_t *)mem + shift;
+    for (size_t done = 0; done < f->size;) {
+        ssize_t got = pread(fd, dst + done, f->size - done, (off_t)done);
+        if (got < 0 && errno == EINTR) continue;
+        if (got <= 0) {
+            munmap(mem, total);
+            return fy_error(FY_ERR_IO, "%s: read failed at byte %zu: %s", f->path, done,
+                            got < 0 ? strerror(errno) : "the file became shorter");
+        }
+        done += (size_t)got;
+    }
+    fy_warn("%s: the tensor data starts at byte %zu, not a multiple of 8, so ferry reads the file into memory "
+            "instead of mapping it (re-save it with safetensors to map it)", f->path, header);
+    munmap((void *)f->base, f->size);
+    f->base = dst;
+    f->data = dst + header;
+    for (size_t i = 0; i < f->count; i++) f->tensors[i].data = f->data + f->tensors[i].offset;
+    f->copy = mem;
+    f->copy_size = total;
+    return FY_OK;
+}
+
 fy_status fy_st_open(const char *path, fy_st_file **out)
 {
     *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fy_error(errno == ENOENT ? FY_ERR_NOT_FOUND : FY_ERR_IO, "%s: cannot open: %s",
-                        path, strerror(errno));
+    int fd;
+    struct stat st;
+    FY_TRY(fy_open_regular(path, 0, "a safetensors file", &fd, &st));
     fy_st_file *f = NULL;
     fy_status s = new_file(path, &f);
     if (s == FY_OK) {
-        s = map_file(f, fd);
+        f->opened = st;
+        s = map_file(f, fd, &st);
         if (s != FY_OK) fy_st_close(f);
+    }
+    if (s == FY_OK) s = finish_open(f, out);
+    if (s == FY_OK && f->mapped && any_misaligned(f)) {
+        s = read_aligned(f, fd);
+        if (s != FY_OK) {
+            fy_st_close(f);
+            *out = NULL;
+        }
     }
     close(fd);
     FY_TRY(s);
-    FY_TRY(finish_open(f, out));
-    if (f->mapped) register_open(f);
+    if (f->mapped && !f->copy) register_open(f);
     return FY_OK;
+}
+
+static bool same_time(struct timespec a, struct timespec b)
+{
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+fy_status fy_st_check_unchanged(const fy_st_file *f)
+{
+    if (!f->opened.st_ino) return FY_OK; /* opened from memory */
+    struct stat now;
+    const char *what = NULL;
+    if (stat(f->path, &now) != 0) what = "it is gone";
+    else if (now.st_dev != f->opened.st_dev || now.st_ino != f->opened.st_ino) what = "it was replaced";
+    else if (now.st_size != f->opened.st_size) what = "its size changed";
+    else if (!same_time(now.st_mtim, f->opened.st_mtim)) what = "it was written to";
+    if (!what) return FY_OK;
+    return fy_error(FY_ERR_IO, "%s: the file changed while ferry read it (%s), so the result could mix old and new "
+                    "weights and none is written; leave the model folder alone while ferry runs and start again",
+                    f->path, what);
 }
 
 /* ---- Queries ------------------------------------------------------------ */
@@ -581,6 +661,11 @@ fy_status fy_st_view(const fy_st_file *f, const char *name, fy_tensor *out)
         return fy_error(FY_ERR_UNSUPPORTED,
                         "%s: %s packs elements into sub-byte fields, which a view cannot index (tensor '%s')",
                         f->path, fy_dtype_safetensors_name(t->dtype), name);
+    if (misaligned(t))
+        return fy_error(FY_ERR_UNSUPPORTED,
+                        "%s: tensor '%s' starts at byte %llu of the data, not a multiple of its %zu-byte elements "
+                        "(re-save the file with safetensors)",
+                        f->path, name, (unsigned long long)t->offset, alignment_of(t->dtype));
     /* The mapping is read-only: the view borrows it and must not be written. */
     *out = fy_tensor_wrap((void *)t->data, t->dtype, t->ndim, t->shape, FY_HOST);
     return FY_OK;

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "io/regular_file.h"
+
 #define INDEX_MAX_BYTES (256u << 20)
 
 typedef struct set_entry {
@@ -122,37 +124,7 @@ static fy_status open_single(const char *path, fy_st_set **out)
 
 static fy_status read_text(const char *path, char **out, size_t *len)
 {
-    FILE *fp = fopen(path, "rb");
-    if (!fp)
-        return fy_error(errno == ENOENT ? FY_ERR_NOT_FOUND : FY_ERR_IO, "%s: cannot open: %s",
-                        path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(fp);
-        return fy_error(FY_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((uint64_t)st.st_size > INDEX_MAX_BYTES) {
-        fclose(fp);
-        return fy_error(FY_ERR_FORMAT, "%s: %lld bytes is too large for a safetensors index",
-                        path, (long long)st.st_size);
-    }
-    size_t n = (size_t)st.st_size;
-    char *buf = malloc(n + 1);
-    if (!buf) {
-        fclose(fp);
-        return fy_error(FY_ERR_NOMEM, "%s: out of memory", path);
-    }
-    size_t got = fread(buf, 1, n, fp);
-    int err = ferror(fp);
-    fclose(fp);
-    if (err || got != n) {
-        free(buf);
-        return fy_error(FY_ERR_IO, "%s: read failed", path);
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    return FY_OK;
+    return fy_read_regular(path, INDEX_MAX_BYTES, "a safetensors index", out, len);
 }
 
 /* Shard names are relative to the index: a path that climbs out is refused. */
@@ -414,4 +386,10 @@ fy_status fy_st_set_view(const fy_st_set *s, const char *name, fy_tensor *out)
     const set_entry *e = find_entry(s, name);
     if (!e) return fy_error(FY_ERR_NOT_FOUND, "%s: no tensor '%s'", s->path, name);
     return fy_st_view(s->files[e->file], name, out);
+}
+
+fy_status fy_st_set_check_unchanged(const fy_st_set *s)
+{
+    for (size_t i = 0; s && i < s->nfiles; i++) FY_TRY(fy_st_check_unchanged(s->files[i]));
+    return FY_OK;
 }

@@ -2,7 +2,9 @@
  * library. Everything here is wrapped so that no exception reaches C. */
 #include "ferry/tokenizer.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <new>
 #include <string>
@@ -10,6 +12,9 @@
 
 #ifdef FERRY_HAVE_SENTENCEPIECE
 #include <sentencepiece_processor.h>
+#include <sys/stat.h>
+
+#include "io/regular_file.h"
 
 /* The special tokens T5Tokenizer registers as added tokens. transformers
  * splits the text at their literal spellings before sentencepiece sees it,
@@ -24,17 +29,24 @@ struct fy_tokenizer {
     int64_t eos_id;
 };
 
-static bool file_exists(const std::string &path)
-{
-    FILE *f = std::fopen(path.c_str(), "rb");
-    if (!f) return false;
-    std::fclose(f);
-    return true;
-}
+/* Real sentencepiece models are a few MiB; the cap keeps a link to
+ * /dev/zero or a huge wrong file from being read without end. */
+static const uint64_t k_model_max_bytes = 256ull << 20;
 
 static fy_status load_model(fy_tokenizer *tok, const std::string &path)
 {
-    sentencepiece::util::Status st = tok->sp.Load(path);
+    /* Read here, not by sentencepiece: a FIFO or device is refused before any read. */
+    char *bytes = nullptr;
+    size_t len = 0;
+    FY_TRY(fy_read_regular(path.c_str(), k_model_max_bytes, "a sentencepiece model", &bytes, &len));
+    sentencepiece::util::Status st;
+    try {
+        st = tok->sp.LoadFromSerializedProto(absl::string_view(bytes, len));
+    } catch (...) {
+        std::free(bytes);
+        throw;
+    }
+    std::free(bytes);
     if (!st.ok())
         return fy_error(FY_ERR_FORMAT, "%s: not a valid sentencepiece model (%s)", path.c_str(),
                         st.ToString().c_str());
@@ -59,7 +71,8 @@ extern "C" fy_status fy_tokenizer_load(const char *dir, fy_tokenizer **out)
     fy_tokenizer *tok = nullptr;
     try {
         std::string path = std::string(dir) + "/spiece.model";
-        if (!file_exists(path))
+        struct stat st;
+        if (stat(path.c_str(), &st) != 0 && errno == ENOENT)
             return fy_error(FY_ERR_NOT_FOUND,
                             "%s: not found (the tokenizer folder must hold the sentencepiece model spiece.model)",
                             path.c_str());

@@ -213,7 +213,10 @@ fy_status fy_mp4_write(const char *path, const char *tmp_path, const float *vide
     if (fy_log_get_level() < FY_LOG_DEBUG && av_log_get_level() > AV_LOG_ERROR) av_log_set_level(AV_LOG_ERROR);
     fy_status s = open_output(&w, tmp_path, fps, opts);
     size_t frame_values = (size_t)width * (size_t)height * 3u;
-    for (int i = 0; s == FY_OK && i < frames; i++) s = encode_frame(&w, video + (size_t)i * frame_values, i);
+    for (int i = 0; s == FY_OK && i < frames; i++) {
+        s = fy_video_check_stop(path, opts);
+        if (s == FY_OK) s = encode_frame(&w, video + (size_t)i * frame_values, i);
+    }
     if (s == FY_OK) s = finish(&w);
     close_writer(&w);
     return s;

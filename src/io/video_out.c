@@ -2,14 +2,21 @@
  * The encoders live in video_mp4.c (libav) and png_out.c (libpng). */
 #include "ferry/video_out.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include "ferry/log.h"
 
 #include "io/video_out_internal.h"
 
@@ -108,6 +115,58 @@ char *fy_video_temp_name(const char *path)
     return tmp;
 }
 
+fy_status fy_video_check_stop(const char *path, const fy_video_options *opts)
+{
+    if (opts && opts->should_stop && opts->should_stop(opts->user))
+        return fy_error(FY_ERR_INTERRUPTED, "stopped by the user while writing %s", path);
+    return FY_OK;
+}
+
+/* The pid in "<stem>...tmp.<pid>.<ext>" when name is a temporary output; 0 if not. */
+static long temp_owner(const char *name, const char *stem)
+{
+    size_t n = strlen(stem);
+    if (strncmp(name, stem, n) != 0) return 0;
+    const char *t = NULL;
+    for (const char *p = strstr(name + n, ".tmp."); p; p = strstr(p + 1, ".tmp.")) t = p;
+    if (!t) return 0;
+    char *end = NULL;
+    errno = 0;
+    long pid = strtol(t + 5, &end, 10);
+    if (errno || end == t + 5 || *end != '.' || pid <= 0 || strchr(end + 1, '.') || strchr(end + 1, '/')) return 0;
+    return pid;
+}
+
+static bool stale(int dir_fd, const char *name, long pid)
+{
+    struct stat st;
+    if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) return false;
+    if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+        return false;
+    return st.st_mtime + 60 < time(NULL);
+}
+
+void fy_video_clean_stale(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char dir[4096], stem[1024];
+    int dn = slash ? snprintf(dir, sizeof dir, "%.*s", (int)(slash - path + 1), path) : snprintf(dir, sizeof dir, ".");
+    const char *base = slash ? slash + 1 : path;
+    size_t stem_len = strcspn(base, "%");
+    if (dn < 0 || (size_t)dn >= sizeof dir || stem_len >= sizeof stem) return;
+    memcpy(stem, base, stem_len);
+    stem[stem_len] = '\0';
+    DIR *d = opendir(dir);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        long pid = temp_owner(e->d_name, stem);
+        if (pid && stale(dirfd(d), e->d_name, pid) && unlinkat(dirfd(d), e->d_name, 0) == 0)
+            fy_warn("removed %s%s, a temporary output left by process %ld, which no longer runs", slash ? dir : "",
+                    e->d_name, pid);
+    }
+    closedir(d);
+}
+
 static fy_status check_shape(const char *path, const float *video, int frames, int height, int width, int fps)
 {
     if (!video) return fy_error(FY_ERR_INVALID, "%s: no video data", path);
@@ -147,7 +206,8 @@ static fy_status write_mp4(const char *path, const float *video, int frames, int
     return s;
 }
 
-static fy_status write_png(const char *path, const float *video, int height, int width)
+static fy_status write_png(const char *path, const float *video, int height, int width,
+                           const fy_video_options *opts)
 {
     size_t n = (size_t)height * (size_t)width * 3u;
     uint8_t *rgb = malloc(n);
@@ -157,7 +217,8 @@ static fy_status write_png(const char *path, const float *video, int height, int
         s = fy_error(FY_ERR_NOMEM, "%s: out of memory", path);
     } else {
         fy_video_to_u8_round(video, n, rgb);
-        s = publish(fy_png_write_rgb8(path, tmp, rgb, height, width), path, tmp);
+        s = fy_video_check_stop(path, opts);
+        if (s == FY_OK) s = publish(fy_png_write_rgb8(path, tmp, rgb, height, width), path, tmp);
     }
     free(rgb);
     free(tmp);
@@ -190,20 +251,22 @@ fy_status fy_video_write_opts(const char *path, const float *video, int frames, 
     if (fmt == FY_VIDEO_AUTO) FY_TRY(fy_video_format_for_path(path, frames, &fmt));
     if (!path || !*path) return fy_error(FY_ERR_INVALID, "video output: empty path");
     FY_TRY(check_shape(path, video, frames, height, width, fps));
+    if (fmt != FY_VIDEO_PNG_SEQUENCE) fy_video_clean_stale(path);
     if (fmt == FY_VIDEO_MP4) return write_mp4(path, video, frames, height, width, fps, opts);
     if (!fy_video_have_png())
         return fy_error(FY_ERR_UNSUPPORTED,
                         "%s: this ferry was built without libpng, so it cannot write PNG (install libpng-dev and "
                         "rebuild, or write .mp4)",
                         path);
-    if (fmt == FY_VIDEO_PNG && frames == 1) return write_png(path, video, height, width);
+    if (fmt == FY_VIDEO_PNG && frames == 1) return write_png(path, video, height, width, opts);
     if (fmt != FY_VIDEO_PNG && fmt != FY_VIDEO_PNG_SEQUENCE)
         return fy_error(FY_ERR_INVALID, "%s: unknown video format %d", path, (int)fmt);
     if (frame_pattern_kind(path) < 0)
         return fy_error(FY_ERR_INVALID, "%s: a '%%' in an output name must be one frame number such as %%04d", path);
     char *pattern = sequence_pattern(path);
     if (!pattern) return fy_error(FY_ERR_NOMEM, "%s: out of memory", path);
-    fy_status s = fy_png_write_sequence(path, pattern, video, frames, height, width);
+    fy_video_clean_stale(pattern);
+    fy_status s = fy_png_write_sequence(path, pattern, video, frames, height, width, opts);
     free(pattern);
     return s;
 }

@@ -20,6 +20,15 @@ fy_status fy_png_write_rgb8(const char *path, const char *tmp_path, const uint8_
 
 /* Numbered PNGs named by pattern (one "%d"-style conversion), all or none. */
 fy_status fy_png_write_sequence(const char *label, const char *pattern, const float *video, int frames,
-                                int height, int width);
+                                int height, int width, const fy_video_options *opts);
+
+/* opts asks the write to stop (FY_ERR_INTERRUPTED with a message naming path). */
+fy_status fy_video_check_stop(const char *path, const fy_video_options *opts);
+
+/* Removes temporary outputs ("<name>.tmp.<pid>.<ext>") that processes now
+ * dead (killed mid-write) left beside path, a file or a frame pattern: only
+ * names that start as path's do (up to a '%'), only the user's own files,
+ * only of pids that no longer run, only untouched for a minute. */
+void fy_video_clean_stale(const char *path);
 
 #endif

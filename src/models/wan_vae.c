@@ -23,36 +23,16 @@ static fy_status positive(const fy_config *j, const char *key, int64_t *out)
     return FY_OK;
 }
 
-/* fy_config has no boolean arrays: read this one key from the file itself. */
 static fy_status bool_array(const fy_config *j, const char *key, bool *out, int want)
 {
-    const char *path = fy_config_path(j);
-    FILE *f = path ? fopen(path, "rb") : NULL;
-    if (!f) return fy_error(FY_ERR_IO, "%s: cannot read \"%s\"", path ? path : "vae config", key);
-    char *text = NULL;
-    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
-    if (n > 0 && fseek(f, 0, SEEK_SET) == 0 && (text = malloc((size_t)n + 1)) && fread(text, 1, (size_t)n, f) == (size_t)n)
-        text[n] = 0;
-    else {
-        free(text);
-        text = NULL;
-    }
-    fclose(f);
-    if (!text) return fy_error(FY_ERR_IO, "%s: cannot read \"%s\"", path, key);
-    cJSON *root = cJSON_Parse(text);
-    free(text);
-    const cJSON *arr = root ? cJSON_GetObjectItemCaseSensitive(root, key) : NULL;
-    fy_status st = FY_OK;
-    if (!arr || !cJSON_IsArray(arr) || cJSON_GetArraySize(arr) != want)
-        st = fy_error(FY_ERR_FORMAT, "%s: \"%s\" must be an array of %d booleans (one per level but the last)", path,
-                      key, want);
-    for (int i = 0; st == FY_OK && i < want; i++) {
-        const cJSON *e = cJSON_GetArrayItem(arr, i);
-        if (!cJSON_IsBool(e)) st = fy_error(FY_ERR_FORMAT, "%s: \"%s\"[%d] is not a boolean", path, key, i);
-        else out[i] = cJSON_IsTrue(e);
-    }
-    cJSON_Delete(root);
-    return st;
+    size_t n = 0;
+    bool v[FY_WAN_VAE_MAX_LEVELS];
+    FY_TRY(fy_config_bool_array(j, key, v, FY_WAN_VAE_MAX_LEVELS, &n));
+    if ((int)n != want)
+        return fy_error(FY_ERR_FORMAT, "%s: \"%s\" must be an array of %d booleans (one per level but the last)",
+                        fy_config_path(j), key, want);
+    for (size_t i = 0; i < n; i++) out[i] = v[i];
+    return FY_OK;
 }
 
 static fy_status float_list(const fy_config *j, const char *key, float *out, int64_t want)

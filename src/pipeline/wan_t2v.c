@@ -24,6 +24,7 @@
 #include "mem/pool.h"
 #include "mem/trace.h"
 #include "pipeline/device_map.h"
+#include "pipeline/model_classes.h"
 
 const char *const FY_WAN_DEFAULT_NEGATIVE_PROMPT =
     "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
@@ -105,6 +106,12 @@ static bool stop_requested(const t2v_run *r)
 
 /* ---- Checks before any work -------------------------------------------- */
 
+static fy_status stop_point(const t2v_run *r, const char *where)
+{
+    if (stop_requested(r)) return fy_error(FY_ERR_INTERRUPTED, "stopped by the user %s", where);
+    return FY_OK;
+}
+
 static fy_status component_or_fail(const fy_model *m, const char *name, const fy_component **out)
 {
     *out = fy_model_component(m, name);
@@ -136,7 +143,11 @@ static fy_status check_family(const fy_model *m)
         const fy_component *c;
         FY_TRY(component_or_fail(m, needed[i], &c));
     }
-    return FY_OK;
+    const fy_component *sched = fy_model_component(m, "scheduler");
+    if (!sched->config)
+        return fy_error(FY_ERR_NOT_FOUND, "%s/scheduler_config.json: missing (the scheduler is built from it)",
+                        sched->dir);
+    return fy_model_check_classes(m);
 }
 
 /* ---- model_index.json's pipeline settings ------------------------------ */
@@ -200,19 +211,48 @@ static fy_status read_settings(const fy_model *m, t2v_factors *f)
     return read_boundary(m, f);
 }
 
+/* Factors divide and multiply sizes: each is bounded before any arithmetic. */
+#define FY_FACTOR_MAX 64
+
+/* diffusers reads the factors from the config; the VAE's layers decide the
+ * real ratios, so a config that disagrees would give a video of another size. */
+static fy_status check_vae_ratios(const fy_config *cfg, const t2v_factors *f)
+{
+    int64_t mult[8];
+    bool down[8];
+    size_t levels = 0, n_down = 0;
+    int64_t patch = 1;
+    FY_TRY(fy_config_int_array(cfg, "dim_mult", mult, 8, &levels));
+    FY_TRY(fy_config_bool_array(cfg, "temperal_downsample", down, 8, &n_down));
+    FY_TRY(fy_config_int_range_or(cfg, "patch_size", 1, 1, FY_FACTOR_MAX, &patch));
+    if (levels < 1 || n_down != levels - 1)
+        return fy_error(FY_ERR_FORMAT, "%s: \"temperal_downsample\" needs one entry per \"dim_mult\" level but the last",
+                        fy_config_path(cfg));
+    int64_t spatial = patch << (levels - 1), temporal = 1;
+    for (size_t i = 0; i < n_down; i++) temporal <<= down[i];
+    if (f->spatial != spatial)
+        return fy_error(FY_ERR_FORMAT, "%s: key \"scale_factor_spatial\" is %lld but the VAE's layers downsample %lldx; "
+                        "set it to %lld", fy_config_path(cfg), (long long)f->spatial, (long long)spatial,
+                        (long long)spatial);
+    if (f->temporal != temporal)
+        return fy_error(FY_ERR_FORMAT, "%s: key \"scale_factor_temporal\" is %lld but the VAE's layers downsample %lldx; "
+                        "set it to %lld", fy_config_path(cfg), (long long)f->temporal, (long long)temporal,
+                        (long long)temporal);
+    return FY_OK;
+}
+
 static fy_status read_factors(const fy_model *m, t2v_factors *f)
 {
     const fy_component *vae = fy_model_component(m, "vae");
     const fy_component *dit = fy_model_component(m, "transformer");
     if (!vae->config || !dit->config)
         return fy_error(FY_ERR_FORMAT, "%s: the vae or transformer has no config.json", fy_model_dir(m));
-    FY_TRY(fy_config_int_or(vae->config, "scale_factor_spatial", 8, &f->spatial));
-    FY_TRY(fy_config_int_or(vae->config, "scale_factor_temporal", 4, &f->temporal));
-    FY_TRY(fy_config_int(vae->config, "z_dim", &f->z_dim));
+    FY_TRY(fy_config_int_range_or(vae->config, "scale_factor_spatial", 8, 1, FY_FACTOR_MAX, &f->spatial));
+    FY_TRY(fy_config_int_range_or(vae->config, "scale_factor_temporal", 4, 1, FY_FACTOR_MAX, &f->temporal));
+    FY_TRY(fy_config_int_range(vae->config, "z_dim", 1, 1024, &f->z_dim));
+    FY_TRY(check_vae_ratios(vae->config, f));
     int64_t patch[3];
-    size_t n = 0;
-    FY_TRY(fy_config_int_array(dit->config, "patch_size", patch, 3, &n));
-    if (n != 3) return fy_error(FY_ERR_FORMAT, "%s: patch_size must have 3 entries", fy_config_path(dit->config));
+    FY_TRY(fy_config_int_array_range(dit->config, "patch_size", 1, FY_FACTOR_MAX, patch, 3));
     f->patch_h = patch[1];
     f->patch_w = patch[2];
     return FY_OK;
@@ -810,6 +850,9 @@ static fy_status denoise(t2v_run *r)
             s = fy_error(FY_ERR_INTERRUPTED, "stopped by the user after %d of %d steps", i, steps);
             break;
         }
+        /* A model file changed under the run: stop now, not after the video. */
+        s = fy_model_check_unchanged(r->model);
+        if (s != FY_OK) break;
         double t0 = fy_backend_now();
         s = denoise_step(r, i, input, pred, guided);
         double dt = fy_backend_now() - t0;
@@ -946,13 +989,18 @@ static fy_status run_stages(t2v_run *r, const char *model_dir)
                 fy_dtype_name(r->options->compute_dtype), fy_device_kind_name(r->options->device));
     FY_TRY(create_engines(r));
     FY_TRY(load_models(r, &f));
+    FY_TRY(stop_point(r, "while the model loaded"));
     double t1 = fy_backend_now();
     FY_TRY(encode_text(r));
+    FY_TRY(stop_point(r, "after the text encoder"));
     double t2 = fy_backend_now();
     FY_TRY(init_latents(r));
     FY_TRY(denoise(r));
     double t3 = fy_backend_now();
     FY_TRY(decode(r));
+    FY_TRY(stop_point(r, "during the VAE decode"));
+    /* Weights read through a mapping see a file rewritten in place. */
+    FY_TRY(fy_model_check_unchanged(r->model));
     double t4 = fy_backend_now();
     r->report.load_s = t1 - t0;
     r->report.text_encoder_s = t2 - t1;
