@@ -28,7 +28,7 @@ static fy_status verify(const char *model, const char *components, const fy_run_
 {
     FILE *out = fopen("/dev/null", "w");
     fy_status s = fy_verify_run(model, FIXTURES, components, o, out);
-    if (s != FY_OK) print_message("verify %s: %s\n", components, fy_error_message());
+    if (s != FY_OK) print_message("verify %s: %s\n", components ? components : "all", fy_error_message());
     fclose(out);
     return s;
 }
@@ -87,6 +87,41 @@ static void test_transformer_emu_plans(void **state)
     plans[n] = options(FY_DEVICE_EMU, FY_OFFLOAD_LAYERWISE), plans[n].resident_blocks = 1,
     plans[n++].low_cpu_mem_usage = true;
     for (int i = 0; i < n; i++) assert_int_equal(verify(i % 2 ? SCHNELL : DEV, "transformer", &plans[i]), FY_OK);
+}
+
+/* Every component and both pipelines, dev and schnell: on the CPU, and on
+ * the emulated device under every plan (the text encoders and the VAE moved
+ * to the host in one of them, the planner under a budget in another). */
+static void test_everything_every_plan(void **state)
+{
+    (void)state;
+    fy_run_options plans[10];
+    int n = 0;
+    plans[n++] = options(FY_DEVICE_CPU, FY_OFFLOAD_NONE);
+    plans[n++] = options(FY_DEVICE_EMU, FY_OFFLOAD_NONE);
+    plans[n++] = options(FY_DEVICE_EMU, FY_OFFLOAD_MODEL);
+    plans[n++] = options(FY_DEVICE_EMU, FY_OFFLOAD_SEQUENTIAL);
+    plans[n] = options(FY_DEVICE_EMU, FY_OFFLOAD_GROUP), plans[n].use_stream = true;
+    plans[n++].num_blocks_per_group = 2;
+    plans[n] = options(FY_DEVICE_EMU, FY_OFFLOAD_LAYERWISE), plans[n++].prefetch_depth = 2;
+    plans[n] = options(FY_DEVICE_EMU, FY_OFFLOAD_LAYERWISE), plans[n++].resident_blocks = 2;
+    plans[n] = options(FY_DEVICE_EMU, FY_OFFLOAD_SEQUENTIAL), plans[n].text_encoder_cpu_offload = true;
+    plans[n++].vae_cpu_offload = true;
+    plans[n] = options(FY_DEVICE_EMU, FY_OFFLOAD_NONE), plans[n++].vram_budget = 4 << 20;
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(verify(DEV, NULL, &plans[i]), FY_OK);
+        assert_int_equal(verify(SCHNELL, NULL, &plans[i]), FY_OK);
+    }
+}
+
+/* fp8 storage: the transformer at the looser fp8 tolerance; the pipeline refuses. */
+static void test_fp8_storage(void **state)
+{
+    (void)state;
+    fy_run_options o = options(FY_DEVICE_EMU, FY_OFFLOAD_LAYERWISE);
+    o.storage_dtype = FY_F8_E4M3;
+    assert_int_equal(verify(DEV, "transformer", &o), FY_OK);
+    assert_int_equal(verify(DEV, "pipeline", &o), FY_ERR_UNSUPPORTED);
 }
 
 static void test_unknown_component_names_flux_list(void **state)
@@ -174,6 +209,8 @@ int main(void)
         cmocka_unit_test(test_text_emu_plans),
         cmocka_unit_test(test_transformer_cpu),
         cmocka_unit_test(test_transformer_emu_plans),
+        cmocka_unit_test(test_everything_every_plan),
+        cmocka_unit_test(test_fp8_storage),
         cmocka_unit_test(test_unknown_component_names_flux_list),
         cmocka_unit_test(test_clip_special_tokens_in_text),
         cmocka_unit_test(test_clip_truncation_and_padding),

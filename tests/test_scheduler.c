@@ -237,13 +237,26 @@ static void test_bad_configs(void **state)
     expect_rejected("{\"_class_name\": \"UniPCMultistepScheduler\", \"prediction_type\": \"flow_prediction\", "
                     "\"use_flow_sigmas\": true, \"flow_shift\": 0}",
                     FY_ERR_INVALID, "flow_shift");
-    expect_rejected("{\"_class_name\": \"FlowMatchEulerDiscreteScheduler\", \"use_dynamic_shifting\": true}",
-                    FY_ERR_UNSUPPORTED, "use_dynamic_shifting");
+    expect_rejected("{\"_class_name\": \"FlowMatchEulerDiscreteScheduler\", \"use_dynamic_shifting\": true, "
+                    "\"time_shift_type\": \"linear\"}",
+                    FY_ERR_UNSUPPORTED, "time_shift_type");
     expect_rejected("{\"_class_name\": \"FlowMatchEulerDiscreteScheduler\", \"stochastic_sampling\": true}",
                     FY_ERR_UNSUPPORTED, "stochastic_sampling");
     expect_rejected("{\"_class_name\": \"FlowMatchEulerDiscreteScheduler\", \"shift\": \"3\"}", FY_ERR_FORMAT,
                     "shift");
     expect_rejected("{\"scheduler\": 1}", FY_ERR_NOT_FOUND, "_class_name");
+    /* Dynamic shifting takes the pipeline's sigmas and mu: a plain schedule is refused. */
+    fy_status dyn_st = FY_OK;
+    fy_scheduler *dyn = scheduler_from_json(
+        "{\"_class_name\": \"FlowMatchEulerDiscreteScheduler\", \"use_dynamic_shifting\": true}", &dyn_st);
+    assert_non_null(dyn);
+    assert_int_equal(fy_scheduler_set_timesteps(dyn, 4), FY_ERR_INVALID);
+    assert_non_null(strstr(fy_error_message(), "use_dynamic_shifting"));
+    float sig[2] = {1.0f, 0.5f};
+    assert_int_equal(fy_scheduler_set_sigmas(dyn, sig, 2, 0.5), FY_OK);
+    sig[1] = 0.0f;
+    assert_int_equal(fy_scheduler_set_sigmas(dyn, sig, 2, 0.5), FY_ERR_INVALID);
+    fy_scheduler_free(dyn);
 
     fy_config *cfg = NULL;
     fy_scheduler *s = NULL;

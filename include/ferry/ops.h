@@ -92,6 +92,11 @@ void fy_cpu_rms_norm(fy_cpu_ctx *ctx, const float *x, const float *w, float *out
  * eps is 1e-12). bias may be NULL. */
 void fy_cpu_channel_rms_norm(fy_cpu_ctx *ctx, const float *x, const float *gamma, const float *bias,
                              float *out, int64_t C, int64_t N, float eps);
+/* torch's GroupNorm on x [C, N] (N = spatial size): the C channels in G
+ * groups of C / G, each group normalised over its channels and positions
+ * (biased variance), then out[c, n] = xhat * w[c] + b[c] (w, b may be NULL). */
+void fy_cpu_group_norm(fy_cpu_ctx *ctx, const float *x, const float *w, const float *b, float *out, int64_t C,
+                       int64_t N, int64_t G, float eps);
 /* Softmax over the last dim of [rows, dim]. */
 void fy_cpu_softmax(fy_cpu_ctx *ctx, const float *x, float *out, int64_t rows, int64_t dim);
 

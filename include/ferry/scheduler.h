@@ -4,7 +4,8 @@
  *                                   predict_x0, bh1/bh2, any solver_order,
  *                                   lower_order_final, disable_corrector,
  *                                   final_sigmas_type zero|sigma_min.
- *   FlowMatchEulerDiscreteScheduler static shift, shift_terminal, invert_sigmas.
+ *   FlowMatchEulerDiscreteScheduler static shift, shift_terminal, invert_sigmas,
+ *                                   the pipeline's sigmas with dynamic shifting (mu).
  *
  * A scheduler is built from a scheduler_config.json (fy_config), then
  * fy_scheduler_set_timesteps() fixes the schedule and each
@@ -38,7 +39,7 @@ typedef enum fy_scheduler_kind {
 typedef struct fy_scheduler fy_scheduler;
 
 /* The config's "_class_name" picks the scheduler. Options ferry does not
- * implement (thresholding, karras/exponential/beta sigmas, dynamic shifting,
+ * implement (thresholding, karras/exponential/beta sigmas, linear time shift,
  * a prediction_type other than flow_prediction, ...) fail with
  * FY_ERR_UNSUPPORTED and a message naming the key. */
 fy_status fy_scheduler_create_from_config(const fy_config *cfg, fy_scheduler **out);
@@ -57,6 +58,16 @@ double fy_scheduler_get_shift(const fy_scheduler *s);
 
 /* Build the schedule for num_steps (>= 1) steps and reset the state. */
 fy_status fy_scheduler_set_timesteps(fy_scheduler *s, size_t num_steps);
+/* FlowMatchEulerDiscreteScheduler.set_timesteps(sigmas=..., mu=...), as
+ * FluxPipeline calls it: the given num_steps sigmas (its linspace(1, 1/n,
+ * n)) shifted by mu with use_dynamic_shifting (exponential time shift), by
+ * the config's shift without; timesteps sigma * num_train_timesteps; a final
+ * sigma 0. With use_dynamic_shifting this is the only way to a schedule. */
+fy_status fy_scheduler_set_sigmas(fy_scheduler *s, const float *sigmas, size_t num_steps, double mu);
+/* FluxPipeline's calculate_shift for image_seq_len packed tokens, from the
+ * config's base/max shift and image sequence lengths (diffusers' defaults
+ * 0.5, 1.15, 256, 4096), in float64 and not clamped. Euler only. */
+double fy_scheduler_mu(const fy_scheduler *s, int64_t image_seq_len);
 /* 0 until set_timesteps. */
 size_t fy_scheduler_num_steps(const fy_scheduler *s);
 /* num_steps + 1 sigmas, the last one the final sigma (0 unless configured). */

@@ -11,9 +11,9 @@ static const fy_verifier registry[] = {
     {"text_encoder", "text_encoder.safetensors", fy_verify_flux_text_encoder, NULL},
     {"text_encoder_2", "text_encoder_2.safetensors", fy_verify_flux_text_encoder_2, NULL},
     {"transformer", NULL, fy_verify_flux_transformer, NULL},
-    {"vae", "vae.safetensors", NULL, NULL},
-    {"scheduler", NULL, NULL, NULL},
-    {"pipeline", NULL, NULL, NULL},
+    {"vae", "vae.safetensors", fy_verify_flux_vae, NULL},
+    {"scheduler", NULL, fy_verify_flux_scheduler, NULL},
+    {"pipeline", NULL, fy_verify_flux_pipeline, NULL},
 };
 
 bool fy_verify_is_flux(const fy_model *m)

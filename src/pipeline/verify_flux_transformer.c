@@ -15,6 +15,19 @@
 /* See the fixtures README: one ulp in a sinusoid frequency moves features by ~1e-4. */
 #define TRANSFORMER_TOLERANCE 1e-4
 #define ROPE_TOLERANCE 1e-6
+/* With --storage-dtype the blocks' Linear weights are fp8: what the blocks
+ * produce is compared at about twice the worst the tiny model shows (e4m3:
+ * 5.4e-2, e5m2: 1.4e-1, on block 0's attention output); the embedders keep 1e-4. */
+#define FP8_E4M3_TOLERANCE 1e-1
+#define FP8_E5M2_TOLERANCE 2e-1
+
+static double tolerance(const fy_verify_ctx *ctx, const char *name)
+{
+    fy_dtype st = ctx->options->storage_dtype;
+    bool embedder = !strcmp(name, "x_embedder") || !strcmp(name, "context_embedder") || !strncmp(name, "temb", 4);
+    if (embedder || st == FY_DTYPE_COUNT) return TRANSFORMER_TOLERANCE;
+    return st == FY_F8_E5M2 ? FP8_E5M2_TOLERANCE : FP8_E4M3_TOLERANCE;
+}
 
 typedef struct tap_ctx {
     fy_verify_ctx *ctx;
@@ -37,7 +50,7 @@ static void on_tap(void *user, const char *name, const float *data, int64_t b, i
 {
     tap_ctx *t = user;
     if (t->status != FY_OK || !fy_st_find(t->f, name)) return;
-    t->status = compare_as_ref(t->ctx, t->f, name, data, b * r * c, TRANSFORMER_TOLERANCE);
+    t->status = compare_as_ref(t->ctx, t->f, name, data, b * r * c, tolerance(t->ctx, name));
 }
 
 /* The fixture's tables repeat each pair's value twice: ours [n, D/2] expanded to [n, D]. */
@@ -96,7 +109,7 @@ static fy_status run(fy_verify_ctx *ctx, const fy_st_file *f, fy_flux_dit *m)
         s = fy_flux_dit_forward(m, img.data, txt.data, pooled.data, ts.data, g.data, img_ids.data, txt_ids.data, B,
                                 S, L, out);
     if (s == FY_OK) s = t.status;
-    if (s == FY_OK) s = compare_as_ref(ctx, f, "output", out, B * S * k->out_channels, TRANSFORMER_TOLERANCE);
+    if (s == FY_OK) s = compare_as_ref(ctx, f, "output", out, B * S * k->out_channels, tolerance(ctx, "output"));
     free(ids);
     free(out);
     return s;

@@ -129,9 +129,8 @@ fy_status fy_scheduler_set_shift(fy_scheduler *s, double shift)
 
 double fy_scheduler_get_shift(const fy_scheduler *s) { return s->shift; }
 
-fy_status fy_scheduler_set_timesteps(fy_scheduler *s, size_t num_steps)
+static fy_status alloc_schedule(fy_scheduler *s, size_t num_steps)
 {
-    if (!s) return fy_error(FY_ERR_INVALID, "fy_scheduler_set_timesteps: scheduler is NULL");
     if (num_steps < 1 || num_steps > FY_SCHED_MAX_STEPS)
         return fy_error(FY_ERR_INVALID, "%zu inference steps: give between 1 and %zu", num_steps,
                         FY_SCHED_MAX_STEPS);
@@ -143,8 +142,11 @@ fy_status fy_scheduler_set_timesteps(fy_scheduler *s, size_t num_steps)
         free_schedule(s);
         return fy_error(FY_ERR_NOMEM, "out of memory for a %zu-step schedule", num_steps);
     }
-    fy_status st = s->kind == FY_SCHEDULER_UNIPC ? fy_unipc_set_timesteps(s, num_steps)
-                                                 : fy_euler_set_timesteps(s, num_steps);
+    return FY_OK;
+}
+
+static fy_status schedule_done(fy_scheduler *s, fy_status st, size_t num_steps)
+{
     if (st != FY_OK) {
         free_schedule(s);
         return st;
@@ -152,6 +154,37 @@ fy_status fy_scheduler_set_timesteps(fy_scheduler *s, size_t num_steps)
     s->num_steps = num_steps;
     fy_scheduler_reset(s);
     return FY_OK;
+}
+
+fy_status fy_scheduler_set_timesteps(fy_scheduler *s, size_t num_steps)
+{
+    if (!s) return fy_error(FY_ERR_INVALID, "fy_scheduler_set_timesteps: scheduler is NULL");
+    FY_TRY(alloc_schedule(s, num_steps));
+    fy_status st = s->kind == FY_SCHEDULER_UNIPC ? fy_unipc_set_timesteps(s, num_steps)
+                                                 : fy_euler_set_timesteps(s, num_steps);
+    return schedule_done(s, st, num_steps);
+}
+
+fy_status fy_scheduler_set_sigmas(fy_scheduler *s, const float *sigmas, size_t num_steps, double mu)
+{
+    if (!s || !sigmas) return fy_error(FY_ERR_INVALID, "fy_scheduler_set_sigmas: NULL argument");
+    if (s->kind != FY_SCHEDULER_FLOW_EULER)
+        return fy_error(FY_ERR_UNSUPPORTED, "%s: custom sigmas are implemented for %s only",
+                        fy_scheduler_class_name(s), EULER_CLASS);
+    for (size_t i = 0; i < num_steps; i++)
+        if (!(sigmas[i] > 0.0f && sigmas[i] <= 1.0f))
+            return fy_error(FY_ERR_INVALID, "sigma %zu is %g: custom sigmas lie in (0, 1]", i, (double)sigmas[i]);
+    if (!isfinite(mu)) return fy_error(FY_ERR_INVALID, "mu %g is not finite", mu);
+    FY_TRY(alloc_schedule(s, num_steps));
+    return schedule_done(s, fy_euler_set_sigmas(s, sigmas, num_steps, mu), num_steps);
+}
+
+double fy_scheduler_mu(const fy_scheduler *s, int64_t image_seq_len)
+{
+    const fy_euler_state *e = &s->euler;
+    double m = (e->max_shift - e->base_shift) / (e->max_seq_len - e->base_seq_len);
+    double b = e->base_shift - m * e->base_seq_len;
+    return (double)image_seq_len * m + b;
 }
 
 size_t fy_scheduler_num_steps(const fy_scheduler *s) { return s->num_steps; }

@@ -35,6 +35,9 @@ typedef struct fy_unipc_state {
 typedef struct fy_euler_state {
     double config_shift;        /* sigma_min/max come from this one (diffusers' __init__) */
     bool invert_sigmas;
+    bool dynamic;               /* use_dynamic_shifting: sigmas shifted by mu (time_shift exponential) */
+    double base_shift, max_shift;       /* FluxPipeline's calculate_shift */
+    double base_seq_len, max_seq_len;
 } fy_euler_state;
 
 struct fy_scheduler {
@@ -76,6 +79,7 @@ void fy_unipc_release(fy_scheduler *s);
 
 fy_status fy_euler_configure(fy_scheduler *s, const fy_config *cfg);
 fy_status fy_euler_set_timesteps(fy_scheduler *s, size_t num_steps);
+fy_status fy_euler_set_sigmas(fy_scheduler *s, const float *sigmas, size_t num_steps, double mu);
 fy_status fy_euler_step(fy_scheduler *s, const float *model_output, const float *sample,
                         float *out, size_t n);
 

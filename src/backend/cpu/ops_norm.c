@@ -129,6 +129,38 @@ void fy_cpu_channel_rms_norm(fy_cpu_ctx *ctx, const float *x, const float *gamma
     fy_cpu_parallel_range(ctx, N, FY_CHANNEL_COLS, channel_norm_cols, &args);
 }
 
+/* ---- GroupNorm ---------------------------------------------------------- */
+
+typedef struct group_args {
+    const float *x, *w, *b;
+    float *out;
+    int64_t per_group, N;
+    float eps;
+} group_args;
+
+static void group_norm_groups(void *raw, int64_t begin, int64_t end)
+{
+    const group_args *p = raw;
+    int64_t n = p->per_group * p->N;
+    for (int64_t g = begin; g < end; g++) {
+        float mean, rstd;
+        row_mean_rstd(p->x + g * n, n, p->eps, &mean, &rstd);
+        for (int64_t c = g * p->per_group; c < (g + 1) * p->per_group; c++) {
+            float w = p->w ? p->w[c] : 1.0f, b = p->b ? p->b[c] : 0.0f;
+            const float *x = p->x + c * p->N;
+            float *out = p->out + c * p->N;
+            for (int64_t i = 0; i < p->N; i++) out[i] = (x[i] - mean) * rstd * w + b;
+        }
+    }
+}
+
+void fy_cpu_group_norm(fy_cpu_ctx *ctx, const float *x, const float *w, const float *b, float *out, int64_t C,
+                       int64_t N, int64_t G, float eps)
+{
+    group_args args = {x, w, b, out, C / G, N, eps};
+    fy_cpu_parallel_range(ctx, G, 1, group_norm_groups, &args);
+}
+
 /* ---- Softmax ------------------------------------------------------------ */
 
 static void softmax_rows(void *raw, int64_t begin, int64_t end)
