@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include "ferry/error.h"
 #include "ferry/options.h"
+#include "ferry/flux_t2i.h"
 #include "ferry/wan_t2v.h"
 
 /* Exit statuses: failures of the work itself, and mistakes on the command line. */
@@ -51,6 +52,14 @@ void cli_dist_test_hook(int step);
 int cli_generate_run(const char *model_dir, const char *output, int fps, const fy_wan_t2v_params *params,
                      const fy_run_options *options);
 
+/* Flux (cmd_flux.c): which size/steps/guidance flags the user gave, since
+ * Flux's defaults (1024 x 1024, 28 steps, guidance 3.5) are not Wan's. */
+typedef struct cli_given {
+    bool height, width, steps, guidance, max_sequence_length;
+} cli_given;
+void cli_flux_params(const fy_wan_t2v_params *w, const cli_given *given, fy_flux_params *p);
+int cli_flux_generate(const char *model_dir, const char *output, const fy_flux_params *p, const fy_run_options *o);
+int cli_flux_plan(const char *model_dir, const fy_flux_params *p, const fy_run_options *o);
 /* Print `ferry: error: MESSAGE` (the library's last message) and return 1. */
 /* SIGINT and SIGTERM (cli_signals.c): install/restore around a command's
  * work; cli_stopped prints the one line (the error message, which says where

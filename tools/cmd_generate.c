@@ -18,7 +18,8 @@
 static const char usage[] =
     "usage: ferry generate --model DIR --prompt \"...\" --output out.mp4 [options]\n"
     "\n"
-    "Wan2.1 and Wan2.2 A14B text to video. Defaults follow the model card.\n"
+    "Wan2.1 and Wan2.2 A14B text to video, Flux.1 (dev, schnell) text to image.\n"
+    "Defaults follow the model card (Flux: 1024 x 1024, 28 steps, guidance 3.5, a .png output).\n"
     "\n"
     "  --model DIR                a diffusers Wan T2V folder (Wan-AI/Wan2.1-T2V-1.3B-Diffusers,\n"
     "                             Wan-AI/Wan2.2-T2V-A14B-Diffusers)\n"
@@ -29,7 +30,8 @@ static const char usage[] =
     "  --height N --width N       pixels, multiples of 16 (default 480 x 832)\n"
     "  --num-frames N             4k+1 frames (default 81)\n"
     "  --steps N                  denoising steps (default 50)\n"
-    "  --guidance-scale G         classifier-free guidance (default 5.0; <= 1 turns it off)\n"
+    "  --guidance-scale G         classifier-free guidance (default 5.0; <= 1 turns it off);\n"
+    "                             Flux.1-dev: its distilled guidance (default 3.5; schnell ignores it)\n"
     "  --guidance-scale-2 G       Wan2.2 A14B: the low-noise expert's steps (default: --guidance-scale)\n"
     "  --flow-shift S             override the scheduler's flow_shift (3.0 for 480p, 5.0 for 720p)\n"
     "  --seed N                   noise seed (default 0; torch.manual_seed's stream)\n"
@@ -49,6 +51,7 @@ typedef struct generate_args {
     int fps;
     fy_wan_t2v_params params;
     fy_run_options options;
+    cli_given given;
 } generate_args;
 
 /* One generate-specific flag with its value; returns -1 when arg is not one. */
@@ -60,14 +63,20 @@ static int take_flag(void *user, const char *arg, const char *value)
     if (strcmp(arg, "--prompt") == 0) return p->prompt = value, 0;
     if (strcmp(arg, "--negative-prompt") == 0) return p->negative_prompt = value, 0;
     if (strcmp(arg, "--output") == 0 || strcmp(arg, "-o") == 0) return a->output = value, 0;
-    if (strcmp(arg, "--height") == 0) return cli_int_value("generate", arg, value, 1, 8192, &p->height);
-    if (strcmp(arg, "--width") == 0) return cli_int_value("generate", arg, value, 1, 8192, &p->width);
+    if (strcmp(arg, "--height") == 0)
+        return a->given.height = true, cli_int_value("generate", arg, value, 1, 8192, &p->height);
+    if (strcmp(arg, "--width") == 0)
+        return a->given.width = true, cli_int_value("generate", arg, value, 1, 8192, &p->width);
     if (strcmp(arg, "--num-frames") == 0) return cli_int_value("generate", arg, value, 1, 4096, &p->num_frames);
-    if (strcmp(arg, "--steps") == 0) return cli_int_value("generate", arg, value, 1, 10000, &p->steps);
+    if (strcmp(arg, "--steps") == 0)
+        return a->given.steps = true, cli_int_value("generate", arg, value, 1, 10000, &p->steps);
     if (strcmp(arg, "--fps") == 0) return cli_int_value("generate", arg, value, 1, 240, &a->fps);
-    if (strcmp(arg, "--max-sequence-length") == 0) return cli_int_value("generate", arg, value, 1, 4096, &p->max_sequence_length);
+    if (strcmp(arg, "--max-sequence-length") == 0)
+        return a->given.max_sequence_length = true,
+               cli_int_value("generate", arg, value, 1, 4096, &p->max_sequence_length);
     if (strcmp(arg, "--guidance-scale") == 0)
-        return cli_double_range("generate", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale);
+        return a->given.guidance = true,
+               cli_double_range("generate", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale);
     if (strcmp(arg, "--guidance-scale-2") == 0)
         return cli_double_range("generate", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale_2);
     if (strcmp(arg, "--flow-shift") == 0) return cli_double_value("generate", arg, value, &p->flow_shift);
@@ -258,5 +267,10 @@ int cli_generate_main(int argc, char **argv)
     fy_run_options_init(&a.options);
     int rc = parse_args(&a, argc, argv);
     if (rc) return rc;
+    if (fy_flux_is_model(a.model_dir)) {
+        fy_flux_params fp;
+        cli_flux_params(&a.params, &a.given, &fp);
+        return cli_flux_generate(a.model_dir, a.output, &fp, &a.options);
+    }
     return cli_generate_run(a.model_dir, a.output, a.fps, &a.params, &a.options);
 }

@@ -14,7 +14,7 @@ static const char usage[] =
     "Show how the weights would be placed and streamed for a generate run with\n"
     "these sizes and memory options, without running it.\n"
     "\n"
-    "  --model DIR                a diffusers Wan2.1 T2V folder\n"
+    "  --model DIR                a diffusers Wan2.1 T2V or Flux.1 folder\n"
     "  --height N --width N       pixels, multiples of 16 (default 480 x 832)\n"
     "  --num-frames N             4k+1 frames (default 81)\n"
     "  --max-sequence-length N    text tokens (default 512)\n"
@@ -31,6 +31,7 @@ void cli_plan_help(FILE *out)
 typedef struct plan_args {
     fy_wan_t2v_params params;
     const char *model;
+    cli_given given;
 } plan_args;
 
 static int take_flag(void *user, const char *arg, const char *value)
@@ -38,10 +39,11 @@ static int take_flag(void *user, const char *arg, const char *value)
     plan_args *a = user;
     fy_wan_t2v_params *p = &a->params;
     if (strcmp(arg, "--model") == 0) return a->model = value, 0;
-    if (strcmp(arg, "--height") == 0) return cli_int_value("plan", arg, value, 1, 8192, &p->height);
-    if (strcmp(arg, "--width") == 0) return cli_int_value("plan", arg, value, 1, 8192, &p->width);
+    if (strcmp(arg, "--height") == 0) return a->given.height = true, cli_int_value("plan", arg, value, 1, 8192, &p->height);
+    if (strcmp(arg, "--width") == 0) return a->given.width = true, cli_int_value("plan", arg, value, 1, 8192, &p->width);
     if (strcmp(arg, "--num-frames") == 0) return cli_int_value("plan", arg, value, 1, 8192, &p->num_frames);
-    if (strcmp(arg, "--max-sequence-length") == 0) return cli_int_value("plan", arg, value, 1, 8192, &p->max_sequence_length);
+    if (strcmp(arg, "--max-sequence-length") == 0)
+        return a->given.max_sequence_length = true, cli_int_value("plan", arg, value, 1, 8192, &p->max_sequence_length);
     if (strcmp(arg, "--guidance-scale") == 0)
         return cli_double_range("plan", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale);
     if (strcmp(arg, "--guidance-scale-2") == 0)
@@ -67,6 +69,11 @@ int cli_plan_main(int argc, char **argv)
     fy_run_options_default_plan(&o);
     rc = cli_dist_start(&o);
     if (rc) return rc;
+    if (fy_flux_is_model(a.model)) {
+        fy_flux_params fp;
+        cli_flux_params(&a.params, &a.given, &fp);
+        return cli_flux_plan(a.model, &fp, &o);
+    }
     if (fy_wan_t2v_plan(a.model, &o, &a.params, stdout) != FY_OK) return cli_fail();
     return 0;
 }

@@ -18,7 +18,7 @@ static const cli_command commands[] = {
     {"verify", "compare ferry's components with golden fixture tensors", cli_verify_main, cli_verify_help},
     {"shard", "re-shard a safetensors checkpoint into files of at most a given size", cli_shard_main,
      cli_shard_help},
-    {"generate", "text to video: a prompt in, an .mp4 or PNG frames out", cli_generate_main, cli_generate_help},
+    {"generate", "text to video (Wan) or image (Flux): a prompt in, .mp4 or PNG out", cli_generate_main, cli_generate_help},
     {"plan", "show how weights would be placed and streamed, without running", cli_plan_main, cli_plan_help},
     {"demo", "the whole pipeline on a small random-weight model, no download: streaming under a budget",
      cli_demo_main, cli_demo_help},
