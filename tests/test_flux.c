@@ -8,11 +8,20 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ferry/clip_tokenizer.h"
+#include "ferry/dtype.h"
+#include "ferry/flux_t2i.h"
+#include "ferry/safetensors.h"
+#include "ferry/tensor.h"
 #include "ferry/options.h"
 #include "pipeline/verify.h"
 #include "support/fyt.h"
@@ -202,6 +211,119 @@ static void test_clip_bad_folders(void **state)
     free(dir);
 }
 
+/* ---- bf16 weights (the real checkpoints' dtype) ---------------------------------------- */
+
+static void round_file(const char *src, const char *dst, bool as_bf16)
+{
+    fy_st_file *f = NULL;
+    assert_int_equal(fy_st_open(src, &f), FY_OK);
+    fy_st_writer *w = NULL;
+    assert_int_equal(fy_st_writer_create(&w), FY_OK);
+    size_t n = fy_st_count(f);
+    void **keep = calloc(n, sizeof *keep);
+    for (size_t i = 0; i < n; i++) {
+        const fy_st_info *info = fy_st_at(f, i);
+        fy_tensor v, f32;
+        assert_int_equal(fy_st_view(f, info->name, &v), FY_OK);
+        assert_int_equal(fy_tensor_to_f32(&v, &f32), FY_OK);
+        size_t count = (size_t)fy_tensor_numel(&f32);
+        uint16_t *b = malloc(count * 2);
+        assert_int_equal(fy_convert(b, FY_BF16, f32.data, FY_F32, count), FY_OK);
+        if (as_bf16) {
+            keep[i] = b;
+            assert_int_equal(fy_st_writer_add(w, info->name, FY_BF16, v.ndim, v.shape, b, count * 2), FY_OK);
+        } else {
+            float *r = malloc(count * sizeof *r);
+            assert_int_equal(fy_convert(r, FY_F32, b, FY_BF16, count), FY_OK);
+            free(b);
+            keep[i] = r;
+            assert_int_equal(fy_st_writer_add(w, info->name, FY_F32, v.ndim, v.shape, r, count * 4), FY_OK);
+        }
+        fy_tensor_free(&f32);
+    }
+    assert_int_equal(fy_st_writer_finish(w, dst), FY_OK);
+    fy_st_writer_free(w);
+    for (size_t i = 0; i < n; i++) free(keep[i]);
+    free(keep);
+    fy_st_close(f);
+}
+
+/* Copies model/ into dir with every weight rounded to bf16, stored as bf16
+ * (as_bf16) or as those values in f32; other files are linked. */
+static void copy_rounded(const char *model, const char *dir, bool as_bf16)
+{
+    DIR *top = opendir(model);
+    assert_non_null(top);
+    for (struct dirent *c; (c = readdir(top));) {
+        if (c->d_name[0] == '.') continue;
+        char *src = fyt_path(model, c->d_name), *dst = fyt_path(dir, c->d_name);
+        struct stat st;
+        assert_int_equal(stat(src, &st), 0);
+        if (!S_ISDIR(st.st_mode)) {
+            assert_int_equal(symlink(src, dst), 0);
+        } else {
+            assert_int_equal(mkdir(dst, 0755), 0);
+            DIR *sub = opendir(src);
+            assert_non_null(sub);
+            for (struct dirent *f; (f = readdir(sub));) {
+                if (f->d_name[0] == '.') continue;
+                char *fs = fyt_path(src, f->d_name), *fd = fyt_path(dst, f->d_name);
+                size_t len = strlen(f->d_name);
+                if (len > 12 && !strcmp(f->d_name + len - 12, ".safetensors")) round_file(fs, fd, as_bf16);
+                else assert_int_equal(symlink(fs, fd), 0);
+                free(fs);
+                free(fd);
+            }
+            closedir(sub);
+        }
+        free(src);
+        free(dst);
+    }
+    closedir(top);
+}
+
+static float *generate(const char *model, fy_device_kind device)
+{
+    fy_run_options o = options(device, device == FY_DEVICE_EMU ? FY_OFFLOAD_LAYERWISE : FY_OFFLOAD_NONE);
+    fy_flux_params p;
+    fy_flux_params_init(&p);
+    p.prompt = "a red fox sitting in the snow";
+    p.height = 48, p.width = 64, p.steps = 2, p.max_sequence_length = 16, p.seed = 3;
+    fy_flux_result r;
+    fy_status s = fy_flux_t2i_run(model, &o, &p, &r);
+    if (s != FY_OK) print_message("generate: %s\n", fy_error_message());
+    assert_int_equal(s, FY_OK);
+    return r.image;
+}
+
+/* bf16 weights give the image their f32-stored values give (the ops
+ * convert exactly), on the CPU and streamed on emu. */
+static void test_bf16_weights(void **state)
+{
+    (void)state;
+    char *tmp = fyt_temp_dir();
+    char *a = fyt_path(tmp, "bf16"), *b = fyt_path(tmp, "f32");
+    assert_int_equal(mkdir(a, 0755), 0);
+    assert_int_equal(mkdir(b, 0755), 0);
+    copy_rounded(DEV, a, true);
+    copy_rounded(DEV, b, false);
+    size_t n = 48 * 64 * 3;
+    float *ref = generate(b, FY_DEVICE_CPU);
+    for (int d = 0; d < 2; d++) {
+        float *img = generate(a, d ? FY_DEVICE_EMU : FY_DEVICE_CPU);
+        double worst = 0.0;
+        for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)img[i] - ref[i]));
+        print_message("bf16 vs f32-stored, %s: max |diff| %.3g\n", d ? "emu" : "cpu", worst);
+        assert_true(worst <= 1e-5);
+        free(img);
+    }
+    free(ref);
+    fyt_remove_tree(tmp);
+    free(a);
+    free(b);
+    free(tmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +333,7 @@ int main(void)
         cmocka_unit_test(test_transformer_emu_plans),
         cmocka_unit_test(test_everything_every_plan),
         cmocka_unit_test(test_fp8_storage),
+        cmocka_unit_test(test_bf16_weights),
         cmocka_unit_test(test_unknown_component_names_flux_list),
         cmocka_unit_test(test_clip_special_tokens_in_text),
         cmocka_unit_test(test_clip_truncation_and_padding),

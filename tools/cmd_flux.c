@@ -30,6 +30,10 @@ int cli_flux_generate(const char *model_dir, const char *output, const fy_flux_p
         return cli_usage_error("generate", "--output %s: Flux writes one image: give a .png path", output);
     fy_flux_result r;
     if (fy_flux_t2i_run(model_dir, o, p, &r) != FY_OK) return cli_fail();
+    if (cli_rank() != 0) { /* every rank computed the same image: rank 0 writes it */
+        fy_flux_result_free(&r);
+        return 0;
+    }
     fy_status s = fy_video_write(output, r.image, 1, (int)r.height, (int)r.width, 1, FY_VIDEO_PNG);
     if (s == FY_OK) fy_info("wrote %s (%lldx%lld, %.1f s)", output, (long long)r.width, (long long)r.height, r.seconds);
     fy_flux_result_free(&r);

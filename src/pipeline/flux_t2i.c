@@ -109,6 +109,9 @@ static fy_status check_request(flux_run *r)
 
 static fy_status create_engines(flux_run *r)
 {
+    if (r->o->device_map == FY_DEVICE_MAP_BALANCED)
+        return fy_error(FY_ERR_UNSUPPORTED, "--device-map balanced: not implemented for Flux yet (--device-map auto, "
+                        "which splits the blocks over the devices, is)");
     FY_TRY(fy_engine_create(r->o, &r->dev));
     if (r->o->text_encoder_cpu_offload) FY_TRY(fy_engine_create_host(r->o, &r->text_host));
     if (r->o->vae_cpu_offload) FY_TRY(fy_engine_create_host(r->o, &r->vae_host));

@@ -49,6 +49,16 @@ has "size not a multiple of 16" "$T/out" "multiples of 16"
 run "mp4 output" 2 "$FERRY" generate --model "$DEV" --prompt x --output "$T/x.mp4" --height 64 --width 64
 has "mp4 output" "$T/out" "give a .png path"
 
+# A Wan folder that claims to be FluxPipeline: one line naming what is missing.
+cp -r "$FIXTURES/wan-tiny/model" "$T/fake"
+sed -i 's/"WanPipeline"/"FluxPipeline"/' "$T/fake/model_index.json"
+run "wan folder labelled flux" 1 "$FERRY" generate --model "$T/fake" --prompt x --output "$T/fake.png" --height 32 --width 32
+has "wan folder labelled flux" "$T/out" "vocab.json"
+[ ! -e "$T/fake.png" ] && ok || bad "a failed run left $T/fake.png"
+run "device map balanced" 1 "$FERRY" generate --model "$DEV" --prompt x --output "$T/dm.png" --height 32 --width 32 \
+    --device emu --device-map balanced --max-memory 0=1GiB,1=1GiB
+has "device map balanced" "$T/out" "not implemented for Flux"
+
 run "verify dev" 0 "$FERRY" verify "$DEV" "$FIX" --threads 2
 has "verify dev" "$T/out" " 0 failed"
 run "verify schnell emu" 0 "$FERRY" verify "$SCHNELL" "$FIX" --device emu --offload sequential --threads 2
