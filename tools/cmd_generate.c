@@ -267,7 +267,7 @@ int cli_generate_main(int argc, char **argv)
     fy_run_options_init(&a.options);
     int rc = parse_args(&a, argc, argv);
     if (rc) return rc;
-    if (fy_flux_is_model(a.model_dir)) {
+    if (fy_flux_is_model(a.model_dir, &a.options)) {
         fy_flux_params fp;
         cli_flux_params(&a.params, &a.given, &fp);
         return cli_flux_generate(a.model_dir, a.output, &fp, &a.options);

@@ -69,7 +69,7 @@ int cli_plan_main(int argc, char **argv)
     fy_run_options_default_plan(&o);
     rc = cli_dist_start(&o);
     if (rc) return rc;
-    if (fy_flux_is_model(a.model)) {
+    if (fy_flux_is_model(a.model, &o)) {
         fy_flux_params fp;
         cli_flux_params(&a.params, &a.given, &fp);
         return cli_flux_plan(a.model, &fp, &o);

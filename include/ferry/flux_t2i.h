@@ -51,8 +51,9 @@ typedef struct fy_flux_result {
     double seconds;
 } fy_flux_result;
 
-/* Whether model_dir's model_index.json names a FluxPipeline. */
-bool fy_flux_is_model(const char *model_dir);
+/* Whether model_dir's (or the cached model id's, at o's revision and
+ * variant) model_index.json names a FluxPipeline. o may be NULL. */
+bool fy_flux_is_model(const char *model_dir, const fy_run_options *o);
 
 fy_status fy_flux_t2i_run(const char *model_dir, const fy_run_options *o, const fy_flux_params *p,
                           fy_flux_result *out);

@@ -53,10 +53,10 @@ void fy_flux_params_init(fy_flux_params *p)
     p->guidance_scale = 3.5;
 }
 
-bool fy_flux_is_model(const char *model_dir)
+bool fy_flux_is_model(const char *model_dir, const fy_run_options *o)
 {
     fy_model *m = NULL;
-    if (fy_model_open(model_dir, &m) != FY_OK) {
+    if (fy_model_open_ex(model_dir, o ? o->revision : NULL, o ? o->variant : NULL, &m) != FY_OK) {
         fy_error_clear();
         return false;
     }
@@ -382,7 +382,7 @@ static void run_free(flux_run *r)
 static fy_status open_and_load(flux_run *r, const char *model_dir)
 {
     FY_TRY(check_request(r));
-    FY_TRY(fy_model_open(model_dir, &r->model));
+    FY_TRY(fy_model_open_ex(model_dir, r->o->revision, r->o->variant, &r->model));
     const char *cls = fy_model_class(r->model);
     if (!cls || strcmp(cls, "FluxPipeline"))
         return fy_error(FY_ERR_UNSUPPORTED, "%s: model_index.json names %s, not FluxPipeline", model_dir,
