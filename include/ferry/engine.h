@@ -292,6 +292,15 @@ fy_status fy_engine_release(fy_engine *e, int group);
  * is acquired). */
 fy_status fy_engine_hand_over(fy_engine *e, const char *from, const char *to);
 
+/* Before prepare: `to` runs only after `from` is done (handed over, or
+ * never run: timesteps only fall, so the low-noise expert never gives the
+ * device back to the high-noise one). to's resident groups (non-block
+ * groups, its first K blocks under --resident-blocks: its block j counts
+ * as from's block j) take from's device memory: they are uploaded when
+ * to's first group is acquired, after from's are freed, and the plan's
+ * bound counts the larger of the two sets instead of both. */
+fy_status fy_engine_declare_successor(fy_engine *e, const char *from, const char *to);
+
 /* Activations and workspaces: device buffers through the pool. */
 fy_status fy_engine_alloc(fy_engine *e, size_t bytes, const char *label, void **out);
 void fy_engine_free_buffer(fy_engine *e, void *ptr);

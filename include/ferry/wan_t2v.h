@@ -34,6 +34,9 @@
 extern "C" {
 #endif
 
+/* Steps whose stall the report keeps. */
+#define FY_WAN_T2V_REPORT_STEPS 64
+
 /* How many "loading ..." stages a run reports (for a loading progress bar). */
 #define FY_WAN_T2V_LOAD_STAGES 5
 
@@ -106,6 +109,9 @@ typedef struct fy_wan_t2v_report {
      * transformer_2 (-1: no switch in this run). */
     int expert_steps[2];
     int switch_step;
+    /* The first steps' time compute waited for weights (the device engine's
+     * stall during each step), for benchmarks of the switch. */
+    double step_stall_s[FY_WAN_T2V_REPORT_STEPS];
 } fy_wan_t2v_report;
 
 typedef struct fy_wan_t2v_result {

@@ -125,28 +125,37 @@ static void set_host_views(eng_group *g)
     fy_eng_cast_link(g);
 }
 
-/* Resident groups: one device allocation each, uploaded once from the source. */
+static fy_status upload_resident_group(fy_engine *e, eng_group *g)
+{
+    FY_TRY(fy_pool_alloc(e->pool, g->bytes, g->name, &g->device));
+    for (int w = 0; w < g->n; w++) {
+        size_t n = fy_tensor_nbytes(&g->src[w]);
+        char *dst = (char *)g->device + g->offset[w];
+        if (n) FY_TRY(fy_backend_copy_h2d_async(e->backend, dst, g->src[w].data, n, FY_STREAM_COPY, g->name));
+        g->dev[w] = g->src[w];
+        g->dev[w].data = dst;
+        g->dev[w].device = 0;
+    }
+    fy_eng_cast_link(g);
+    pthread_mutex_lock(&e->stats_mu);
+    e->stats.mapped_bytes += g->bytes;
+    pthread_mutex_unlock(&e->stats_mu);
+    return FY_OK;
+}
+
+/* Resident groups: one device allocation each, uploaded once from the
+ * source (a successor's when it starts). */
 static fy_status upload_resident(fy_engine *e)
 {
     for (int i = 0; i < e->n_groups; i++) {
         eng_group *g = &e->groups[i];
-        if (!g->resident) continue;
+        if (!g->resident || fy_eng_deferred(e, g)) continue;
         if (g->spill >= 0) {
             FY_TRY(fy_eng_spill_upload(e, g));
             fy_eng_cast_link(g);
             continue;
         }
-        FY_TRY(fy_pool_alloc(e->pool, g->bytes, g->name, &g->device));
-        for (int w = 0; w < g->n; w++) {
-            size_t n = fy_tensor_nbytes(&g->src[w]);
-            char *dst = (char *)g->device + g->offset[w];
-            if (n) FY_TRY(fy_backend_copy_h2d_async(e->backend, dst, g->src[w].data, n, FY_STREAM_COPY, g->name));
-            g->dev[w] = g->src[w];
-            g->dev[w].data = dst;
-            g->dev[w].device = 0;
-        }
-        fy_eng_cast_link(g);
-        e->stats.mapped_bytes += g->bytes;
+        FY_TRY(upload_resident_group(e, g));
     }
     FY_TRY(fy_eng_spill_settle(e));
     FY_TRY(e->backend->vt->event_create(e->backend, &e->resident_ready));
@@ -338,30 +347,54 @@ void fy_eng_retire(fy_engine *e, int comp)
     pthread_mutex_unlock(&e->stats_mu);
 }
 
-/* The first group of the component handed over to: the switch. */
-static void switch_on_acquire(fy_engine *e, const eng_group *g)
+/* A successor starts: its resident groups go where its predecessor's were. */
+static fy_status enter_successor(fy_engine *e, int comp)
 {
-    if (e->hand_from < 0 || g->component != e->hand_to) return;
-    fy_eng_retire(e, e->hand_from);
-    e->hand_from = -1;
-    e->switch_watch = true;
-    pthread_mutex_lock(&e->stats_mu);
-    e->stats.switches++;
-    pthread_mutex_unlock(&e->stats_mu);
+    eng_component *c = &e->comps[comp];
+    c->entered = true;
+    if (!e->comps[c->after].retired) fy_eng_retire(e, c->after); /* it never runs again */
+    if (e->backend->unified_host_memory) return FY_OK;           /* read in place */
+    bool any = false;
+    for (int i = 0; i < e->n_groups; i++) {
+        eng_group *g = &e->groups[i];
+        if (g->component != comp || !g->resident || !fy_eng_deferred(e, g) || g->device) continue;
+        FY_TRY(upload_resident_group(e, g));
+        any = true;
+    }
+    return any ? fy_backend_event_record(e->backend, e->resident_ready, FY_STREAM_COPY) : FY_OK;
 }
 
-/* The stall of the first block after a switch, as its own trace span. */
+/* The first group of the component handed over to: the switch. */
+static fy_status switch_on_acquire(fy_engine *e, const eng_group *g)
+{
+    if (e->hand_from >= 0 && g->component == e->hand_to) {
+        fy_eng_retire(e, e->hand_from);
+        e->hand_from = -1;
+        e->switch_watch = true;
+        pthread_mutex_lock(&e->stats_mu);
+        e->stats.switches++;
+        pthread_mutex_unlock(&e->stats_mu);
+    }
+    const eng_component *c = &e->comps[g->component];
+    return c->after >= 0 && !c->entered ? enter_successor(e, g->component) : FY_OK;
+}
+
+/* Compute's waits from the switch to its first block in place (the
+ * successor's resident groups, then the block), as one trace span. */
 static void switch_after_acquire(fy_engine *e, const eng_group *g, double t0, double stall0)
 {
-    if (!e->switch_watch || g->kind != FY_GROUP_BLOCK) return;
-    e->switch_watch = false;
+    if (!e->switch_watch) return;
+    if (e->switch_t0 == 0) e->switch_t0 = t0;
     pthread_mutex_lock(&e->stats_mu);
-    double stall = e->stats.stall_time - stall0;
-    e->stats.switch_stall_time += stall;
+    e->stats.switch_stall_time += e->stats.stall_time - stall0;
+    double stall = e->stats.switch_stall_time;
     pthread_mutex_unlock(&e->stats_mu);
+    if (g->kind != FY_GROUP_BLOCK) return;
+    e->switch_watch = false;
     char label[160];
     snprintf(label, sizeof label, "switch to %s (waited %.3f ms)", e->comps[g->component].name, stall * 1e3);
-    fy_trace_span(e->trace, FY_TRACK_COMPUTE, label, "switch", t0, fy_backend_now(), 0);
+    fy_trace_span(e->trace, FY_TRACK_COMPUTE, label, "switch", e->switch_t0, fy_backend_now(), 0);
+    e->switch_t0 = 0;
 }
 
 fy_status fy_engine_acquire(fy_engine *e, int group, const fy_tensor **weights)
@@ -372,7 +405,7 @@ fy_status fy_engine_acquire(fy_engine *e, int group, const fy_tensor **weights)
     if (e->comps[g->component].retired)
         return fy_error(FY_ERR_INVALID, "engine: group %s of %s acquired after %s was handed over", g->name,
                         e->comps[g->component].name, e->comps[g->component].name);
-    switch_on_acquire(e, g);
+    FY_TRY(switch_on_acquire(e, g));
     double stall0 = e->stats.stall_time;
     double now = fy_backend_now();
     if (!e->running) {

@@ -54,6 +54,8 @@ typedef struct eng_component {
     int n_units;
     uint64_t unit_bytes;   /* largest unit */
     bool retired;          /* handed over (fy_engine_hand_over): its groups never run again */
+    int after;             /* fy_engine_declare_successor: runs only after this one, -1 none */
+    bool entered;          /* a successor's first group was acquired: its resident groups are up */
 } eng_component;
 
 typedef struct eng_ring {
@@ -157,6 +159,7 @@ struct fy_engine {
     int hand_from, hand_to;
     bool switch_watch;        /* time the stall of to's first block */
     struct eng_probes *probes; /* stall_probe.c: the GPU's waits, timed by its events */
+    double switch_t0;         /* when the switch's first acquire began */
 };
 
 /* groups.c: offsets and bytes of src[0..n) in the group's layout. */
@@ -180,6 +183,13 @@ void fy_eng_cast_free(eng_group *g);
 /* plan.c: the plan options give; applies it to the groups when apply is set. */
 fy_status fy_eng_plan(fy_engine *e, const fy_run_options *o, fy_plan *out, bool apply);
 fy_status fy_eng_check_budget(const fy_engine *e, const fy_plan *p, uint64_t budget);
+/* A successor's resident groups share its predecessor's device memory:
+ * uploaded when it starts, not at prepare (fy_engine_declare_successor). */
+static inline bool fy_eng_deferred(const fy_engine *e, const eng_group *g)
+{
+    return e->comps[g->component].after >= 0 && g->spill < 0;
+}
+
 /* engine.c: a handed-over component's resident groups go back to the pool. */
 void fy_eng_retire(fy_engine *e, int comp);
 /* streamer.c */

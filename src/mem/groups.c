@@ -28,6 +28,7 @@ fy_status fy_engine_add_component(fy_engine *e, const char *name, int *out_id)
     }
     eng_component *c = &e->comps[e->n_comps];
     memset(c, 0, sizeof *c);
+    c->after = -1;
     snprintf(c->name, sizeof c->name, "%s", name ? name : "component");
     *out_id = e->n_comps++;
     return FY_OK;
@@ -117,6 +118,25 @@ void fy_eng_layout_group(eng_group *g)
     g->bytes = at;
 }
 
+static int find_component(const fy_engine *e, const char *name)
+{
+    for (int c = 0; name && c < e->n_comps; c++)
+        if (strcmp(e->comps[c].name, name) == 0) return c;
+    return -1;
+}
+
+fy_status fy_engine_declare_successor(fy_engine *e, const char *from, const char *to)
+{
+    if (e->prepared) return fy_error(FY_ERR_INVALID, "engine: successors are declared before fy_engine_prepare");
+    int a = find_component(e, from), b = find_component(e, to);
+    if (a < 0 || b < 0 || a == b || e->comps[a].after >= 0)
+        return fy_error(FY_ERR_INVALID, "engine: successor %s of %s: not two declared components (or a chain)",
+                        to ? to : "(null)", from ? from : "(null)");
+    e->comps[b].after = a;
+    update_resident_ranks(e);
+    return FY_OK;
+}
+
 fy_status fy_engine_reserve(fy_engine *e, uint64_t activation_bytes)
 {
     if (e->prepared) return fy_error(FY_ERR_INVALID, "engine: fy_engine_reserve comes before fy_engine_prepare");
@@ -164,19 +184,44 @@ int fy_eng_resident_rank(const fy_engine *e, const eng_group *g)
     return g->resident_rank;
 }
 
-/* Recomputed after each declaration: a later component may be the step one. */
+/* The rank of component a's block j, -1 when it has fewer. */
+static int rank_of_block(const fy_engine *e, int a, int j)
+{
+    int k = 0;
+    for (int m = 0; m < e->n_groups; m++) {
+        const eng_group *h = &e->groups[m];
+        if (h->component == a && h->kind == FY_GROUP_BLOCK && k++ == j) return h->resident_rank;
+    }
+    return -1;
+}
+
+/* Recomputed after each declaration: a later component may be the step one.
+ * The step component's blocks rank first, then the others' in declared
+ * order; a successor's block j ranks as its predecessor's block j (the
+ * first K of each stay resident, one set on the device at a time), so the
+ * ranks stay dense without it. */
 static void update_resident_ranks(fy_engine *e)
 {
     int first = -1;
     int comp = fy_eng_step_component(e, &first);
-    int step_first = first >= 0 ? e->groups[first].block_index : 0, step_n = 0;
-    for (int i = 0; i < e->n_groups; i++) step_n += e->groups[i].component == comp && e->groups[i].kind == FY_GROUP_BLOCK;
+    int next = 0;
     for (int i = 0; i < e->n_groups; i++) {
         eng_group *g = &e->groups[i];
-        if (comp < 0 || g->kind != FY_GROUP_BLOCK) g->resident_rank = g->block_index;
-        else if (g->component == comp) g->resident_rank = g->block_index - step_first;
-        /* Components are declared one after another, so the step
-         * component's blocks come either all before g or all after it. */
-        else g->resident_rank = step_n + g->block_index - (g->block_index > step_first ? step_n : 0);
+        if (g->kind == FY_GROUP_BLOCK && g->component == comp) g->resident_rank = next++;
+    }
+    for (int i = 0; i < e->n_groups; i++) {
+        eng_group *g = &e->groups[i];
+        if (g->kind != FY_GROUP_BLOCK) g->resident_rank = g->block_index;
+        else if (g->component != comp && e->comps[g->component].after < 0) g->resident_rank = next++;
+    }
+    for (int c = 0; c < e->n_comps; c++) {
+        int a = e->comps[c].after, j = 0;
+        if (a < 0) continue;
+        for (int i = 0; i < e->n_groups; i++) {
+            eng_group *g = &e->groups[i];
+            if (g->component != c || g->kind != FY_GROUP_BLOCK) continue;
+            int rank = rank_of_block(e, a, j++);
+            g->resident_rank = rank >= 0 ? rank : next++;
+        }
     }
 }

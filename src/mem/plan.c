@@ -92,15 +92,19 @@ static fy_status spill_map(const fy_engine *e, int K, int **out)
     for (int i = 0; i < e->n_groups; i++) spill[i] = -1;
     int dev = 0;
     uint64_t used = 0;
+    /* A successor's blocks share their predecessor's ranks: both go. */
     for (int r = K; r < e->n_blocks && dev < e->n_spill; r++) {
-        const eng_group *g = block_of_rank(e, r);
-        while (dev < e->n_spill && used + g->bytes > e->spill[dev].budget) {
-            dev++;
-            used = 0;
+        for (int i = 0; i < e->n_groups && dev < e->n_spill; i++) {
+            const eng_group *g = &e->groups[i];
+            if (g->kind != FY_GROUP_BLOCK || fy_eng_resident_rank(e, g) != r) continue;
+            while (dev < e->n_spill && used + g->bytes > e->spill[dev].budget) {
+                dev++;
+                used = 0;
+            }
+            if (dev == e->n_spill) break;
+            used += g->bytes;
+            spill[i] = dev;
         }
-        if (dev == e->n_spill) break;
-        used += g->bytes;
-        spill[g - e->groups] = dev;
     }
     *out = spill;
     return FY_OK;
@@ -171,10 +175,19 @@ fy_status fy_eng_plan(fy_engine *e, const fy_run_options *o, fy_plan *out, bool 
     set_shape(o, &p);
     p.resident_blocks = resident_prefix(e, o);
     p.activation_bytes = e->activation_bytes;
+    /* A successor's resident groups take its predecessor's place: the
+     * larger of the two counts (fy_engine_declare_successor). */
+    uint64_t *by_comp = calloc((size_t)(e->n_comps ? e->n_comps : 1), sizeof *by_comp);
+    if (!by_comp) return fy_error(FY_ERR_NOMEM, "engine: out of memory planning");
     for (int i = 0; i < e->n_groups; i++) {
         const eng_group *g = &e->groups[i];
-        if (g->kind == FY_GROUP_SMALL || fy_eng_resident_rank(e, g) < p.resident_blocks) p.resident_bytes += g->bytes;
+        if (g->kind == FY_GROUP_SMALL || fy_eng_resident_rank(e, g) < p.resident_blocks) by_comp[g->component] += g->bytes;
     }
+    for (int c = 0; c < e->n_comps; c++) {
+        int a = e->comps[c].after;
+        p.resident_bytes += a < 0 ? by_comp[c] : (by_comp[c] > by_comp[a] ? by_comp[c] - by_comp[a] : 0);
+    }
+    free(by_comp);
     int *spill = NULL;
     FY_TRY(spill_map(e, p.resident_blocks, &spill));
     for (int i = 0; spill && i < e->n_groups; i++)

@@ -596,6 +596,9 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
          * engine, declared after the high-noise one (the order they run). */
         FY_TRY(fy_wan_dit_load(fy_model_component(m, "transformer_2"), r->device, &r->dits[1]));
         FY_TRY(fy_wan_dit_set_threads(r->dits[1], threads));
+        /* Timesteps only fall: once transformer_2 runs, transformer is done,
+         * and transformer_2's resident weights take its device memory. */
+        FY_TRY(fy_engine_declare_successor(r->device, "transformer", "transformer_2"));
     }
     hook_stage(r, "loading vae");
     FY_TRY(fy_wan_vae_load(fy_model_component(m, "vae"), r->vae_engine, FY_WAN_VAE_DECODER, &r->vae));
@@ -853,9 +856,10 @@ static fy_status denoise(t2v_run *r)
         /* A model file changed under the run: stop now, not after the video. */
         s = fy_model_check_unchanged(r->model);
         if (s != FY_OK) break;
-        double t0 = fy_backend_now();
+        double t0 = fy_backend_now(), stall0 = fy_engine_stats_get(r->device)->stall_time;
         s = denoise_step(r, i, input, pred, guided);
         double dt = fy_backend_now() - t0;
+        if (i < FY_WAN_T2V_REPORT_STEPS) r->report.step_stall_s[i] = fy_engine_stats_get(r->device)->stall_time - stall0;
         r->report.step_s_mean += dt / steps;
         if (i == 0) {
             r->report.first_step_s = fy_backend_now() - r->t_start;
