@@ -102,6 +102,24 @@ static void print_table(const row *rows, size_t n)
     }
 }
 
+/* Wan2.2 A14B: which expert runs which steps (model_index.json's boundary_ratio). */
+static void print_experts(const fy_model *m)
+{
+    double ratio = 0;
+    const fy_config *index = fy_model_index(m);
+    if (!fy_config_has(index, "boundary_ratio") || fy_config_double(index, "boundary_ratio", &ratio) != FY_OK) {
+        fy_error_clear();
+        return;
+    }
+    const fy_component *sched = fy_model_component(m, "scheduler");
+    int64_t train = 1000;
+    if (!sched || !sched->config || fy_config_int_or(sched->config, "num_train_timesteps", 1000, &train) != FY_OK)
+        train = 1000;
+    fy_error_clear();
+    printf("\nexperts: boundary_ratio %g: transformer (high noise) runs the steps whose timestep >= %g, "
+           "transformer_2 (low noise) the rest\n", ratio, ratio * (double)train);
+}
+
 static fy_status print_info(const fy_model *m)
 {
     size_t n = fy_model_component_count(m);
@@ -125,6 +143,7 @@ static fy_status print_info(const fy_model *m)
         cli_human_bytes(bytes, t->cell[4], CELL);
         printf("%s  %s\n\n", fy_model_class(m), fy_model_dir(m));
         print_table(rows, n + 1);
+        print_experts(m);
     }
     free(rows);
     return s;

@@ -173,6 +173,11 @@ expect "guidance scale inf" 2 "--guidance-scale \"inf\": expected a finite numbe
     "${SMALL[@]}" --guidance-scale inf --output "$T/r.png"
 expect "guidance scale absurd" 2 "--guidance-scale \"1e308\": expected a finite number from -10000 to 10000" -- \
     "${SMALL[@]}" --guidance-scale 1e308 --output "$T/r.png"
+expect "guidance scale 2 inf" 2 "--guidance-scale-2 \"inf\": expected a finite number from -10000 to 10000" -- \
+    "${SMALL[@]}" --guidance-scale-2 inf --output "$T/r.png"
+# Wan2.1 has one transformer: a second scale is refused (diffusers' rule), before any work.
+expect "guidance scale 2 without experts" 1 "has one transformer (no boundary_ratio in model_index.json)" -- \
+    "${SMALL[@]}" --guidance-scale-2 3 --output "$T/r.png"
 expect "seed above 2^64-1" 2 "above the largest seed, 18446744073709551615" -- \
     "${SMALL[@]}" --seed 18446744073709551616 --output "$T/r.png"
 expect "vae tile stride below 8" 2 "--vae-tile-stride: invalid value \"1\" (valid: N or HxW in pixels, each at least 8" -- \

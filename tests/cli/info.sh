@@ -112,4 +112,9 @@ else
     check "verify summary" grep -Eq "^[1-9][0-9]* passed, 0 failed$" "$T/verify"
 fi
 
+# Wan2.2 A14B: both experts listed, and which runs which steps.
+"$FERRY" info "$FIXTURES/wan22-a14b-tiny/model" >"$T/a14b" 2>&1
+check "a14b: transformer_2 listed" grep -q "^transformer_2 .*WanTransformer3DModel .*blocks.N x 2" "$T/a14b"
+check "a14b: experts line" grep -q "^experts: boundary_ratio 0.875: transformer (high noise) runs the steps whose timestep >= 875" "$T/a14b"
+
 finish
