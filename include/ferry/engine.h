@@ -308,6 +308,13 @@ void fy_engine_free_buffer(fy_engine *e, void *ptr);
 fy_status fy_engine_upload(fy_engine *e, void *dst_device, const void *src_host, size_t bytes);
 fy_status fy_engine_download(fy_engine *e, void *dst_host, const void *src_device, size_t bytes);
 
+/* Rows ids[0..n) of a lookup table (a host float matrix [rows, dim], such as
+ * a text encoder's token embeddings, any float dtype) gathered on the host as
+ * f32 and uploaded to dst ([n, dim] f32 on the device): the table stays in
+ * host memory, off the device budget (under bf16/f16 storage its rows are
+ * rounded as a converted table would be). See src/mem/gather.c. */
+fy_status fy_engine_gather_rows(fy_engine *e, const fy_tensor *table, const int64_t *ids, int64_t n, float *dst);
+
 /* Wait for both streams, finalize the stats and write --trace (atomically). */
 fy_status fy_engine_finish(fy_engine *e);
 /* A consistent copy of the stats (background threads keep updating the live

@@ -55,6 +55,7 @@ typedef struct fy_run_options {
     /* --max-memory 0=6GiB,1=20GiB,cpu=20GiB; 0 = no limit */
     uint64_t max_memory[FY_MAX_DEVICES];
     uint64_t max_memory_cpu;
+    bool host_budget_default;        /* max_memory_cpu is MemAvailable less a margin (fy_run_options_default_plan) */
     /* --emu-bandwidth 25GB/s (bytes per second; 0 = unthrottled, else at
      * least FY_EMU_BANDWIDTH_MIN) */
     double emu_bandwidth;
@@ -152,8 +153,10 @@ bool fy_storage_is_narrow(fy_dtype t);
 void fy_run_options_default_storage(fy_run_options *o);
 /* One budget: --max-memory DEV=SIZE for the compute device, with no plan
  * given (--offload, --resident-*, --device-map, FSDP), lets the planner pick
- * the fastest plan that fits it, as --vram-budget SIZE does. Applied by
- * `ferry generate` and `plan`. */
+ * the fastest plan that fits it, as --vram-budget SIZE does. On a GPU device
+ * without --max-memory cpu=, the host budget (which caps the pinned copies;
+ * blocks beyond it go to the disk tier) defaults to MemAvailable less a
+ * tenth (at least 1 GiB). Applied by `ferry generate` and `plan`. */
 void fy_run_options_default_plan(fy_run_options *o);
 /* The help text block for these flags (for the CLI's --help). */
 const char *fy_run_options_help(void);

@@ -88,8 +88,10 @@ void fy_engine_plan_print(const fy_engine *e, const char *title, FILE *f)
     fprintf(f, "  host         %s pinned, %s held\n", fy_format_bytes(s->pinned_bytes, a, sizeof a),
             fy_format_bytes(s->host_bytes, b, sizeof b));
     if (s->host_budget)
-        fprintf(f, "  host budget  %s (--max-memory cpu): the plan holds %s; %d blocks on disk, staging %s in %d slots\n",
-                fy_format_bytes(s->host_budget, a, sizeof a), fy_format_bytes(s->host_bound, b, sizeof b),
+        fprintf(f, "  host budget  %s (%s): the plan holds %s; %d blocks on disk, staging %s in %d slots\n",
+                fy_format_bytes(s->host_budget, a, sizeof a),
+                e->opts.host_budget_default ? "MemAvailable less a margin; --max-memory cpu= sets it" : "--max-memory cpu",
+                fy_format_bytes(s->host_bound, b, sizeof b),
                 s->disk_groups, fy_format_bytes(s->disk_staging_bytes, c, sizeof c), s->disk_slots);
     if (p->fsdp)
         fprintf(f, "  fsdp         rank %d of %d holds %s of %s of blocks (1/%d each, padded)\n", s->rank, s->ranks,

@@ -27,7 +27,7 @@ struct fy_umt5 {
     const fy_component *c;
     fy_engine *e;
     fy_umt5_config cfg;
-    int comp, embed_group, final_group;
+    int comp, final_group;
     fy_tensor embed, final_norm;
     umt5_block *blocks;
     bool shared_bias; /* T5: block 0's relative_attention_bias serves every block */
@@ -40,7 +40,7 @@ struct fy_umt5 {
 typedef struct umt5_acts {
     int64_t B, L, R; /* R = B * L rows */
     float *x, *h, *work, *bias, *vec;
-    int64_t *ids, *mask;
+    int64_t *mask;
     int32_t *buckets; /* [2L - 1]: bucket of relative position j - i, indexed by j - i + L - 1 */
 } umt5_acts;
 
@@ -187,7 +187,7 @@ static fy_status declare(fy_umt5 *m)
 {
     int per_block = m->cfg.gated ? W_COUNT : W_COUNT - 1;
     FY_TRY(fy_engine_add_component(m->e, m->c->name ? m->c->name : "text_encoder", &m->comp));
-    FY_TRY(fy_engine_add_group(m->e, m->comp, "embed_tokens", FY_GROUP_SMALL, &m->embed, 1, &m->embed_group));
+    /* The token embeddings are not a group: fy_engine_gather_rows keeps them in host memory. */
     for (int64_t i = 0; i < m->cfg.num_layers; i++) {
         char name[64];
         snprintf(name, sizeof name, "encoder.block.%lld", (long long)i);
@@ -297,13 +297,13 @@ uint64_t fy_umt5_activation_bytes(const fy_umt5 *m, int64_t batch, int64_t len)
     uint64_t R = (uint64_t)batch * (uint64_t)len;
     uint64_t floats = 2 * R * (uint64_t)k->d_model + (uint64_t)work_floats(k, (int64_t)R) +
                       (uint64_t)bias_floats(k, len) + (uint64_t)vec_floats(k);
-    return floats * sizeof(float) + 2 * R * sizeof(int64_t) + (uint64_t)(2 * len - 1) * sizeof(int32_t) +
+    return floats * sizeof(float) + R * sizeof(int64_t) + (uint64_t)(2 * len - 1) * sizeof(int32_t) +
            fy_dev_ops_scratch_bound(m->e, false);
 }
 
 static void free_acts(fy_engine *e, umt5_acts *a)
 {
-    void *bufs[] = {a->x, a->h, a->work, a->bias, a->vec, a->ids, a->mask, a->buckets};
+    void *bufs[] = {a->x, a->h, a->work, a->bias, a->vec, a->mask, a->buckets};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) fy_engine_free_buffer(e, bufs[i]);
     memset(a, 0, sizeof *a);
 }
@@ -318,7 +318,6 @@ static fy_status alloc_acts(fy_umt5 *m, umt5_acts *a)
     FY_TRY(fy_engine_alloc(m->e, (size_t)bias_floats(k, a->L) * f, "text_encoder position bias",
                            (void **)&a->bias));
     FY_TRY(fy_engine_alloc(m->e, (size_t)vec_floats(k) * f, "text_encoder vectors", (void **)&a->vec));
-    FY_TRY(fy_engine_alloc(m->e, rows * sizeof(int64_t), "text_encoder ids", (void **)&a->ids));
     FY_TRY(fy_engine_alloc(m->e, rows * sizeof(int64_t), "text_encoder mask", (void **)&a->mask));
     return fy_engine_alloc(m->e, (size_t)(2 * a->L - 1) * sizeof(int32_t), "text_encoder buckets",
                            (void **)&a->buckets);
@@ -340,7 +339,7 @@ static int32_t relative_bucket(int64_t rel, int64_t num_buckets, int64_t max_dis
     return (int32_t)(out + (large < half - 1 ? large : half - 1));
 }
 
-static fy_status prepare_inputs(fy_umt5 *m, const int64_t *ids, const int64_t *mask, umt5_acts *a)
+static fy_status prepare_inputs(fy_umt5 *m, const int64_t *mask, umt5_acts *a)
 {
     int64_t n = 2 * a->L - 1;
     int32_t *buckets = malloc((size_t)n * sizeof *buckets);
@@ -350,7 +349,6 @@ static fy_status prepare_inputs(fy_umt5 *m, const int64_t *ids, const int64_t *m
     fy_status s = fy_engine_upload(m->e, a->buckets, buckets, (size_t)n * sizeof *buckets);
     free(buckets);
     size_t bytes = (size_t)a->R * sizeof(int64_t);
-    if (s == FY_OK) s = fy_engine_upload(m->e, a->ids, ids, bytes);
     if (s == FY_OK) s = fy_engine_upload(m->e, a->mask, mask, bytes);
     return s;
 }
@@ -387,14 +385,6 @@ static fy_status add_residual(fy_umt5 *m, umt5_acts *a)
 {
     double t0 = now_s();
     fy_status s = fy_dev_add(m->ops, a->x, a->h, a->x, a->R * m->cfg.d_model);
-    m->prof.other += now_s() - t0;
-    return s;
-}
-
-static fy_status embed(fy_umt5 *m, const fy_tensor *table, umt5_acts *a)
-{
-    double t0 = now_s();
-    fy_status s = fy_dev_embedding(m->ops, table->data, table->dtype, a->ids, a->x, a->R, m->cfg.d_model);
     m->prof.other += now_s() - t0;
     return s;
 }
@@ -481,14 +471,13 @@ static fy_status run_blocks(fy_umt5 *m, umt5_acts *a, float *const *hidden)
     return FY_OK;
 }
 
-static fy_status run_forward(fy_umt5 *m, umt5_acts *a, float *last, float *const *hidden)
+static fy_status run_forward(fy_umt5 *m, const int64_t *ids, umt5_acts *a, float *last, float *const *hidden)
 {
     const fy_tensor *w = NULL;
-    FY_TRY(fy_engine_acquire(m->e, m->embed_group, &w));
-    fy_status s = embed(m, &w[0], a);
-    fy_status r = fy_engine_release(m->e, m->embed_group);
-    FY_TRY(s);
-    FY_TRY(r);
+    double t0 = now_s();
+    FY_TRY(fy_engine_gather_rows(m->e, &m->embed, ids, a->R, a->x));
+    m->prof.other += now_s() - t0;
+    fy_status s, r;
     if (hidden) FY_TRY(download(m, hidden[0], a->x, a));
     FY_TRY(run_blocks(m, a, hidden));
     FY_TRY(fy_engine_acquire(m->e, m->final_group, &w));
@@ -524,8 +513,8 @@ fy_status fy_umt5_forward(fy_umt5 *m, const int64_t *ids, const int64_t *mask, i
     double t0 = now_s();
     umt5_acts a = {.B = batch, .L = len, .R = batch * len};
     fy_status s = alloc_acts(m, &a);
-    if (s == FY_OK) s = prepare_inputs(m, ids, mask, &a);
-    if (s == FY_OK) s = run_forward(m, &a, last, hidden);
+    if (s == FY_OK) s = prepare_inputs(m, mask, &a);
+    if (s == FY_OK) s = run_forward(m, ids, &a, last, hidden);
     free_acts(m->e, &a);
     m->prof.total += now_s() - t0;
     m->prof.tokens += batch * len;

@@ -688,8 +688,36 @@ void fy_run_options_default_storage(fy_run_options *o)
     o->storage_dtype = FY_BF16;
 }
 
+/* MemAvailable of /proc/meminfo (or of the file $FERRY_MEMINFO names, for
+ * tests), in bytes; 0 when unknown. */
+static uint64_t mem_available(void)
+{
+    const char *path = getenv("FERRY_MEMINFO");
+    FILE *f = fopen(path && *path ? path : "/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[256];
+    unsigned long long kib = 0;
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) found = sscanf(line, "MemAvailable: %llu kB", &kib) == 1;
+    fclose(f);
+    return found && kib < UINT64_MAX / 1024 ? (uint64_t)kib * 1024 : 0;
+}
+
+static void default_host_budget(fy_run_options *o)
+{
+    if (o->max_memory_cpu || o->device == FY_DEVICE_CPU || o->use_fsdp_inference) return;
+    uint64_t avail = mem_available();
+    /* The rest of the process (activations on the host, the VAE's frames,
+     * libraries) and the system keep a tenth, at least 1 GiB. */
+    uint64_t margin = avail / 10 > (1ull << 30) ? avail / 10 : (1ull << 30);
+    if (avail <= margin) return;
+    o->max_memory_cpu = avail - margin;
+    o->host_budget_default = true;
+}
+
 void fy_run_options_default_plan(fy_run_options *o)
 {
+    default_host_budget(o);
     int d = o->device_index >= 0 && o->device_index < FY_MAX_DEVICES ? o->device_index : 0;
     bool chosen = o->vram_budget || o->vram_budget_auto || o->offload_explicit || o->resident_blocks >= 0 ||
                   o->resident_bytes > 0 || o->num_blocks_per_group != 1 || o->use_fsdp_inference ||

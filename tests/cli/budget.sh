@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One budget: --max-memory 0=SIZE alone lets the planner pick the fastest plan
 # that fits, as --vram-budget SIZE does (kept as an alias); --offload still
-# forces a plan; an impossible budget names the flag the user gave.
+# forces a plan; an impossible budget names the flag the user gave; the host
+# budget defaults to MemAvailable less a margin; the token embeddings stay on
+# the host.
 # usage: bash budget.sh FERRY_BINARY FIXTURES_DIR
 set -u
 FERRY=$1
@@ -36,4 +38,18 @@ fi
     --output "$T/g.png" >"$T/g.txt" 2>&1
 rc=$?
 if [ $rc -eq 0 ] && [ -s "$T/g_0000.png" ]; then ok; else bad "generate with --max-memory alone: exit $rc"; tail -3 "$T/g.txt"; fi
+
+# The host budget defaults to MemAvailable less a margin (here a fake
+# meminfo with 1 GiB + 400 KiB available): blocks beyond it go to disk.
+printf 'MemTotal: 2000000 kB\nMemAvailable: 1049000 kB\n' >"$T/meminfo"
+FERRY_MEMINFO=$T/meminfo "$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --offload layerwise >"$T/host.txt" 2>&1 ||
+    bad "plan under the default host budget"
+has "default host budget" "$T/host.txt" "host budget  424.00 KiB (MemAvailable less a margin; --max-memory cpu= sets it)"
+has "blocks on disk" "$T/host.txt" "  disk$"
+FERRY_MEMINFO=$T/meminfo "$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --offload layerwise \
+    --max-memory cpu=10GiB >"$T/host2.txt" 2>&1 || bad "plan with --max-memory cpu="
+has "--max-memory cpu= overrides" "$T/host2.txt" "host budget  10.00 GiB (--max-memory cpu)"
+
+# The text encoder's token embeddings stay in host memory: not a device group.
+if ! grep -q "text_encoder *embed_tokens" "$T/mm.txt"; then ok; else bad "the embedding table is on the device"; fi
 finish
