@@ -71,6 +71,8 @@ int cli_stopped(void);
 void cli_stop_test_hook(const char *stage); /* FERRY_TEST_RAISE, for the CLI tests */
 
 int cli_fail(void);
+/* After FY_ERR_BUDGET: name the host offloads of components that would fit, with their device bounds. */
+void cli_budget_hint(const char *model, const fy_run_options *o, const fy_wan_t2v_params *p);
 /* Print `ferry: error: CMD: MESSAGE (see ferry CMD --help)` and return 2. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)

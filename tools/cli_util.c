@@ -88,3 +88,32 @@ const char *cli_human_bytes(uint64_t n, char *buf, size_t size)
     snprintf(buf, size, "%.1f %s", v, units[u]);
     return buf;
 }
+
+/* An impossible device budget: which of the components' host offloads would
+ * make it fit, with the device bound each gives, appended to the error. */
+void cli_budget_hint(const char *model, const fy_run_options *o, const fy_wan_t2v_params *p)
+{
+    if (o->device == FY_DEVICE_CPU || (o->text_encoder_cpu_offload && o->vae_cpu_offload)) return;
+    char saved[1024], hint[512] = "";
+    snprintf(saved, sizeof saved, "%s", fy_error_message());
+    static const struct { bool te, vae; const char *flags; } tries[] = {
+        {true, false, "--text-encoder-cpu-offload"},
+        {false, true, "--vae-cpu-offload"},
+        {true, true, "--text-encoder-cpu-offload --vae-cpu-offload"},
+    };
+    for (size_t i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+        fy_run_options v = *o;
+        v.text_encoder_cpu_offload = o->text_encoder_cpu_offload || tries[i].te;
+        v.vae_cpu_offload = o->vae_cpu_offload || tries[i].vae;
+        if (v.text_encoder_cpu_offload == o->text_encoder_cpu_offload && v.vae_cpu_offload == o->vae_cpu_offload)
+            continue;
+        fy_plan plan;
+        if (fy_wan_t2v_device_plan(model, &v, p, &plan) != FY_OK) continue;
+        char bound[32];
+        size_t at = strlen(hint);
+        snprintf(hint + at, sizeof hint - at, "%s%s (device bound %s)", at ? "; " : "", tries[i].flags,
+                 cli_human_bytes(plan.device_bound, bound, sizeof bound));
+    }
+    if (hint[0]) fy_error(FY_ERR_BUDGET, "%s; these would fit: %s", saved, hint);
+    else fy_error(FY_ERR_BUDGET, "%s", saved);
+}

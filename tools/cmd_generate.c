@@ -213,6 +213,7 @@ static int run_and_write(const char *model_dir, const char *output, int fps, con
 {
     fy_wan_t2v_result result;
     fy_status s = fy_wan_t2v_run(model_dir, options, params, hooks, &result);
+    if (s == FY_ERR_BUDGET) cli_budget_hint(model_dir, options, params);
     if (s == FY_OK && cli_stop_requested()) {
         fy_wan_t2v_result_free(&result);
         s = fy_error(FY_ERR_INTERRUPTED, "stopped by the user during the VAE decode");

@@ -74,6 +74,8 @@ int cli_plan_main(int argc, char **argv)
         cli_flux_params(&a.params, &a.given, &fp);
         return cli_flux_plan(a.model, &fp, &o);
     }
-    if (fy_wan_t2v_plan(a.model, &o, &a.params, stdout) != FY_OK) return cli_fail();
+    fy_status s = fy_wan_t2v_plan(a.model, &o, &a.params, stdout);
+    if (s == FY_ERR_BUDGET) cli_budget_hint(a.model, &o, &a.params);
+    if (s != FY_OK) return cli_fail();
     return 0;
 }

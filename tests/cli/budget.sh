@@ -50,6 +50,15 @@ FERRY_MEMINFO=$T/meminfo "$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device e
     --max-memory cpu=10GiB >"$T/host2.txt" 2>&1 || bad "plan with --max-memory cpu="
 has "--max-memory cpu= overrides" "$T/host2.txt" "host budget  10.00 GiB (--max-memory cpu)"
 
+# A budget no plan fits names the components' host offloads that would, with figures.
+"$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --offload sequential --max-memory 0=1MiB >/dev/null 2>"$T/hint.err"
+rc=$?
+if [ $rc -eq 1 ] && [ "$(wc -l <"$T/hint.err")" -eq 1 ] &&
+    grep -q "these would fit: --vae-cpu-offload (device bound [0-9.]* KiB)" "$T/hint.err"; then ok; else
+    bad "impossible budget without offload hints: exit $rc"
+    cat "$T/hint.err"
+fi
+
 # The text encoder's token embeddings stay in host memory: not a device group.
 if ! grep -q "text_encoder *embed_tokens" "$T/mm.txt"; then ok; else bad "the embedding table is on the device"; fi
 finish
