@@ -266,9 +266,9 @@ fy_status fy_dev_channel_rms_norm(fy_dev_ops *o, const float *x, const float *ga
 fy_status fy_dev_group_norm(fy_dev_ops *o, const float *x, const float *w, const float *b, float *out, int64_t C,
                             int64_t N, int64_t G, float eps)
 {
-    if (!o->on_host) return fy_error(FY_ERR_UNSUPPORTED, "group norm: no CUDA kernel yet (use --device cpu or emu)");
     if (G < 1 || C % G) return fy_error(FY_ERR_INVALID, "group norm: %lld channels in %lld groups", (long long)C,
                                         (long long)G);
+    ON_GPU(o, fy_cuda_group_norm(o->cuda, x, w, b, out, C, N, G, eps));
     fy_cpu_group_norm(o->cpu, x, w, b, out, C, N, G, eps);
     return FY_OK;
 }

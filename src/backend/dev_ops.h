@@ -76,7 +76,6 @@ fy_status fy_dev_rms_norm(fy_dev_ops *o, const float *x, const float *w, float *
                           int64_t dim, float eps);
 fy_status fy_dev_channel_rms_norm(fy_dev_ops *o, const float *x, const float *gamma, const float *bias,
                                   float *out, int64_t C, int64_t N, float eps);
-/* No CUDA kernel yet: FY_ERR_UNSUPPORTED on a GPU. */
 fy_status fy_dev_group_norm(fy_dev_ops *o, const float *x, const float *w, const float *b, float *out, int64_t C,
                             int64_t N, int64_t G, float eps);
 fy_status fy_dev_softmax(fy_dev_ops *o, const float *x, float *out, int64_t rows, int64_t dim);

@@ -17,6 +17,7 @@
 #include "ferry/tokenizer.h"
 #include "ferry/umt5.h"
 #include "ferry/vae_kl.h"
+#include "pipeline/model_classes.h"
 
 #define FLUX_DEFAULT_SIDE 1024
 #define FLUX_DEFAULT_STEPS 28
@@ -387,6 +388,7 @@ static fy_status open_and_load(flux_run *r, const char *model_dir)
     if (!cls || strcmp(cls, "FluxPipeline"))
         return fy_error(FY_ERR_UNSUPPORTED, "%s: model_index.json names %s, not FluxPipeline", model_dir,
                         cls ? cls : "no class");
+    FY_TRY(fy_model_check_classes(r->model));
     FY_TRY(create_engines(r));
     FY_TRY(load_models(r));
     return reserve_and_prepare(r);

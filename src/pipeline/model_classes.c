@@ -24,6 +24,13 @@ static const component_row rows[] = {
     {"WanPipeline", "transformer_2", "diffusers", {"WanTransformer3DModel"}, NULL},
     {"WanPipeline", "vae", "diffusers", {"AutoencoderKLWan"}, NULL},
     {"WanPipeline", "scheduler", "diffusers", {"UniPCMultistepScheduler", "FlowMatchEulerDiscreteScheduler"}, NULL},
+    {"FluxPipeline", "tokenizer", "transformers", {"CLIPTokenizer", "CLIPTokenizerFast"}, NULL},
+    {"FluxPipeline", "tokenizer_2", "transformers", {"T5Tokenizer", "T5TokenizerFast"}, NULL},
+    {"FluxPipeline", "text_encoder", "transformers", {"CLIPTextModel"}, NULL},
+    {"FluxPipeline", "text_encoder_2", "transformers", {"T5EncoderModel"}, NULL},
+    {"FluxPipeline", "transformer", "diffusers", {"FluxTransformer2DModel"}, NULL},
+    {"FluxPipeline", "vae", "diffusers", {"AutoencoderKL"}, NULL},
+    {"FluxPipeline", "scheduler", "diffusers", {"FlowMatchEulerDiscreteScheduler"}, NULL},
 };
 
 #define ROW_COUNT (sizeof rows / sizeof rows[0])

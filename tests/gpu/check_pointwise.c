@@ -383,8 +383,38 @@ static void check_channel_rms_norm(gpu_check *g, int64_t C, int64_t N, int with_
     free(x);
 }
 
+/* x [C, N] in G groups, with and without the affine (the Flux VAE's GroupNorm). */
+static void check_group_norm(gpu_check *g, int64_t C, int64_t N, int64_t G, int affine, int in_place)
+{
+    char name[96];
+    snprintf(name, sizeof name, "group_norm C=%lld N=%lld G=%lld%s%s", (long long)C, (long long)N, (long long)G,
+             affine ? "" : " no affine", in_place ? " in place" : "");
+    int64_t n = C * N;
+    float *x = rand_floats(g, (size_t)n, -3.0f, 3.0f);
+    float *w = affine ? rand_floats(g, (size_t)C, 0.5f, 1.5f) : NULL;
+    float *b = affine ? rand_floats(g, (size_t)C, -0.5f, 0.5f) : NULL;
+    float *ref = host_floats(n);
+    fy_cpu_group_norm(g->cpu, x, w, b, ref, C, N, G, 1e-6f);
+    float *dx = up(x, n), *dw = up_opt(w, C), *db = up_opt(b, C);
+    float *dout = in_place ? dx : dev_alloc((size_t)n * sizeof(float));
+    fy_status st = fy_cuda_group_norm(g->ops, dx, dw, db, dout, C, N, G, 1e-6f);
+    compare(g, name, st, dout, ref, n, TOL_NORM);
+    if (!in_place) dev_free(dout);
+    dev_free(db);
+    dev_free(dw);
+    dev_free(dx);
+    free(ref);
+    free(b);
+    free(w);
+    free(x);
+}
+
 void check_norms(gpu_check *g)
 {
+    check_group_norm(g, 12, 80, 4, 1, 0);
+    check_group_norm(g, 12, 80, 4, 0, 1);
+    check_group_norm(g, 128, 4096, 32, 1, 0);
+    check_group_norm(g, 3, 7, 1, 1, 0);
     for (size_t i = 0; i < sizeof norm_cases / sizeof *norm_cases; i++) {
         check_layer_norm(g, &norm_cases[i]);
         check_rms_norm(g, &norm_cases[i]);

@@ -123,6 +123,9 @@ fy_status fy_cuda_layer_norm_modulate(fy_cuda_ops *ops, const float *x, const fl
                                       float eps);
 fy_status fy_cuda_rms_norm(fy_cuda_ops *ops, const float *x, const float *w, float *out,
                            int64_t rows, int64_t dim, float eps);
+/* ferry/ops.h's fy_cpu_group_norm (C a multiple of G). */
+fy_status fy_cuda_group_norm(fy_cuda_ops *ops, const float *x, const float *w, const float *b, float *out,
+                             int64_t C, int64_t N, int64_t G, float eps);
 fy_status fy_cuda_channel_rms_norm(fy_cuda_ops *ops, const float *x, const float *gamma,
                                    const float *bias, float *out, int64_t C, int64_t N, float eps);
 fy_status fy_cuda_softmax(fy_cuda_ops *ops, const float *x, float *out, int64_t rows, int64_t dim);

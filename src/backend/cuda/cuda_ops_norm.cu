@@ -167,6 +167,45 @@ __global__ void channel_rms_norm_kernel(const float *x, const float *gamma, cons
     }
 }
 
+/* GroupNorm over x [C, N]: one block per group of per_group channels, the
+ * statistics in double (two passes, as the CPU op), then the affine. In
+ * place is safe: each element is read before it is written. */
+__global__ void group_norm_kernel(const float *x, const float *w, const float *b, float *out,
+                                  int64_t per_group, int64_t N, float eps)
+{
+    __shared__ double red[kColThreads];
+    const int64_t g = blockIdx.x, n = per_group * N;
+    const float *xg = x + g * n;
+    float *og = out + g * n;
+    double acc = 0.0;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) acc += xg[i];
+    red[threadIdx.x] = acc;
+    __syncthreads();
+    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
+        if ((int)threadIdx.x < k) red[threadIdx.x] += red[threadIdx.x + k];
+        __syncthreads();
+    }
+    const double mean = red[0] / (double)n;
+    __syncthreads();
+    acc = 0.0;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        double d = xg[i] - mean;
+        acc += d * d;
+    }
+    red[threadIdx.x] = acc;
+    __syncthreads();
+    for (int k = blockDim.x / 2; k > 0; k >>= 1) {
+        if ((int)threadIdx.x < k) red[threadIdx.x] += red[threadIdx.x + k];
+        __syncthreads();
+    }
+    const float m = (float)mean;
+    const float rstd = (float)(1.0 / sqrt(red[0] / (double)n + (double)eps));
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+        const int64_t c = g * per_group + i / N;
+        og[i] = (xg[i] - m) * rstd * (w ? w[c] : 1.0f) + (b ? b[c] : 0.0f);
+    }
+}
+
 fy_status launch_layer_norm(fy_cuda_ops *ops, const float *x, float *out, int64_t rows,
                             int64_t dim, const LayerNormArgs &p, const char *what)
 {
@@ -213,6 +252,15 @@ extern "C" fy_status fy_cuda_channel_rms_norm(fy_cuda_ops *ops, const float *x, 
     channel_rms_norm_kernel<<<(unsigned)blocks, kColThreads, 0, ops->stream>>>(x, gamma, bias, out,
                                                                                C, N, eps);
     return fy_cuda_launched("channel_rms_norm");
+}
+
+extern "C" fy_status fy_cuda_group_norm(fy_cuda_ops *ops, const float *x, const float *w,
+                                        const float *b, float *out, int64_t C, int64_t N, int64_t G,
+                                        float eps)
+{
+    if (C <= 0 || N <= 0 || G <= 0) return FY_OK;
+    group_norm_kernel<<<(unsigned)G, kColThreads, 0, ops->stream>>>(x, w, b, out, C / G, N, eps);
+    return fy_cuda_launched("group_norm");
 }
 
 extern "C" fy_status fy_cuda_softmax(fy_cuda_ops *ops, const float *x, float *out, int64_t rows,
