@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang libclang-rt-dev
   libopenblas-dev libcjson-dev libsentencepiece-dev
-  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libpng-dev
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libpng-dev libjpeg-dev
   libopenmpi-dev openmpi-bin liburing-dev libcmocka-dev libicu-dev python3
 )
 as_root=()

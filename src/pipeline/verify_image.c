@@ -1,0 +1,97 @@
+/* The image preprocessing verifier: both fixture images through both of the
+ * pipeline's paths, every uint8 intermediate and the float outputs exact. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ferry/image_preprocess.h"
+#include "ferry/model.h"
+#include "pipeline/verify_image.h"
+
+static const char *const IMAGES[2][2] = {{"main", "image.png"}, {"other", "image_other.png"}};
+
+static fy_status compare_u8(fy_verify_ctx *ctx, const fy_st_file *f, const char *prefix, const char *what,
+                            const fy_image *img)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s.%s", prefix, what);
+    fy_tensor ref;
+    FY_TRY(fy_st_view(f, name, &ref));
+    size_t n = (size_t)(img->width * img->height * 3);
+    int64_t *ours = malloc(n * sizeof *ours);
+    if (!ours) return fy_error(FY_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) ours[i] = img->rgb[i];
+    bool same_shape = ref.ndim == 3 && ref.shape[0] == img->height && ref.shape[1] == img->width && ref.shape[2] == 3;
+    fy_status st = fy_verify_compare_ids(ctx, name, ours, same_shape ? n : 0, &ref);
+    free(ours);
+    return st;
+}
+
+static fy_status compare_f32(fy_verify_ctx *ctx, const fy_st_file *f, const char *prefix, const char *what,
+                             const float *data, int64_t h, int64_t w)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s.%s", prefix, what);
+    fy_tensor ref;
+    FY_TRY(fy_st_view(f, name, &ref));
+    int64_t shape[4] = {1, 3, h, w};
+    fy_tensor ours = fy_tensor_wrap((void *)data, FY_F32, 4, shape, FY_HOST);
+    return fy_verify_compare(ctx, name, &ours, &ref, 0.0);
+}
+
+static fy_status clip_path(fy_verify_ctx *ctx, const fy_st_file *f, const char *prefix, const fy_image *img)
+{
+    const fy_component *proc = fy_model_component(ctx->model, "image_processor");
+    if (!proc) return fy_error(FY_ERR_NOT_FOUND, "%s: no image_processor component", fy_model_dir(ctx->model));
+    fy_clip_preprocess p;
+    FY_TRY(fy_clip_preprocess_load(proc->dir, &p));
+    int64_t h, w;
+    fy_clip_preprocess_size(&p, img, &h, &w);
+    float *pixels = malloc(sizeof *pixels * (size_t)(3 * h * w));
+    if (!pixels) return fy_error(FY_ERR_NOMEM, "out of memory");
+    fy_image resized = {0}, cropped = {0};
+    fy_status st = fy_clip_preprocess_run(&p, img, pixels, &resized, &cropped);
+    if (st == FY_OK) st = compare_u8(ctx, f, prefix, "clip_resized_uint8", &resized);
+    if (st == FY_OK) st = compare_u8(ctx, f, prefix, "clip_cropped_uint8", &cropped);
+    if (st == FY_OK) st = compare_f32(ctx, f, prefix, "pixel_values", pixels, h, w);
+    fy_image_free(&resized);
+    fy_image_free(&cropped);
+    free(pixels);
+    return st;
+}
+
+/* The video path's size is the fixture's video_image (the pipeline's height x width). */
+static fy_status video_path(fy_verify_ctx *ctx, const fy_st_file *f, const char *prefix, const fy_image *img)
+{
+    char name[96];
+    snprintf(name, sizeof name, "%s.video_image", prefix);
+    fy_tensor ref;
+    FY_TRY(fy_st_view(f, name, &ref));
+    if (ref.ndim != 4) return fy_error(FY_ERR_FORMAT, "%s: %s is not [1, 3, H, W]", fy_st_path(f), name);
+    int64_t h = ref.shape[2], w = ref.shape[3];
+    float *frame = malloc(sizeof *frame * (size_t)(3 * h * w));
+    if (!frame) return fy_error(FY_ERR_NOMEM, "out of memory");
+    fy_image resized = {0};
+    fy_status st = fy_video_image_preprocess(img, w, h, frame, &resized);
+    if (st == FY_OK) st = compare_u8(ctx, f, prefix, "video_resized_uint8", &resized);
+    if (st == FY_OK) st = compare_f32(ctx, f, prefix, "video_image", frame, h, w);
+    fy_image_free(&resized);
+    free(frame);
+    return st;
+}
+
+fy_status fy_verify_image_processor(fy_verify_ctx *ctx, const fy_st_file *fixture)
+{
+    for (int i = 0; i < 2; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", ctx->fixture_dir, IMAGES[i][1]);
+        fy_image img;
+        FY_TRY(fy_image_load(path, &img));
+        fy_status st = compare_u8(ctx, fixture, IMAGES[i][0], "uint8", &img);
+        if (st == FY_OK) st = clip_path(ctx, fixture, IMAGES[i][0], &img);
+        if (st == FY_OK) st = video_path(ctx, fixture, IMAGES[i][0], &img);
+        fy_image_free(&img);
+        FY_TRY(st);
+    }
+    return FY_OK;
+}
