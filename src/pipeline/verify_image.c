@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ferry/clip_vision.h"
+#include "ferry/config.h"
+#include "ferry/engine.h"
 #include "ferry/image_preprocess.h"
 #include "ferry/model.h"
 #include "pipeline/verify_image.h"
@@ -94,4 +97,76 @@ fy_status fy_verify_image_processor(fy_verify_ctx *ctx, const fy_st_file *fixtur
         FY_TRY(st);
     }
     return FY_OK;
+}
+
+/* ---- the image encoder ----------------------------------------------------- */
+
+#define ENCODER_TOLERANCE 1e-5
+
+static fy_status compare_tokens(fy_verify_ctx *ctx, const fy_st_file *f, const char *name, const float *data,
+                                const fy_clip_vision_config *g)
+{
+    fy_tensor ref = {0}, view;
+    FY_TRY(fy_st_view(f, name, &view));
+    FY_TRY(fy_tensor_to_f32(&view, &ref));
+    int64_t shape[3] = {1, g->tokens, g->hidden};
+    fy_tensor ours = fy_tensor_wrap((void *)data, FY_F32, 3, shape, FY_HOST);
+    fy_status st = fy_verify_compare(ctx, name, &ours, &ref, ENCODER_TOLERANCE);
+    fy_tensor_free(&ref);
+    return st;
+}
+
+/* One engine, one model of `layers` layers (0: all), each image through it. */
+static fy_status encode_images(fy_verify_ctx *ctx, const fy_st_file *f, const fy_component *comp, int64_t layers)
+{
+    const fy_run_options *o = ctx->options;
+    fy_engine *e = NULL;
+    FY_TRY(o->image_encoder_cpu_offload ? fy_engine_create_host(o, &e) : fy_engine_create(o, &e));
+    fy_clip_vision *m = NULL;
+    float *buf = NULL;
+    fy_status st = fy_clip_vision_load(comp, e, layers, &m);
+    if (st == FY_OK) st = fy_clip_vision_set_threads(m, o->threads);
+    if (st == FY_OK) st = fy_engine_reserve(e, fy_clip_vision_activation_bytes(m, 1));
+    if (st == FY_OK) st = fy_engine_prepare(e);
+    const fy_clip_vision_config *g = m ? fy_clip_vision_get_config(m) : NULL;
+    int64_t run = m ? fy_clip_vision_layers_run(m) : 0, per = g ? g->tokens * g->hidden : 0;
+    if (st == FY_OK && !(buf = malloc(sizeof *buf * (size_t)(per * (run + 2)))))
+        st = fy_error(FY_ERR_NOMEM, "out of memory");
+    float *hidden[4097];
+    for (int64_t i = 0; st == FY_OK && i <= run; i++) hidden[i] = buf + (i + 1) * per;
+    for (int i = 0; st == FY_OK && i < 2; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "%s.pixel_values", IMAGES[i][0]);
+        fy_tensor px = {0}, view;
+        st = fy_st_view(f, name, &view);
+        if (st == FY_OK) st = fy_tensor_to_f32(&view, &px);
+        if (st == FY_OK) st = fy_clip_vision_forward(m, px.data, 1, buf, layers ? NULL : hidden);
+        fy_tensor_free(&px);
+        for (int64_t k = 0; st == FY_OK && !layers && k <= run; k++) {
+            snprintf(name, sizeof name, "%s.hidden_states.%lld", IMAGES[i][0], (long long)k);
+            st = compare_tokens(ctx, f, name, hidden[k], g);
+        }
+        snprintf(name, sizeof name, "%s.%s", IMAGES[i][0], layers ? "image_embeds" : "last_hidden_state");
+        if (st == FY_OK) st = compare_tokens(ctx, f, name, buf, g);
+    }
+    fy_status fin = fy_engine_finish(e);
+    if (st == FY_OK) st = fin;
+    free(buf);
+    fy_clip_vision_free(m);
+    fy_engine_free(e);
+    return st;
+}
+
+fy_status fy_verify_image_encoder(fy_verify_ctx *ctx, const fy_st_file *fixture)
+{
+    const fy_component *comp = fy_model_component(ctx->model, "image_encoder");
+    if (!comp) return fy_error(FY_ERR_NOT_FOUND, "%s: no image_encoder component", fy_model_dir(ctx->model));
+    if (!comp->config) return fy_error(FY_ERR_NOT_FOUND, "%s: the image encoder has no config.json", comp->dir);
+    int64_t layers = 0;
+    FY_TRY(fy_config_int(comp->config, "num_hidden_layers", &layers));
+    if (layers < 2 || layers > 4096)
+        return fy_error(FY_ERR_FORMAT, "%s: num_hidden_layers %lld: the pipeline reads the second-to-last layer's "
+                        "output, so it needs 2 to 4096", fy_config_path(comp->config), (long long)layers);
+    FY_TRY(encode_images(ctx, fixture, comp, 0));
+    return encode_images(ctx, fixture, comp, layers - 1);
 }

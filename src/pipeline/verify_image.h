@@ -11,4 +11,11 @@
  * pixel_values, the video path's resize and video_image, all exact. */
 fy_status fy_verify_image_processor(fy_verify_ctx *ctx, const fy_st_file *fixture);
 
+
+
+/* image_encoder.safetensors: for each image, pixel_values through every
+ * layer (hidden_states.0..n, last_hidden_state) and through the pipeline's
+ * layers only (image_embeds = hidden_states[-2]), at 1e-5, on the device
+ * engine or, with --image-encoder-cpu-offload, the host's. */
+fy_status fy_verify_image_encoder(fy_verify_ctx *ctx, const fy_st_file *fixture);
 #endif

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Wan image-to-video: every I2V component of `ferry verify` against the
+# wan-i2v-tiny fixtures on cpu and on emu under several plans, with and
+# without --image-encoder-cpu-offload.
+# usage: bash i2v.sh FERRY_BINARY FIXTURES_DIR
+set -u
+FERRY=$1
+FIXTURES=$2
+MODEL=$FIXTURES/wan-i2v-tiny/model
+FIX=$FIXTURES/wan-i2v-tiny/fixtures
+# shellcheck source=common.bash
+source "$(dirname "$0")/common.bash" i2v
+
+COMPONENTS=image_processor,image_encoder
+plans=(
+    "--device cpu"
+    "--device cpu --image-encoder-cpu-offload"
+    "--device emu --offload sequential"
+    "--device emu --offload layerwise --max-memory 0=1MiB --image-encoder-cpu-offload"
+    "--device emu --vram-budget 300KiB"
+)
+for plan in "${plans[@]}"; do
+    # shellcheck disable=SC2086
+    if "$FERRY" verify "$MODEL" "$FIX" --component "$COMPONENTS" $plan >"$T/verify" 2>&1; then
+        has "verify $plan" "$T/verify" " 0 failed"
+    else
+        bad "verify $plan: exit $?"
+        cat "$T/verify"
+    fi
+done
+finish
