@@ -230,7 +230,7 @@ static fy_status run(const char *dir, const bench_args *a)
     fy_engine *e = NULL;
     fy_wan_dit *m = NULL;
     fy_wan_dit_context *kv = NULL;
-    fy_wan_dit_shape s = {2, a->frames, a->height, a->width, a->text_len, 0};
+    fy_wan_dit_shape s = {2, a->frames, a->height, a->width, a->text_len, 0, 0};
     float *x = NULL, *text = NULL, *out = NULL;
     float t[2] = {999.0f, 417.5f};
     fy_status st = fy_engine_create(&o, &e);
@@ -326,7 +326,7 @@ static fy_status forward_once(fy_model *model, const bench_args *a, const fp8_ca
     o.fp8_scale = k->scale;
     fy_engine *e = NULL;
     fy_wan_dit *m = NULL;
-    fy_wan_dit_shape s = {2, a->frames, a->height, a->width, a->text_len, 0};
+    fy_wan_dit_shape s = {2, a->frames, a->height, a->width, a->text_len, 0, 0};
     float t[2] = {999.0f, 417.5f};
     fy_status st = fy_engine_create(&o, &e);
     if (st == FY_OK) st = fy_wan_dit_load(fy_model_component(model, "transformer"), e, &m);

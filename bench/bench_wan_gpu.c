@@ -225,7 +225,7 @@ static void print_table(const plan_result *r, int n, double bw)
 
 static fy_status make_inputs(const fy_wan_dit_config *c, const bench_args *a, inputs *in)
 {
-    in->shape = (fy_wan_dit_shape){2, a->frames, a->height, a->width, a->text_len, 0};
+    in->shape = (fy_wan_dit_shape){2, a->frames, a->height, a->width, a->text_len, 0, 0};
     size_t nx = (size_t)(2 * c->in_channels * a->frames * a->height * a->width);
     size_t nt = (size_t)(2 * a->text_len * c->text_dim);
     in->x = malloc(nx * sizeof(float));

@@ -206,7 +206,7 @@ static dit_run run_dit(fy_run_options o)
     load_f32(f, "hidden_states", &x);
     load_f32(f, "timestep", &t);
     load_f32(f, "encoder_hidden_states", &text);
-    fy_wan_dit_shape s = {x.shape[0], x.shape[2], x.shape[3], x.shape[4], text.shape[1], 0};
+    fy_wan_dit_shape s = {x.shape[0], x.shape[2], x.shape[3], x.shape[4], text.shape[1], 0, 0};
     bool exact_budget = o.max_memory[0] == 1;
     fy_engine *e = NULL;
     fy_wan_dit *m = NULL;

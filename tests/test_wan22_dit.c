@@ -42,7 +42,7 @@ static fy_wan_dit_shape fixture_shape(void)
 {
     fy_tensor x = fixture_tensor("hidden_states"), e = fixture_tensor("encoder_hidden_states"),
               t = fixture_tensor("timestep");
-    fy_wan_dit_shape s = {x.shape[0], x.shape[2], x.shape[3], x.shape[4], e.shape[1], 0};
+    fy_wan_dit_shape s = {x.shape[0], x.shape[2], x.shape[3], x.shape[4], e.shape[1], 0, 0};
     s.timestep_runs = fy_wan_dit_count_runs(t.data, t.shape[0], t.shape[1]);
     fy_tensor_free(&x);
     fy_tensor_free(&e);

@@ -39,7 +39,7 @@ static fy_wan_dit_shape fixture_shape(void)
     const fy_st_info *x = fy_st_find(f, "hidden_states"), *e = fy_st_find(f, "encoder_hidden_states");
     assert_non_null(x);
     assert_non_null(e);
-    fy_wan_dit_shape s = {x->shape[0], x->shape[2], x->shape[3], x->shape[4], e->shape[1], 0};
+    fy_wan_dit_shape s = {x->shape[0], x->shape[2], x->shape[3], x->shape[4], e->shape[1], 0, 0};
     fy_st_close(f);
     return s;
 }
@@ -204,10 +204,13 @@ static void test_missing_key(void **state)
     free(dir);
 }
 
-static void test_i2v_unsupported(void **state)
+/* Half an image-to-video config (one of image_dim, added_kv_proj_dim) and
+ * FLF2V's image position embedding are refused with the key named. */
+static void test_i2v_config_errors(void **state)
 {
-    expect_load_error("added_kv_proj_dim", cJSON_CreateNumber(32), FY_ERR_UNSUPPORTED, "added_kv_proj_dim");
-    expect_load_error("image_dim", cJSON_CreateNumber(1280), FY_ERR_UNSUPPORTED, "image_dim");
+    expect_load_error("added_kv_proj_dim", cJSON_CreateNumber(32), FY_ERR_FORMAT, "added_kv_proj_dim");
+    expect_load_error("image_dim", cJSON_CreateNumber(1280), FY_ERR_FORMAT, "image_dim");
+    expect_load_error("pos_embed_seq_len", cJSON_CreateNumber(514), FY_ERR_UNSUPPORTED, "first-last-frame");
 }
 
 static void test_bad_values(void **state)
@@ -501,7 +504,7 @@ static double max_rel_diff(const float *ours, const float *ref, int64_t n)
  * item: the default chunks are parts of an item). */
 static void test_batch_matches_single(void **state)
 {
-    fy_wan_dit_shape s2 = {2, 9, 32, 32, 16, 0}; /* 9 * 16 * 16 = 2304 tokens an item with patch [1, 2, 2] */
+    fy_wan_dit_shape s2 = {2, 9, 32, 32, 16, 0, 0}; /* 9 * 16 * 16 = 2304 tokens an item with patch [1, 2, 2] */
     const int64_t C = 16, text_dim = 32;    /* the fixture's config; checked below */
     int64_t vol = C * s2.frames * s2.height * s2.width, txt = s2.text_len * text_dim;
     float *x = malloc((size_t)(2 * vol) * sizeof *x), *text = malloc((size_t)(2 * txt) * sizeof *text);
@@ -533,7 +536,7 @@ static void test_batch_matches_single(void **state)
  * give what both items in one chunk give. */
 static void test_row_chunks_match_whole(void **state)
 {
-    fy_wan_dit_shape s = {2, 9, 32, 32, 16, 0};
+    fy_wan_dit_shape s = {2, 9, 32, 32, 16, 0, 0};
     const int64_t C = 16, text_dim = 32;
     int64_t vol = 2 * C * s.frames * s.height * s.width, txt = 2 * s.text_len * text_dim;
     float *x = malloc((size_t)vol * sizeof *x), *text = malloc((size_t)txt * sizeof *text);
@@ -622,7 +625,7 @@ int main(void)
         cmocka_unit_test(test_bf16_weights),
         cmocka_unit_test(test_context_invalidate),
         cmocka_unit_test(test_missing_key),
-        cmocka_unit_test(test_i2v_unsupported),
+        cmocka_unit_test(test_i2v_config_errors),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_config_weight_mismatch),
         cmocka_unit_test(test_wrong_weight_shape),

@@ -44,6 +44,9 @@ typedef struct fy_wan_dit_config {
     int64_t rope_max_seq_len;
     double eps;
     bool cross_attn_norm;
+    /* Image-to-video (Wan2.1 I2V): image_dim (the image encoder's width,
+     * 0 for text-to-video) and added_kv_proj_dim (= dim). */
+    int64_t image_dim, added_kv_proj_dim;
 } fy_wan_dit_config;
 
 /* One forward's problem size: latents [batch, in_channels, frames, height,
@@ -56,6 +59,7 @@ typedef struct fy_wan_dit_config {
 typedef struct fy_wan_dit_shape {
     int64_t batch, frames, height, width, text_len;
     int64_t timestep_runs;
+    int64_t image_len; /* image tokens [batch, image_len, image_dim]; 0 without (I2V models need them) */
 } fy_wan_dit_shape;
 
 /* Seconds spent in the last forward (wall clock on the calling thread). */
@@ -76,7 +80,8 @@ typedef struct fy_wan_dit_timing {
  * pair as diffusers stores them), "condition_embedder.0" [B, dim] (temb),
  * "condition_embedder.1" [B, 6 dim] (timestep_proj) (per token, [B, S, dim]
  * and [B, S, 6 dim], with timestep_runs), "condition_embedder.2"
- * [B, L, dim] (text), "patch_embedding" [B, S, dim] (tokens first),
+ * [B, L, dim] (text), "condition_embedder.3" [B, I, dim] (image tokens,
+ * I2V), "patch_embedding" [B, S, dim] (tokens first),
  * "blocks.i" [B, S, dim], "proj_out" [B, S, out_channels * prod(patch)]. */
 typedef void (*fy_wan_dit_tap)(void *user, const char *name, const float *data, int ndim,
                                const int64_t *shape);
@@ -84,8 +89,10 @@ typedef void (*fy_wan_dit_tap)(void *user, const char *name, const float *data, 
 /* Reads the config, checks every weight (name and shape) and declares the
  * groups into e: component "transformer", SMALL group "embed", one BLOCK
  * group per block, SMALL group "head", in execution order. The component's
- * weights must outlive the model. I2V configs (added_kv_proj_dim,
- * image_dim, pos_embed_seq_len) fail with FY_ERR_UNSUPPORTED. */
+ * weights must outlive the model. Image-to-video configs (image_dim,
+ * added_kv_proj_dim) add the image embedder to "embed" and the image
+ * keys/values (add_k_proj, add_v_proj, norm_added_k) to each block; FLF2V's
+ * pos_embed_seq_len fails with FY_ERR_UNSUPPORTED. */
 fy_status fy_wan_dit_load(const fy_component *c, fy_engine *e, fy_wan_dit **out);
 void fy_wan_dit_free(fy_wan_dit *m);
 const fy_wan_dit_config *fy_wan_dit_get_config(const fy_wan_dit *m);
@@ -109,9 +116,19 @@ fy_status fy_wan_dit_forward(fy_wan_dit *m, const fy_wan_dit_shape *s, const flo
                              const float *timesteps, const float *text, fy_wan_dit_context *cache,
                              float *out);
 
+/* The same with image tokens (I2V): image [B, image_len, image_dim]. The
+ * cross-attention attends the text and the image tokens separately (two
+ * softmaxes, outputs summed before to_out), as diffusers' WanAttnProcessor
+ * does; a context caches both keys and values. */
+fy_status fy_wan_dit_forward_image(fy_wan_dit *m, const fy_wan_dit_shape *s, const float *latents,
+                                   const float *timesteps, const float *text, const float *image,
+                                   fy_wan_dit_context *cache, float *out);
+
 /* ---- Cross-attention K/V cache ----------------------------------------- */
 /* Device bytes a context holds for this batch and text length. */
 uint64_t fy_wan_dit_context_bytes(const fy_wan_dit *m, int64_t batch, int64_t text_len);
+/* With image tokens too (s->image_len). */
+uint64_t fy_wan_dit_context_bytes_for(const fy_wan_dit *m, const fy_wan_dit_shape *s);
 /* Its buffers come from the engine pool on first use (so after prepare); it
  * must be freed before the engine. */
 fy_status fy_wan_dit_context_create(fy_wan_dit *m, fy_wan_dit_context **out);

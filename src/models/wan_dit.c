@@ -9,12 +9,25 @@
 
 /* ---- config ------------------------------------------------------------- */
 
-static fy_status reject_i2v_key(const fy_config *cfg, const char *key)
+/* Image-to-video: image_dim and added_kv_proj_dim come together; the
+ * image tokens are projected to dim before the added K/V projections, so
+ * added_kv_proj_dim must be dim. FLF2V's learned image position embedding
+ * (pos_embed_seq_len) is not implemented. */
+static fy_status read_image_keys(const fy_config *cfg, fy_wan_dit_config *c)
 {
-    if (fy_config_has(cfg, key))
+    if (fy_config_has(cfg, "pos_embed_seq_len"))
         return fy_error(FY_ERR_UNSUPPORTED,
-                        "%s: \"%s\" is set: Wan image-to-video transformers are not supported yet "
-                        "(text-to-video configs have it null)", fy_config_path(cfg), key);
+                        "%s: \"pos_embed_seq_len\" is set: first-last-frame (FLF2V) transformers are not supported "
+                        "yet (image-to-video configs have it null)", fy_config_path(cfg));
+    FY_TRY(fy_config_int_or(cfg, "image_dim", 0, &c->image_dim));
+    FY_TRY(fy_config_int_or(cfg, "added_kv_proj_dim", 0, &c->added_kv_proj_dim));
+    if (!c->image_dim && !c->added_kv_proj_dim) return FY_OK;
+    if (c->image_dim < 1 || c->image_dim > ((int64_t)1 << 20) || c->added_kv_proj_dim != c->dim)
+        return fy_error(FY_ERR_FORMAT,
+                        "%s: image_dim %lld and added_kv_proj_dim %lld: an image-to-video transformer needs both, "
+                        "with added_kv_proj_dim = num_attention_heads x attention_head_dim (%lld)",
+                        fy_config_path(cfg), (long long)c->image_dim, (long long)c->added_kv_proj_dim,
+                        (long long)c->dim);
     return FY_OK;
 }
 
@@ -73,10 +86,7 @@ static fy_status read_config(const fy_config *cfg, fy_wan_dit_config *c)
     if (strcmp(qk, "rms_norm_across_heads") != 0)
         return fy_error(FY_ERR_UNSUPPORTED, "%s: qk_norm \"%s\" is not supported (only \"rms_norm_across_heads\")",
                         fy_config_path(cfg), qk);
-    FY_TRY(reject_i2v_key(cfg, "added_kv_proj_dim"));
-    FY_TRY(reject_i2v_key(cfg, "image_dim"));
-    FY_TRY(reject_i2v_key(cfg, "pos_embed_seq_len"));
-    return FY_OK;
+    return read_image_keys(cfg, c);
 }
 
 /* ---- weights ------------------------------------------------------------ */
@@ -130,7 +140,35 @@ static fy_status embed_weights(fy_wan_dit *m)
     FY_TRY(linear_weights(c, "condition_embedder.time_embedder.linear_2", g->dim, g->dim, &w[WE_TIME2_W]));
     FY_TRY(linear_weights(c, "condition_embedder.time_proj", g->dim, 6 * g->dim, &w[WE_TPROJ_W]));
     FY_TRY(linear_weights(c, "condition_embedder.text_embedder.linear_1", g->text_dim, g->dim, &w[WE_TEXT1_W]));
-    return linear_weights(c, "condition_embedder.text_embedder.linear_2", g->dim, g->dim, &w[WE_TEXT2_W]);
+    FY_TRY(linear_weights(c, "condition_embedder.text_embedder.linear_2", g->dim, g->dim, &w[WE_TEXT2_W]));
+    if (!g->image_dim) return FY_OK;
+    const char *img = "condition_embedder.image_embedder";
+    char name[128];
+    snprintf(name, sizeof name, "%s.norm1.weight", img);
+    FY_TRY(weight1(c, name, g->image_dim, &w[WE_IMG_N1_W]));
+    snprintf(name, sizeof name, "%s.norm1.bias", img);
+    FY_TRY(weight1(c, name, g->image_dim, &w[WE_IMG_N1_B]));
+    snprintf(name, sizeof name, "%s.ff.net.0.proj", img);
+    FY_TRY(linear_weights(c, name, g->image_dim, g->image_dim, &w[WE_IMG_FF1_W]));
+    snprintf(name, sizeof name, "%s.ff.net.2", img);
+    FY_TRY(linear_weights(c, name, g->image_dim, g->dim, &w[WE_IMG_FF2_W]));
+    snprintf(name, sizeof name, "%s.norm2.weight", img);
+    FY_TRY(weight1(c, name, g->dim, &w[WE_IMG_N2_W]));
+    snprintf(name, sizeof name, "%s.norm2.bias", img);
+    return weight1(c, name, g->dim, &w[WE_IMG_N2_B]);
+}
+
+/* The image keys and values of attn2 (I2V). */
+static fy_status added_kv_weights(fy_wan_dit *m, const char *prefix, fy_tensor *w)
+{
+    char name[320];
+    int64_t d = m->cfg.dim;
+    snprintf(name, sizeof name, "%s.add_k_proj", prefix);
+    FY_TRY(linear_weights(m->comp, name, d, d, &w[WB_ADD_K_W]));
+    snprintf(name, sizeof name, "%s.add_v_proj", prefix);
+    FY_TRY(linear_weights(m->comp, name, d, d, &w[WB_ADD_V_W]));
+    snprintf(name, sizeof name, "%s.norm_added_k.weight", prefix);
+    return weight1(m->comp, name, d, &w[WB_NORM_ADDED_K]);
 }
 
 static fy_status attention_weights(fy_wan_dit *m, const char *prefix, fy_tensor *w)
@@ -157,6 +195,7 @@ static fy_status block_weights(fy_wan_dit *m, int64_t i, fy_tensor *w)
     FY_TRY(attention_weights(m, name, &w[WB_ATTN1]));
     snprintf(name, sizeof name, "%s.attn2", p);
     FY_TRY(attention_weights(m, name, &w[WB_ATTN2]));
+    if (g->image_dim) FY_TRY(added_kv_weights(m, name, w));
     if (g->cross_attn_norm) {
         snprintf(name, sizeof name, "%s.norm2.weight", p);
         FY_TRY(weight1(m->comp, name, g->dim, &w[WB_NORM2_W]));
@@ -182,13 +221,20 @@ static fy_status head_weights(fy_wan_dit *m)
 
 /* ---- groups ------------------------------------------------------------- */
 
-/* Without cross_attn_norm the block has no norm2: its two slots are left
- * out of the group, so the group holds only real tensors. */
+/* Without cross_attn_norm the block has no norm2, without image_dim no
+ * image K/V: their slots are left out of the group, so the group holds only
+ * real tensors. */
+bool fy_wan_block_has(const fy_wan_dit_config *c, int slot)
+{
+    if (!c->cross_attn_norm && (slot == WB_NORM2_W || slot == WB_NORM2_B)) return false;
+    return c->image_dim || slot < WB_ADD_K_W;
+}
+
 static int pack_block(const fy_wan_dit *m, const fy_tensor *w, fy_tensor *packed)
 {
     int n = 0;
     for (int i = 0; i < WB_COUNT; i++)
-        if (m->cfg.cross_attn_norm || (i != WB_NORM2_W && i != WB_NORM2_B)) packed[n++] = w[i];
+        if (fy_wan_block_has(&m->cfg, i)) packed[n++] = w[i];
     return n;
 }
 
@@ -202,11 +248,12 @@ static fy_status mark_castable(const fy_wan_dit *m, int group)
     static const int linear[] = {
         WB_ATTN1 + WA_Q_W, WB_ATTN1 + WA_K_W, WB_ATTN1 + WA_V_W, WB_ATTN1 + WA_O_W,
         WB_ATTN2 + WA_Q_W, WB_ATTN2 + WA_K_W, WB_ATTN2 + WA_V_W, WB_ATTN2 + WA_O_W,
-        WB_FFN1_W, WB_FFN2_W,
+        WB_FFN1_W, WB_FFN2_W, WB_ADD_K_W, WB_ADD_V_W,
     };
     for (size_t i = 0; i < sizeof linear / sizeof linear[0]; i++) {
-        int at = linear[i]; /* its index in the packed group: norm2's two slots may be left out */
-        if (!m->cfg.cross_attn_norm && at > WB_NORM2_B) at -= 2;
+        if (!fy_wan_block_has(&m->cfg, linear[i])) continue;
+        int at = 0; /* its index in the packed group: absent slots are left out */
+        for (int j = 0; j < linear[i]; j++) at += fy_wan_block_has(&m->cfg, j);
         FY_TRY(fy_engine_mark_castable(m->engine, group, at));
     }
     return FY_OK;
@@ -216,7 +263,9 @@ static fy_status declare_groups(fy_wan_dit *m)
 {
     fy_engine *e = m->engine;
     FY_TRY(fy_engine_add_component(e, m->comp->name ? m->comp->name : "transformer", &m->component_id));
-    FY_TRY(fy_engine_add_group(e, m->component_id, "embed", FY_GROUP_SMALL, m->embed_w, WE_COUNT, &m->embed_group));
+    m->embed_count = m->cfg.image_dim ? WE_COUNT : WE_T2V_COUNT;
+    FY_TRY(fy_engine_add_group(e, m->component_id, "embed", FY_GROUP_SMALL, m->embed_w, m->embed_count,
+                               &m->embed_group));
     for (int64_t i = 0; i < m->cfg.num_layers; i++) {
         fy_tensor packed[WB_COUNT];
         int n = pack_block(m, &m->block_w[i * WB_COUNT], packed);
@@ -242,6 +291,7 @@ static fy_status alloc_model(fy_wan_dit *m)
     m->block_w = calloc((size_t)(g->num_layers * WB_COUNT), sizeof *m->block_w);
     m->block_groups = calloc((size_t)g->num_layers, sizeof *m->block_groups);
     int64_t widest = g->dim * 6;
+    if (g->image_dim > widest) widest = g->image_dim;
     if (g->ffn_dim > widest) widest = g->ffn_dim;
     int64_t proj = fy_wan_patch_len(g, g->out_channels);
     if (proj > widest) widest = proj;

@@ -11,11 +11,13 @@
 
 typedef struct ws_layout {
     size_t patches, h, n, k, v, q, o, ff, text_in, text_mid, text, ck, cv;
+    size_t img_in, img_mid, img, cki, cvi, o2;
     size_t tsin, temb, tmp, tmod, mod, omod, rope_c, rope_s, vec, total; /* offsets in floats */
 } ws_layout;
 
 typedef struct ws_bufs {
     float *patches, *h, *n, *k, *v, *q, *o, *ff, *text_in, *text_mid, *text, *ck, *cv;
+    float *img_in, *img_mid, *img, *cki, *cvi, *o2; /* image tokens (I2V) */
     float *tsin, *temb, *tmp, *tmod, *mod, *omod, *rope_c, *rope_s;
 } ws_bufs;
 
@@ -43,6 +45,7 @@ typedef struct dims {
     int64_t n_runs;
     bool per_token;
     int64_t BS, BL, p_in, p_out;
+    int64_t I, BI; /* image tokens per item, in all (0 for text-to-video) */
     int64_t row_chunk;  /* rows per chunk asked for (m->row_chunk) */
     int64_t chunk_rows; /* the most rows a chunk holds */
 } dims;
@@ -95,6 +98,8 @@ static void make_dims(const fy_wan_dit *m, const fy_wan_dit_shape *s, dims *d)
     d->S = d->F2 * d->H2 * d->W2;
     d->BS = d->B * d->S;
     d->BL = d->B * d->L;
+    d->I = s->image_len;
+    d->BI = d->B * d->I;
     d->p_in = fy_wan_patch_len(c, c->in_channels);
     d->p_out = fy_wan_patch_len(c, c->out_channels);
     d->row_chunk = m->row_chunk > 0 ? m->row_chunk : ROW_CHUNK;
@@ -121,6 +126,13 @@ static void make_layout(const fy_wan_dit *m, const dims *d, ws_layout *l)
     l->text = take(&at, txt);
     l->ck = take(&at, txt);
     l->cv = take(&at, txt);
+    int64_t img_in = d->BI * c->image_dim, img = d->BI * d->D;
+    l->img_in = take(&at, img_in);
+    l->img_mid = take(&at, img_in);
+    l->img = take(&at, img);
+    l->cki = take(&at, img);
+    l->cvi = take(&at, img);
+    l->o2 = take(&at, d->I ? d->chunk_rows * d->D : 0);
     l->tsin = take(&at, d->R * c->freq_dim);
     l->temb = take(&at, d->R * d->D);
     l->tmp = take(&at, d->R * d->D);
@@ -140,7 +152,9 @@ static void bind(float *base, const ws_layout *l, ws_bufs *w)
                    .text_in = base + l->text_in, .text_mid = base + l->text_mid, .text = base + l->text,
                    .ck = base + l->ck, .cv = base + l->cv, .tsin = base + l->tsin, .temb = base + l->temb,
                    .tmp = base + l->tmp, .tmod = base + l->tmod, .mod = base + l->mod, .omod = base + l->omod,
-                   .rope_c = base + l->rope_c, .rope_s = base + l->rope_s};
+                   .rope_c = base + l->rope_c, .rope_s = base + l->rope_s, .img_in = base + l->img_in,
+                   .img_mid = base + l->img_mid, .img = base + l->img, .cki = base + l->cki, .cvi = base + l->cvi,
+                   .o2 = base + l->o2};
 }
 
 fy_status fy_wan_dit_check_shape(const fy_wan_dit *m, const fy_wan_dit_shape *s)
@@ -155,6 +169,12 @@ fy_status fy_wan_dit_check_shape(const fy_wan_dit *m, const fy_wan_dit_shape *s)
                         "wan transformer: latent %lldx%lldx%lld (frames x height x width) is not a multiple of "
                         "patch_size [%lld, %lld, %lld]", (long long)s->frames, (long long)s->height,
                         (long long)s->width, (long long)c->patch[0], (long long)c->patch[1], (long long)c->patch[2]);
+    if (c->image_dim && (s->image_len < 1 || s->image_len > big))
+        return fy_error(FY_ERR_INVALID, "wan transformer: an image-to-video transformer (image_dim %lld) needs the "
+                        "image encoder's tokens", (long long)c->image_dim);
+    if (!c->image_dim && s->image_len)
+        return fy_error(FY_ERR_INVALID, "wan transformer: %lld image tokens given to a text-to-video transformer "
+                        "(its config has no image_dim)", (long long)s->image_len);
     int64_t longest = s->frames / c->patch[0];
     if (s->height / c->patch[1] > longest) longest = s->height / c->patch[1];
     if (s->width / c->patch[2] > longest) longest = s->width / c->patch[2];
@@ -314,7 +334,7 @@ static fy_status tap_rope(fy_wan_dit *m, const char *name, const float *table, i
 /* ---- embeddings ----------------------------------------------------------- */
 
 static fy_status upload_inputs(fy_wan_dit *m, const dims *d, const fy_wan_dit_shape *s, const float *latents,
-                               const float *text, bool need_text, ws_bufs *w)
+                               const float *text, const float *image, bool need_text, ws_bufs *w)
 {
     const fy_wan_dit_config *c = &m->cfg;
     size_t patch_bytes = (size_t)(d->BS * d->p_in) * sizeof(float);
@@ -341,6 +361,8 @@ static fy_status upload_inputs(fy_wan_dit *m, const dims *d, const fy_wan_dit_sh
     free(host);
     if (st == FY_OK && need_text)
         st = fy_engine_upload(m->engine, w->text_in, text, (size_t)(d->BL * c->text_dim) * sizeof(float));
+    if (st == FY_OK && need_text && d->BI)
+        st = fy_engine_upload(m->engine, w->img_in, image, (size_t)(d->BI * c->image_dim) * sizeof(float));
     return st;
 }
 
@@ -381,6 +403,29 @@ static fy_status tap_per_token(fy_wan_dit *m, const dims *d, const char *name, c
     return st;
 }
 
+/* WanImageEmbedding: LayerNorm -> Linear -> GELU (erf) -> Linear ->
+ * LayerNorm, both norms affine with eps 1e-5 (not the model's eps). */
+#define IMAGE_NORM_EPS 1e-5f
+
+static fy_status image_norm(fy_wan_dit *m, const fy_tensor *wt, const fy_tensor *bs, float *x, int64_t rows,
+                            int64_t dim)
+{
+    const float *g = NULL, *b = NULL;
+    FY_TRY(vec_f32(m, wt, 2, &g));
+    FY_TRY(vec_f32(m, bs, 3, &b));
+    return fy_dev_layer_norm(m->ops, x, g, b, x, rows, dim, IMAGE_NORM_EPS);
+}
+
+static fy_status image_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *d, ws_bufs *w)
+{
+    int64_t idim = m->cfg.image_dim;
+    FY_TRY(image_norm(m, &e[WE_IMG_N1_W], &e[WE_IMG_N1_B], w->img_in, d->BI, idim));
+    FY_TRY(linear(m, w->img_in, &e[WE_IMG_FF1_W], &e[WE_IMG_FF1_B], w->img_mid, d->BI));
+    FY_TRY(fy_dev_gelu(m->ops, w->img_mid, w->img_mid, d->BI * idim));
+    FY_TRY(linear(m, w->img_mid, &e[WE_IMG_FF2_W], &e[WE_IMG_FF2_B], w->img, d->BI));
+    return image_norm(m, &e[WE_IMG_N2_W], &e[WE_IMG_N2_B], w->img, d->BI, d->D);
+}
+
 static fy_status embed_taps(fy_wan_dit *m, const dims *d, const ws_bufs *w, bool text_done)
 {
     FY_TRY(tap_rope(m, "rope.0", w->rope_c, d->S));
@@ -395,6 +440,8 @@ static fy_status embed_taps(fy_wan_dit *m, const dims *d, const ws_bufs *w, bool
         FY_TRY(tap(m, "condition_embedder.1", w->tmod, 2, bm));
     }
     if (text_done) FY_TRY(tap(m, "condition_embedder.2", w->text, 3, bld));
+    int64_t bid[3] = {d->B, d->I, d->D};
+    if (text_done && d->I) FY_TRY(tap(m, "condition_embedder.3", w->img, 3, bid));
     return tap(m, "patch_embedding", w->h, 3, bsd);
 }
 
@@ -405,6 +452,7 @@ static fy_status embed(fy_wan_dit *m, const dims *d, ws_bufs *w, bool need_text)
     fy_status st = linear(m, w->patches, &e[WE_PATCH_W], &e[WE_PATCH_B], w->h, d->BS);
     if (st == FY_OK) st = time_embedding(m, e, d, w);
     if (st == FY_OK && need_text) st = text_embedding(m, e, d, w);
+    if (st == FY_OK && need_text && d->I) st = image_embedding(m, e, d, w);
     fy_status rel = fy_engine_release(m->engine, m->embed_group);
     if (st == FY_OK) st = rel;
     if (st == FY_OK) st = embed_taps(m, d, w, need_text);
@@ -495,19 +543,31 @@ static fy_status self_attention(fy_wan_dit *m, const fy_tensor *a, const dims *d
     return FY_OK;
 }
 
-/* The text's keys and values for one block (what a context caches). */
-static fy_status cross_kv(fy_wan_dit *m, const fy_tensor *a, const dims *d, const ws_bufs *w, float *k, float *v)
+typedef struct cross_kv_slot {
+    float *k, *v;   /* text */
+    float *ki, *vi; /* image tokens (I2V) */
+    bool *valid;    /* NULL: not cached, compute every time */
+} cross_kv_slot;
+
+/* The text's keys and values for one block, and the image tokens' through
+ * the added projections (what a context caches). */
+static fy_status cross_kv(fy_wan_dit *m, const fy_tensor *bw, const dims *d, const ws_bufs *w, const cross_kv_slot *kv)
 {
-    FY_TRY(linear(m, w->text, &a[WA_K_W], &a[WA_K_B], k, d->BL));
-    FY_TRY(rms_norm(m, k, &a[WA_NORM_K], d->BL));
-    return linear(m, w->text, &a[WA_V_W], &a[WA_V_B], v, d->BL);
+    const fy_tensor *a = &bw[WB_ATTN2];
+    FY_TRY(linear(m, w->text, &a[WA_K_W], &a[WA_K_B], kv->k, d->BL));
+    FY_TRY(rms_norm(m, kv->k, &a[WA_NORM_K], d->BL));
+    FY_TRY(linear(m, w->text, &a[WA_V_W], &a[WA_V_B], kv->v, d->BL));
+    if (!d->BI) return FY_OK;
+    FY_TRY(linear(m, w->img, &bw[WB_ADD_K_W], &bw[WB_ADD_K_B], kv->ki, d->BI));
+    FY_TRY(rms_norm(m, kv->ki, &bw[WB_NORM_ADDED_K], d->BI));
+    return linear(m, w->img, &bw[WB_ADD_V_W], &bw[WB_ADD_V_B], kv->vi, d->BI);
 }
 
 /* h += to_out(attention(norm_q(q(norm2(h))), k, v)): no gate, no rope. Without
  * cross_attn_norm the queries come from h itself, chunk by chunk, each
  * chunk's rows read before they are updated. */
-static fy_status cross_attention(fy_wan_dit *m, const fy_tensor *bw, const dims *d, ws_bufs *w, const float *k,
-                                 const float *v)
+static fy_status cross_attention(fy_wan_dit *m, const fy_tensor *bw, const dims *d, ws_bufs *w,
+                                 const cross_kv_slot *kv)
 {
     const fy_tensor *a = &bw[WB_ATTN2];
     const float *g = NULL, *b = NULL;
@@ -524,7 +584,12 @@ static fy_status cross_attention(fy_wan_dit *m, const fy_tensor *bw, const dims 
         }
         FY_TRY(linear(m, x, &a[WA_Q_W], &a[WA_Q_B], w->q, c.rows));
         FY_TRY(rms_norm(m, w->q, &a[WA_NORM_Q], c.rows));
-        FY_TRY(attend(m, w->q, k + c.b * item, v + c.b * item, w->o, c.items, c.len, d->L));
+        FY_TRY(attend(m, w->q, kv->k + c.b * item, kv->v + c.b * item, w->o, c.items, c.len, d->L));
+        if (d->I) { /* the image tokens' own softmax, summed before to_out */
+            int64_t img = d->I * d->D;
+            FY_TRY(attend(m, w->q, kv->ki + c.b * img, kv->vi + c.b * img, w->o2, c.items, c.len, d->I));
+            FY_TRY(fy_dev_add(m->ops, w->o, w->o2, w->o, c.rows * d->D));
+        }
         FY_TRY(linear(m, w->o, &a[WA_O_W], &a[WA_O_B], w->q, c.rows));
         FY_TRY(fy_dev_add(m->ops, w->h + c.at * d->D, w->q, w->h + c.at * d->D, c.rows * d->D));
     }
@@ -544,30 +609,26 @@ static fy_status feed_forward(fy_wan_dit *m, const fy_tensor *bw, const dims *d,
     return FY_OK;
 }
 
-typedef struct cross_kv_slot {
-    float *k, *v;
-    bool *valid; /* NULL: not cached, compute every time */
-} cross_kv_slot;
-
 static fy_status block_forward(fy_wan_dit *m, const fy_tensor *bw, const dims *d, ws_bufs *w, cross_kv_slot kv)
 {
     FY_TRY(modulation(m, &bw[WB_SST], d, w));
     FY_TRY(self_attention(m, &bw[WB_ATTN1], d, w));
     if (!kv.valid || !*kv.valid) {
-        FY_TRY(cross_kv(m, &bw[WB_ATTN2], d, w, kv.k, kv.v));
+        FY_TRY(cross_kv(m, bw, d, w, &kv));
         m->timing.cross_kv_computed++;
         if (kv.valid) *kv.valid = true;
     }
-    FY_TRY(cross_attention(m, bw, d, w, kv.k, kv.v));
+    FY_TRY(cross_attention(m, bw, d, w, &kv));
     return feed_forward(m, bw, d, w);
 }
 
-/* The group's weights back in WB_ order (norm2 is absent without cross_attn_norm). */
+/* The group's weights back in WB_ order (norm2 is absent without
+ * cross_attn_norm, the image K/V without image_dim). */
 static void unpack_block(const fy_wan_dit *m, const fy_tensor *dev, fy_tensor *full)
 {
     int n = 0;
     for (int i = 0; i < WB_COUNT; i++) {
-        if (m->cfg.cross_attn_norm || (i != WB_NORM2_W && i != WB_NORM2_B))
+        if (fy_wan_block_has(&m->cfg, i))
             full[i] = dev[n++];
         else
             memset(&full[i], 0, sizeof full[i]);
@@ -576,9 +637,10 @@ static void unpack_block(const fy_wan_dit *m, const fy_tensor *dev, fy_tensor *f
 
 static cross_kv_slot kv_slot(fy_wan_dit_context *cache, const dims *d, ws_bufs *w, int64_t i)
 {
-    if (!cache) return (cross_kv_slot){w->ck, w->cv, NULL};
-    float *k = cache->kv + (size_t)i * 2 * (size_t)(d->BL * d->D);
-    return (cross_kv_slot){k, k + d->BL * d->D, &cache->valid[i]};
+    if (!cache) return (cross_kv_slot){w->ck, w->cv, w->cki, w->cvi, NULL};
+    float *k = cache->kv + (size_t)i * 2 * (size_t)((d->BL + d->BI) * d->D);
+    float *ki = k + 2 * d->BL * d->D;
+    return (cross_kv_slot){k, k + d->BL * d->D, ki, ki + d->BI * d->D, &cache->valid[i]};
 }
 
 static fy_status run_blocks(fy_wan_dit *m, const dims *d, ws_bufs *w, fy_wan_dit_context *cache)
@@ -649,7 +711,14 @@ static fy_status ensure_ops(fy_wan_dit *m)
 fy_status fy_wan_dit_forward(fy_wan_dit *m, const fy_wan_dit_shape *s, const float *latents,
                              const float *timesteps, const float *text, fy_wan_dit_context *cache, float *out)
 {
-    if (!m || !s || !latents || !timesteps || !text || !out)
+    return fy_wan_dit_forward_image(m, s, latents, timesteps, text, NULL, cache, out);
+}
+
+fy_status fy_wan_dit_forward_image(fy_wan_dit *m, const fy_wan_dit_shape *s, const float *latents,
+                                   const float *timesteps, const float *text, const float *image,
+                                   fy_wan_dit_context *cache, float *out)
+{
+    if (!m || !s || !latents || !timesteps || !text || !out || (s->image_len && !image))
         return fy_error(FY_ERR_INVALID, "fy_wan_dit_forward: NULL argument");
     FY_TRY(fy_wan_dit_check_shape(m, s));
     FY_TRY(ensure_ops(m));
@@ -659,7 +728,7 @@ fy_status fy_wan_dit_forward(fy_wan_dit *m, const fy_wan_dit_shape *s, const flo
     ws_layout l;
     make_dims(m, s, &d);
     make_layout(m, &d, &l);
-    if (cache) FY_TRY(fy_wan_context_bind(cache, m, d.B, d.L));
+    if (cache) FY_TRY(fy_wan_context_bind(cache, m, d.B, d.L, d.I));
     bool need_text = !cache || !fy_wan_context_complete(cache);
     float *base = NULL;
     FY_TRY(fy_engine_alloc(m->engine, l.total * sizeof(float), "wan transformer workspace", (void **)&base));
@@ -669,7 +738,7 @@ fy_status fy_wan_dit_forward(fy_wan_dit *m, const fy_wan_dit_shape *s, const flo
     time_run *runs = NULL;
     fy_status st = make_runs(&d, timesteps, &runs, &d.n_runs);
     d.runs = runs;
-    if (st == FY_OK) st = upload_inputs(m, &d, s, latents, text, need_text, &w);
+    if (st == FY_OK) st = upload_inputs(m, &d, s, latents, text, image, need_text, &w);
     if (st == FY_OK) st = embed(m, &d, &w, need_text);
     double t1 = fy_backend_now();
     if (st == FY_OK) st = run_blocks(m, &d, &w, cache);

@@ -13,20 +13,26 @@ enum {
     WE_TIME1_W, WE_TIME1_B, WE_TIME2_W, WE_TIME2_B,
     WE_TPROJ_W, WE_TPROJ_B,
     WE_TEXT1_W, WE_TEXT1_B, WE_TEXT2_W, WE_TEXT2_B,
+    WE_T2V_COUNT,
+    /* I2V's image embedder: LayerNorm -> Linear -> GELU -> Linear -> LayerNorm */
+    WE_IMG_N1_W = WE_T2V_COUNT, WE_IMG_N1_B, WE_IMG_FF1_W, WE_IMG_FF1_B, WE_IMG_FF2_W, WE_IMG_FF2_B,
+    WE_IMG_N2_W, WE_IMG_N2_B,
     WE_COUNT
 };
 
 /* One attention's weights, relative to its first (attn1 or attn2). */
 enum { WA_Q_W, WA_Q_B, WA_K_W, WA_K_B, WA_V_W, WA_V_B, WA_O_W, WA_O_B, WA_NORM_Q, WA_NORM_K, WA_COUNT };
 
-/* Weights of a block group. I2V's image key/value projections
- * (attn2.add_k_proj, add_v_proj, norm_added_k) would follow WB_SST. */
+/* Weights of a block group; I2V's image key/value projections
+ * (attn2.add_k_proj, add_v_proj, norm_added_k) follow WB_SST (absent for
+ * text-to-video). */
 enum {
     WB_ATTN1 = 0,
     WB_ATTN2 = WA_COUNT,
     WB_NORM2_W = 2 * WA_COUNT, WB_NORM2_B, /* absent (NULL views) without cross_attn_norm */
     WB_FFN1_W, WB_FFN1_B, WB_FFN2_W, WB_FFN2_B,
     WB_SST,
+    WB_ADD_K_W, WB_ADD_K_B, WB_ADD_V_W, WB_ADD_V_B, WB_NORM_ADDED_K,
     WB_COUNT
 };
 
@@ -42,6 +48,7 @@ struct fy_wan_dit {
     int embed_group, head_group;
     int *block_groups;          /* [num_layers] */
     int block_count;            /* weights per block group */
+    int embed_count;            /* weights in the embed group */
     fy_tensor embed_w[WE_COUNT];
     fy_tensor head_w[WH_COUNT];
     fy_tensor *block_w;         /* [num_layers][block_count] */
@@ -56,16 +63,21 @@ struct fy_wan_dit {
 
 struct fy_wan_dit_context {
     fy_wan_dit *model;
-    int64_t batch, text_len;
-    float *kv;        /* [num_layers][2][batch * text_len * dim], engine pool */
+    int64_t batch, text_len, image_len;
+    float *kv;        /* [num_layers][2][batch * (text_len + image_len) * dim], engine pool:
+                         text keys, text values, image keys, image values */
     bool *valid;      /* per block */
 };
 
 /* Binds the context's buffers for this batch and text length (allocating on
  * first use; a different size is a new prompt: buffers renewed, K/V invalid). */
-fy_status fy_wan_context_bind(fy_wan_dit_context *c, fy_wan_dit *m, int64_t batch, int64_t text_len);
+fy_status fy_wan_context_bind(fy_wan_dit_context *c, fy_wan_dit *m, int64_t batch, int64_t text_len,
+                              int64_t image_len);
 /* Every block's K/V is present (the text embedding can be skipped). */
 bool fy_wan_context_complete(const fy_wan_dit_context *c);
+
+/* Whether a block group holds weight slot WB_* under this config. */
+bool fy_wan_block_has(const fy_wan_dit_config *c, int slot);
 
 /* Token rows per chunk of the per-row work (tests force small chunks to
  * check the split against the whole; 0 = the default). */

@@ -91,7 +91,7 @@ static void on_tap(void *user, const char *name, const float *data, int ndim, co
 }
 
 typedef struct inputs {
-    fy_tensor x, t, text;
+    fy_tensor x, t, text, image; /* image: I2V's image tokens (empty for text-to-video) */
     fy_wan_dit_shape shape;
 } inputs;
 
@@ -125,8 +125,16 @@ static fy_status read_inputs(const fy_st_file *f, const fy_wan_dit_config *c, in
         return fy_error(FY_ERR_FORMAT,
                         "%s: hidden_states [B, %lld, F, H, W] and encoder_hidden_states [B, L, %lld] do not match the "
                         "transformer config", fy_st_path(f), (long long)c->in_channels, (long long)c->text_dim);
-    in->shape = (fy_wan_dit_shape){x->shape[0], x->shape[2], x->shape[3], x->shape[4], e->shape[1], 0};
-    return read_timestep(f, "timestep", c, in);
+    in->shape = (fy_wan_dit_shape){x->shape[0], x->shape[2], x->shape[3], x->shape[4], e->shape[1], 0, 0};
+    FY_TRY(read_timestep(f, "timestep", c, in));
+    if (!c->image_dim) return FY_OK;
+    FY_TRY(load_f32(f, "encoder_hidden_states_image", &in->image));
+    const fy_tensor *im = &in->image;
+    if (im->ndim != 3 || im->shape[0] != x->shape[0] || im->shape[2] != c->image_dim)
+        return fy_error(FY_ERR_FORMAT, "%s: encoder_hidden_states_image is not [B, I, %lld]", fy_st_path(f),
+                        (long long)c->image_dim);
+    in->shape.image_len = im->shape[1];
+    return FY_OK;
 }
 
 static void free_inputs(inputs *in)
@@ -134,6 +142,7 @@ static void free_inputs(inputs *in)
     fy_tensor_free(&in->x);
     fy_tensor_free(&in->t);
     fy_tensor_free(&in->text);
+    fy_tensor_free(&in->image);
 }
 
 static fy_status compare_ref(fy_verify_ctx *ctx, const fy_st_file *f, const char *ref_name, const char *name,
@@ -174,7 +183,8 @@ static fy_status run_forwards(fy_verify_ctx *ctx, const fy_st_file *f, fy_wan_di
 {
     tap_state t = {ctx, f, FY_OK};
     fy_wan_dit_set_tap(m, on_tap, &t);
-    fy_status st = fy_wan_dit_forward(m, &in->shape, in->x.data, in->t.data, in->text.data, NULL, out->data);
+    fy_status st = fy_wan_dit_forward_image(m, &in->shape, in->x.data, in->t.data, in->text.data, in->image.data, NULL,
+                                              out->data);
     fy_wan_dit_set_tap(m, NULL, NULL);
     if (st == FY_OK) st = t.status;
     if (st == FY_OK) st = compare_output(ctx, f, "output", out);
@@ -182,7 +192,8 @@ static fy_status run_forwards(fy_verify_ctx *ctx, const fy_st_file *f, fy_wan_di
     if (st == FY_OK) st = fy_wan_dit_context_create(m, &kv);
     for (int i = 0; i < 2 && st == FY_OK; i++) {
         memset(out->data, 0, fy_tensor_nbytes(out));
-        st = fy_wan_dit_forward(m, &in->shape, in->x.data, in->t.data, in->text.data, kv, out->data);
+        st = fy_wan_dit_forward_image(m, &in->shape, in->x.data, in->t.data, in->text.data, in->image.data, kv,
+                                      out->data);
         if (st == FY_OK)
             st = compare_output(ctx, f, i == 0 ? "output (cross k/v context, first use)" : "output (cross k/v cached)", out);
     }
@@ -200,7 +211,7 @@ static fy_status run_model(fy_verify_ctx *ctx, const fy_st_file *f, const fy_com
     if (st == FY_OK) st = read_inputs(f, fy_wan_dit_get_config(m), &in);
     if (st == FY_OK) {
         const fy_wan_dit_shape *s = &in.shape;
-        uint64_t bytes = fy_wan_dit_activation_bytes(m, s) + fy_wan_dit_context_bytes(m, s->batch, s->text_len);
+        uint64_t bytes = fy_wan_dit_activation_bytes(m, s) + fy_wan_dit_context_bytes_for(m, s);
         st = fy_engine_reserve(e, bytes);
     }
     if (st == FY_OK) st = fy_engine_prepare(e);

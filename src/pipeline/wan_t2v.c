@@ -469,7 +469,7 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 
 static fy_wan_dit_shape dit_shape(const t2v_run *r, int64_t batch)
 {
-    fy_wan_dit_shape s = {batch, r->latent_shape[2], r->latent_shape[3], r->latent_shape[4], r->text_len, 0};
+    fy_wan_dit_shape s = {batch, r->latent_shape[2], r->latent_shape[3], r->latent_shape[4], r->text_len, 0, 0};
     if (r->expand_timesteps) s.timestep_runs = batch; /* text to video: every token at the step's t */
     return s;
 }
@@ -621,7 +621,7 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
     r->tokens = shape[2] / dc->patch[0] * (shape[3] / dc->patch[1]) * (shape[4] / dc->patch[2]);
     for (int x = 0; x < 2 && r->dits[x]; x++)
         FY_TRY(fy_wan_dit_check_shape(r->dits[x],
-                                      &(fy_wan_dit_shape){1, shape[2], shape[3], shape[4], r->text_len, 0}));
+                                      &(fy_wan_dit_shape){1, shape[2], shape[3], shape[4], r->text_len, 0, 0}));
 
     warn_block_counts(r);
     fy_wan_vae_decode_shape vs = {1, shape[2], shape[3], shape[4]};

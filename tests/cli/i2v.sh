@@ -11,13 +11,13 @@ FIX=$FIXTURES/wan-i2v-tiny/fixtures
 # shellcheck source=common.bash
 source "$(dirname "$0")/common.bash" i2v
 
-COMPONENTS=image_processor,image_encoder
+COMPONENTS=image_processor,image_encoder,transformer
 plans=(
     "--device cpu"
     "--device cpu --image-encoder-cpu-offload"
     "--device emu --offload sequential"
-    "--device emu --offload layerwise --max-memory 0=1MiB --image-encoder-cpu-offload"
-    "--device emu --vram-budget 300KiB"
+    "--device emu --offload layerwise --max-memory 0=2200KiB --image-encoder-cpu-offload"
+    "--device emu --vram-budget 3MiB"
 )
 for plan in "${plans[@]}"; do
     # shellcheck disable=SC2086
