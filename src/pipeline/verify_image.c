@@ -8,6 +8,8 @@
 #include "ferry/config.h"
 #include "ferry/engine.h"
 #include "ferry/image_preprocess.h"
+#include "ferry/wan_i2v.h"
+#include "ferry/wan_vae.h"
 #include "ferry/model.h"
 #include "pipeline/verify_image.h"
 
@@ -169,4 +171,83 @@ fy_status fy_verify_image_encoder(fy_verify_ctx *ctx, const fy_st_file *fixture)
                         "output, so it needs 2 to 4096", fy_config_path(comp->config), (long long)layers);
     FY_TRY(encode_images(ctx, fixture, comp, 0));
     return encode_images(ctx, fixture, comp, layers - 1);
+}
+
+/* ---- the condition --------------------------------------------------------- */
+
+#define CONDITION_TOLERANCE 1e-5
+
+typedef struct condition_taps {
+    fy_verify_ctx *ctx;
+    const fy_st_file *f;
+    const char *prefix;
+    fy_status status;
+} condition_taps;
+
+/* The image's frame and the mask are exact; what the encoder made, 1e-5. */
+static void on_condition(void *user, const char *name, const float *data, int ndim, const int64_t *shape)
+{
+    condition_taps *t = user;
+    if (t->status != FY_OK) return;
+    bool shared = strcmp(name, "mask") == 0;
+    if (shared && strcmp(t->prefix, "main") != 0) return; /* one mask for both images */
+    char ref_name[96];
+    snprintf(ref_name, sizeof ref_name, shared ? "%s%s" : "%s.%s", shared ? "" : t->prefix, name);
+    fy_tensor view, ref = {0};
+    t->status = fy_st_view(t->f, ref_name, &view);
+    if (t->status == FY_OK) t->status = fy_tensor_to_f32(&view, &ref);
+    fy_tensor ours = fy_tensor_wrap((void *)data, FY_F32, ndim, shape, FY_HOST);
+    bool exact = shared || strcmp(name, "video_condition") == 0;
+    if (t->status == FY_OK)
+        t->status = fy_verify_compare(t->ctx, ref_name, &ours, &ref, exact ? 0.0 : CONDITION_TOLERANCE);
+    fy_tensor_free(&ref);
+}
+
+static fy_status condition_of(fy_verify_ctx *ctx, const fy_st_file *f, fy_wan_vae *vae, int i)
+{
+    char name[96], path[4096];
+    snprintf(name, sizeof name, "%s.video_condition", IMAGES[i][0]);
+    fy_tensor ref;
+    FY_TRY(fy_st_view(f, name, &ref));
+    if (ref.ndim != 5) return fy_error(FY_ERR_FORMAT, "%s: %s is not [1, 3, F, H, W]", fy_st_path(f), name);
+    int64_t frames = ref.shape[2], h = ref.shape[3], w = ref.shape[4], shape[5];
+    FY_TRY(fy_wan_i2v_condition_shape(vae, frames, h, w, shape));
+    snprintf(path, sizeof path, "%s/%s", ctx->fixture_dir, IMAGES[i][1]);
+    fy_image img;
+    FY_TRY(fy_image_load(path, &img));
+    float *frame = malloc(sizeof *frame * (size_t)(3 * h * w));
+    float *cond = malloc(sizeof *cond * (size_t)(shape[1] * shape[2] * shape[3] * shape[4]));
+    fy_status st = frame && cond ? FY_OK : fy_error(FY_ERR_NOMEM, "out of memory");
+    if (st == FY_OK) st = fy_video_image_preprocess(&img, w, h, frame, NULL);
+    condition_taps taps = {ctx, f, IMAGES[i][0], FY_OK};
+    if (st == FY_OK) st = fy_wan_i2v_condition(vae, ctx->options, frame, frames, h, w, on_condition, &taps, cond);
+    if (st == FY_OK) st = taps.status;
+    free(frame);
+    free(cond);
+    fy_image_free(&img);
+    return st;
+}
+
+fy_status fy_verify_condition(fy_verify_ctx *ctx, const fy_st_file *fixture)
+{
+    const fy_component *comp = fy_model_component(ctx->model, "vae");
+    if (!comp) return fy_error(FY_ERR_NOT_FOUND, "%s: no vae component", fy_model_dir(ctx->model));
+    const fy_run_options *o = ctx->options;
+    fy_engine *e = NULL;
+    FY_TRY(o->vae_cpu_offload ? fy_engine_create_host(o, &e) : fy_engine_create(o, &e));
+    fy_wan_vae *vae = NULL;
+    fy_tensor ref;
+    fy_status st = fy_st_view(fixture, "main.video_condition", &ref);
+    if (st == FY_OK && ref.ndim != 5) st = fy_error(FY_ERR_FORMAT, "%s: main.video_condition is not 5-D", fy_st_path(fixture));
+    if (st == FY_OK) st = fy_wan_vae_load(comp, e, FY_WAN_VAE_ENCODER, &vae);
+    if (st == FY_OK) st = fy_wan_vae_set_threads(vae, o->threads);
+    if (st == FY_OK)
+        st = fy_engine_reserve(e, fy_wan_i2v_condition_activation_bytes(vae, ref.shape[2], ref.shape[3], ref.shape[4], o));
+    if (st == FY_OK) st = fy_engine_prepare(e);
+    for (int i = 0; st == FY_OK && i < 2; i++) st = condition_of(ctx, fixture, vae, i);
+    fy_status fin = fy_engine_finish(e);
+    if (st == FY_OK) st = fin;
+    fy_wan_vae_free(vae);
+    fy_engine_free(e);
+    return st;
 }

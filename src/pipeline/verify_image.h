@@ -18,4 +18,9 @@ fy_status fy_verify_image_processor(fy_verify_ctx *ctx, const fy_st_file *fixtur
  * layers only (image_embeds = hidden_states[-2]), at 1e-5, on the device
  * engine or, with --image-encoder-cpu-offload, the host's. */
 fy_status fy_verify_image_encoder(fy_verify_ctx *ctx, const fy_st_file *fixture);
+/* condition.safetensors: for each image, the condition video (exact), the
+ * VAE mean, the normalised latents and the condition (1e-5, tighter than
+ * the fixtures' 1e-4 for the encoder) and the mask (exact), on the VAE's engine (the host's with
+ * --vae-cpu-offload) under its tiling and slicing. */
+fy_status fy_verify_condition(fy_verify_ctx *ctx, const fy_st_file *fixture);
 #endif

@@ -15,6 +15,7 @@ static const fy_verifier registry[] = {
     {"text_encoder", "text_encoder.safetensors", fy_verify_text_encoder, NULL},
     {"image_processor", "image_preprocess.safetensors", fy_verify_image_processor, NULL},
     {"image_encoder", "image_encoder.safetensors", fy_verify_image_encoder, NULL},
+    {"condition", "condition.safetensors", fy_verify_condition, NULL},
     {"transformer", "transformer.safetensors", fy_verify_transformer, NULL},
     {"transformer_2", "transformer_2.safetensors", fy_verify_transformer_2, NULL},
     {"vae", "vae.safetensors", fy_verify_vae, NULL},

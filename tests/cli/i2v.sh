@@ -11,13 +11,14 @@ FIX=$FIXTURES/wan-i2v-tiny/fixtures
 # shellcheck source=common.bash
 source "$(dirname "$0")/common.bash" i2v
 
-COMPONENTS=image_processor,image_encoder,transformer
+COMPONENTS=image_processor,image_encoder,condition,transformer
 plans=(
     "--device cpu"
     "--device cpu --image-encoder-cpu-offload"
     "--device emu --offload sequential"
     "--device emu --offload layerwise --max-memory 0=2200KiB --image-encoder-cpu-offload"
     "--device emu --vram-budget 3MiB"
+    "--device emu --vae-cpu-offload --vae-slicing --vae-tiling --offload group"
 )
 for plan in "${plans[@]}"; do
     # shellcheck disable=SC2086
