@@ -18,13 +18,16 @@
 static const char usage[] =
     "usage: ferry generate --model DIR --prompt \"...\" --output out.mp4 [options]\n"
     "\n"
-    "Wan2.1 and Wan2.2 A14B text to video, Flux.1 (dev, schnell) text to image.\n"
+    "Wan2.1 and Wan2.2 A14B text to video, Wan2.1 image to video, Flux.1 (dev, schnell) text to image.\n"
     "Defaults follow the model card (Flux: 1024 x 1024, 28 steps, guidance 3.5, a .png output).\n"
     "\n"
-    "  --model DIR                a diffusers Wan T2V folder (Wan-AI/Wan2.1-T2V-1.3B-Diffusers,\n"
+    "  --model DIR                a diffusers Wan T2V or I2V folder (Wan-AI/Wan2.1-T2V-1.3B-Diffusers,\n"
     "                             Wan-AI/Wan2.2-T2V-A14B-Diffusers)\n"
     "  --prompt TEXT              what to generate\n"
     "  --negative-prompt TEXT     what to avoid (default: the model card's negative prompt)\n"
+    "  --image FILE               image to video (Wan2.1 I2V folders): the first frame, PNG or JPEG,\n"
+    "                             any size (resized to --height x --width)\n"
+    "  --last-image FILE          first-last-frame to video (FLF2V): not implemented, refused\n"
     "  --output PATH              .mp4 (H.264), .png (one frame or a numbered sequence),\n"
     "                             a path with %%d, or a directory ending in /\n"
     "  --height N --width N       pixels, multiples of 16 (default 480 x 832)\n"
@@ -62,6 +65,8 @@ static int take_flag(void *user, const char *arg, const char *value)
     if (strcmp(arg, "--model") == 0) return a->model_dir = value, 0;
     if (strcmp(arg, "--prompt") == 0) return p->prompt = value, 0;
     if (strcmp(arg, "--negative-prompt") == 0) return p->negative_prompt = value, 0;
+    if (strcmp(arg, "--image") == 0) return p->image = value, 0;
+    if (strcmp(arg, "--last-image") == 0) return p->last_image = value, 0;
     if (strcmp(arg, "--output") == 0 || strcmp(arg, "-o") == 0) return a->output = value, 0;
     if (strcmp(arg, "--height") == 0)
         return a->given.height = true, cli_int_value("generate", arg, value, 1, 8192, &p->height);
@@ -269,6 +274,10 @@ int cli_generate_main(int argc, char **argv)
     int rc = parse_args(&a, argc, argv);
     if (rc) return rc;
     if (fy_flux_is_model(a.model_dir, &a.options)) {
+        if (a.params.image || a.params.last_image) /* text to image: an image option would be ignored */
+            return cli_usage_error("generate", "%s %s: %s is a Flux text-to-image model; image input is for Wan "
+                                   "image-to-video folders", a.params.image ? "--image" : "--last-image",
+                                   a.params.image ? a.params.image : a.params.last_image, a.model_dir);
         fy_flux_params fp;
         cli_flux_params(&a.params, &a.given, &fp);
         return cli_flux_generate(a.model_dir, a.output, &fp, &a.options);

@@ -58,6 +58,11 @@ typedef struct fy_wan_t2v_params {
     uint64_t seed;
     int max_sequence_length;       /* 512 for Wan */
     const float *initial_latents;  /* optional [1, z, F', H', W'] instead of seeded noise */
+    /* Image to video (WanImageToVideoPipeline folders, Wan2.1 I2V): the
+     * first frame, PNG or JPEG, any size; required there, refused for
+     * text-to-video folders. last_image (FLF2V) is refused: not implemented. */
+    const char *image;
+    const char *last_image;
 } fy_wan_t2v_params;
 
 /* Defaults of the model card: 480x832, 81 frames, 50 steps, guidance 5.0
@@ -87,7 +92,7 @@ typedef struct fy_wan_t2v_hooks {
  * components it computes. */
 typedef struct fy_wan_t2v_engine_use {
     char name[16];           /* "emu:0", "cuda:1", "host" */
-    char components[48];     /* "text_encoder vae" */
+    char components[64];     /* "text_encoder vae" */
     fy_engine_stats stats;
 } fy_wan_t2v_engine_use;
 
@@ -112,6 +117,7 @@ typedef struct fy_wan_t2v_report {
     /* The first steps' time compute waited for weights (the device engine's
      * stall during each step), for benchmarks of the switch. */
     double step_stall_s[FY_WAN_T2V_REPORT_STEPS];
+    double image_s;                /* image to video: the image encoder and the condition's VAE encode */
 } fy_wan_t2v_report;
 
 typedef struct fy_wan_t2v_result {

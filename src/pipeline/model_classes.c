@@ -31,6 +31,17 @@ static const component_row rows[] = {
     {"FluxPipeline", "transformer", "diffusers", {"FluxTransformer2DModel"}, NULL},
     {"FluxPipeline", "vae", "diffusers", {"AutoencoderKL"}, NULL},
     {"FluxPipeline", "scheduler", "diffusers", {"FlowMatchEulerDiscreteScheduler"}, NULL},
+    {"WanImageToVideoPipeline", "tokenizer", "transformers", {"T5Tokenizer", "T5TokenizerFast", "AutoTokenizer"},
+     NULL},
+    {"WanImageToVideoPipeline", "text_encoder", "transformers", {"UMT5EncoderModel"}, NULL},
+    {"WanImageToVideoPipeline", "image_encoder", "transformers", {"CLIPVisionModel"}, NULL},
+    {"WanImageToVideoPipeline", "image_processor", "transformers", {"CLIPImageProcessor"}, NULL},
+    {"WanImageToVideoPipeline", "transformer", "diffusers", {"WanTransformer3DModel"}, NULL},
+    {"WanImageToVideoPipeline", "transformer_2", "diffusers", {NULL},
+     "Wan2.2 I2V-A14B's second expert is not implemented for image to video"},
+    {"WanImageToVideoPipeline", "vae", "diffusers", {"AutoencoderKLWan"}, NULL},
+    {"WanImageToVideoPipeline", "scheduler", "diffusers",
+     {"UniPCMultistepScheduler", "FlowMatchEulerDiscreteScheduler"}, NULL},
 };
 
 #define ROW_COUNT (sizeof rows / sizeof rows[0])

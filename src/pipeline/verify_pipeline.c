@@ -106,6 +106,13 @@ static fy_status run_pipeline(fy_verify_ctx *ctx, const fy_st_file *fixture, con
     FY_TRY(fy_st_view(fixture, "latents.0", &latents0));
     if (latents0.dtype != FY_F32) return fy_error(FY_ERR_FORMAT, "%s: latents.0 is not float32", path);
     p.initial_latents = latents0.data;
+    /* Image to video: the fixture's image, in the fixture folder. */
+    char image[4096];
+    const cJSON *img = cJSON_GetObjectItemCaseSensitive(info, "image");
+    if (cJSON_IsString(img)) {
+        snprintf(image, sizeof image, "%s/%s", ctx->fixture_dir, img->valuestring);
+        p.image = image;
+    }
 
     pipeline_check pc = {ctx, fixture, FY_OK};
     fy_wan_t2v_hooks hooks = {0};

@@ -25,6 +25,8 @@
 #include "mem/trace.h"
 #include "pipeline/device_map.h"
 #include "pipeline/model_classes.h"
+#include "ferry/wan_i2v.h"
+#include "pipeline/wan_i2v_internal.h"
 
 const char *const FY_WAN_DEFAULT_NEGATIVE_PROMPT =
     "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
@@ -56,6 +58,8 @@ typedef struct t2v_run {
     fy_engine *device;       /* the compute device: the transformer, and the rest unless offloaded */
     fy_engine *text_engine;  /* == device unless --text-encoder-cpu-offload or --device-map */
     fy_engine *vae_engine;   /* == device unless --vae-cpu-offload or --device-map */
+    fy_engine *image_engine; /* image to video: the text encoder's device unless --image-encoder-cpu-offload */
+    fy_i2v_state i2v;        /* image to video (i2v.on) */
     fy_engine *engines[T2V_MAX_ENGINES]; /* each distinct engine once, the transformer's first */
     char engine_names[T2V_MAX_ENGINES][16]; /* "emu:1", "host" */
     int n_engines;
@@ -128,15 +132,17 @@ typedef struct t2v_factors {
     int64_t spatial, temporal, patch_h, patch_w, z_dim;
     double boundary_ratio;
     bool expand_timesteps; /* Wan2.2 TI2V: one timestep per latent token */
+    bool i2v;                /* a WanImageToVideoPipeline folder */
+    bool need_image;         /* a run (a plan runs nothing and needs no image) */
 } t2v_factors;
 
 static fy_status check_family(const fy_model *m)
 {
     const char *cls = fy_model_class(m);
-    if (!cls || strcmp(cls, "WanPipeline") != 0)
+    if (!cls || (strcmp(cls, "WanPipeline") != 0 && strcmp(cls, "WanImageToVideoPipeline") != 0))
         return fy_error(FY_ERR_UNSUPPORTED,
                         "%s: model_index.json names pipeline class '%s'; ferry generate runs "
-                        "WanPipeline (Wan2.1 text-to-video) models",
+                        "WanPipeline (text-to-video) and WanImageToVideoPipeline (image-to-video) models",
                         fy_model_dir(m), cls ? cls : "(none)");
     const char *needed[] = {"tokenizer", "text_encoder", "transformer", "vae", "scheduler"};
     for (size_t i = 0; i < sizeof needed / sizeof needed[0]; i++) {
@@ -154,7 +160,8 @@ static fy_status check_family(const fy_model *m)
 
 static bool is_component_key(const char *key)
 {
-    static const char *const known[] = {"tokenizer", "text_encoder", "transformer", "transformer_2", "vae", "scheduler"};
+    static const char *const known[] = {"tokenizer",  "text_encoder",  "transformer",    "transformer_2",
+                                        "vae",        "scheduler",     "image_encoder", "image_processor"};
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
         if (strcmp(key, known[i]) == 0) return true;
     return false;
@@ -342,6 +349,7 @@ static fy_status check_request(const fy_model *m, const fy_wan_t2v_params *p, t2
 {
     *sized = *p;
     FY_TRY(check_family(m));
+    FY_TRY(fy_i2v_check(m, p, f->need_image, &f->i2v));
     FY_TRY(read_factors(m, f));
     FY_TRY(read_settings(m, f));
     FY_TRY(check_experts_agree(m));
@@ -362,7 +370,7 @@ fy_status fy_wan_t2v_check(const char *model_dir, const fy_wan_t2v_params *p)
 {
     fy_model *m = NULL;
     FY_TRY(fy_model_open(model_dir, &m));
-    t2v_factors f;
+    t2v_factors f = {.need_image = true};
     fy_wan_t2v_params sized;
     fy_status s = check_request(m, p, &f, &sized, false);
     fy_model_free(m);
@@ -457,6 +465,12 @@ static fy_status create_engines(t2v_run *r)
         FY_TRY(fy_engine_create_host(o, &host));
         FY_TRY(add_engine(r, host, "host"));
     }
+    r->image_engine = r->text_engine;
+    if (o->image_encoder_cpu_offload && !on_host && !host) {
+        FY_TRY(fy_engine_create_host(o, &host));
+        FY_TRY(add_engine(r, host, "host"));
+    }
+    if (o->image_encoder_cpu_offload && !on_host) r->image_engine = host;
     if (o->text_encoder_cpu_offload && !on_host) r->text_engine = host;
     if (o->vae_cpu_offload && !on_host) r->vae_engine = host;
     return FY_OK;
@@ -470,6 +484,7 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 static fy_wan_dit_shape dit_shape(const t2v_run *r, int64_t batch)
 {
     fy_wan_dit_shape s = {batch, r->latent_shape[2], r->latent_shape[3], r->latent_shape[4], r->text_len, 0, 0};
+    s.image_len = r->i2v.image_len;
     if (r->expand_timesteps) s.timestep_runs = batch; /* text to video: every token at the step's t */
     return s;
 }
@@ -494,7 +509,7 @@ static uint64_t transformer_need(t2v_run *r, fy_engine *e, uint64_t others)
     uint64_t work = 0, kv = 0;
     for (int x = 0; x < 2 && r->dits[x]; x++) {
         work = max_u64(work, fy_wan_dit_activation_bytes(r->dits[x], &ds));
-        kv = max_u64(kv, (uint64_t)n_cross_kv(r) * fy_wan_dit_context_bytes(r->dits[x], ds.batch, r->text_len));
+        kv = max_u64(kv, (uint64_t)n_cross_kv(r) * fy_wan_dit_context_bytes_for(r->dits[x], &ds));
     }
     if (fy_engine_fits(e, max_u64(others, work + kv))) return max_u64(others, work + kv);
     /* Without them either way: if nothing fits even so, prepare's error then
@@ -513,10 +528,14 @@ static fy_status reserve_and_prepare(t2v_run *r, const fy_wan_vae_decode_shape *
 {
     uint64_t te = fy_umt5_activation_bytes(r->text_encoder, 2, r->text_len);
     uint64_t vae = fy_wan_vae_decode_activation_bytes(r->vae, vs, r->options);
+    if (r->i2v.on) /* the condition video's encode, before the denoising */
+        vae = max_u64(vae, fy_wan_i2v_condition_activation_bytes(r->vae, r->params->num_frames, r->params->height,
+                                                                 r->params->width, r->options));
     for (int i = 0; i < r->n_engines; i++) {
         fy_engine *e = r->engines[i];
         uint64_t need = 0;
         if (e == r->text_engine) need = max_u64(need, te);
+        if (e == r->image_engine && r->i2v.on) need = max_u64(need, fy_i2v_encoder_bytes(&r->i2v));
         if (e == r->vae_engine) need = max_u64(need, vae);
         if (e == r->device) need = transformer_need(r, e, need);
         FY_TRY(fy_engine_reserve(e, need));
@@ -529,7 +548,8 @@ static fy_status reserve_and_prepare(t2v_run *r, const fy_wan_vae_decode_shape *
 /* "text_encoder, transformer": the components engine e computes. */
 static void engine_holds(const t2v_run *r, const fy_engine *e, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s%s%s%s", e == r->text_engine ? "text_encoder " : "", e == r->device ? "transformer " : "",
+    snprintf(buf, n, "%s%s%s%s%s", e == r->image_engine && r->i2v.on ? "image_encoder " : "",
+             e == r->text_engine ? "text_encoder " : "", e == r->device ? "transformer " : "",
              e == r->device && r->dits[1] ? "transformer_2 " : "", e == r->vae_engine ? "vae " : "");
     size_t len = strlen(buf);
     if (len) buf[len - 1] = '\0';
@@ -579,6 +599,25 @@ static void warn_block_counts(const t2v_run *r)
                 "move as one group", o->num_blocks_per_group, engine_name(r, r->device), largest);
 }
 
+/* The transformer takes what the folder's pipeline gives it: image to
+ * video, the latents + mask + condition channels and the image encoder's
+ * tokens; text to video, the latents alone. */
+static fy_status check_transformer_kind(const t2v_run *r, const fy_wan_dit_config *dc, const t2v_factors *f)
+{
+    const char *path = fy_config_path(fy_model_component(r->model, "transformer")->config);
+    if (!f->i2v && dc->image_dim)
+        return fy_error(FY_ERR_FORMAT, "%s: an image-to-video transformer (image_dim %lld) in a text-to-video folder "
+                        "(WanPipeline): use the I2V folder's model_index.json", path, (long long)dc->image_dim);
+    if (!f->i2v) return FY_OK;
+    int64_t want = 2 * f->z_dim + FY_WAN_I2V_MASK_CHANNELS;
+    if (!dc->image_dim || dc->image_dim != r->i2v.image_dim || dc->in_channels != want || dc->out_channels != f->z_dim)
+        return fy_error(FY_ERR_FORMAT, "%s: in_channels %lld, out_channels %lld, image_dim %lld: an image-to-video "
+                        "transformer takes %lld channels (latents, mask, condition), gives %lld and reads the image "
+                        "encoder's %lld-wide tokens", path, (long long)dc->in_channels, (long long)dc->out_channels,
+                        (long long)dc->image_dim, (long long)want, (long long)f->z_dim, (long long)r->i2v.image_dim);
+    return FY_OK;
+}
+
 static fy_status load_models(t2v_run *r, const t2v_factors *f)
 {
     const fy_model *m = r->model;
@@ -588,6 +627,13 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
     hook_stage(r, "loading text encoder");
     FY_TRY(fy_umt5_load(fy_model_component(m, "text_encoder"), r->text_engine, &r->text_encoder));
     FY_TRY(fy_umt5_set_threads(r->text_encoder, threads));
+    if (f->i2v) {
+        r->i2v.on = true;
+        FY_TRY(fy_i2v_load(&r->i2v, m, r->image_engine, threads));
+    } else if (r->options->image_encoder_cpu_offload && !r->quiet) {
+        fy_warn("--image-encoder-cpu-offload: %s is a text-to-video model with no image encoder; the flag does "
+                "nothing", fy_model_dir(m));
+    }
     hook_stage(r, "loading transformer");
     FY_TRY(fy_wan_dit_load(fy_model_component(m, "transformer"), r->device, &r->dits[0]));
     FY_TRY(fy_wan_dit_set_threads(r->dits[0], threads));
@@ -601,7 +647,9 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
         FY_TRY(fy_engine_declare_successor(r->device, "transformer", "transformer_2"));
     }
     hook_stage(r, "loading vae");
-    FY_TRY(fy_wan_vae_load(fy_model_component(m, "vae"), r->vae_engine, FY_WAN_VAE_DECODER, &r->vae));
+    /* Image to video encodes the condition video too. */
+    FY_TRY(fy_wan_vae_load(fy_model_component(m, "vae"), r->vae_engine, f->i2v ? FY_WAN_VAE_BOTH : FY_WAN_VAE_DECODER,
+                           &r->vae));
     FY_TRY(fy_wan_vae_set_threads(r->vae, threads));
     FY_TRY(fy_scheduler_create_from_config(fy_model_component(m, "scheduler")->config, &r->scheduler));
     if (r->params->flow_shift > 0) FY_TRY(fy_scheduler_set_shift(r->scheduler, r->params->flow_shift));
@@ -611,6 +659,7 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
     r->boundary = f->boundary_ratio * (double)train_steps; /* NAN stays NAN */
 
     const fy_wan_dit_config *dc = fy_wan_dit_get_config(r->dits[0]);
+    FY_TRY(check_transformer_kind(r, dc, f));
     r->text_dim = dc->text_dim;
     r->text_len = r->params->max_sequence_length;
     int64_t shape[5] = {1, f->z_dim, (r->params->num_frames - 1) / f->temporal + 1,
@@ -621,7 +670,8 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
     r->tokens = shape[2] / dc->patch[0] * (shape[3] / dc->patch[1]) * (shape[4] / dc->patch[2]);
     for (int x = 0; x < 2 && r->dits[x]; x++)
         FY_TRY(fy_wan_dit_check_shape(r->dits[x],
-                                      &(fy_wan_dit_shape){1, shape[2], shape[3], shape[4], r->text_len, 0, 0}));
+                                      &(fy_wan_dit_shape){1, shape[2], shape[3], shape[4], r->text_len, 0,
+                                                          r->i2v.image_len}));
 
     warn_block_counts(r);
     fy_wan_vae_decode_shape vs = {1, shape[2], shape[3], shape[4]};
@@ -677,6 +727,22 @@ static fy_status encode_text(t2v_run *r)
     return s;
 }
 
+static void hook_tensor_cb(void *user, const char *name, const float *data, int ndim, const int64_t *shape)
+{
+    hook_tensor(user, name, data, ndim, shape);
+}
+
+/* Image to video: the image's CLIP tokens and the condition, once per video. */
+static fy_status encode_image(t2v_run *r)
+{
+    if (!r->i2v.on) return FY_OK;
+    hook_stage(r, "image encoder");
+    double t0 = fy_backend_now();
+    FY_TRY(fy_i2v_encode(&r->i2v, r->params, 2, r->vae, r->options, r->latent_shape, hook_tensor_cb, r));
+    r->report.image_s = fy_backend_now() - t0;
+    return FY_OK;
+}
+
 static fy_status init_latents(t2v_run *r)
 {
     r->latents = malloc(sizeof *r->latents * (size_t)r->latent_numel);
@@ -704,6 +770,11 @@ static fy_status dit_pass(t2v_run *r, fy_wan_dit *dit, int64_t batch, const floa
         memcpy(input + b * r->latent_numel, r->latents, sizeof *input * (size_t)r->latent_numel);
     memcpy(input, r->latents, sizeof *input * (size_t)r->latent_numel);
     fy_wan_dit_shape shape = dit_shape(r, batch);
+    if (r->i2v.on) { /* [latents; mask; condition] per item, the image tokens alongside */
+        float t[2] = {timestep, timestep};
+        fy_i2v_input(&r->i2v, r->latents, r->latent_numel, batch, input);
+        return fy_wan_dit_forward_image(dit, &shape, input, t, text, r->i2v.image_embeds, kv, pred);
+    }
     if (!r->expand_timesteps) {
         float t[2] = {timestep, timestep};
         return fy_wan_dit_forward(dit, &shape, input, t, text, kv, pred);
@@ -844,7 +915,7 @@ static fy_status denoise(t2v_run *r)
         free(experts);
     }
     hook_latents(r, 0);
-    float *input = malloc(sizeof *input * 2 * (size_t)n);
+    float *input = malloc(sizeof *input * 2 * (size_t)(n + r->i2v.cond_numel));
     float *pred = malloc(sizeof *pred * 2 * (size_t)n);
     float *guided = malloc(sizeof *guided * (size_t)n);
     fy_status s = input && pred && guided ? FY_OK : fy_error(FY_ERR_NOMEM, "out of host memory for the denoising loop");
@@ -960,6 +1031,7 @@ static void run_free(t2v_run *r)
         fy_wan_dit_free(r->dits[x]);
     }
     fy_umt5_free(r->text_encoder);
+    fy_i2v_free(&r->i2v);
     fy_wan_vae_free(r->vae);
     fy_tokenizer_free(r->tokenizer);
     fy_scheduler_free(r->scheduler);
@@ -981,7 +1053,7 @@ static fy_status run_stages(t2v_run *r, const char *model_dir)
 {
     double t0 = fy_backend_now();
     r->t_start = t0;
-    t2v_factors f;
+    t2v_factors f = {.need_image = true};
     FY_TRY(fy_model_open_ex(model_dir, r->options->revision, r->options->variant, &r->model));
     FY_TRY(check_request(r->model, r->params, &f, &r->sized, true));
     r->params = &r->sized;
@@ -997,6 +1069,7 @@ static fy_status run_stages(t2v_run *r, const char *model_dir)
     double t1 = fy_backend_now();
     FY_TRY(encode_text(r));
     FY_TRY(stop_point(r, "after the text encoder"));
+    FY_TRY(encode_image(r));
     double t2 = fy_backend_now();
     FY_TRY(init_latents(r));
     FY_TRY(denoise(r));
@@ -1081,7 +1154,7 @@ static fy_status load_for_plan(t2v_run *r, const char *model_dir, const fy_run_o
     r->options = o;
     r->params = p;
     r->guidance = p->guidance_scale > 1.0;
-    t2v_factors f;
+    t2v_factors f = {.need_image = false};
     FY_TRY(fy_model_open_ex(model_dir, r->options->revision, r->options->variant, &r->model));
     FY_TRY(check_request(r->model, p, &f, &r->sized, !quiet));
     r->params = &r->sized;
@@ -1137,6 +1210,7 @@ void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f)
     fprintf(f, "time         load %.2f s, text encoder %.2f s, denoising %.2f s (%.2f s/step), "
                "vae %.2f s, total %.2f s\n",
             r->load_s, r->text_encoder_s, r->denoise_s, r->step_s_mean, r->vae_s, r->total_s);
+    if (r->image_s > 0) fprintf(f, "image        image encoder and condition encode %.2f s\n", r->image_s);
     fprintf(f, "device       peak %.1f MiB", mib(e->peak_device));
     if (e->device_budget) fprintf(f, " of %.1f MiB budget", mib(e->device_budget));
     for (int k = 0; k < e->n_spill; k++) {
