@@ -93,7 +93,7 @@ fy_status fy_wan_vae_set_threads(fy_wan_vae *m, int threads);
  *                          pixels (h x w) every --vae-tile-stride pixels,
  *                          overlaps blended linearly, when the frame is larger
  *                          than a tile (tiled_decode / tiled_encode).
- * Automatic tiling (decode): without --vae-tiling, a decode whose untiled
+ * Automatic tiling: without --vae-tiling, a decode or encode whose untiled
  * activations do not fit what the engine's device budget leaves beside the
  * plan's weights is tiled with --vae-tile / --vae-tile-stride, and says so on
  * the info log. activation_bytes makes the same decision. */

@@ -568,6 +568,25 @@ static fy_status choose_tiling(const fy_wan_vae *m, const int64_t *ls, const fy_
     return FY_OK;
 }
 
+/* The same for an encode (the image-to-video condition video): tiles when
+ * the frame is larger than a tile and the untiled encode does not fit. */
+static fy_status choose_encode_tiling(const fy_wan_vae *m, const int64_t *vs, const fy_run_options *o,
+                                      tiling_choice *c)
+{
+    *c = (tiling_choice){0};
+    FY_TRY(tiling_of(m, o, &c->t));
+    uint64_t budget = effective_budget(m, o);
+    if (c->t.enabled || !budget || (vs[4] <= c->t.tile_w && vs[3] <= c->t.tile_h)) return FY_OK;
+    fy_plan plan;
+    FY_TRY(fy_engine_evaluate_plan(m->e, o, &plan));
+    uint64_t weights = plan.device_bound - plan.activation_bytes;
+    c->untiled = encode_bytes(m, vs, o->vae_slicing, &c->t);
+    c->left = budget > weights ? budget - weights : 0;
+    if (c->untiled && c->untiled <= c->left) return FY_OK;
+    c->t.enabled = c->automatic = true;
+    return FY_OK;
+}
+
 bool fy_wan_vae_decode_uses_tiles(const fy_wan_vae *m, const fy_wan_vae_decode_shape *s, const fy_run_options *o)
 {
     int64_t ls[5], vs[5];
@@ -591,9 +610,11 @@ uint64_t fy_wan_vae_encode_activation_bytes(const fy_wan_vae *m, const fy_wan_va
                                             const fy_run_options *o)
 {
     int64_t vs[5], ls[5];
-    fy_wan_vae_tiling t;
-    if (video_dims(m, s, vs) != FY_OK || encoded_shape(m, vs, ls) != FY_OK || tiling_of(m, o, &t) != FY_OK) return 0;
-    return encode_bytes(m, vs, o->vae_slicing, &t);
+    tiling_choice c;
+    if (video_dims(m, s, vs) != FY_OK || encoded_shape(m, vs, ls) != FY_OK ||
+        choose_encode_tiling(m, vs, o, &c) != FY_OK)
+        return 0;
+    return encode_bytes(m, vs, o->vae_slicing, &c.t);
 }
 
 static double mib(uint64_t b)
@@ -632,12 +653,17 @@ fy_status fy_wan_vae_encode(fy_wan_vae *m, const fy_wan_vae_encode_shape *s, con
 {
     if (!m || !s || !video || !o || !moments) return fy_error(FY_ERR_INVALID, "fy_wan_vae_encode: NULL argument");
     int64_t vs[5], ls[5];
-    fy_wan_vae_tiling t;
+    tiling_choice c;
     FY_TRY(video_dims(m, s, vs));
     FY_TRY(encoded_shape(m, vs, ls));
-    FY_TRY(tiling_of(m, o, &t));
+    FY_TRY(choose_encode_tiling(m, vs, o, &c));
+    if (c.automatic)
+        fy_info("vae: encoding %lldx%lld pixels untiled needs %.1f MiB of activations, but the device budget leaves "
+                "%.1f MiB beside the weights: encoding in %lldx%lld-pixel tiles at stride %lldx%lld",
+                (long long)vs[3], (long long)vs[4], mib(c.untiled), mib(c.left), (long long)c.t.tile_h,
+                (long long)c.t.tile_w, (long long)c.t.stride_h, (long long)c.t.stride_w);
     vae_run r;
-    FY_TRY(run_begin(m, false, o->vae_slicing, &t, &r));
+    FY_TRY(run_begin(m, false, o->vae_slicing, &c.t, &r));
     int64_t p = m->cfg.patch_size;
     float *patches = NULL;
     if (p > 1) {
