@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Wan image-to-video from the command line: the whole pipeline verified
 # under several plans, `ferry generate --image` writing a video, `ferry
-# plan` placing the image encoder, and the clear errors for image options
-# on the wrong kind of folder.
+# plan` placing the image encoder, `ferry info` listing it, and the clear
+# errors for image options on the wrong kind of folder.
 # usage: bash i2v_generate.sh FERRY_BINARY FIXTURES_DIR
 set -u
 FERRY=$1
@@ -42,6 +42,10 @@ fi
     bad "plan: exit $?"
 has "plan: image encoder on the host" "$T/plan" "host holds image_encoder"
 has "plan: the encoder's layers" "$T/plan" "image_encoder layers.1"
+
+"$FERRY" info "$MODEL" >"$T/info" 2>&1 || bad "info: exit $?"
+has "info: class" "$T/info" "WanImageToVideoPipeline"
+has "info: image encoder" "$T/info" "image_encoder    CLIPVisionModel"
 
 expect_error() { # name, pattern, command...
     local name=$1 pattern=$2
