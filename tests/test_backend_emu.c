@@ -144,6 +144,46 @@ static void test_pool_budget_message(void **state)
     fy_backend_free(b);
 }
 
+/* Caching: a released block serves the next allocation of about its size
+ * (same pointer, no new device memory), still counts against the budget
+ * and the peak, and is given back when a new block would not fit beside it. */
+static void test_pool_caching(void **state)
+{
+    fy_backend *b = NULL;
+    assert_int_equal(fy_backend_create_emu(0, 0, &b), FY_OK);
+    fy_pool *p = NULL;
+    assert_int_equal(fy_pool_create(b, 3000, &p), FY_OK);
+    fy_pool_set_caching(p, true);
+    void *x = NULL, *y = NULL, *z = NULL;
+    assert_int_equal(fy_pool_alloc(p, 2000, "x", &x), FY_OK);
+    memset(x, 1, 2000);
+    fy_pool_release(p, x);
+    assert_int_equal(fy_pool_used(p), 0);
+    assert_int_equal(fy_pool_cached(p), 2000);
+    /* 1700 fits the cached 2000 (at most a quarter larger): reused whole. */
+    assert_int_equal(fy_pool_alloc(p, 1700, "y", &y), FY_OK);
+    assert_ptr_equal(y, x);
+    assert_int_equal(fy_pool_used(p), 2000);
+    assert_int_equal(fy_pool_cached(p), 0);
+    fy_pool_release(p, y);
+    /* The cached 2000 is more than a quarter above 1200, and 1200 beside it
+     * would pass the 3000 budget: the cache is given back first. */
+    assert_int_equal(fy_pool_alloc(p, 1200, "z", &z), FY_OK);
+    assert_int_equal(fy_pool_cached(p), 0);
+    assert_int_equal(fy_pool_used(p), 1200);
+    assert_int_equal(fy_pool_peak(p), 2000);
+    fy_pool_release(p, z);
+    assert_int_equal(fy_pool_alloc(p, 100, "w", &x), FY_OK);  /* beside the cached 1200 */
+    assert_int_equal(fy_pool_peak(p), 2000);
+    assert_int_equal(fy_pool_cached(p), 1200);
+    fy_pool_set_caching(p, false); /* gives the cache back */
+    assert_int_equal(fy_pool_cached(p), 0);
+    fy_pool_release(p, x);
+    assert_int_equal(fy_pool_used(p), 0);
+    fy_pool_free(p);
+    fy_backend_free(b);
+}
+
 static void test_cpu_backend_and_options(void **state)
 {
     fy_run_options o;
@@ -180,6 +220,7 @@ int main(void)
         cmocka_unit_test(test_copies_ordered_by_events),
         cmocka_unit_test(test_throttle_holds_bandwidth),
         cmocka_unit_test(test_pool_budget_message),
+        cmocka_unit_test(test_pool_caching),
         cmocka_unit_test(test_cpu_backend_and_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -141,6 +141,18 @@ void check_attention(gpu_check *g)
         {"attention 14B self D128 H40 256x780", 2, 40, 256, 780, 128, s128, 0, MASK_NONE},
         {"attention 14B cross D128 H40 390x512", 2, 40, 390, 512, 128, s128, 0, MASK_NONE},
         {"attention VAE D384 H1 390x390", 2, 1, 390, 390, 384, 0.051031f, 0, MASK_NONE},
+        /* Wan2.2 and Flux: the tiny fixtures' VAE mid blocks (one head of 12
+         * and 20) and T5 (4 heads of 12, bias, mask); the real Wan2.2 VAE's
+         * one head of 640 (encoder) and 1024 (decoder), Flux's VAE (one of
+         * 512) and its joint attention (24 heads of 128 over image and text
+         * tokens). */
+        {"attention tiny Wan2.2 VAE D12 H1 48x48", 2, 1, 48, 48, 12, 0.29f, 0, MASK_NONE},
+        {"attention tiny Wan2.2 VAE D20 H1 48x48", 2, 1, 48, 48, 20, 0.22f, 0, MASK_NONE},
+        {"attention tiny Flux T5 D12 H4 37x37 bias, mask", 2, 4, 37, 37, 12, 1.0f, 1, MASK_TAIL},
+        {"attention Wan2.2 VAE D640 H1 96x96", 1, 1, 96, 96, 640, 0.0395f, 0, MASK_NONE},
+        {"attention Wan2.2 VAE D1024 H1 96x96", 1, 1, 96, 96, 1024, 0.03125f, 0, MASK_NONE},
+        {"attention Flux VAE D512 H1 256x256", 1, 1, 256, 256, 512, 0.0442f, 0, MASK_NONE},
+        {"attention Flux joint D128 H24 600x600", 1, 24, 600, 600, 128, s128, 0, MASK_NONE},
         /* Head dims no model uses: the padded tile and the any-D kernel. */
         {"attention D48 45x70 mixed mask", 1, 2, 45, 70, 48, 0.14f, 0, MASK_MIXED},
         {"attention D100 45x70 bias", 1, 2, 45, 70, 100, 0.1f, 1, MASK_NONE},
