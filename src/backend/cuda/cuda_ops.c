@@ -36,6 +36,11 @@ fy_status fy_cuda_ops_create(fy_backend *b, fy_pool *pool, fy_cuda_math math, fy
      * tolerance is 1e-4). */
     if (st == FY_OK && math == FY_CUDA_MATH_F32)
         st = fy_cublas_check(cublasSetMathMode(ops->cublas, CUBLAS_PEDANTIC_MATH), "cublasSetMathMode");
+    /* bf16 arithmetic: the f32 GEMMs that remain (the VAE's convolutions,
+     * bmm, f32 weights) run on the tensor cores in TF32, more exact than the
+     * bf16 operands the linears take. */
+    if (st == FY_OK && math == FY_CUDA_MATH_BF16)
+        st = fy_cublas_check(cublasSetMathMode(ops->cublas, CUBLAS_TF32_TENSOR_OP_MATH), "cublasSetMathMode");
     if (st == FY_OK)
         st = fy_pool_alloc(pool, FY_CUBLAS_WORKSPACE_BYTES, "cuBLAS workspace", &ops->cublas_workspace);
     if (st == FY_OK)

@@ -11,7 +11,8 @@
  *   F32   GEMMs in full f32 (TF32 off): checked against the CPU backend and
  *         the golden fixtures at relative error <= 1e-4.
  *   BF16  GEMM operands in bf16 on the tensor cores, f32 accumulation and
- *         f32 outputs (what bf16 inference does): <= 2e-2.
+ *         f32 outputs (what bf16 inference does): <= 2e-2. The f32 GEMMs
+ *         left (convolutions, bmm, f32 weights) run in TF32.
  * Elementwise ops, norms, softmax and attention accumulate in f32 in both.
  *
  * Scratch (cuBLAS workspace, a linear's converted operands, convolution

@@ -13,7 +13,8 @@
 // A 1x1x1 kernel with stride 1 and no padding needs no columns: x_n
 // [c_in, P] is cols already (A = x_n, ld P, one GEMM per item).
 //
-// The GEMM is f32 (cublasSgemm) in both arithmetics: the VAE runs in f32.
+// The GEMM is cublasSgemm: exact f32 in f32 arithmetic, TF32 on the tensor
+// cores in bf16 arithmetic (the handle's math mode, cuda_ops.c).
 // Bias: a broadcast-add kernel after the GEMMs, as the CPU adds it after its
 // sgemm.
 #include <climits>
