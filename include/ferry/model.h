@@ -7,6 +7,7 @@
 #define FERRY_MODEL_H
 
 #include <stdbool.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "ferry/config.h"
@@ -24,6 +25,7 @@ typedef struct fy_component {
     const char *dir;         /* <model>/<name> */
     fy_config *config;       /* config.json / scheduler_config.json / tokenizer_config.json; may be NULL */
     fy_st_set *weights;      /* NULL for components without weights (tokenizer, scheduler) */
+    bool skip_finite_check;  /* fy_component_weight refuses NaN/inf unless set */
 } fy_component;
 
 typedef struct fy_model fy_model;
@@ -56,6 +58,10 @@ const fy_component *fy_model_component(const fy_model *m, const char *name);
 /* FY_ERR_IO naming the first weights file that changed since it was opened
  * (see fy_st_check_unchanged): checked before a run's result is used. */
 fy_status fy_model_check_unchanged(const fy_model *m);
+
+/* Whether fy_component_weight scans every weight it returns for NaN and
+ * infinity (on by default: corrupt weights otherwise give a black video). */
+void fy_model_set_check_finite(fy_model *m, bool on);
 
 /* A weight by its diffusers name, as a borrowed host view into the mmap. */
 fy_status fy_component_weight(const fy_component *c, const char *name, fy_tensor *out);

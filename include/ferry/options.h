@@ -88,6 +88,7 @@ typedef struct fy_run_options {
     /* Classifier-free guidance's two branches as one batch, so each block's
      * weights move once per step (default); --no-cfg-batch runs two passes. */
     bool cfg_batch;
+    bool check_weights;           /* NaN/inf scan of the weights at load (--no-check-weights: skip) */
 
     /* Precision */
     fy_dtype compute_dtype;          /* --dtype f32|bf16|f16 (default f32): on cuda the GEMMs'

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ferry/finite.h"
 #include "io/regular_file.h"
 
 typedef enum component_kind {
@@ -393,11 +394,24 @@ fy_status fy_model_check_unchanged(const fy_model *m)
     return FY_OK;
 }
 
+void fy_model_set_check_finite(fy_model *m, bool on)
+{
+    for (size_t i = 0; m && i < m->count; i++) m->slots[i].pub.skip_finite_check = !on;
+}
+
 fy_status fy_component_weight(const fy_component *c, const char *name, fy_tensor *out)
 {
     if (!c || !name || !out) return fy_error(FY_ERR_INVALID, "fy_component_weight: NULL argument");
     if (!c->weights) return fy_error(FY_ERR_NOT_FOUND, "%s: component %s has no weights", c->dir, c->name);
-    return fy_st_set_view(c->weights, name, out);
+    FY_TRY(fy_st_set_view(c->weights, name, out));
+    size_t at;
+    if (!c->skip_finite_check && fy_find_nonfinite(out->data, out->dtype, (size_t)fy_tensor_numel(out), &at)) {
+        const fy_st_file *f = fy_st_set_file_of(c->weights, name);
+        return fy_error(FY_ERR_FORMAT, "%s: tensor %s holds NaN or infinity (element %zu): the weights are corrupt "
+                        "(re-download the file; --no-check-weights skips this check)",
+                        f ? fy_st_path(f) : c->dir, name, at);
+    }
+    return FY_OK;
 }
 
 /* ---- Statistics ------------------------------------------------------------ */

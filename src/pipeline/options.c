@@ -24,6 +24,7 @@ void fy_run_options_init(fy_run_options *o)
     o->num_blocks_per_group = 1;
     o->pin_cpu_memory = true;
     o->cfg_batch = true;
+    o->check_weights = true;
     o->prefetch_depth = 1;
     o->collective_timeout = 300.0;
     o->resident_blocks = -1;
@@ -151,6 +152,11 @@ static fy_status set_memory_entry(fy_run_options *o, const char *flag, char *ent
     if (fy_parse_size(size_text, &bytes) != FY_OK) {
         if (eq) *eq = '=';
         return bad_value(flag, entry, valid);
+    }
+    /* 0 would read as "no limit" while 1B is refused as too small: neither is meant. */
+    if (bytes == 0) {
+        if (eq) *eq = '=';
+        return bad_value(flag, entry, "a size above zero; leave a device (or cpu) out to give it no limit");
     }
     long index;
     if (strcmp(key, "cpu") == 0) {
@@ -426,6 +432,7 @@ static const flag_spec flags[] = {
     SWITCH("low-cpu-mem-usage", low_cpu_mem_usage),
     SWITCH("pin-cpu-memory", pin_cpu_memory),
     SWITCH("cfg-batch", cfg_batch),
+    SWITCH("check-weights", check_weights),
     VALUE("prefetch-depth", set_prefetch_depth),
     VALUE("resident-blocks", set_resident_blocks),
     VALUE("resident-bytes", set_resident_bytes),
@@ -755,6 +762,7 @@ const char *fy_run_options_help(void)
            "  --prefetch-depth D              blocks in flight ahead of compute (1 to 64, default 1)\n"
            "  --no-cfg-batch                  guidance branches as two passes (default: one batch,\n"
            "                                  so weights move once per step)\n"
+           "  --no-check-weights              skip the NaN/infinity scan of the weights at load\n"
            "  --resident-blocks K             keep K blocks on the device for good\n"
            "  --resident-bytes SIZE           keep blocks resident up to SIZE\n"
            "  --vram-budget SIZE|auto         let the planner choose the plan (resident blocks,\n"

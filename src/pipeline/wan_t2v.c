@@ -1055,6 +1055,7 @@ static fy_status run_stages(t2v_run *r, const char *model_dir)
     r->t_start = t0;
     t2v_factors f = {.need_image = true};
     FY_TRY(fy_model_open_ex(model_dir, r->options->revision, r->options->variant, &r->model));
+    fy_model_set_check_finite(r->model, r->options->check_weights);
     FY_TRY(check_request(r->model, r->params, &f, &r->sized, true));
     r->params = &r->sized;
     r->guidance = r->params->guidance_scale > 1.0;
@@ -1156,6 +1157,7 @@ static fy_status load_for_plan(t2v_run *r, const char *model_dir, const fy_run_o
     r->guidance = p->guidance_scale > 1.0;
     t2v_factors f = {.need_image = false};
     FY_TRY(fy_model_open_ex(model_dir, r->options->revision, r->options->variant, &r->model));
+    fy_model_set_check_finite(r->model, r->options->check_weights);
     FY_TRY(check_request(r->model, p, &f, &r->sized, !quiet));
     r->params = &r->sized;
     FY_TRY(create_engines(r));

@@ -218,4 +218,32 @@ fi
 "${SMALL[@]}" --num-frames 5 --model "$MODEL" --output "$T/f_%04d.png" >/dev/null 2>"$T/err"
 if [ ! -e "$T/f_0003.png.tmp.$dead.png" ] && [ -e "$T/f_0004.png" ]; then ok; else bad "stale temporary frame"; ls "$T"; fi
 
+# ---- Weights holding NaN: refused at load with the tensor's name (unless --no-check-weights) -------------
+d=$(new_model nan)
+own_component "$d" vae
+rm "$d/vae/diffusion_pytorch_model.safetensors"
+cp "$MODEL/vae/diffusion_pytorch_model.safetensors" "$d/vae/"
+chmod u+w "$d/vae/diffusion_pytorch_model.safetensors"
+python3 - "$d/vae/diffusion_pytorch_model.safetensors" <<'PY'
+import json, struct, sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+n = struct.unpack("<Q", b[:8])[0]
+t = json.loads(b[8:8 + n])["decoder.conv_out.bias"]
+at = 8 + n + t["data_offsets"][0] + 4
+b[at:at + 4] = struct.pack("<f", float("nan"))
+open(p, "wb").write(b)
+PY
+expect "weights holding NaN" 1 "$d/vae/diffusion_pytorch_model.safetensors: tensor decoder.conv_out.bias holds NaN or infinity (element 1)" -- \
+    "${SMALL[@]}" --model "$d" --output "$T/nan.png"
+"${SMALL[@]}" --model "$d" --output "$T/nan.png" --no-check-weights >/dev/null 2>&1 && [ -s "$T/nan.png" ] && ok ||
+    bad "--no-check-weights did not skip the scan"
+
+# ---- --max-memory 0 means no limit nowhere: refused ------------------------------------------------
+for mm in cpu=0 0=0 "0=6GiB,cpu=0"; do
+    entry=${mm##*,}
+    expect "--max-memory $mm" 2 "--max-memory: invalid value \"$entry\" (valid: a size above zero; leave a device (or cpu) out" -- \
+        "${SMALL[@]}" --device emu --model "$MODEL" --max-memory "$mm" --output "$T/mm.png"
+done
+
 finish
