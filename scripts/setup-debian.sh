@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config clang libclang-rt-dev
   libopenblas-dev libcjson-dev libsentencepiece-dev
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libpng-dev libjpeg-dev
-  libopenmpi-dev openmpi-bin liburing-dev libcmocka-dev libicu-dev python3
+  libopenmpi-dev openmpi-bin liburing-dev libcmocka-dev libicu-dev python3 python3-numpy
 )
 as_root=()
 [ "$(id -u)" -eq 0 ] || as_root=(sudo)

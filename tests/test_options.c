@@ -254,14 +254,37 @@ static void test_booleans(void **state)
                      FY_OK);
     assert_true(o.vae_tiling && o.vae_slicing && o.text_encoder_cpu_offload && o.vae_cpu_offload);
     assert_true(o.image_encoder_cpu_offload && o.dit_cpu_offload && o.use_fsdp_inference && o.low_cpu_mem_usage);
-    /* A switch never takes the next argument as its value. */
-    char *argv[] = {"--vae-tiling", "false"};
+    /* FastVideo's --flag False: a following True/False word is the switch's
+     * value; any other next argument is left alone. */
+    char *argv[] = {"--vae-tiling", "False", "--pin-cpu-memory", "1"};
     int i = 0;
     bool consumed;
     fy_run_options_init(&o);
-    assert_int_equal(fy_run_options_parse_arg(&o, 2, argv, &i, &consumed), FY_OK);
-    assert_int_equal(i, 1);
-    assert_true(o.vae_tiling);
+    o.vae_tiling = true;
+    assert_int_equal(fy_run_options_parse_arg(&o, 4, argv, &i, &consumed), FY_OK);
+    assert_int_equal(i, 2);
+    assert_false(o.vae_tiling);
+    assert_int_equal(fy_run_options_parse_arg(&o, 4, argv, &i, &consumed), FY_OK);
+    assert_int_equal(i, 3);
+    assert_true(o.pin_cpu_memory);
+    /* Python's and FastVideo's spelling, and the setter bindings use. */
+    assert_int_equal(PARSE(&o, "--dit_layerwise_offload", "TRUE"), FY_OK);
+    assert_int_equal(o.offload, FY_OFFLOAD_LAYERWISE);
+    fy_run_options_init(&o);
+    assert_int_equal(fy_run_options_set(&o, "vae_cpu_offload", NULL), FY_OK);
+    assert_true(o.vae_cpu_offload);
+    assert_int_equal(fy_run_options_set(&o, "--max-memory", "0=6.5GiB,cpu=20GB"), FY_OK);
+    assert_true(o.max_memory[0] == 6979321856ull && o.max_memory_cpu == 20000000000ull);
+    assert_int_equal(fy_run_options_set(&o, "no-pin-cpu-memory", NULL), FY_OK);
+    assert_false(o.pin_cpu_memory);
+    assert_int_equal(fy_run_options_set(&o, "offlaod", "model"), FY_ERR_INVALID);
+    assert_message("unknown run option \"offlaod\"");
+    /* A tile turns tiling on, and the stride follows it unless given. */
+    fy_run_options_init(&o);
+    assert_int_equal(PARSE(&o, "--vae-tile", "128"), FY_OK);
+    assert_true(o.vae_tiling && o.vae_tile[0] == 128 && o.vae_tile_stride[0] == 96);
+    assert_int_equal(PARSE(&o, "--vae-tile-stride", "64", "--vae-tile", "128"), FY_OK);
+    assert_true(o.vae_tile_stride[0] == 64 && o.vae_tile_stride[1] == 64);
     assert_int_equal(PARSE(&o, "--vae-tiling=maybe"), FY_ERR_INVALID);
     assert_message("--vae-tiling: invalid value \"maybe\"");
     assert_int_equal(PARSE(&o, "--no-vae-tiling=true"), FY_ERR_INVALID);

@@ -475,18 +475,35 @@ static void test_parse_size(void **state)
         {"1024", 1024},         {"5gb", 625000000ull},   {"5GB", 5000000000ull},
         {"3gib", 3ull << 30},   {"7mB", 7000000},        {"0", 0},
         {"18446744073709551615", UINT64_MAX},
+        {"1.5GB", 1500000000ull}, {"6.5GiB", 6979321856ull}, {"6G", 6ull << 30}, {"6g", 6ull << 30},
+        {"512m", 512ull << 20},   {"5TB", 5000000000000ull}, {"2TiB", 2ull << 40}, {"100B", 100},
+        {"0.5KiB", 512},          {"1.", 1},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         uint64_t v = 1;
         assert_int_equal(fy_parse_size(ok[i].text, &v), FY_OK);
         assert_true(v == ok[i].bytes);
     }
-    static const char *bad[] = {"", "GB", "-5GB", "5 GB", "1.5GB", "abc", "5TB", "5XB",
-                                "18446744073709551616", "20000000000GB", "99999999999GiB", "+5"};
+    static const char *bad[] = {"", "GB", "-5GB", "5 GB", "1.2.3GB", "abc", ".GB", "5XB",
+                                "18446744073709551616", "20000000000GB", "99999999999GiB", "+5", "1e9"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         uint64_t v;
         assert_int_equal(fy_parse_size(bad[i], &v), FY_ERR_INVALID);
         assert_true(strlen(fy_error_message()) > 0);
+    }
+}
+
+static void test_size_ambiguity(void **state)
+{
+    (void)state;
+    static const struct { const char *text; const char *says; } cases[] = {
+        {"6GiB", NULL}, {"6GB", NULL}, {"0", NULL}, {"6000000000", "bytes"}, {"6gb", "bits"},
+        {"6Gb", "bits"}, {"6G", "power of 2"}, {"6.5M", "power of 2"}, {"100B", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *note = fy_size_ambiguity(cases[i].text);
+        if (!cases[i].says) assert_null(note);
+        else assert_non_null(strstr(note, cases[i].says));
     }
 }
 
@@ -574,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_reshard_vae),
         cmocka_unit_test(test_reshard_oversized),
         cmocka_unit_test(test_parse_size),
+        cmocka_unit_test(test_size_ambiguity),
         cmocka_unit_test(test_open_touches_no_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

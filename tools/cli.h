@@ -46,11 +46,19 @@ int cli_dist_start(const fy_run_options *o);
 void cli_dist_finish(int rc);
 int cli_rank(void); /* 0 without mpirun */
 void cli_dist_test_hook(int step);
-/* `ferry generate`'s run, shared with `ferry demo`: checks, progress bars,
- * Ctrl-C, the video file (whole or absent) and the closing report on stderr.
+/* `ferry generate`'s run, shared with `ferry demo`: checks, settings line,
+ * progress bars, Ctrl-C, the video files (whole or absent, with their
+ * settings as metadata), the closing report on stderr and --report-json.
  * Returns the exit status. */
-int cli_generate_run(const char *model_dir, const char *output, int fps, const fy_wan_t2v_params *params,
-                     const fy_run_options *options);
+typedef struct cli_generate_spec {
+    const char *model_dir;
+    const char *output;
+    int fps;
+    int crf;                  /* < 0: the writer's default */
+    const char *prompt_file;  /* one prompt per line, or NULL for params->prompt */
+    const char *report_json;  /* or NULL */
+} cli_generate_spec;
+int cli_generate_run(const cli_generate_spec *spec, const fy_wan_t2v_params *params, const fy_run_options *options);
 
 /* Flux (cmd_flux.c): which size/steps/guidance flags the user gave, since
  * Flux's defaults (1024 x 1024, 28 steps, guidance 3.5) are not Wan's. */
@@ -83,20 +91,24 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 /* A command's own flag: 0 taken, > 0 an exit status (already reported),
  * < 0 not a flag of this command. */
 typedef int (*cli_flag_fn)(void *user, const char *flag, const char *value);
-/* Parses argv[1..]: the shared run options into o, log flags, then
- * --flag VALUE / --flag=VALUE pairs handed to take. 0, or an exit status. */
-int cli_parse_flags(const char *cmd, int argc, char **argv, fy_run_options *o, cli_flag_fn take, void *user);
+/* Parses argv[1..]: the shared run options into o, log flags, the video
+ * settings by name into params (when not NULL; fy_wan_t2v_params_set),
+ * noting in given (when not NULL) which size, steps and guidance settings
+ * were given, then the command's own flags (names, NULL-terminated, "--model" ...)
+ * handed to take with their values. -p -n -W -H -o are --prompt,
+ * --negative-prompt, --width, --height, --output; underscores read as
+ * dashes. An unknown flag is named with the nearest known one. 0, or an
+ * exit status. */
+struct cli_given;
+int cli_parse_flags(const char *cmd, int argc, char **argv, fy_run_options *o, fy_wan_t2v_params *params,
+                    struct cli_given *given, const char *const *names, cli_flag_fn take, void *user);
 
 /* Flag values: 0, or the usage error's exit status (printed). */
 int cli_int_value(const char *cmd, const char *flag, const char *text, long min, long max, int *out);
 int cli_double_value(const char *cmd, const char *flag, const char *text, double *out); /* finite */
-int cli_double_range(const char *cmd, const char *flag, const char *text, double min, double max, double *out);
-/* --guidance-scale's range: beyond it the latents overflow (an all-black video). */
-#define CLI_GUIDANCE_MAX 1e4
 /* --output (and --trace) before any work: a writable folder, a new or regular
  * file (or the folder of a PNG sequence). 0, or the exit status (printed). */
 int cli_check_outputs(const char *output, int frames, const fy_run_options *o);
-int cli_seed_value(const char *cmd, const char *text, uint64_t *out);
 
 /* -v, -vv, -q, --verbose, --quiet: adjusts the log level; true if arg was one. */
 bool cli_log_flag(const char *arg);

@@ -31,7 +31,7 @@ static const char usage[] =
     "  --model wan2.1|wan2.2      the model's layout (default wan2.1); wan2.2: Wan2.2 T2V-A14B's\n"
     "                             two experts (transformer, transformer_2, boundary_ratio 0.875):\n"
     "                             the ring switches to the low-noise expert mid-run\n"
-    "  --output PATH              the video (default demo.mp4; .png and folders as generate)\n"
+    "  -o, --output PATH          the video (default demo.mp4; .png and folders as generate)\n"
     "  --prompt TEXT              default \"A red fox runs through fresh snow\"\n"
     "  --model-dir DIR            write the random model to DIR (empty or new) and keep it;\n"
     "                             default: a temporary folder, removed at the end\n"
@@ -65,30 +65,25 @@ typedef struct demo_args {
     fy_run_options options;
 } demo_args;
 
+static const char *const own_flags[] = {"--output", "--model", "--model-dir", "--keep-model", NULL};
+
 /* One demo flag with its value; -1 when arg is not one. */
 static int take_flag(void *user, const char *arg, const char *value)
 {
     demo_args *a = user;
-    fy_wan_t2v_params *p = &a->params;
-    if (strcmp(arg, "--output") == 0 || strcmp(arg, "-o") == 0) return a->output = value, 0;
+    if (strcmp(arg, "--output") == 0) return a->output = value, 0;
     if (strcmp(arg, "--model") == 0) {
         if (strcmp(value, "wan2.1") == 0) return a->preset = "demo", 0;
         if (strcmp(value, "wan2.2") == 0 || strcmp(value, "wan2.2-a14b") == 0) return a->preset = "wan2.2-demo", 0;
         return cli_usage_error("demo", "--model %s: use wan2.1 or wan2.2", value);
     }
-    if (strcmp(arg, "--prompt") == 0) return p->prompt = value, 0;
     if (strcmp(arg, "--model-dir") == 0 || strcmp(arg, "--keep-model") == 0) return a->model_dir = value, 0;
-    if (strcmp(arg, "--height") == 0) return cli_int_value("demo", arg, value, 1, 8192, &p->height);
-    if (strcmp(arg, "--width") == 0) return cli_int_value("demo", arg, value, 1, 8192, &p->width);
-    if (strcmp(arg, "--num-frames") == 0) return cli_int_value("demo", arg, value, 1, 4096, &p->num_frames);
-    if (strcmp(arg, "--steps") == 0) return cli_int_value("demo", arg, value, 1, 10000, &p->steps);
-    if (strcmp(arg, "--seed") == 0) return cli_seed_value("demo", value, &p->seed);
     return -1;
 }
 
 static int parse_args(demo_args *a, int argc, char **argv)
 {
-    int rc = cli_parse_flags("demo", argc, argv, &a->options, take_flag, a);
+    int rc = cli_parse_flags("demo", argc, argv, &a->options, &a->params, NULL, own_flags, take_flag, a);
     if (rc) return rc;
     if (fy_run_options_validate(&a->options) != FY_OK) return cli_usage_error("demo", "%s", fy_error_message());
     fy_run_options_default_storage(&a->options);
@@ -260,7 +255,8 @@ static int demo(demo_args *a, const char *dir)
         return cli_stopped();
     }
     if (fy_log_get_level() >= FY_LOG_INFO) say_what_happens(a, dir, &facts, &plan);
-    return cli_generate_run(dir, a->output, 16, &a->params, &a->options);
+    cli_generate_spec spec = {.model_dir = dir, .output = a->output, .fps = 16, .crf = -1};
+    return cli_generate_run(&spec, &a->params, &a->options);
 }
 
 int cli_demo_main(int argc, char **argv)

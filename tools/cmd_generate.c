@@ -1,6 +1,8 @@
 /* `ferry generate`: a prompt in, a video file out, under the memory options
  * diffusers and FastVideo users know. Ctrl-C stops between steps; the output
  * is written to a temporary name and renamed, so it is whole or absent. */
+#include <cjson/cJSON.h>
+#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,23 +25,33 @@ static const char usage[] =
     "\n"
     "  --model DIR                a diffusers Wan T2V or I2V folder (Wan-AI/Wan2.1-T2V-1.3B-Diffusers,\n"
     "                             Wan-AI/Wan2.2-T2V-A14B-Diffusers)\n"
-    "  --prompt TEXT              what to generate\n"
-    "  --negative-prompt TEXT     what to avoid (default: the model card's negative prompt)\n"
+    "  -p, --prompt TEXT          what to generate\n"
     "  --image FILE               image to video (Wan2.1 I2V folders): the first frame, PNG or JPEG,\n"
     "                             any size (resized to --height x --width)\n"
     "  --last-image FILE          first-last-frame to video (FLF2V): not implemented, refused\n"
-    "  --output PATH              .mp4 (H.264), .png (one frame or a numbered sequence),\n"
-    "                             a path with %%d, or a directory ending in /\n"
-    "  --height N --width N       pixels, multiples of 16 (default 480 x 832)\n"
-    "  --num-frames N             4k+1 frames (default 81)\n"
-    "  --steps N                  denoising steps (default 50)\n"
-    "  --guidance-scale G         classifier-free guidance (default 5.0; <= 1 turns it off);\n"
-    "                             Flux.1-dev: its distilled guidance (default 3.5; schnell ignores it)\n"
+    "  --prompt-file FILE         one prompt per line: one video each from one model load\n"
+    "                             (outputs numbered: out_001.mp4, out_002.mp4, ...)\n"
+    "  -n, --negative-prompt TEXT what to avoid (default: the model card's negative prompt)\n"
+    "  -o, --output PATH          .mp4 (H.264), .png (one frame or a numbered sequence),\n"
+    "                             a path with %d (e.g. f_%04d.png), or a directory ending in /\n"
+    "  -H, --height N, -W, --width N  pixels, multiples of 16 (default 480 x 832)\n"
+    "  --num-frames N             4k+1 frames (default 81; also --video-frames)\n"
+    "  --steps N                  denoising steps (default 50; also --num-inference-steps)\n"
+    "  --guidance-scale G         classifier-free guidance (default 5.0; <= 1 turns it off;\n"
+    "                             also --cfg-scale); Flux.1-dev: its distilled guidance\n"
+    "                             (default 3.5; schnell ignores it)\n"
     "  --guidance-scale-2 G       Wan2.2 A14B: the low-noise expert's steps (default: --guidance-scale)\n"
     "  --flow-shift S             override the scheduler's flow_shift (3.0 for 480p, 5.0 for 720p)\n"
-    "  --seed N                   noise seed (default 0; torch.manual_seed's stream)\n"
+    "  --seed N                   noise seed (default 0; torch.manual_seed's stream; -1: random,\n"
+    "                             printed in the settings line and stored in the file)\n"
     "  --fps N                    frames per second of the file (default 16)\n"
+    "  --crf N                    MP4 quality: x264's constant rate factor, 0 (lossless) to 51\n"
+    "                             (default 18; lower is better and larger)\n"
     "  --max-sequence-length N    prompt tokens (default 512)\n"
+    "  --report-json FILE         the settings and the closing report as JSON (an array with\n"
+    "                             --prompt-file), written whole or not at all\n"
+    "The prompt, negative prompt, seed, steps and guidance go into the MP4's metadata and each\n"
+    "PNG's text chunks. -q prints errors and warnings only: no settings, progress or report.\n"
     "\n";
 
 void cli_generate_help(FILE *out)
@@ -49,53 +61,40 @@ void cli_generate_help(FILE *out)
 }
 
 typedef struct generate_args {
-    const char *model_dir;
-    const char *output;
-    int fps;
+    cli_generate_spec spec;
     fy_wan_t2v_params params;
     fy_run_options options;
     cli_given given;
 } generate_args;
 
+static const char *const own_flags[] = {"--model", "--output", "--output-path", "--fps", "--crf",
+                                        "--prompt-file", "--report-json", "--image", "--last-image", NULL};
+
 /* One generate-specific flag with its value; returns -1 when arg is not one. */
 static int take_flag(void *user, const char *arg, const char *value)
 {
     generate_args *a = user;
-    fy_wan_t2v_params *p = &a->params;
-    if (strcmp(arg, "--model") == 0) return a->model_dir = value, 0;
-    if (strcmp(arg, "--prompt") == 0) return p->prompt = value, 0;
-    if (strcmp(arg, "--negative-prompt") == 0) return p->negative_prompt = value, 0;
-    if (strcmp(arg, "--image") == 0) return p->image = value, 0;
-    if (strcmp(arg, "--last-image") == 0) return p->last_image = value, 0;
-    if (strcmp(arg, "--output") == 0 || strcmp(arg, "-o") == 0) return a->output = value, 0;
-    if (strcmp(arg, "--height") == 0)
-        return a->given.height = true, cli_int_value("generate", arg, value, 1, 8192, &p->height);
-    if (strcmp(arg, "--width") == 0)
-        return a->given.width = true, cli_int_value("generate", arg, value, 1, 8192, &p->width);
-    if (strcmp(arg, "--num-frames") == 0) return cli_int_value("generate", arg, value, 1, 4096, &p->num_frames);
-    if (strcmp(arg, "--steps") == 0)
-        return a->given.steps = true, cli_int_value("generate", arg, value, 1, 10000, &p->steps);
-    if (strcmp(arg, "--fps") == 0) return cli_int_value("generate", arg, value, 1, 240, &a->fps);
-    if (strcmp(arg, "--max-sequence-length") == 0)
-        return a->given.max_sequence_length = true,
-               cli_int_value("generate", arg, value, 1, 4096, &p->max_sequence_length);
-    if (strcmp(arg, "--guidance-scale") == 0)
-        return a->given.guidance = true,
-               cli_double_range("generate", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale);
-    if (strcmp(arg, "--guidance-scale-2") == 0)
-        return cli_double_range("generate", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale_2);
-    if (strcmp(arg, "--flow-shift") == 0) return cli_double_value("generate", arg, value, &p->flow_shift);
-    if (strcmp(arg, "--seed") == 0) return cli_seed_value("generate", value, &p->seed);
+    cli_generate_spec *g = &a->spec;
+    if (strcmp(arg, "--model") == 0) return g->model_dir = value, 0;
+    if (strcmp(arg, "--output") == 0 || strcmp(arg, "--output-path") == 0) return g->output = value, 0;
+    if (strcmp(arg, "--prompt-file") == 0) return g->prompt_file = value, 0;
+    if (strcmp(arg, "--report-json") == 0) return g->report_json = value, 0;
+    if (strcmp(arg, "--fps") == 0) return cli_int_value("generate", arg, value, 1, 240, &g->fps);
+    if (strcmp(arg, "--crf") == 0) return cli_int_value("generate", arg, value, 0, 51, &g->crf);
+    if (strcmp(arg, "--image") == 0) return a->params.image = value, 0;
+    if (strcmp(arg, "--last-image") == 0) return a->params.last_image = value, 0;
     return -1;
 }
 
 static int parse_args(generate_args *a, int argc, char **argv)
 {
-    int rc = cli_parse_flags("generate", argc, argv, &a->options, take_flag, a);
+    int rc = cli_parse_flags("generate", argc, argv, &a->options, &a->params, &a->given, own_flags, take_flag, a);
     if (rc) return rc;
-    if (!a->model_dir) return cli_usage_error("generate", "--model DIR is required");
-    if (!a->params.prompt) return cli_usage_error("generate", "--prompt is required");
-    if (!a->output) return cli_usage_error("generate", "--output PATH is required (e.g. out.mp4)");
+    if (!a->spec.model_dir) return cli_usage_error("generate", "--model DIR is required");
+    if (a->params.prompt && a->spec.prompt_file)
+        return cli_usage_error("generate", "give --prompt or --prompt-file, not both");
+    if (!a->params.prompt && !a->spec.prompt_file) return cli_usage_error("generate", "--prompt is required");
+    if (!a->spec.output) return cli_usage_error("generate", "--output PATH is required (e.g. out.mp4)");
     if (fy_run_options_validate(&a->options) != FY_OK) return cli_usage_error("generate", "%s", fy_error_message());
     fy_run_options_default_storage(&a->options);
     fy_run_options_default_plan(&a->options);
@@ -106,7 +105,17 @@ typedef struct generate_ui {
     fy_progress *loading;
     fy_progress *bar;
     int steps;
+    bool quiet;
+    const fy_wan_t2v_pipeline *pipe;
 } generate_ui;
+
+/* The settings that matter, once, before the progress bar: what a log
+ * needs to reproduce the video. */
+static void print_settings(const generate_ui *ui)
+{
+    char line[4096];
+    if (fy_wan_t2v_describe(ui->pipe, line, sizeof line) == FY_OK) fprintf(stderr, "settings     %s\n", line);
+}
 
 /* Stages are for -v: the progress bar and the closing report say the rest,
  * and a failing run prints only its one error line. */
@@ -115,7 +124,7 @@ static void on_stage(void *user, const char *stage)
     generate_ui *ui = user;
     fy_debug("%s", stage);
     cli_stop_test_hook(stage);
-    if (cli_rank() != 0) return; /* one progress bar: rank 0's */
+    if (cli_rank() != 0 || ui->quiet) return; /* one progress bar: rank 0's */
     if (strncmp(stage, "loading", 7) == 0) {
         /* A terminal nicety: logs get the closing report's load time instead. */
         if (!isatty(fileno(stderr))) return;
@@ -128,6 +137,7 @@ static void on_stage(void *user, const char *stage)
     if (ui->loading) fy_progress_update(ui->loading, FY_WAN_T2V_LOAD_STAGES);
     fy_progress_free(ui->loading);
     ui->loading = NULL;
+    if (strcmp(stage, "text encoder") == 0) print_settings(ui);
     /* The bar starts with the loop, so the first step's time counts. */
     if (strcmp(stage, "denoising") == 0 && !ui->bar)
         fy_progress_create(stderr, "denoising", "step", ui->steps, NULL, &ui->bar);
@@ -212,55 +222,230 @@ int cli_check_outputs(const char *output, int frames, const fy_run_options *o)
     return 0;
 }
 
-/* The run, then the write; a stop signal at any point ends it with no output. */
-static int run_and_write(const char *model_dir, const char *output, int fps, const fy_wan_t2v_params *params,
-                         const fy_run_options *options, const fy_wan_t2v_hooks *hooks)
+/* The i-th output of a prompt file (1-based): "out.mp4" -> "out_002.mp4",
+ * "frames/" -> "frames/002/"; one prompt keeps the name as given. */
+static char *numbered_output(const char *output, int i, int count)
 {
-    fy_wan_t2v_result result;
-    fy_status s = fy_wan_t2v_run(model_dir, options, params, hooks, &result);
-    if (s == FY_ERR_BUDGET) cli_budget_hint(model_dir, options, params);
-    if (s == FY_OK && cli_stop_requested()) {
-        fy_wan_t2v_result_free(&result);
-        s = fy_error(FY_ERR_INTERRUPTED, "stopped by the user during the VAE decode");
+    size_t n = strlen(output) + 16;
+    char *path = malloc(n);
+    if (!path) return NULL;
+    if (count == 1) {
+        snprintf(path, n, "%s", output);
+    } else if (output[strlen(output) - 1] == '/') {
+        snprintf(path, n, "%s%03d/", output, i);
+    } else {
+        const char *slash = strrchr(output, '/');
+        const char *dot = strrchr(output, '.');
+        size_t stem = dot && (!slash || dot > slash) ? (size_t)(dot - output) : strlen(output);
+        snprintf(path, n, "%.*s_%03d%s", (int)stem, output, i, output + stem);
     }
-    if (s != FY_OK) return s == FY_ERR_INTERRUPTED && cli_stop_requested() ? cli_stopped() : cli_fail();
-    if (cli_rank() != 0) { /* every rank computed the same video: rank 0 writes it */
-        s = report_ranks(&result);
-        fy_wan_t2v_result_free(&result);
-        return s == FY_OK ? 0 : cli_fail();
-    }
-    fy_video_options vo = {.crf = -1, .should_stop = should_stop_writing};
-    s = fy_video_write_opts(output, result.video, (int)result.frames, (int)result.height, (int)result.width, fps,
-                            FY_VIDEO_AUTO, &vo);
-    if (s == FY_OK) {
-        fy_wan_t2v_report_print(&result.report, stderr);
-        s = report_ranks(&result);
-        fy_info("wrote %s", output);
-    }
-    fy_wan_t2v_result_free(&result);
-    if (s == FY_ERR_INTERRUPTED && cli_stop_requested()) return cli_stopped();
-    return s == FY_OK ? 0 : cli_fail();
+    return path;
 }
 
-int cli_generate_run(const char *model_dir, const char *output, int fps, const fy_wan_t2v_params *params,
-                     const fy_run_options *options)
-{
-    /* Reject an unwritable output or trace before minutes of work. */
-    int rc = cli_check_outputs(output, params->num_frames, options);
-    if (rc) return rc;
-    if (fy_wan_t2v_check(model_dir, params) != FY_OK) return cli_fail();
+typedef struct prompt_list {
+    char *text;      /* the file, its lines cut in place */
+    char **prompts;
+    int count;
+} prompt_list;
 
-    generate_ui ui = {NULL, NULL, params->steps};
+static void prompts_free(prompt_list *l)
+{
+    free(l->text);
+    free(l->prompts);
+}
+
+/* One prompt per line; blank lines are skipped, "\r\n" endings accepted. */
+static fy_status read_prompts(const char *path, prompt_list *l)
+{
+    memset(l, 0, sizeof *l);
+    FILE *f = fopen(path, "rb");
+    if (!f) return fy_error(FY_ERR_IO, "--prompt-file %s: %s", path, strerror(errno));
+    size_t cap = 4096, len = 0;
+    l->text = malloc(cap);
+    for (size_t got; l->text && (got = fread(l->text + len, 1, cap - len - 1, f)) > 0;) {
+        len += got;
+        if (len + 1 == cap) {
+            char *bigger = cap < ((size_t)64 << 20) ? realloc(l->text, cap * 2) : NULL;
+            if (!bigger) {
+                fclose(f);
+                return fy_error(FY_ERR_INVALID, "--prompt-file %s: too large (at most 64 MiB of prompts)", path);
+            }
+            l->text = bigger;
+            cap *= 2;
+        }
+    }
+    bool failed = ferror(f);
+    fclose(f);
+    if (!l->text) return fy_error(FY_ERR_NOMEM, "--prompt-file %s: out of memory", path);
+    if (failed) return fy_error(FY_ERR_IO, "--prompt-file %s: read error", path);
+    l->text[len] = '\0';
+    if (memchr(l->text, '\0', len)) return fy_error(FY_ERR_FORMAT, "--prompt-file %s: not a text file", path);
+    l->prompts = malloc(sizeof *l->prompts * (len / 2 + 1));
+    if (!l->prompts) return fy_error(FY_ERR_NOMEM, "--prompt-file %s: out of memory", path);
+    for (char *line = l->text, *next; line; line = next) {
+        char *nl = strchr(line, '\n');
+        next = nl ? nl + 1 : NULL;
+        if (nl) *nl = '\0';
+        size_t n = strlen(line);
+        while (n && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = '\0';
+        if (n) l->prompts[l->count++] = line;
+    }
+    if (!l->count) return fy_error(FY_ERR_INVALID, "--prompt-file %s: no prompts in it (one per line)", path);
+    return FY_OK;
+}
+
+/* --report-json: written under a temporary name and renamed into place. */
+static fy_status write_text_file(const char *path, const char *text)
+{
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    if (!tmp) return fy_error(FY_ERR_NOMEM, "%s: out of memory", path);
+    snprintf(tmp, n, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    fy_status s = FY_OK;
+    if (!f) {
+        s = fy_error(FY_ERR_IO, "--report-json %s: %s", path, strerror(errno));
+    } else {
+        bool ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+        ok = fclose(f) == 0 && ok;
+        if (!ok || rename(tmp, path) != 0) {
+            s = fy_error(FY_ERR_IO, "--report-json %s: cannot write it: %s", path, strerror(errno));
+            unlink(tmp);
+        }
+    }
+    free(tmp);
+    return s;
+}
+
+/* The video's settings, report and file as one JSON object, added to all. */
+static fy_status add_report(cJSON *all, const fy_wan_t2v_params *p, const fy_wan_t2v_result *r, const char *output)
+{
+    char *text = fy_wan_t2v_report_json(p, &r->report);
+    cJSON *one = text ? cJSON_Parse(text) : NULL;
+    fy_wan_t2v_string_free(text);
+    if (!one) return fy_error(FY_ERR_NOMEM, "out of memory for the report");
+    cJSON_AddStringToObject(one, "output", output);
+    cJSON_AddItemToArray(all, one);
+    return FY_OK;
+}
+
+static fy_status save_reports(const char *path, cJSON *all, bool single)
+{
+    char *text = cJSON_Print(single ? cJSON_GetArrayItem(all, 0) : all);
+    if (!text) return fy_error(FY_ERR_NOMEM, "out of memory for the report");
+    fy_status s = write_text_file(path, text);
+    cJSON_free(text);
+    return s;
+}
+
+typedef struct generate_job {
+    const cli_generate_spec *spec;
+    const fy_run_options *options;
+    fy_wan_t2v_pipeline *pipe;
+    char **outputs;
+    cJSON *reports;
+    bool quiet;
+} generate_job;
+
+/* One video: generate, write with its tags, report. */
+static fy_status one_video(generate_job *job, const fy_wan_t2v_params *p, const char *output)
+{
+    generate_ui ui = {NULL, NULL, p->steps, job->quiet, job->pipe};
     fy_wan_t2v_hooks hooks = {0};
     hooks.user = &ui;
     hooks.stage = on_stage;
     hooks.step = on_step;
     hooks.should_stop = should_stop;
-    cli_stop_install();
-    rc = run_and_write(model_dir, output, fps, params, options, &hooks);
+    fy_wan_t2v_result result;
+    fy_status s = fy_wan_t2v_generate(job->pipe, p, &hooks, &result);
     fy_progress_free(ui.loading);
     fy_progress_free(ui.bar);
-    cli_stop_restore();
+    if (s == FY_ERR_BUDGET) cli_budget_hint(job->spec->model_dir, job->options, p);
+    if (s == FY_OK && cli_stop_requested()) {
+        fy_wan_t2v_result_free(&result);
+        s = fy_error(FY_ERR_INTERRUPTED, "stopped by the user during the VAE decode");
+    }
+    if (s != FY_OK) return s;
+    if (cli_rank() != 0) { /* every rank computed the same video: rank 0 writes it */
+        s = report_ranks(&result);
+        fy_wan_t2v_result_free(&result);
+        return s;
+    }
+    fy_video_options vo = {.crf = job->spec->crf, .should_stop = should_stop_writing};
+    s = fy_wan_t2v_save_opts(output, &result, p, job->spec->model_dir, job->spec->fps, &vo);
+    if (s == FY_OK) {
+        if (!job->quiet) fy_wan_t2v_report_print(&result.report, stderr);
+        s = report_ranks(&result);
+        fy_info("wrote %s", output);
+    }
+    if (s == FY_OK && job->reports) s = add_report(job->reports, p, &result, output);
+    fy_wan_t2v_result_free(&result);
+    return s;
+}
+
+static fy_status run_videos(generate_job *job, const fy_wan_t2v_params *params, char *const *prompts, int count)
+{
+    FY_TRY(fy_wan_t2v_open(job->spec->model_dir, job->options, &job->pipe));
+    fy_status s = FY_OK;
+    for (int i = 0; i < count && s == FY_OK; i++) {
+        fy_wan_t2v_params p = *params;
+        p.prompt = prompts[i];
+        if (count > 1) fy_info("video %d of %d: %s", i + 1, count, job->outputs[i]);
+        s = one_video(job, &p, job->outputs[i]);
+    }
+    if (s == FY_OK && job->reports && cli_rank() == 0)
+        s = save_reports(job->spec->report_json, job->reports, count == 1);
+    return s;
+}
+
+/* Every output (and the report) checked before the model loads. */
+static int check_all_outputs(const generate_job *job, int count, int frames)
+{
+    for (int i = 0; i < count; i++) {
+        if (!job->outputs[i]) return fy_error(FY_ERR_NOMEM, "out of memory"), cli_fail();
+        int rc = cli_check_outputs(job->outputs[i], frames, job->options);
+        if (rc) return rc;
+    }
+    if (job->spec->report_json && fy_check_output_file("--report-json", job->spec->report_json) != FY_OK)
+        return cli_fail();
+    return 0;
+}
+
+int cli_generate_run(const cli_generate_spec *spec, const fy_wan_t2v_params *params, const fy_run_options *options)
+{
+    prompt_list list = {0};
+    char *one[1] = {(char *)params->prompt};
+    char **prompts = one;
+    int count = 1;
+    if (spec->prompt_file) {
+        if (read_prompts(spec->prompt_file, &list) != FY_OK) {
+            prompts_free(&list);
+            return cli_fail();
+        }
+        prompts = list.prompts;
+        count = list.count;
+    }
+    generate_job job = {spec, options, NULL, calloc((size_t)count, sizeof(char *)), NULL,
+                        fy_log_get_level() < FY_LOG_INFO};
+    int rc = job.outputs ? 0 : (fy_error(FY_ERR_NOMEM, "out of memory"), cli_fail());
+    for (int i = 0; !rc && i < count; i++) job.outputs[i] = numbered_output(spec->output, i + 1, count);
+    /* Reject an unwritable output or trace before minutes of work. */
+    if (!rc) rc = check_all_outputs(&job, count, params->num_frames);
+    fy_wan_t2v_params checked = *params;
+    checked.prompt = prompts[0];
+    if (!rc && fy_wan_t2v_check(spec->model_dir, &checked) != FY_OK) rc = cli_fail();
+    if (!rc && spec->report_json) job.reports = cJSON_CreateArray();
+    if (!rc) {
+        cli_stop_install();
+        fy_status s = run_videos(&job, params, prompts, count);
+        if (s != FY_OK) rc = s == FY_ERR_INTERRUPTED && cli_stop_requested() ? cli_stopped() : cli_fail();
+        cli_stop_restore();
+    }
+    fy_wan_t2v_close(job.pipe);
+    cJSON_Delete(job.reports);
+    for (int i = 0; job.outputs && i < count; i++) free(job.outputs[i]);
+    free(job.outputs);
+    prompts_free(&list);
     return rc;
 }
 
@@ -268,19 +453,20 @@ int cli_generate_main(int argc, char **argv)
 {
     generate_args a;
     memset(&a, 0, sizeof a);
-    a.fps = 16;
+    a.spec.fps = 16;
+    a.spec.crf = -1;
     fy_wan_t2v_params_init(&a.params);
     fy_run_options_init(&a.options);
     int rc = parse_args(&a, argc, argv);
     if (rc) return rc;
-    if (fy_flux_is_model(a.model_dir, &a.options)) {
+    if (fy_flux_is_model(a.spec.model_dir, &a.options)) {
         if (a.params.image || a.params.last_image) /* text to image: an image option would be ignored */
             return cli_usage_error("generate", "%s %s: %s is a Flux text-to-image model; image input is for Wan "
                                    "image-to-video folders", a.params.image ? "--image" : "--last-image",
-                                   a.params.image ? a.params.image : a.params.last_image, a.model_dir);
+                                   a.params.image ? a.params.image : a.params.last_image, a.spec.model_dir);
         fy_flux_params fp;
         cli_flux_params(&a.params, &a.given, &fp);
-        return cli_flux_generate(a.model_dir, a.output, &fp, &a.options);
+        return cli_flux_generate(a.spec.model_dir, a.spec.output, &fp, &a.options);
     }
-    return cli_generate_run(a.model_dir, a.output, a.fps, &a.params, &a.options);
+    return cli_generate_run(&a.spec, &a.params, &a.options);
 }

@@ -34,20 +34,12 @@ typedef struct plan_args {
     cli_given given;
 } plan_args;
 
+static const char *const own_flags[] = {"--model", NULL};
+
 static int take_flag(void *user, const char *arg, const char *value)
 {
     plan_args *a = user;
-    fy_wan_t2v_params *p = &a->params;
     if (strcmp(arg, "--model") == 0) return a->model = value, 0;
-    if (strcmp(arg, "--height") == 0) return a->given.height = true, cli_int_value("plan", arg, value, 1, 8192, &p->height);
-    if (strcmp(arg, "--width") == 0) return a->given.width = true, cli_int_value("plan", arg, value, 1, 8192, &p->width);
-    if (strcmp(arg, "--num-frames") == 0) return cli_int_value("plan", arg, value, 1, 8192, &p->num_frames);
-    if (strcmp(arg, "--max-sequence-length") == 0)
-        return a->given.max_sequence_length = true, cli_int_value("plan", arg, value, 1, 8192, &p->max_sequence_length);
-    if (strcmp(arg, "--guidance-scale") == 0)
-        return cli_double_range("plan", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale);
-    if (strcmp(arg, "--guidance-scale-2") == 0)
-        return cli_double_range("plan", arg, value, -CLI_GUIDANCE_MAX, CLI_GUIDANCE_MAX, &p->guidance_scale_2);
     return -1;
 }
 
@@ -58,7 +50,7 @@ int cli_plan_main(int argc, char **argv)
     plan_args a = {.model = NULL};
     fy_wan_t2v_params_init(&a.params);
     a.params.prompt = "plan"; /* the request check wants one; nothing is encoded */
-    int rc = cli_parse_flags("plan", argc, argv, &o, take_flag, &a);
+    int rc = cli_parse_flags("plan", argc, argv, &o, &a.params, &a.given, own_flags, take_flag, &a);
     if (rc) return rc;
     if (!a.model) return cli_usage_error("plan", "--model DIR is required");
     if (o.trace_path)

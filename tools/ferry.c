@@ -6,11 +6,8 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "ferry/version.h"
 
-/* CMake may pass the project version; otherwise the one this file was written for. */
-#ifndef FERRY_VERSION_STRING
-#define FERRY_VERSION_STRING "0.1.0"
-#endif
 
 static const cli_command commands[] = {
     {"info", "show a model folder's components, parameters, dtypes and block sizes", cli_info_main,
@@ -43,7 +40,9 @@ static void print_help(FILE *f)
             "  -q, --quiet     warnings and errors only (-q -q: errors only)\n"
             "  --version       print the version\n"
             "  -h, --help      this help\n"
-            "The log level can also be set with FERRY_LOG=error|warn|info|debug|trace.\n");
+            "The log level can also be set with FERRY_LOG=error|warn|info|debug|trace.\n"
+            "\n"
+            "Run 'ferry COMMAND --help' (or 'ferry help COMMAND') for a command's flags.\n");
 }
 
 static const cli_command *find_command(const char *name)
@@ -149,7 +148,7 @@ static int run_main(int argc, char **argv)
             return 0;
         }
         if (strcmp(argv[i], "--version") == 0) {
-            printf("ferry %s\n", FERRY_VERSION_STRING);
+            printf("ferry %s\n", FERRY_VERSION);
             return 0;
         }
         return cli_usage_error(NULL, "unknown option \"%s\"", argv[i]);

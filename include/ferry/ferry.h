@@ -7,7 +7,6 @@
 #include "ferry/log.h"
 #include "ferry/dtype.h"
 #include "ferry/tensor.h"
-#include "ferry/arena.h"
 #include "ferry/safetensors.h"
 #include "ferry/config.h"
 #include "ferry/model.h"
@@ -16,7 +15,7 @@
 #include "ferry/ops.h"
 #include "ferry/tokenizer.h"
 #include "ferry/scheduler.h"
-
-#define FERRY_VERSION "0.1.0"
+#include "ferry/version.h"
+#include "ferry/wan_t2v.h"
 
 #endif

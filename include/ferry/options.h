@@ -109,7 +109,9 @@ typedef struct fy_run_options {
     bool vae_tiling;                 /* --vae-tiling */
     bool vae_slicing;                /* --vae-slicing */
     int vae_tile[2];                 /* --vae-tile 256 or 256x256 (pixels, h x w), >= FY_VAE_TILE_MIN */
-    int vae_tile_stride[2];          /* --vae-tile-stride 192, >= FY_VAE_TILE_MIN */
+    int vae_tile_stride[2];          /* --vae-tile-stride 192, >= FY_VAE_TILE_MIN; follows
+                                        --vae-tile (3/4 of it) unless given */
+    bool vae_tile_stride_explicit;   /* --vae-tile-stride was given */
 
     /* Observability and host */
     const char *revision;            /* --revision REV: of a model id in the Hugging Face cache */
@@ -127,6 +129,18 @@ void fy_run_options_init(fy_run_options *o);
  * it and set *consumed. Unknown arguments are left alone (consumed = false).
  * Bad values fail with a one-line message naming the flag and valid values. */
 fy_status fy_run_options_parse_arg(fy_run_options *o, int argc, char **argv, int *i, bool *consumed);
+/* One option by its flag's name, with or without the dashes ("max-memory",
+ * "--offload", "no-pin-cpu-memory") and its value as the flag takes it
+ * ("0=6GiB,cpu=20GiB"); a switch takes NULL (on), "true" or "false". The
+ * same checks and messages as the command line. */
+fy_status fy_run_options_set(fy_run_options *o, const char *name, const char *value);
+/* Whether name is a run option (for "did you mean" and aliases). */
+bool fy_run_options_has(const char *name);
+/* The i-th flag's name without dashes ("device"), NULL past the last. */
+const char *fy_run_options_flag_name(size_t i);
+/* For bindings that cannot size the struct: a heap copy with the defaults. */
+fy_run_options *fy_run_options_new(void);
+void fy_run_options_free(fy_run_options *o);
 /* Cross-flag checks after parsing (e.g. --num-blocks-per-group without group). */
 fy_status fy_run_options_validate(const fy_run_options *o);
 /* The files the options name, checked before any work: --trace must be a

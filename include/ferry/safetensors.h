@@ -118,6 +118,9 @@ fy_status fy_st_reshard_as(const char *in_path, const char *out_dir, const char 
 /* "5GB", "500MB", "2GiB", "1024" -> bytes (GB = 10^9, GiB = 2^30, as
  * huggingface's convert_file_size_to_int). */
 fy_status fy_parse_size(const char *text, uint64_t *out);
+/* Why text may not mean what fy_parse_size reads (a bare number as bytes,
+ * a lower-case b as bits, G alone as GiB), or NULL: for a warning. */
+const char *fy_size_ambiguity(const char *text);
 
 #ifdef __cplusplus
 }

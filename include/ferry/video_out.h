@@ -47,6 +47,9 @@ typedef struct fy_video_options {
      * temporary files removed. NULL: never. */
     bool (*should_stop)(void *user);
     void *user;
+    /* Key, value pairs ending in NULL ("prompt", "a fox", "seed", "42", NULL):
+     * MP4 metadata tags, PNG iTXt chunks (UTF-8). At most 16 pairs. */
+    const char *const *metadata;
 } fy_video_options;
 
 /* Limits that turn absurd sizes into one clear error instead of a huge allocation. */

@@ -24,6 +24,7 @@
 #define FERRY_WAN_T2V_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include "ferry/engine.h"
@@ -68,8 +69,25 @@ typedef struct fy_wan_t2v_params {
 /* Defaults of the model card: 480x832, 81 frames, 50 steps, guidance 5.0
  * (guidance_scale_2 unset). */
 void fy_wan_t2v_params_init(fy_wan_t2v_params *p);
+/* One setting by its flag's name, dashes or underscores alike ("height",
+ * "--num-frames", "num_inference_steps"), and its value as text, with the
+ * command line's checks and messages. Aliases: num-inference-steps and
+ * sample-steps (steps), cfg-scale (guidance-scale), video-frames
+ * (num-frames), shift (flow-shift). seed -1 draws a random seed (below
+ * 2^53). Strings (prompt, negative-prompt) are borrowed, not copied: they
+ * must outlive the params' use. */
+fy_status fy_wan_t2v_params_set(fy_wan_t2v_params *p, const char *name, const char *value);
+/* The i-th accepted name (canonical names first, then aliases), NULL past the last. */
+const char *fy_wan_t2v_param_name(size_t i);
+/* The canonical name of a setting or alias ("cfg_scale" -> "guidance-scale"), NULL if none. */
+const char *fy_wan_t2v_param_canonical(const char *name);
+/* For bindings that cannot size the struct: a heap copy with the defaults. */
+fy_wan_t2v_params *fy_wan_t2v_params_new(void);
+void fy_wan_t2v_params_free(fy_wan_t2v_params *p);
 
-/* What the pipeline calls back with while it runs (all optional). */
+/* What the pipeline calls back with while it runs (all optional). The
+ * Python binding (python/ferry/_native.py) mirrors this layout: add fields
+ * at the end only, and there too. */
 typedef struct fy_wan_t2v_hooks {
     void *user;
     /* Stage changes: FY_WAN_T2V_LOAD_STAGES stages named "loading ...", then
@@ -120,6 +138,7 @@ typedef struct fy_wan_t2v_report {
     double image_s;                /* image to video: the image encoder and the condition's VAE encode */
 } fy_wan_t2v_report;
 
+/* The Python binding reads the first four fields: keep them first. */
 typedef struct fy_wan_t2v_result {
     float *video;                  /* (frames, height, width, 3) in [0, 1]; free() it */
     int64_t frames, height, width;
@@ -133,6 +152,60 @@ fy_status fy_wan_t2v_check(const char *model_dir, const fy_wan_t2v_params *p);
 fy_status fy_wan_t2v_run(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p,
                          const fy_wan_t2v_hooks *hooks, fy_wan_t2v_result *out);
 void fy_wan_t2v_result_free(fy_wan_t2v_result *r);
+/* For bindings: a zeroed result on the heap; delete frees its video too. */
+fy_wan_t2v_result *fy_wan_t2v_result_new(void);
+void fy_wan_t2v_result_delete(fy_wan_t2v_result *r);
+
+/* A model loaded once that makes several videos (the API programs and the
+ * Python binding use; fy_wan_t2v_run is open + generate + close):
+ *
+ *     fy_run_options o;  fy_run_options_init(&o);  fy_run_options_set(&o, "offload", "layerwise");
+ *     fy_wan_t2v_pipeline *pipe;
+ *     fy_wan_t2v_open("Wan2.1-T2V-1.3B-Diffusers", &o, &pipe);
+ *     for each prompt:
+ *         fy_wan_t2v_params p;  fy_wan_t2v_params_init(&p);  p.prompt = "...";
+ *         fy_wan_t2v_generate(pipe, &p, &hooks, &result);   ... result.video ...
+ *         fy_wan_t2v_result_free(&result);
+ *     fy_wan_t2v_close(pipe);
+ *
+ * open checks the options and the folder (a Wan pipeline with every
+ * component) and copies both. The weights load at the first generate, sized
+ * for its request, and stay loaded for the next ones; a request of another
+ * shape (height, width, frames, max_sequence_length, guidance on or off)
+ * loads them again. The report's engine figures count from that load. A
+ * failed generate (other than a cancel) unloads, so the next one starts
+ * over. One generate at a time per pipeline. */
+typedef struct fy_wan_t2v_pipeline fy_wan_t2v_pipeline;
+fy_status fy_wan_t2v_open(const char *model_dir, const fy_run_options *o, fy_wan_t2v_pipeline **out);
+fy_status fy_wan_t2v_generate(fy_wan_t2v_pipeline *pipe, const fy_wan_t2v_params *p, const fy_wan_t2v_hooks *hooks,
+                              fy_wan_t2v_result *out);
+/* Stops the running generate between steps with FY_ERR_INTERRUPTED (the
+ * weights stay loaded). Safe from a signal handler or another thread. */
+void fy_wan_t2v_cancel(fy_wan_t2v_pipeline *pipe);
+void fy_wan_t2v_close(fy_wan_t2v_pipeline *pipe);
+/* One line with the settings that matter for the video being made (model,
+ * size, frames, steps, guidance, seed, scheduler and shift, the plan and its
+ * device), from a hook once loading is done (the "text encoder" stage on). */
+fy_status fy_wan_t2v_describe(const fy_wan_t2v_pipeline *pipe, char *buf, size_t size);
+
+/* The settings (p, may be NULL) and the report (r, may be NULL) as a JSON
+ * object: {"settings": {...}, "video": {...}, "time_s": {...}, "device":
+ * {...}, "engines": [...], ...}. Free with fy_wan_t2v_string_free; NULL on
+ * failure (out of memory). */
+char *fy_wan_t2v_report_json(const fy_wan_t2v_params *p, const fy_wan_t2v_report *r);
+/* The same for a result's report (bindings that do not mirror the report). */
+char *fy_wan_t2v_result_json(const fy_wan_t2v_params *p, const fy_wan_t2v_result *r);
+/* Write r's video to path (.mp4, .png, a numbered sequence or a folder: see
+ * ferry/video_out.h) with p's prompt, negative prompt, seed, steps and
+ * guidance, and model (may be NULL), as the MP4's metadata tags or each
+ * PNG's iTXt chunks. crf < 0: the encoder's default. Whole or absent. */
+fy_status fy_wan_t2v_save(const char *path, const fy_wan_t2v_result *r, const fy_wan_t2v_params *p, const char *model,
+                          int fps, int crf);
+/* The same with the writer's options (crf, a stop poll; their metadata is replaced). */
+struct fy_video_options;
+fy_status fy_wan_t2v_save_opts(const char *path, const fy_wan_t2v_result *r, const fy_wan_t2v_params *p,
+                               const char *model, int fps, const struct fy_video_options *opts);
+void fy_wan_t2v_string_free(char *text);
 /* Load the model folder into engines exactly as a run would, run nothing,
  * and print each engine's plan, groups and tiers, bound vs budget and the
  * planner's prediction (--vram-budget) to out (`ferry plan`). */

@@ -14,26 +14,76 @@
 #ifdef FERRY_HAVE_PNG
 #include <png.h>
 
-fy_status fy_png_write_rgb8(const char *path, const char *tmp_path, const uint8_t *rgb, int height, int width)
+#define PNG_MAX_TEXT 16
+
+/* libpng reports through longjmp: quietly, the caller names the file. */
+static void png_quiet_error(png_structp png, png_const_charp msg)
 {
-    png_image image;
-    memset(&image, 0, sizeof image);
-    image.version = PNG_IMAGE_VERSION;
-    image.width = (png_uint_32)width;
-    image.height = (png_uint_32)height;
-    image.format = PNG_FORMAT_RGB;
-    if (!png_image_write_to_file(&image, tmp_path, 0, rgb, (png_int_32)width * 3, NULL)) {
-        /* libpng's message already holds strerror() for file errors. */
-        fy_status s = fy_error(FY_ERR_IO, "%s: cannot write PNG: %s", path, image.message);
-        png_image_free(&image);
-        return s;
+    (void)msg;
+    png_longjmp(png, 1);
+}
+
+static void png_quiet_warning(png_structp png, png_const_charp msg)
+{
+    (void)png, (void)msg;
+}
+
+/* The setjmp frame alone: nothing here changes after it is set. */
+static bool png_encode(png_structp png, png_infop info, FILE *f, png_bytep *rows, int height, int width,
+                       png_text *text, int n_text)
+{
+    if (setjmp(png_jmpbuf(png))) return false;
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (n_text) png_set_text(png, info, text, n_text);
+    png_write_info(png, info);
+    png_write_image(png, rows);
+    png_write_end(png, info);
+    return true;
+}
+
+/* Text chunks from key, value pairs (UTF-8, so iTXt: prompts are not Latin-1). */
+static int png_texts(const char *const *meta, png_text *text)
+{
+    int n = 0;
+    for (; meta && meta[2 * n] && meta[2 * n + 1] && n < PNG_MAX_TEXT; n++) {
+        memset(&text[n], 0, sizeof text[n]);
+        text[n].compression = PNG_ITXT_COMPRESSION_NONE;
+        text[n].key = (png_charp)meta[2 * n];
+        text[n].text = (png_charp)meta[2 * n + 1];
+        text[n].itxt_length = strlen(meta[2 * n + 1]);
     }
-    return FY_OK;
+    return n;
+}
+
+fy_status fy_png_write_rgb8(const char *path, const char *tmp_path, const uint8_t *rgb, int height, int width,
+                            const char *const *meta)
+{
+    FILE *f = fopen(tmp_path, "wb");
+    if (!f) return fy_error(FY_ERR_IO, "%s: cannot write PNG: %s", path, strerror(errno));
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, png_quiet_error, png_quiet_warning);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    png_bytep *rows = malloc(sizeof *rows * (size_t)height);
+    png_text text[PNG_MAX_TEXT];
+    fy_status s = FY_OK;
+    if (!png || !info || !rows) {
+        s = fy_error(FY_ERR_NOMEM, "%s: out of memory", path);
+    } else {
+        for (int y = 0; y < height; y++) rows[y] = (png_bytep)rgb + (size_t)y * (size_t)width * 3u;
+        if (!png_encode(png, info, f, rows, height, width, text, png_texts(meta, text)))
+            s = fy_error(FY_ERR_IO, "%s: cannot write PNG (is the disk full?)", path);
+    }
+    png_destroy_write_struct(&png, &info);
+    free(rows);
+    if (fclose(f) != 0 && s == FY_OK) s = fy_error(FY_ERR_IO, "%s: cannot write PNG: %s", path, strerror(errno));
+    return s;
 }
 #else
-fy_status fy_png_write_rgb8(const char *path, const char *tmp_path, const uint8_t *rgb, int height, int width)
+fy_status fy_png_write_rgb8(const char *path, const char *tmp_path, const uint8_t *rgb, int height, int width,
+                            const char *const *meta)
 {
-    (void)tmp_path, (void)rgb, (void)height, (void)width;
+    (void)tmp_path, (void)rgb, (void)height, (void)width, (void)meta;
     return fy_error(FY_ERR_UNSUPPORTED, "%s: this ferry was built without libpng (install libpng-dev and rebuild)",
                     path);
 }
@@ -105,7 +155,7 @@ static fy_status write_frames(sequence *q, const char *label, const char *patter
             break;
         }
         fy_video_to_u8_round(video + (size_t)i * frame_values, frame_values, rgb);
-        s = fy_png_write_rgb8(q->final[i], q->tmp[i], rgb, height, width);
+        s = fy_png_write_rgb8(q->final[i], q->tmp[i], rgb, height, width, opts ? opts->metadata : NULL);
         if (s == FY_OK) q->written = i + 1;
         else unlink(q->tmp[i]);
     }

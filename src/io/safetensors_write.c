@@ -807,41 +807,88 @@ static bool ends_with_ci(const char *s, size_t n, const char *suffix)
     return n >= m && strncasecmp(s + n - m, suffix, m) == 0;
 }
 
-/* huggingface_hub's convert_file_size_to_int: units are case-insensitive;
- * GiB/MiB/KiB are powers of 2; GB/MB/KB powers of 10, and bits when written
- * with a lower-case final 'b' ("5Gb" = 5e9 / 8 bytes), as huggingface reads them. */
+/* accelerate's (and huggingface_hub's) convert_file_size_to_int: units are
+ * case-insensitive; KiB/MiB/GiB/TiB are powers of 2, KB/MB/GB/TB powers of
+ * 10, and bits when written with a lower-case final 'b' ("5Gb" = 5e9 / 8
+ * bytes); the number may have a fraction ("6.5GiB"), the result is rounded
+ * down to whole bytes. Beyond accelerate: K/M/G/T alone are powers of 2
+ * ("6G" = 6 GiB, as docker and ls -h read it). fy_size_ambiguity says which
+ * readings a user may not have meant. */
+typedef struct size_unit {
+    const char *unit;
+    uint64_t scale;
+    bool bits_if_b;
+} size_unit;
+
+static const size_unit size_units[] = {
+    {"TiB", 1ull << 40, false}, {"GiB", 1ull << 30, false}, {"MiB", 1ull << 20, false}, {"KiB", 1ull << 10, false},
+    {"TB", 1000000000000ull, true}, {"GB", 1000000000ull, true}, {"MB", 1000000ull, true}, {"KB", 1000ull, true},
+    {"T", 1ull << 40, false}, {"G", 1ull << 30, false}, {"M", 1ull << 20, false}, {"K", 1ull << 10, false},
+    {"B", 1, false},
+};
+
+static const size_unit *size_unit_of(const char *text, size_t n)
+{
+    for (size_t i = 0; i < sizeof size_units / sizeof size_units[0]; i++)
+        if (ends_with_ci(text, n, size_units[i].unit)) return &size_units[i];
+    return NULL;
+}
+
+/* Digits with at most one '.', at least one digit. */
+static bool plain_decimal(const char *text, size_t n)
+{
+    size_t digits = 0, dots = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isdigit((unsigned char)text[i])) digits++;
+        else if (text[i] == '.') dots++;
+        else return false;
+    }
+    return digits > 0 && dots <= 1;
+}
+
 fy_status fy_parse_size(const char *text, uint64_t *out)
 {
-    static const struct { const char *unit; uint64_t scale; bool bits_if_b; } units[] = {
-        {"GiB", 1ull << 30, false}, {"MiB", 1ull << 20, false}, {"KiB", 1ull << 10, false},
-        {"GB", 1000000000ull, true}, {"MB", 1000000ull, true},  {"KB", 1000ull, true},
-    };
     if (!text) return fy_error(FY_ERR_INVALID, "size: no value given");
     size_t n = strlen(text);
-    uint64_t scale = 1;
-    bool bits = false;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
-        if (ends_with_ci(text, n, units[i].unit)) {
-            scale = units[i].scale;
-            bits = units[i].bits_if_b && text[n - 1] == 'b';
-            n -= strlen(units[i].unit);
-            break;
-        }
+    const size_unit *u = size_unit_of(text, n);
+    uint64_t scale = u ? u->scale : 1;
+    bool bits = u && u->bits_if_b && text[n - 1] == 'b';
+    if (u) n -= strlen(u->unit);
     if (n == 0)
-        return fy_error(FY_ERR_INVALID, "size '%s' has no number; write e.g. 5GB, 500MB, 2GiB or 1024",
-                        text);
+        return fy_error(FY_ERR_INVALID, "size '%s' has no number; write e.g. 5GB, 500MB, 6.5GiB or 1024", text);
+    if (!plain_decimal(text, n))
+        return fy_error(FY_ERR_INVALID, "size '%s' is not a number with an optional unit "
+                        "(KB, MB, GB, TB, KiB, MiB, GiB, TiB; e.g. 6GiB or 6.5GB)", text);
+    const char *dot = memchr(text, '.', n);
     uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)text[i]))
-            return fy_error(FY_ERR_INVALID, "size '%s' is not a whole number with an optional unit "
-                            "(KB, MB, GB, KiB, MiB, GiB)", text);
+    for (size_t i = 0; i < (dot ? (size_t)(dot - text) : n); i++) {
         unsigned digit = (unsigned)(text[i] - '0');
-        if (v > (UINT64_MAX - digit) / 10)
-            return fy_error(FY_ERR_INVALID, "size '%s' is too large", text);
+        if (v > (UINT64_MAX - digit) / 10) return fy_error(FY_ERR_INVALID, "size '%s' is too large", text);
         v = v * 10 + digit;
     }
     if (v > UINT64_MAX / scale) return fy_error(FY_ERR_INVALID, "size '%s' is too large", text);
     v *= scale;
+    if (dot) { /* the fraction, in long double: exact for the digits anyone types */
+        long double frac = strtold(dot, NULL) * (long double)scale;
+        if ((long double)(UINT64_MAX - v) < frac) return fy_error(FY_ERR_INVALID, "size '%s' is too large", text);
+        v += (uint64_t)frac;
+    }
     *out = bits ? v / 8 : v;
     return FY_OK;
+}
+
+const char *fy_size_ambiguity(const char *text)
+{
+    if (!text || !*text) return NULL;
+    size_t n = strlen(text);
+    const size_unit *u = size_unit_of(text, n);
+    if (!u) {
+        bool zero = strspn(text, "0.") == n;
+        return zero ? NULL : "a number without a unit is read as bytes";
+    }
+    if (u->bits_if_b && text[n - 1] == 'b')
+        return "a lower-case final b means bits, as accelerate reads it (6gb is 750 MB); write GB or GiB for bytes";
+    if (strlen(u->unit) == 1 && u->scale > 1)
+        return "a unit letter alone is read as a power of 2 (G = GiB = 2^30 bytes); write GiB or GB to say which";
+    return NULL;
 }

@@ -107,7 +107,10 @@ static fy_status open_output(mp4_writer *w, const char *tmp_path, int fps, const
     if (err < 0) return av_fail(w, "cannot create the file", err);
     /* The index up front, so players can start before the whole file arrives. */
     AVDictionary *mux_opts = NULL;
-    av_dict_set(&mux_opts, "movflags", "+faststart", 0);
+    const char *const *meta = opts ? opts->metadata : NULL;
+    for (int i = 0; meta && meta[i] && meta[i + 1]; i += 2) av_dict_set(&w->fmt->metadata, meta[i], meta[i + 1], 0);
+    /* use_metadata_tags: keys beyond the few the muxer knows (prompt, seed). */
+    av_dict_set(&mux_opts, "movflags", meta ? "+faststart+use_metadata_tags" : "+faststart", 0);
     err = avformat_write_header(w->fmt, &mux_opts);
     av_dict_free(&mux_opts);
     if (err < 0) return av_fail(w, "writing the header", err);

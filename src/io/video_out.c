@@ -218,7 +218,8 @@ static fy_status write_png(const char *path, const float *video, int height, int
     } else {
         fy_video_to_u8_round(video, n, rgb);
         s = fy_video_check_stop(path, opts);
-        if (s == FY_OK) s = publish(fy_png_write_rgb8(path, tmp, rgb, height, width), path, tmp);
+        const char *const *meta = opts ? opts->metadata : NULL;
+        if (s == FY_OK) s = publish(fy_png_write_rgb8(path, tmp, rgb, height, width, meta), path, tmp);
     }
     free(rgb);
     free(tmp);

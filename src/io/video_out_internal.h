@@ -15,8 +15,10 @@ char *fy_video_temp_name(const char *path);
 fy_status fy_mp4_write(const char *path, const char *tmp_path, const float *video, int frames, int height,
                        int width, int fps, const fy_video_options *opts);
 
-/* One RGB8 PNG at tmp_path. */
-fy_status fy_png_write_rgb8(const char *path, const char *tmp_path, const uint8_t *rgb, int height, int width);
+/* One RGB8 PNG at tmp_path, with text chunks from meta's key, value pairs
+ * (NULL-terminated; meta may be NULL). */
+fy_status fy_png_write_rgb8(const char *path, const char *tmp_path, const uint8_t *rgb, int height, int width,
+                            const char *const *meta);
 
 /* Numbered PNGs named by pattern (one "%d"-style conversion), all or none. */
 fy_status fy_png_write_sequence(const char *label, const char *pattern, const float *video, int frames,

@@ -14,7 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ferry/log.h"
 #include "ferry/safetensors.h"
+#include "mem/pool.h"
 
 void fy_run_options_init(fy_run_options *o)
 {
@@ -84,11 +86,21 @@ static fy_status set_int(const char *flag, const char *value, long min, long max
     return FY_OK;
 }
 
+/* A size that parsed but may not say what was meant: a warning, once per value. */
+static void warn_ambiguous_size(const char *flag, const char *value, const char *size_text, uint64_t bytes)
+{
+    const char *note = fy_size_ambiguity(size_text);
+    if (!note) return;
+    char read_as[32];
+    fy_warn("--%s %s: %s; read as %s", flag, value, note, fy_format_bytes(bytes, read_as, sizeof read_as));
+}
+
 static fy_status set_size(const char *flag, const char *value, uint64_t *out)
 {
     uint64_t bytes;
     if (fy_parse_size(value, &bytes) != FY_OK)
-        return bad_value(flag, value, "a size such as 5GB, 500MB, 2GiB or a byte count");
+        return bad_value(flag, value, "a size such as 6GiB, 6.5GB, 500MB or 6G (= 6GiB)");
+    warn_ambiguous_size(flag, value, value, bytes);
     *out = bytes;
     return FY_OK;
 }
@@ -101,6 +113,15 @@ static bool parse_bool(const char *text, bool *out)
         if (strcasecmp(text, yes[i]) == 0) return *out = true, true;
         if (strcasecmp(text, no[i]) == 0) return *out = false, true;
     }
+    return false;
+}
+
+/* Only the words, not 1/0/on/off: a next argument that happens to be one
+ * is not taken for a switch's value. */
+static bool parse_bool_word(const char *text, bool *out)
+{
+    if (strcasecmp(text, "true") == 0) return *out = true, true;
+    if (strcasecmp(text, "false") == 0) return *out = false, true;
     return false;
 }
 
@@ -158,6 +179,7 @@ static fy_status set_memory_entry(fy_run_options *o, const char *flag, char *ent
         if (eq) *eq = '=';
         return bad_value(flag, entry, "a size above zero; leave a device (or cpu) out to give it no limit");
     }
+    warn_ambiguous_size(flag, size_text, size_text, bytes);
     long index;
     if (strcmp(key, "cpu") == 0) {
         o->max_memory_cpu = bytes;
@@ -309,14 +331,25 @@ static fy_status set_pair(const char *flag, const char *value, int out[2])
     return FY_OK;
 }
 
+/* A tile size means tiling; the stride follows it (a quarter overlap, as
+ * diffusers' 256/192 defaults) unless given. */
 static fy_status set_vae_tile(fy_run_options *o, const char *flag, const char *value)
 {
-    return set_pair(flag, value, o->vae_tile);
+    FY_TRY(set_pair(flag, value, o->vae_tile));
+    o->vae_tiling = true;
+    for (int d = 0; d < 2 && !o->vae_tile_stride_explicit; d++) {
+        int stride = o->vae_tile[d] * 3 / 4 / 8 * 8;
+        o->vae_tile_stride[d] = stride < FY_VAE_TILE_MIN ? FY_VAE_TILE_MIN : stride;
+    }
+    return FY_OK;
 }
 
 static fy_status set_vae_tile_stride(fy_run_options *o, const char *flag, const char *value)
 {
-    return set_pair(flag, value, o->vae_tile_stride);
+    FY_TRY(set_pair(flag, value, o->vae_tile_stride));
+    o->vae_tiling = true;
+    o->vae_tile_stride_explicit = true;
+    return FY_OK;
 }
 
 static fy_status set_revision(fy_run_options *o, const char *flag, const char *value)
@@ -487,6 +520,62 @@ static fy_status parse_switch(fy_run_options *o, const flag_spec *f, bool negate
     return FY_OK;
 }
 
+/* The flag called name (no leading dashes), or its switch negated with "no-". */
+static const flag_spec *lookup_flag(const char *name, size_t len, bool *negated)
+{
+    *negated = false;
+    /* FastVideo's and Python's spelling: --dit_layerwise_offload. */
+    char dashed[64];
+    if (len < sizeof dashed && memchr(name, '_', len)) {
+        for (size_t i = 0; i < len; i++) dashed[i] = name[i] == '_' ? '-' : name[i];
+        name = dashed;
+    }
+    const flag_spec *f = find_flag(name, len);
+    if (!f && len > 3 && strncmp(name, "no-", 3) == 0) {
+        f = find_flag(name + 3, len - 3);
+        *negated = f && is_switch(f);
+        if (!*negated) f = NULL;
+    }
+    return f;
+}
+
+fy_status fy_run_options_set(fy_run_options *o, const char *name, const char *value)
+{
+    if (!o || !name) return fy_error(FY_ERR_INVALID, "fy_run_options_set: NULL options or name");
+    while (*name == '-') name++;
+    bool negated;
+    const flag_spec *f = lookup_flag(name, strlen(name), &negated);
+    if (!f) return fy_error(FY_ERR_INVALID, "unknown run option \"%s\"", name);
+    if (is_switch(f)) return parse_switch(o, f, negated, value);
+    if (!value) return fy_error(FY_ERR_INVALID, "--%s needs a value", f->name);
+    return f->set_value(o, f->name, value);
+}
+
+bool fy_run_options_has(const char *name)
+{
+    bool negated;
+    while (name && *name == '-') name++;
+    return name && lookup_flag(name, strlen(name), &negated) != NULL;
+}
+
+const char *fy_run_options_flag_name(size_t i)
+{
+    return i < sizeof flags / sizeof flags[0] ? flags[i].name : NULL;
+}
+
+fy_run_options *fy_run_options_new(void)
+{
+    fy_run_options *o = malloc(sizeof *o);
+    if (o) fy_run_options_init(o);
+    else fy_error(FY_ERR_NOMEM, "out of memory for the run options");
+    return o;
+}
+
+void fy_run_options_free(fy_run_options *o)
+{
+    free(o);
+}
+
 fy_status fy_run_options_parse_arg(fy_run_options *o, int argc, char **argv, int *i, bool *consumed)
 {
     *consumed = false;
@@ -497,17 +586,15 @@ fy_status fy_run_options_parse_arg(fy_run_options *o, int argc, char **argv, int
     const char *eq = strchr(name, '=');
     size_t len = eq ? (size_t)(eq - name) : strlen(name);
     const char *value = eq ? eq + 1 : NULL;
-    bool negated = false;
-    const flag_spec *f = find_flag(name, len);
-    if (!f && len > 3 && strncmp(name, "no-", 3) == 0) {
-        f = find_flag(name + 3, len - 3);
-        negated = f && is_switch(f);
-        if (!negated) f = NULL;
-    }
+    bool negated;
+    const flag_spec *f = lookup_flag(name, len, &negated);
     if (!f) return FY_OK;
     *consumed = true;
     if (is_switch(f)) {
         (*i)++;
+        /* FastVideo's --flag False / --flag True: the value as the next word. */
+        bool ignored;
+        if (!value && !negated && *i < argc && argv[*i] && parse_bool_word(argv[*i], &ignored)) value = argv[(*i)++];
         return parse_switch(o, f, negated, value);
     }
     if (!value) {
@@ -750,13 +837,17 @@ const char *fy_run_options_help(void)
            "  --device cpu|emu|cuda[:N]       where to compute (default cpu; emu = budgeted host pool\n"
            "                                  with an asynchronous copy engine)\n"
            "  --max-memory SPEC               memory budgets: 6GiB, or 0=6GiB,1=20GiB,cpu=20GiB\n"
+           "                                  (sizes as accelerate reads them: 6GiB = 6*2^30,\n"
+           "                                  6GB = 6*10^9, 6.5GiB, 6G = 6GiB; 6gb is gigabits)\n"
            "  --emu-bandwidth RATE            emu copy speed, e.g. 25GB/s (a bare number is GB/s;\n"
            "                                  at least 1MB/s, 0 = unthrottled)\n"
            "Offloading:\n"
            "  --offload none|model|sequential|group|layerwise\n"
            "  --dit-layerwise-offload         same as --offload layerwise\n"
            "  --num-blocks-per-group N        blocks per group (--offload group; default 1)\n"
-           "  --use-stream, --record-stream   group offload prefetches on the copy stream\n"
+           "  --use-stream                    group offload prefetches on the copy stream\n"
+           "  --record-stream                 accepted for diffusers' scripts; ferry orders slot\n"
+           "                                  reuse with events already (a warning says so)\n"
            "  --low-cpu-mem-usage             stage copies through a small pinned ring\n"
            "  --[no-]pin-cpu-memory           pin host weights (default on)\n"
            "  --prefetch-depth D              blocks in flight ahead of compute (1 to 64, default 1)\n"
@@ -793,8 +884,10 @@ const char *fy_run_options_help(void)
            "                                  (with --storage-dtype only)\n"
            "VAE:\n"
            "  --vae-tiling, --vae-slicing     decode in tiles / one video at a time\n"
-           "  --vae-tile N|HxW                tile size in pixels (default 256, at least 8)\n"
-           "  --vae-tile-stride N|HxW         tile stride in pixels (default 192, at least 8)\n"
+           "  --vae-tile N|HxW                tile size in pixels (default 256, at least 8; turns\n"
+           "                                  tiling on)\n"
+           "  --vae-tile-stride N|HxW         tile stride in pixels (default 3/4 of the tile, at\n"
+           "                                  least 8; turns tiling on)\n"
            "Other:\n"
            "  --threads N                     host threads (0 = all cores, at most 1024)\n"
            "  --revision REV                  with a model id (ORG/NAME, found in $HF_HOME/hub or\n"
@@ -803,5 +896,6 @@ const char *fy_run_options_help(void)
            "  --variant fp16|bf16             read diffusers' variant weight files (*.fp16.safetensors)\n"
            "  --trace FILE                    write a Chrome trace (JSON) of the run, one process\n"
            "                                  per engine (a new or regular file; not for plan)\n"
-           "Switches also take =true/=false.\n";
+           "Switches also take =true/=false or a following True/False (FastVideo's --flag False);\n"
+           "underscores read as dashes (--dit_layerwise_offload).\n";
 }

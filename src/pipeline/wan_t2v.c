@@ -8,6 +8,7 @@
 #include "ferry/wan_t2v.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -84,6 +85,7 @@ typedef struct t2v_run {
     float *video;
     double t_start;
     bool quiet; /* a plan made for a run that follows: the run gives the warnings */
+    const volatile sig_atomic_t *cancel; /* a pipeline's fy_wan_t2v_cancel flag */
     fy_wan_t2v_report report;
 } t2v_run;
 
@@ -105,6 +107,7 @@ static void hook_ids(const t2v_run *r, const char *name, const int64_t *data, in
 
 static bool stop_requested(const t2v_run *r)
 {
+    if (r->cancel && *r->cancel) return true;
     return r->hooks && r->hooks->should_stop && r->hooks->should_stop(r->hooks->user);
 }
 
@@ -444,10 +447,19 @@ static void warn_device_budget_on_cpu(const fy_run_options *o)
                 "place and they do nothing (use --device emu to rehearse a GPU's budget)");
 }
 
+/* Options a script may pass that change nothing in this pipeline: said, not ignored. */
+static void warn_inert_options(const fy_run_options *o)
+{
+    if (o->record_stream)
+        fy_warn("--record-stream: ferry's copy stream orders each slot's reuse with events already (what "
+                "record_stream does for PyTorch's caching allocator); it changes nothing here");
+}
+
 static fy_status create_engines(t2v_run *r)
 {
     const fy_run_options *o = r->options;
     if (!r->quiet) warn_device_budget_on_cpu(o);
+    if (!r->quiet) warn_inert_options(o);
     if (o->device_map == FY_DEVICE_MAP_BALANCED) {
         FY_TRY(place_balanced(r));
     } else {
@@ -599,6 +611,25 @@ static void warn_block_counts(const t2v_run *r)
                 "move as one group", o->num_blocks_per_group, engine_name(r, r->device), largest);
 }
 
+/* The video's schedule: its steps and shift (the config's unless given). */
+static fy_status make_scheduler(t2v_run *r)
+{
+    fy_scheduler_free(r->scheduler);
+    r->scheduler = NULL;
+    FY_TRY(fy_scheduler_create_from_config(fy_model_component(r->model, "scheduler")->config, &r->scheduler));
+    if (r->params->flow_shift > 0) FY_TRY(fy_scheduler_set_shift(r->scheduler, r->params->flow_shift));
+    return fy_scheduler_set_timesteps(r->scheduler, (size_t)r->params->steps);
+}
+
+/* The prompt's cross-attention K/V caches, per expert, when the plan keeps them. */
+static fy_status create_cross_kv(t2v_run *r)
+{
+    for (int x = 0; x < 2 && r->dits[x]; x++)
+        for (int i = 0; i < n_cross_kv(r) && !r->no_cross_kv; i++)
+            FY_TRY(fy_wan_dit_context_create(r->dits[x], &r->cross_kv[x][i]));
+    return FY_OK;
+}
+
 /* The transformer takes what the folder's pipeline gives it: image to
  * video, the latents + mask + condition channels and the image encoder's
  * tokens; text to video, the latents alone. */
@@ -651,9 +682,7 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
     FY_TRY(fy_wan_vae_load(fy_model_component(m, "vae"), r->vae_engine, f->i2v ? FY_WAN_VAE_BOTH : FY_WAN_VAE_DECODER,
                            &r->vae));
     FY_TRY(fy_wan_vae_set_threads(r->vae, threads));
-    FY_TRY(fy_scheduler_create_from_config(fy_model_component(m, "scheduler")->config, &r->scheduler));
-    if (r->params->flow_shift > 0) FY_TRY(fy_scheduler_set_shift(r->scheduler, r->params->flow_shift));
-    FY_TRY(fy_scheduler_set_timesteps(r->scheduler, (size_t)r->params->steps));
+    FY_TRY(make_scheduler(r));
     int64_t train_steps = 1000;
     FY_TRY(fy_config_int_or(fy_model_component(m, "scheduler")->config, "num_train_timesteps", 1000, &train_steps));
     r->boundary = f->boundary_ratio * (double)train_steps; /* NAN stays NAN */
@@ -678,10 +707,7 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
     /* Pinning the host copy and uploading resident weights: the slow part of loading. */
     hook_stage(r, "loading weights into place");
     FY_TRY(reserve_and_prepare(r, &vs));
-    for (int x = 0; x < 2 && r->dits[x]; x++)
-        for (int i = 0; i < n_cross_kv(r) && !r->no_cross_kv; i++)
-            FY_TRY(fy_wan_dit_context_create(r->dits[x], &r->cross_kv[x][i]));
-    return FY_OK;
+    return create_cross_kv(r);
 }
 
 /* ---- Stages ------------------------------------------------------------- */
@@ -1049,10 +1075,10 @@ static uint64_t peak_rss_bytes(void)
     return (uint64_t)u.ru_maxrss * 1024;
 }
 
-static fy_status run_stages(t2v_run *r, const char *model_dir)
+/* Open the folder, create the engines and load every component for the
+ * request's shape. */
+static fy_status load_stages(t2v_run *r, const char *model_dir)
 {
-    double t0 = fy_backend_now();
-    r->t_start = t0;
     t2v_factors f = {.need_image = true};
     FY_TRY(fy_model_open_ex(model_dir, r->options->revision, r->options->variant, &r->model));
     fy_model_set_check_finite(r->model, r->options->check_weights);
@@ -1066,8 +1092,13 @@ static fy_status run_stages(t2v_run *r, const char *model_dir)
                 fy_dtype_name(r->options->compute_dtype), fy_device_kind_name(r->options->device));
     FY_TRY(create_engines(r));
     FY_TRY(load_models(r, &f));
-    FY_TRY(stop_point(r, "while the model loaded"));
-    double t1 = fy_backend_now();
+    return stop_point(r, "while the model loaded");
+}
+
+/* One video from loaded components: t0 is when the request began, t1 when
+ * its loading ended. */
+static fy_status video_stages(t2v_run *r, double t0, double t1)
+{
     FY_TRY(encode_text(r));
     FY_TRY(stop_point(r, "after the text encoder"));
     FY_TRY(encode_image(r));
@@ -1117,32 +1148,210 @@ static void trace_after_run(const t2v_run *r, fy_status s)
     else fy_error(s, "%s", first);
 }
 
+/* ---- Pipeline: one load, several videos ------------------------------------ */
+
+struct fy_wan_t2v_pipeline {
+    char *model_dir;
+    char *trace_path;          /* the options' --trace, copied */
+    fy_run_options options;
+    t2v_run run;               /* the loaded components (run.model set) */
+    fy_wan_t2v_params loaded;  /* the request they were loaded for */
+    volatile sig_atomic_t cancel;
+};
+
+static char *copy_text(const char *text)
+{
+    if (!text) return NULL;
+    size_t n = strlen(text) + 1;
+    char *c = malloc(n);
+    if (c) memcpy(c, text, n);
+    return c;
+}
+
+fy_status fy_wan_t2v_open(const char *model_dir, const fy_run_options *o, fy_wan_t2v_pipeline **out)
+{
+    *out = NULL;
+    if (!model_dir || !o) return fy_error(FY_ERR_INVALID, "fy_wan_t2v_open: NULL model folder or options");
+    FY_TRY(fy_run_options_validate(o));
+    FY_TRY(fy_run_options_check_files(o));
+    /* The family and components now, not at the first video. */
+    fy_model *m = NULL;
+    FY_TRY(fy_model_open_ex(model_dir, o->revision, o->variant, &m));
+    fy_status s = check_family(m);
+    fy_model_free(m);
+    if (s != FY_OK) return s;
+    fy_wan_t2v_pipeline *p = calloc(1, sizeof *p);
+    if (!p) return fy_error(FY_ERR_NOMEM, "out of memory for the pipeline");
+    run_init(&p->run);
+    p->options = *o;
+    p->model_dir = copy_text(model_dir);
+    p->trace_path = copy_text(o->trace_path);
+    p->options.trace_path = p->trace_path;
+    if (!p->model_dir || (o->trace_path && !p->trace_path)) {
+        fy_wan_t2v_close(p);
+        return fy_error(FY_ERR_NOMEM, "out of memory for the pipeline");
+    }
+    *out = p;
+    return FY_OK;
+}
+
+/* What the loaded components were sized for: a request with another shape
+ * (or guidance on where it was off) loads them again. */
+static bool same_shape(const fy_wan_t2v_params *a, const fy_wan_t2v_params *b)
+{
+    return a->height == b->height && a->width == b->width && a->num_frames == b->num_frames &&
+           a->max_sequence_length == b->max_sequence_length && (a->guidance_scale > 1.0) == (b->guidance_scale > 1.0);
+}
+
+/* A loaded run made ready for the next video: the last one's buffers and
+ * report dropped, a fresh schedule and prompt K/V caches. */
+static fy_status reuse_run(t2v_run *r)
+{
+    t2v_factors f;
+    FY_TRY(check_request(r->model, r->params, &f, &r->sized, true));
+    r->params = &r->sized;
+    free(r->embeds);
+    free(r->latents);
+    free(r->video);
+    r->embeds = r->latents = r->video = NULL;
+    memset(&r->report, 0, sizeof r->report);
+    r->report.switch_step = -1;
+    r->expert = -1;
+    FY_TRY(make_scheduler(r));
+    free_cross_kv(r, 0);
+    free_cross_kv(r, 1);
+    return create_cross_kv(r);
+}
+
+static fy_status pipeline_stages(fy_wan_t2v_pipeline *pipe, const fy_wan_t2v_params *p)
+{
+    t2v_run *r = &pipe->run;
+    double t0 = fy_backend_now();
+    if (r->model && !same_shape(&pipe->loaded, p)) {
+        run_free(r);
+        run_init(r);
+    }
+    r->options = &pipe->options;
+    r->params = p;
+    r->cancel = &pipe->cancel;
+    r->t_start = t0;
+    if (r->model) {
+        FY_TRY(reuse_run(r));
+    } else {
+        pipe->loaded = *p;
+        FY_TRY(load_stages(r, pipe->model_dir));
+    }
+    return video_stages(r, t0, fy_backend_now());
+}
+
+fy_status fy_wan_t2v_generate(fy_wan_t2v_pipeline *pipe, const fy_wan_t2v_params *p, const fy_wan_t2v_hooks *hooks,
+                              fy_wan_t2v_result *out)
+{
+    if (!pipe || !p || !out) return fy_error(FY_ERR_INVALID, "fy_wan_t2v_generate: NULL pipeline, params or result");
+    memset(out, 0, sizeof *out);
+    pipe->cancel = 0;
+    pipe->run.hooks = hooks;
+    fy_status s = pipeline_stages(pipe, p);
+    t2v_run *r = &pipe->run;
+    fy_status fs = finish_engines(r);
+    if (s == FY_OK) s = fs;
+    trace_after_run(r, s);
+    r->report.peak_host_bytes = peak_rss_bytes();
+    if (s == FY_OK) {
+        out->video = r->video;
+        r->video = NULL;
+        out->frames = r->report.frames;
+        out->height = r->report.height;
+        out->width = r->report.width;
+        out->report = r->report;
+    }
+    r->hooks = NULL;
+    if (s != FY_OK && s != FY_ERR_INTERRUPTED) {
+        /* Half loaded, or failed mid-pass: the next request starts over. */
+        run_free(r);
+        run_init(r);
+        return s;
+    }
+    /* The weights stay loaded for the next video (a stop comes between
+     * steps, leaving them whole); its buffers go now. */
+    free(r->embeds);
+    free(r->latents);
+    r->embeds = r->latents = NULL;
+    return s;
+}
+
+/* "layerwise (prefetch depth 1, 2 blocks resident)" */
+static void plan_text(const fy_plan *pl, char *buf, size_t size)
+{
+    if (pl->fsdp) {
+        snprintf(buf, size, "fsdp over %d ranks", pl->ranks);
+        return;
+    }
+    int n = snprintf(buf, size, "%s", fy_offload_policy_name(pl->policy));
+    if (n < 0 || (size_t)n >= size) return;
+    if (pl->policy == FY_OFFLOAD_LAYERWISE)
+        n += snprintf(buf + n, size - (size_t)n, " (prefetch depth %d", pl->depth);
+    else if (pl->policy == FY_OFFLOAD_GROUP)
+        n += snprintf(buf + n, size - (size_t)n, " (%d blocks per group", pl->blocks_per_unit);
+    else
+        return;
+    if ((size_t)n >= size) return;
+    if (pl->resident_blocks > 0)
+        n += snprintf(buf + n, size - (size_t)n, ", %d blocks resident", pl->resident_blocks);
+    if ((size_t)n < size) snprintf(buf + n, size - (size_t)n, ")");
+}
+
+fy_status fy_wan_t2v_describe(const fy_wan_t2v_pipeline *pipe, char *buf, size_t size)
+{
+    const t2v_run *r = pipe ? &pipe->run : NULL;
+    if (!r || !r->model || !r->params || !r->scheduler || !r->device || size == 0)
+        return fy_error(FY_ERR_INVALID, "fy_wan_t2v_describe: no video is being made");
+    const fy_wan_t2v_params *p = r->params;
+    char plan[96];
+    plan_text(fy_engine_plan(r->device), plan, sizeof plan);
+    snprintf(buf, size, "%s: %dx%d, %d frames, %d steps, guidance %g, seed %llu, %s (shift %g), plan %s on %s",
+             r->model ? fy_model_dir(r->model) : pipe->model_dir, p->width, p->height, p->num_frames, p->steps,
+             p->guidance_scale, (unsigned long long)p->seed, fy_scheduler_class_name(r->scheduler),
+             fy_scheduler_get_shift(r->scheduler), plan, r->engine_names[0]);
+    return FY_OK;
+}
+
+void fy_wan_t2v_cancel(fy_wan_t2v_pipeline *pipe)
+{
+    if (pipe) pipe->cancel = 1;
+}
+
+void fy_wan_t2v_close(fy_wan_t2v_pipeline *pipe)
+{
+    if (!pipe) return;
+    run_free(&pipe->run);
+    free(pipe->model_dir);
+    free(pipe->trace_path);
+    free(pipe);
+}
+
 fy_status fy_wan_t2v_run(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p,
                          const fy_wan_t2v_hooks *hooks, fy_wan_t2v_result *out)
 {
     memset(out, 0, sizeof *out);
-    t2v_run r;
-    run_init(&r);
-    r.options = o;
-    r.params = p;
-    r.hooks = hooks;
-    /* A trace that cannot be written is found now, not after the run. */
-    fy_status s = fy_run_options_check_files(o);
-    if (s == FY_OK) s = run_stages(&r, model_dir);
-    fy_status fs = finish_engines(&r);
-    if (s == FY_OK) s = fs;
-    trace_after_run(&r, s);
-    r.report.peak_host_bytes = peak_rss_bytes();
-    if (s == FY_OK) {
-        out->video = r.video;
-        r.video = NULL;
-        out->frames = r.report.frames;
-        out->height = r.report.height;
-        out->width = r.report.width;
-        out->report = r.report;
-    }
-    run_free(&r);
+    fy_wan_t2v_pipeline *pipe = NULL;
+    FY_TRY(fy_wan_t2v_open(model_dir, o, &pipe));
+    fy_status s = fy_wan_t2v_generate(pipe, p, hooks, out);
+    fy_wan_t2v_close(pipe);
     return s;
+}
+
+fy_wan_t2v_result *fy_wan_t2v_result_new(void)
+{
+    fy_wan_t2v_result *r = calloc(1, sizeof *r);
+    if (!r) fy_error(FY_ERR_NOMEM, "out of memory for a result");
+    return r;
+}
+
+void fy_wan_t2v_result_delete(fy_wan_t2v_result *r)
+{
+    fy_wan_t2v_result_free(r);
+    free(r);
 }
 
 /* Open the folder, create the engines and load the models as a run would
