@@ -1,11 +1,10 @@
-/* Core: tensors (views, copies with conversion), the arena, error messages. */
+/* Core: tensors (views, copies with conversion), error messages. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <string.h>
 #include <cmocka.h>
 
-#include "ferry/arena.h"
 #include "ferry/error.h"
 #include "ferry/tensor.h"
 
@@ -104,24 +103,6 @@ static void test_strided_copy_with_conversion(void **state)
     fy_tensor_free(&t);
 }
 
-static void test_arena(void **state)
-{
-    (void)state;
-    fy_arena *a;
-    assert_int_equal(fy_arena_create(1024, &a), FY_OK);
-    void *p = fy_arena_alloc(a, 100, 64);
-    assert_non_null(p);
-    assert_int_equal((uintptr_t)p % 64, 0);
-    size_t mark = fy_arena_mark(a);
-    assert_non_null(fy_arena_alloc(a, 500, 16));
-    assert_null(fy_arena_alloc(a, 1000, 16));
-    assert_non_null(strstr(fy_error_message(), "full"));
-    fy_arena_reset(a, mark);
-    assert_int_equal(fy_arena_used(a), mark);
-    assert_true(fy_arena_peak(a) >= 600);
-    fy_arena_free(a);
-}
-
 static void test_error_messages(void **state)
 {
     (void)state;
@@ -140,7 +121,6 @@ int main(void)
         cmocka_unit_test(test_rank_limit_and_bad_shapes),
         cmocka_unit_test(test_views),
         cmocka_unit_test(test_strided_copy_with_conversion),
-        cmocka_unit_test(test_arena),
         cmocka_unit_test(test_error_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -23,7 +23,8 @@
  *        stream is the calling thread: stream_wait_event(COMPUTE, e) blocks
  *        the caller until the copy thread has completed e (that wait is the
  *        stall the engine measures).
- *   cuda (src/backend/cuda/, later) the same contract on cudaStream_t/cudaEvent_t. */
+ *   cuda (src/backend/cuda/) the same contract on cudaStream_t/cudaEvent_t, with
+ *        device memory from cudaMalloc, pinned host memory from cudaHostAlloc. */
 #ifndef FERRY_BACKEND_H
 #define FERRY_BACKEND_H
 

@@ -1,5 +1,5 @@
 /* Tensors: a dtype, up to five dimensions with element strides, and a pointer
- * into memory that some owner holds (the host heap, an arena, an mmapped
+ * into memory that some owner holds (the host heap, a pool, an mmapped
  * safetensors file, a device pool).
  *
  * fy_tensor is a small value type. A tensor made by fy_tensor_alloc owns its

@@ -17,8 +17,8 @@
  * "embed_tokens", one BLOCK group per encoder block, a SMALL group
  * "final_layer_norm"; every offload plan applies. Weights may be f32, bf16 or
  * f16 (bf16/f16 linear weights are converted block by block as they are used).
- * Compute runs on the engine's device when it is "cpu" or "emu"; on "cuda"
- * it fails with FY_ERR_UNSUPPORTED (CUDA kernels are issue 8). */
+ * Compute goes through the op set (src/backend/dev_ops.h) on the engine's
+ * device, whichever it is (cpu, emu or cuda). */
 #ifndef FERRY_UMT5_H
 #define FERRY_UMT5_H
 
