@@ -1,48 +1,24 @@
-/* ferry: the command line. Global flags, then a subcommand from the table;
- * adding a subcommand is one row here and one cmd_NAME.c. */
+/* ferry: the command line. Global flags, then a subcommand from the table
+ * (cli_commands.h). Built into libferry-cli.so, which the ferry executable
+ * (launcher/main.c) opens for everything but --version and --help. */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_commands.h"
 #include "ferry/version.h"
 
-
-static const cli_command commands[] = {
-    {"info", "show a model folder's components, parameters, dtypes and block sizes", cli_info_main,
-     cli_info_help},
-    {"verify", "compare ferry's components with golden fixture tensors", cli_verify_main, cli_verify_help},
-    {"shard", "re-shard a safetensors checkpoint into files of at most a given size", cli_shard_main,
-     cli_shard_help},
-    {"generate", "text to video (Wan) or image (Flux): a prompt in, .mp4 or PNG out", cli_generate_main, cli_generate_help},
-    {"plan", "show how weights would be placed and streamed, without running", cli_plan_main, cli_plan_help},
-    {"demo", "the whole pipeline on a small random-weight model, no download: streaming under a budget",
-     cli_demo_main, cli_demo_help},
-};
+#define CLI_COMMAND_ROW(name, summary) {#name, summary, cli_##name##_main, cli_##name##_help},
+static const cli_command commands[] = {CLI_COMMANDS(CLI_COMMAND_ROW)};
+#undef CLI_COMMAND_ROW
 
 #define COMMAND_COUNT (sizeof commands / sizeof commands[0])
 
 static void print_help(FILE *f)
 {
-    fprintf(f,
-            "usage: ferry [-v|-q] COMMAND [ARGS...]\n"
-            "       ferry COMMAND --help\n"
-            "\n"
-            "Run large diffusion models on small GPUs by streaming weights just in time.\n"
-            "\n"
-            "commands:\n");
-    for (size_t i = 0; i < COMMAND_COUNT; i++) fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f,
-            "\n"
-            "options:\n"
-            "  -v, --verbose   more log output (-vv: trace)\n"
-            "  -q, --quiet     warnings and errors only (-q -q: errors only)\n"
-            "  --version       print the version\n"
-            "  -h, --help      this help\n"
-            "The log level can also be set with FERRY_LOG=error|warn|info|debug|trace.\n"
-            "\n"
-            "Run 'ferry COMMAND --help' (or 'ferry help COMMAND') for a command's flags.\n");
+    cli_print_usage(f);
 }
 
 static const cli_command *find_command(const char *name)
@@ -130,7 +106,10 @@ static int leave(int rc)
 
 static int run_main(int argc, char **argv);
 
-int main(int argc, char **argv)
+/* Called by the launcher; exported from libferry-cli.so. */
+__attribute__((visibility("default"))) int ferry_cli_main(int argc, char **argv);
+
+int ferry_cli_main(int argc, char **argv)
 {
     return leave(run_main(argc, argv));
 }

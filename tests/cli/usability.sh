@@ -154,6 +154,17 @@ has "generate --help: %d" "$T/gh.txt" "a path with %d"
 has "generate --help: -o" "$T/gh.txt" "-o, --output PATH"
 "$FERRY" demo --help >"$T/dh.txt"
 has "demo --help: -o" "$T/dh.txt" "-o, --output PATH"
+# --version and --help load none of the engine's libraries (CUDA, FFmpeg, MPI, BLAS): the
+# executable answers them before it opens libferry-cli.so.
+for flag in --version --help; do
+    LD_DEBUG=files "$FERRY" $flag >/dev/null 2>"$T/ld.txt"
+    if grep -q "libferry-cli\|libcuda\|libcublas\|libavcodec\|libmpi\|libopenblas" "$T/ld.txt"; then
+        bad "ferry $flag loaded the engine's libraries:"
+        grep -o "file=[^ ]*" "$T/ld.txt" | sort -u | head
+    else
+        ok
+    fi
+done
 version=$(cat "$(dirname "$0")/../../VERSION")
 if [ "$("$FERRY" --version)" = "ferry $version" ]; then ok; else bad "--version is not the VERSION file's"; fi
 
