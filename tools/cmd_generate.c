@@ -372,7 +372,7 @@ static fy_status one_video(generate_job *job, const fy_wan_t2v_params *p, const 
         return s;
     }
     fy_video_options vo = {.crf = job->spec->crf, .should_stop = should_stop_writing};
-    s = fy_wan_t2v_save_opts(output, &result, p, job->spec->model_dir, job->spec->fps, &vo);
+    s = fy_wan_t2v_save_opts(output, &result, p, job->spec->fps, &vo);
     if (s == FY_OK) {
         if (!job->quiet) fy_wan_t2v_report_print(&result.report, stderr);
         s = report_ranks(&result);

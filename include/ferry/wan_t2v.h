@@ -197,14 +197,14 @@ char *fy_wan_t2v_report_json(const fy_wan_t2v_params *p, const fy_wan_t2v_report
 char *fy_wan_t2v_result_json(const fy_wan_t2v_params *p, const fy_wan_t2v_result *r);
 /* Write r's video to path (.mp4, .png, a numbered sequence or a folder: see
  * ferry/video_out.h) with p's prompt, negative prompt, seed, steps and
- * guidance, and model (may be NULL), as the MP4's metadata tags or each
- * PNG's iTXt chunks. crf < 0: the encoder's default. Whole or absent. */
-fy_status fy_wan_t2v_save(const char *path, const fy_wan_t2v_result *r, const fy_wan_t2v_params *p, const char *model,
-                          int fps, int crf);
+ * guidance as the MP4's metadata tags or each PNG's iTXt chunks (not the
+ * model's folder: the same video is the same file wherever the model lies).
+ * crf < 0: the encoder's default. Whole or absent. */
+fy_status fy_wan_t2v_save(const char *path, const fy_wan_t2v_result *r, const fy_wan_t2v_params *p, int fps, int crf);
 /* The same with the writer's options (crf, a stop poll; their metadata is replaced). */
 struct fy_video_options;
-fy_status fy_wan_t2v_save_opts(const char *path, const fy_wan_t2v_result *r, const fy_wan_t2v_params *p,
-                               const char *model, int fps, const struct fy_video_options *opts);
+fy_status fy_wan_t2v_save_opts(const char *path, const fy_wan_t2v_result *r, const fy_wan_t2v_params *p, int fps,
+                               const struct fy_video_options *opts);
 void fy_wan_t2v_string_free(char *text);
 /* Load the model folder into engines exactly as a run would, run nothing,
  * and print each engine's plan, groups and tiers, bound vs budget and the

@@ -139,7 +139,7 @@ class Engine:
         finally:
             lib.fy_wan_t2v_string_free(text)
         if output_path is not None:
-            check(lib.fy_wan_t2v_save(encode(str(output_path)), result, params.ptr, encode(self.model), int(fps),
+            check(lib.fy_wan_t2v_save(encode(str(output_path)), result, params.ptr, int(fps),
                                       -1 if crf is None else int(crf)))
             report["output"] = str(output_path)
         return Video(bytes(u8), f32, (f, h, w, 3), report, output_path)

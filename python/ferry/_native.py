@@ -107,7 +107,7 @@ _proto("fy_wan_t2v_result_new", c_p)
 _proto("fy_wan_t2v_result_delete", None, c_p)
 _proto("fy_wan_t2v_result_json", c_p, c_p, c_p)
 _proto("fy_wan_t2v_string_free", None, c_p)
-_proto("fy_wan_t2v_save", ctypes.c_int, c_str, c_p, c_p, c_str, ctypes.c_int, ctypes.c_int)
+_proto("fy_wan_t2v_save", ctypes.c_int, c_str, c_p, c_p, ctypes.c_int, ctypes.c_int)
 _proto("fy_video_to_u8_round", None, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t,
        ctypes.POINTER(ctypes.c_uint8))
 

@@ -21,7 +21,7 @@ static void tag(video_tags *t, const char *key, const char *value)
     t->pairs[t->n] = NULL;
 }
 
-static void make_tags(video_tags *t, const char *model, const fy_wan_t2v_params *p)
+static void make_tags(video_tags *t, const fy_wan_t2v_params *p)
 {
     memset(t, 0, sizeof *t);
     snprintf(t->seed, sizeof t->seed, "%llu", (unsigned long long)p->seed);
@@ -40,27 +40,25 @@ static void make_tags(video_tags *t, const char *model, const fy_wan_t2v_params 
         snprintf(t->shift, sizeof t->shift, "%g", p->flow_shift);
         tag(t, "flow_shift", t->shift);
     }
-    if (model) tag(t, "model", model);
     tag(t, "software", "ferry " FERRY_VERSION);
 }
 
 fy_status fy_wan_t2v_save_opts(const char *path, const fy_wan_t2v_result *r, const fy_wan_t2v_params *p,
-                               const char *model, int fps, const fy_video_options *opts)
+                               int fps, const fy_video_options *opts)
 {
     if (!path || !r || !p) return fy_error(FY_ERR_INVALID, "fy_wan_t2v_save: NULL path, result or params");
     video_tags tags;
-    make_tags(&tags, model, p);
+    make_tags(&tags, p);
     fy_video_options vo = {.crf = -1};
     if (opts) vo = *opts;
     vo.metadata = tags.pairs;
     return fy_video_write_opts(path, r->video, (int)r->frames, (int)r->height, (int)r->width, fps, FY_VIDEO_AUTO, &vo);
 }
 
-fy_status fy_wan_t2v_save(const char *path, const fy_wan_t2v_result *r, const fy_wan_t2v_params *p, const char *model,
-                          int fps, int crf)
+fy_status fy_wan_t2v_save(const char *path, const fy_wan_t2v_result *r, const fy_wan_t2v_params *p, int fps, int crf)
 {
     fy_video_options vo = {.crf = crf};
-    return fy_wan_t2v_save_opts(path, r, p, model, fps, &vo);
+    return fy_wan_t2v_save_opts(path, r, p, fps, &vo);
 }
 
 char *fy_wan_t2v_result_json(const fy_wan_t2v_params *p, const fy_wan_t2v_result *r)

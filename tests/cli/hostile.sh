@@ -22,7 +22,7 @@ expect() {
     "$@" >"$T/out" 2>"$T/err"
     local rc=$?
     local lines
-    lines=$(grep -v '^ferry: warn: ' "$T/err" | grep -vc '^denoising: ')
+    lines=$(grep -v '^ferry: warn: ' "$T/err" | grep -v '^settings     ' | grep -vc '^denoising: ')
     if [ "$rc" -eq "$want" ] && [ "$lines" -eq 1 ] && grep -q '^ferry: error: ' "$T/err" &&
         grep -qF -- "$needle" "$T/err"; then
         ok
