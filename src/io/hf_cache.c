@@ -61,7 +61,7 @@ static bool is_commit(const char *s)
 static fy_status read_ref(const char *repo, const char *id, const char *revision, char commit[41])
 {
     if (is_commit(revision)) {
-        snprintf(commit, 41, "%s", revision);
+        memcpy(commit, revision, 41);
         return FY_OK;
     }
     char path[8192];
@@ -80,7 +80,7 @@ static fy_status read_ref(const char *repo, const char *id, const char *revision
     if (!ok || !is_commit(line))
         return fy_error(FY_ERR_FORMAT, "%s: does not hold a commit hash (a damaged cache? download %s again)", path,
                         id);
-    snprintf(commit, 41, "%s", line);
+    memcpy(commit, line, 41);
     return FY_OK;
 }
 
