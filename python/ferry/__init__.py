@@ -12,7 +12,7 @@ input) carrying ferry's one-line message.
 """
 from ._native import FerryError, FerryValueError, library_path, set_log_level, version
 from .generator import VideoGenerator
-from .diffusers import WanPipeline, WanPipelineOutput
+from .diffusers import WanImageToVideoPipeline, WanPipeline, WanPipelineOutput
 
 __version__ = version()
 
@@ -20,6 +20,7 @@ __all__ = [
     "FerryError",
     "FerryValueError",
     "VideoGenerator",
+    "WanImageToVideoPipeline",
     "WanPipeline",
     "WanPipelineOutput",
     "library_path",

@@ -2,6 +2,7 @@
 import os
 
 from ._engine import Engine, frames_f32, frames_u8
+from ._image import image_file
 from ._native import FerryValueError
 from ._options import RunOptions
 
@@ -144,9 +145,10 @@ class WanPipeline:
     def __call__(self, prompt=None, negative_prompt=None, height=480, width=832, num_frames=81,
                  num_inference_steps=50, guidance_scale=5.0, guidance_scale_2=None, num_videos_per_prompt=1,
                  generator=None, output_type="np", return_dict=True, callback_on_step_end=None,
-                 max_sequence_length=512, seed=None, flow_shift=None):
+                 max_sequence_length=512, seed=None, flow_shift=None, image=None):
         """One video per prompt. output_type "np": float32 in [0, 1] as diffusers gives it;
-        "uint8": 8-bit frames as the PNGs hold them (NumPy arrays when NumPy is there, else lists)."""
+        "uint8": 8-bit frames as the PNGs hold them (NumPy arrays when NumPy is there, else lists).
+        ``image`` (a PNG/JPEG path or a PIL image): the first frame, for image-to-video models."""
         if prompt is None:
             raise FerryValueError("prompt is required", "invalid")
         if output_type not in ("np", "uint8"):
@@ -169,9 +171,20 @@ class WanPipeline:
                             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                             guidance_scale_2=guidance_scale_2, seed=seed, max_sequence_length=max_sequence_length,
                             flow_shift=flow_shift)
-            video = engine.generate(settings, on_step, want_f32=output_type == "np")
+            with image_file(image) as image_path:
+                settings["image"] = image_path
+                video = engine.generate(settings, on_step, want_f32=output_type == "np")
             f, h, w, _ = video.shape
             videos.append(frames_f32(video.f32, f, h, w) if output_type == "np" else frames_u8(video.u8, f, h, w))
             reports.append(video.report)
         out = WanPipelineOutput(videos, reports)
         return out if return_dict else (videos,)
+
+
+class WanImageToVideoPipeline(WanPipeline):
+    """diffusers' WanImageToVideoPipeline: the same calls, with ``image`` required."""
+
+    def __call__(self, image=None, prompt=None, **kwargs):
+        if image is None:
+            raise FerryValueError("image is required (a PNG/JPEG path or a PIL image)", "invalid")
+        return super().__call__(prompt=prompt, image=image, **kwargs)

@@ -3,6 +3,7 @@ import os
 import re
 
 from ._engine import Engine, frames_u8
+from ._image import image_file
 from ._options import RunOptions
 
 _VIDEO_SUFFIXES = (".mp4", ".png")
@@ -38,7 +39,7 @@ class VideoGenerator:
 
     def generate_video(self, prompt, negative_prompt=None, height=None, width=None, num_frames=None,
                        num_inference_steps=None, guidance_scale=None, seed=None, output_path=None, save_video=True,
-                       callback=None, fps=16, crf=None, **settings):
+                       callback=None, fps=16, crf=None, image=None, **settings):
         """Generate one video.
 
         Returns a dict: ``frames`` (F, H, W, 3) uint8 (a NumPy array, else a list of frames of rows
@@ -46,14 +47,17 @@ class VideoGenerator:
         ``seed``, ``size`` (height, width, frames), ``generation_time`` (s) and ``output_path``
         (None when no file was written). ``callback(step, steps, seconds)`` runs after each
         denoising step; returning False stops the video (FerryError). Ctrl-C stops between steps
-        with KeyboardInterrupt, the model staying loaded. Other settings by name:
+        with KeyboardInterrupt, the model staying loaded. ``image`` (a PNG/JPEG path or a PIL
+        image) is the first frame for an image-to-video model. Other settings by name:
         ``flow_shift``, ``guidance_scale_2``, ``max_sequence_length``; ``seed=-1`` is random.
         """
         values = dict(prompt=prompt, negative_prompt=negative_prompt, height=height, width=width,
                       num_frames=num_frames, num_inference_steps=num_inference_steps,
                       guidance_scale=guidance_scale, seed=seed, **settings)
         path = _output_file(output_path, prompt) if save_video and output_path is not None else None
-        video = self._engine.generate(values, callback, path, fps, crf)
+        with image_file(image) as image_path:
+            values["image"] = image_path
+            video = self._engine.generate(values, callback, path, fps, crf)
         report = video.report
         s = report["settings"]
         return {

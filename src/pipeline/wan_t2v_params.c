@@ -15,7 +15,8 @@
 #define GUIDANCE_MAX 1e4
 
 typedef enum param_id {
-    P_PROMPT, P_NEGATIVE, P_HEIGHT, P_WIDTH, P_FRAMES, P_STEPS, P_GUIDANCE, P_GUIDANCE_2, P_SHIFT, P_SEED, P_SEQ_LEN
+    P_PROMPT, P_NEGATIVE, P_HEIGHT, P_WIDTH, P_FRAMES, P_STEPS, P_GUIDANCE, P_GUIDANCE_2, P_SHIFT, P_SEED, P_SEQ_LEN,
+    P_IMAGE, P_LAST_IMAGE
 } param_id;
 
 typedef struct param_name {
@@ -37,6 +38,8 @@ static const param_name names[] = {
     {"flow-shift", P_SHIFT},
     {"seed", P_SEED},
     {"max-sequence-length", P_SEQ_LEN},
+    {"image", P_IMAGE},
+    {"last-image", P_LAST_IMAGE},
     {"num-inference-steps", P_STEPS},
     {"sample-steps", P_STEPS},
     {"cfg-scale", P_GUIDANCE},
@@ -144,6 +147,8 @@ fy_status fy_wan_t2v_params_set(fy_wan_t2v_params *p, const char *name, const ch
     switch (n->id) {
     case P_PROMPT: p->prompt = value; return FY_OK;
     case P_NEGATIVE: p->negative_prompt = value; return FY_OK;
+    case P_IMAGE: p->image = value; return FY_OK;
+    case P_LAST_IMAGE: p->last_image = value; return FY_OK;
     case P_HEIGHT: return set_int(flag, value, 1, 8192, &p->height);
     case P_WIDTH: return set_int(flag, value, 1, 8192, &p->width);
     case P_FRAMES: return set_int(flag, value, 1, 4096, &p->num_frames);

@@ -180,5 +180,47 @@ class FerryApiTest(unittest.TestCase):
         self.assertEqual(as_rows(out["frames"][0]), self.cli_frames[0])
 
 
+class FerryImageToVideoTest(unittest.TestCase):
+    """image= in both styles on the I2V fixture model: the CLI's --image frames, byte for byte."""
+
+    MODEL = os.path.join(FIXTURES, "wan-i2v-tiny", "model")
+    IMAGE = os.path.join(FIXTURES, "wan-i2v-tiny", "fixtures", "image_other.png")
+    SIZE = dict(height=32, width=48, num_frames=5, num_inference_steps=2, max_sequence_length=16)
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="ferry-python-i2v-")
+        out = os.path.join(cls.tmp.name, "cli.png")
+        cmd = [CLI, "generate", "--model", cls.MODEL, "--prompt", PROMPT, "--image", cls.IMAGE, "-H", "32", "-W", "48",
+               "--num-frames", "5", "--steps", "2", "--max-sequence-length", "16", "--seed", "7", "--output", out]
+        subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
+        cls.cli_frames = [png_pixels(os.path.join(cls.tmp.name, f"cli_{i:04d}.png"))[0] for i in range(5)]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_fastvideo_style_image(self):
+        with ferry.VideoGenerator.from_pretrained(self.MODEL, device="emu", image_encoder_cpu_offload=True) as gen:
+            out = gen.generate_video(PROMPT, image=self.IMAGE, seed=7, **self.SIZE)
+            for got, want in zip(out["frames"], self.cli_frames):
+                self.assertEqual(as_rows(got), want)
+            with self.assertRaises(ferry.FerryError):  # an I2V folder needs its image
+                gen.generate_video(PROMPT, seed=7, **self.SIZE)
+
+    def test_diffusers_style_image_object(self):
+        class Picture:  # what a PIL image offers the API: save(path, format=...)
+            def save(self, path, format=None):
+                with open(FerryImageToVideoTest.IMAGE, "rb") as src, open(path, "wb") as dst:
+                    dst.write(src.read())
+
+        pipe = ferry.WanImageToVideoPipeline.from_pretrained(self.MODEL)
+        out = pipe(image=Picture(), prompt=PROMPT, generator=7, output_type="uint8", **self.SIZE)
+        for got, want in zip(out.frames[0], self.cli_frames):
+            self.assertEqual(as_rows(got), want)
+        with self.assertRaises(ValueError):
+            pipe(prompt=PROMPT, **self.SIZE)
+
+
 if __name__ == "__main__":
     unittest.main()
