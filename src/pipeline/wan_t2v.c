@@ -1207,7 +1207,7 @@ static bool same_shape(const fy_wan_t2v_params *a, const fy_wan_t2v_params *b)
  * report dropped, a fresh schedule and prompt K/V caches. */
 static fy_status reuse_run(t2v_run *r)
 {
-    t2v_factors f;
+    t2v_factors f = {.need_image = true};
     FY_TRY(check_request(r->model, r->params, &f, &r->sized, true));
     r->params = &r->sized;
     free(r->embeds);
