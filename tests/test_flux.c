@@ -23,7 +23,7 @@
 #include "ferry/safetensors.h"
 #include "ferry/tensor.h"
 #include "ferry/options.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 #include "support/fyt.h"
 
 #define DEV FERRY_FIXTURES_DIR "/flux-tiny/model"

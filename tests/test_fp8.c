@@ -22,7 +22,7 @@
 #include "ferry/quant.h"
 #include "ferry/safetensors.h"
 #include "ferry/wan_dit.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
 #define MODEL_DIR FERRY_FIXTURES_DIR "/wan-tiny/model"
 #define FIXTURE_DIR FERRY_FIXTURES_DIR "/wan-tiny/fixtures"

@@ -14,7 +14,7 @@
 
 #include "ferry/options.h"
 #include "ferry/wan_t2v.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
 #define MODEL_DIR FERRY_FIXTURES_DIR "/wan-tiny/model"
 #define FIXTURE_DIR FERRY_FIXTURES_DIR "/wan-tiny/fixtures"

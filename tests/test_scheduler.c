@@ -14,7 +14,7 @@
 #include "ferry/safetensors.h"
 #include "ferry/scheduler.h"
 #include "ferry/tensor.h"
-#include "pipeline/verify_scheduler.h"
+#include "verify/verify_scheduler.h"
 
 #define FIXTURES FERRY_FIXTURES_DIR "/wan-tiny/fixtures/"
 #define MODEL_SCHEDULER_CONFIG FERRY_FIXTURES_DIR "/wan-tiny/model/scheduler/scheduler_config.json"

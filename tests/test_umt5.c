@@ -26,7 +26,7 @@
 #include "ferry/engine.h"
 #include "ferry/model.h"
 #include "ferry/umt5.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 #include "support/fyt.h"
 
 #define MODEL FERRY_FIXTURES_DIR "/wan-tiny/model"

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "ferry/error.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
 #define MODEL_DIR FERRY_FIXTURES_DIR "/wan-tiny/model"
 #define FIXTURE_DIR FERRY_FIXTURES_DIR "/wan-tiny/fixtures"

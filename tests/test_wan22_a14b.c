@@ -16,7 +16,7 @@
 
 #include "ferry/options.h"
 #include "ferry/wan_t2v.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 #include "support/fyt.h"
 
 #define A14B FERRY_FIXTURES_DIR "/wan22-a14b-tiny"

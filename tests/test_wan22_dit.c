@@ -20,7 +20,7 @@
 #include "ferry/safetensors.h"
 #include "ferry/wan_dit.h"
 #include "models/wan_dit_internal.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
 #define MODEL_DIR FERRY_FIXTURES_DIR "/wan22-ti2v-tiny/model"
 #define FIXTURE_DIR FERRY_FIXTURES_DIR "/wan22-ti2v-tiny/fixtures"

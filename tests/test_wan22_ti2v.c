@@ -14,7 +14,7 @@
 
 #include "ferry/options.h"
 #include "ferry/wan_t2v.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
 #define TI2V FERRY_FIXTURES_DIR "/wan22-ti2v-tiny"
 #define MODEL_DIR TI2V "/model"

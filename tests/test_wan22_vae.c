@@ -24,7 +24,7 @@
 #include "ferry/safetensors.h"
 #include "ferry/wan_vae.h"
 #include "models/wan_vae_internal.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 #include "support/fyt.h"
 
 #define MODEL FERRY_FIXTURES_DIR "/wan22-ti2v-tiny/model"

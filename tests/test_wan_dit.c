@@ -23,7 +23,7 @@
 #include "ferry/ops.h"
 #include "ferry/wan_dit.h"
 #include "models/wan_dit_internal.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 #include "support/fyt.h"
 
 #define MODEL_DIR FERRY_FIXTURES_DIR "/wan-tiny/model"

@@ -26,7 +26,7 @@
 #include "ferry/model.h"
 #include "ferry/safetensors.h"
 #include "ferry/wan_vae.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 #include "support/fyt.h"
 
 #define MODEL FERRY_FIXTURES_DIR "/wan-tiny/model"

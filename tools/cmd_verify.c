@@ -4,7 +4,7 @@
 
 #include "cli.h"
 #include "ferry/options.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
 static const char usage[] =
     "usage: ferry verify MODEL_DIR FIXTURE_DIR [--component NAME[,NAME...]] [run options]\n"

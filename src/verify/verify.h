@@ -5,8 +5,8 @@
  * (as given to --component), the fixture file it reads, and the function
  * that runs it. Comparisons use the fixtures README's measure, the relative
  * error max|ours - ref| / max|ref|. */
-#ifndef FERRY_PIPELINE_VERIFY_H
-#define FERRY_PIPELINE_VERIFY_H
+#ifndef FERRY_VERIFY_H
+#define FERRY_VERIFY_H
 
 #include <stdio.h>
 #include "ferry/model.h"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/prompt_tables.h"
+#include "text/prompt_tables.inc"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 /* ftfy loops until nothing changes. A pass that changes something either

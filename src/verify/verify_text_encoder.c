@@ -1,5 +1,5 @@
 /* The tokenizer and text encoder verifiers. */
-#include "pipeline/verify_text_encoder.h"
+#include "verify/verify_text_encoder.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>

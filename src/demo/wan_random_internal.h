@@ -1,6 +1,6 @@
 /* Pieces of the random Wan model writer (see ferry/wan_random.h). */
-#ifndef FERRY_PIPELINE_WAN_RANDOM_INTERNAL_H
-#define FERRY_PIPELINE_WAN_RANDOM_INTERNAL_H
+#ifndef FERRY_DEMO_WAN_RANDOM_INTERNAL_H
+#define FERRY_DEMO_WAN_RANDOM_INTERNAL_H
 
 #include <stddef.h>
 #include <stdint.h>

@@ -1,7 +1,7 @@
 /* The English text the random model's tokenizer is trained on: prompts of
  * the kind text-to-video models see, so common prompt words become whole
  * pieces and the rest falls back to shorter ones. */
-#include "pipeline/wan_random_internal.h"
+#include "demo/wan_random_internal.h"
 
 const char *const fy_wan_random_corpus[] = {
     "A red fox runs through fresh snow at the edge of a quiet pine forest, its breath rising in the cold air.",

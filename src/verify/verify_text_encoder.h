@@ -1,9 +1,9 @@
 /* `ferry verify --component tokenizer,text_encoder`. */
-#ifndef FERRY_PIPELINE_VERIFY_TEXT_ENCODER_H
-#define FERRY_PIPELINE_VERIFY_TEXT_ENCODER_H
+#ifndef FERRY_VERIFY_VERIFY_TEXT_ENCODER_H
+#define FERRY_VERIFY_VERIFY_TEXT_ENCODER_H
 
 #include "ferry/safetensors.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
 /* tokenizer.safetensors: every case of __metadata__ info "cases" tokenized
  * by the model's tokenizer/ and its ids compared exactly; then

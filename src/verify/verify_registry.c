@@ -1,14 +1,14 @@
 /* The components `ferry verify` knows, in the order they run. A component
  * whose run is NULL is known by name but not implemented in this build yet;
  * adding one is adding its function here. */
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
-#include "pipeline/verify_image.h"
-#include "pipeline/verify_pipeline.h"
-#include "pipeline/verify_scheduler.h"
-#include "pipeline/verify_text_encoder.h"
-#include "pipeline/verify_transformer.h"
-#include "pipeline/verify_vae.h"
+#include "verify/verify_image.h"
+#include "verify/verify_pipeline.h"
+#include "verify/verify_scheduler.h"
+#include "verify/verify_text_encoder.h"
+#include "verify/verify_transformer.h"
+#include "verify/verify_vae.h"
 
 static const fy_verifier registry[] = {
     {"tokenizer", "tokenizer.safetensors", fy_verify_tokenizer, NULL},

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
-#include "pipeline/wan_random_internal.h"
+#include "demo/wan_random_internal.h"
 
 #define BIAS_STD 0.02
 

@@ -1,7 +1,7 @@
 /* The pipeline verifier drives fy_wan_t2v_run with the fixture's request and
  * its initial latents, and compares each intermediate as the pipeline hands
  * it over, so a divergence shows at the first tensor that drifts. */
-#include "pipeline/verify_pipeline.h"
+#include "verify/verify_pipeline.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>

@@ -7,7 +7,7 @@
 #include "ferry/backend.h"
 #include "ferry/engine.h"
 #include "ferry/wan_vae.h"
-#include "pipeline/verify_vae.h"
+#include "verify/verify_vae.h"
 
 #define TOLERANCE 1e-4
 

@@ -1,12 +1,12 @@
 /* `ferry verify` for a FluxPipeline folder (tests/fixtures/flux-tiny): the
  * Flux components' verifiers and their registry, used in place of Wan's when
  * the model folder's class is FluxPipeline. */
-#ifndef FERRY_PIPELINE_VERIFY_FLUX_H
-#define FERRY_PIPELINE_VERIFY_FLUX_H
+#ifndef FERRY_VERIFY_VERIFY_FLUX_H
+#define FERRY_VERIFY_VERIFY_FLUX_H
 
 #include <stdbool.h>
 #include "ferry/model.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
 bool fy_verify_is_flux(const fy_model *m);
 /* A FLUX.1-schnell-shaped folder (its transformer has no guidance

@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "ferry/tokenizer.h"
-#include "pipeline/wan_random_internal.h"
+#include "demo/wan_random_internal.h"
 
 /* ---- presets ----------------------------------------------------------------- */
 

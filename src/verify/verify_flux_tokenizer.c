@@ -8,7 +8,7 @@
 
 #include "ferry/clip_tokenizer.h"
 #include "ferry/tokenizer.h"
-#include "pipeline/verify_flux.h"
+#include "verify/verify_flux.h"
 
 typedef fy_status (*encode_fn)(const void *tok, const char *text, int max_len, int64_t *ids, int *n_real);
 

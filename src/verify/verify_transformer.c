@@ -9,7 +9,7 @@
 
 #include "ferry/engine.h"
 #include "ferry/wan_dit.h"
-#include "pipeline/verify_transformer.h"
+#include "verify/verify_transformer.h"
 
 #define TOLERANCE 1e-5
 /* With --storage-dtype the blocks' Linear weights are rounded to fp8 (3 or

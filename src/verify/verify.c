@@ -1,6 +1,6 @@
 /* `ferry verify`: the comparison primitives and the driver that runs each
  * registered component against its golden fixture file. */
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
 #include <math.h>
 #include <stdbool.h>
@@ -10,7 +10,7 @@
 
 #include "backend/dev_ops.h"
 #include "ferry/error.h"
-#include "pipeline/verify_flux.h"
+#include "verify/verify_flux.h"
 
 /* Wide enough for "transformer/block.12.output" style names. */
 #define NAME_COLUMN 44

@@ -11,7 +11,7 @@
 #include "ferry/wan_i2v.h"
 #include "ferry/wan_vae.h"
 #include "ferry/model.h"
-#include "pipeline/verify_image.h"
+#include "verify/verify_image.h"
 
 static const char *const IMAGES[2][2] = {{"main", "image.png"}, {"other", "image_other.png"}};
 

@@ -10,7 +10,7 @@
 #include "ferry/engine.h"
 #include "ferry/flux_dit.h"
 #include "ferry/log.h"
-#include "pipeline/verify_flux.h"
+#include "verify/verify_flux.h"
 
 /* See the fixtures README: one ulp in a sinusoid frequency moves features by ~1e-4. */
 #define TRANSFORMER_TOLERANCE 1e-4

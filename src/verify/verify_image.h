@@ -1,10 +1,10 @@
 /* `ferry verify --component image_processor,image_encoder` (image-to-video
  * models). */
-#ifndef FERRY_PIPELINE_VERIFY_IMAGE_H
-#define FERRY_PIPELINE_VERIFY_IMAGE_H
+#ifndef FERRY_VERIFY_VERIFY_IMAGE_H
+#define FERRY_VERIFY_VERIFY_IMAGE_H
 
 #include "ferry/safetensors.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
 /* image_preprocess.safetensors: for image.png (main.) and image_other.png
  * (other.): the decoded pixels, the CLIP path's resize, crop and

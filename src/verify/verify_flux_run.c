@@ -8,7 +8,7 @@
 
 #include "ferry/flux_t2i.h"
 #include "ferry/scheduler.h"
-#include "pipeline/verify_flux.h"
+#include "verify/verify_flux.h"
 
 #define STEP_TOLERANCE 1e-6
 #define PIPELINE_TOLERANCE 1e-3

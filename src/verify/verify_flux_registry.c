@@ -1,6 +1,6 @@
 /* The Flux components `ferry verify` knows, in the order they run (a NULL
  * run: known by name, not implemented in this build yet). */
-#include "pipeline/verify_flux.h"
+#include "verify/verify_flux.h"
 
 #include <cjson/cJSON.h>
 #include <string.h>

@@ -1,10 +1,10 @@
 /* `ferry verify --component pipeline`: the whole Wan text-to-video run on
  * pipeline.safetensors (prompt ids and embeddings, every step's predictions
  * and latents, the decoded video), under the run's memory options. */
-#ifndef FERRY_PIPELINE_VERIFY_PIPELINE_H
-#define FERRY_PIPELINE_VERIFY_PIPELINE_H
+#ifndef FERRY_VERIFY_VERIFY_PIPELINE_H
+#define FERRY_VERIFY_VERIFY_PIPELINE_H
 
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
 fy_status fy_verify_pipeline(fy_verify_ctx *ctx, const fy_st_file *fixture);
 

@@ -1,12 +1,12 @@
 /* `ferry verify --component scheduler`: UniPC (flow_shift 3 and 5) and
  * flow-match Euler against scheduler_*.safetensors. */
-#ifndef FERRY_PIPELINE_VERIFY_SCHEDULER_H
-#define FERRY_PIPELINE_VERIFY_SCHEDULER_H
+#ifndef FERRY_VERIFY_VERIFY_SCHEDULER_H
+#define FERRY_VERIFY_VERIFY_SCHEDULER_H
 
 #include <stddef.h>
 #include "ferry/config.h"
 #include "ferry/safetensors.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
 /* Opens every scheduler fixture in ctx->fixture_dir itself (fixture is
  * ignored and may be NULL). Per file: timesteps (exact), sigmas, each step

@@ -9,7 +9,7 @@
 #include "ferry/engine.h"
 #include "ferry/log.h"
 #include "ferry/vae_kl.h"
-#include "pipeline/verify_flux.h"
+#include "verify/verify_flux.h"
 
 #define VAE_TOLERANCE 1e-4
 /* The fixture's tiling: tile_sample_min_size 32, overlap 0.25, in latent pixels of 8. */

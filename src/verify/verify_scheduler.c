@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "ferry/scheduler.h"
-#include "pipeline/verify_scheduler.h"
+#include "verify/verify_scheduler.h"
 
 static const char *const FIXTURE_FILES[] = {
     "scheduler_unipc.safetensors",

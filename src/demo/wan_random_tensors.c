@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "pipeline/wan_random_internal.h"
+#include "demo/wan_random_internal.h"
 
 typedef struct rnd_spec {
     uint64_t key;

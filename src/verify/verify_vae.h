@@ -1,9 +1,9 @@
 /* `ferry verify --component vae`. */
-#ifndef FERRY_PIPELINE_VERIFY_VAE_H
-#define FERRY_PIPELINE_VERIFY_VAE_H
+#ifndef FERRY_VERIFY_VERIFY_VAE_H
+#define FERRY_VERIFY_VERIFY_VAE_H
 
 #include "ferry/safetensors.h"
-#include "pipeline/verify.h"
+#include "verify/verify.h"
 
 /* vae.safetensors: the model's vae under ctx->options' device and plan (the
  * CPU with --vae-cpu-offload): decode.input -> decode.output; encode.input ->

@@ -9,7 +9,7 @@
 #include "ferry/engine.h"
 #include "ferry/log.h"
 #include "ferry/umt5.h"
-#include "pipeline/verify_flux.h"
+#include "verify/verify_flux.h"
 
 #define TEXT_TOLERANCE 1e-5
 
