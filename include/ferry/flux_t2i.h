@@ -55,9 +55,55 @@ typedef struct fy_flux_result {
  * variant) model_index.json names a FluxPipeline. o may be NULL. */
 bool fy_flux_is_model(const char *model_dir, const fy_run_options *o);
 
+/* One setting by name, dashes or underscores alike, with the command line's
+ * checks and messages: prompt, height, width, steps (num-inference-steps),
+ * guidance-scale, max-sequence-length, seed (-1: random). Strings are
+ * borrowed: they must outlive the params' use. */
+fy_status fy_flux_params_set(fy_flux_params *p, const char *name, const char *value);
+/* For bindings that cannot size the struct: a heap copy with the defaults. */
+fy_flux_params *fy_flux_params_new(void);
+void fy_flux_params_free(fy_flux_params *p);
+
+/* What the pipeline calls back with while it runs (all optional). The Python
+ * binding (python/ferry/_native.py) mirrors this layout. */
+typedef struct fy_flux_hooks {
+    void *user;
+    /* "loading" (when weights load), "text encoder", "denoising", "vae decode". */
+    void (*stage)(void *user, const char *stage);
+    /* After each denoising step: step i of n (0-based), seconds it took. */
+    void (*step)(void *user, int i, int n, double seconds);
+    /* Polled between stages and steps; true stops the run with FY_ERR_INTERRUPTED. */
+    bool (*should_stop)(void *user);
+} fy_flux_hooks;
+
+/* open + generate + close. */
 fy_status fy_flux_t2i_run(const char *model_dir, const fy_run_options *o, const fy_flux_params *p,
                           fy_flux_result *out);
 void fy_flux_result_free(fy_flux_result *r);
+/* For bindings: a zeroed result on the heap; delete frees its image too. */
+fy_flux_result *fy_flux_result_new(void);
+void fy_flux_result_delete(fy_flux_result *r);
+
+/* A model loaded once that makes several images, as fy_wan_t2v_pipeline:
+ * open checks the options and the folder (a FluxPipeline) and copies both;
+ * the weights load at the first generate, sized for its height, width and
+ * max_sequence_length, and stay loaded for the next requests of that shape
+ * (another shape loads them again). A failed generate (other than a stop)
+ * unloads. One generate at a time per pipeline. */
+typedef struct fy_flux_pipeline fy_flux_pipeline;
+fy_status fy_flux_t2i_open(const char *model_dir, const fy_run_options *o, fy_flux_pipeline **out);
+fy_status fy_flux_t2i_generate(fy_flux_pipeline *pipe, const fy_flux_params *p, const fy_flux_hooks *hooks,
+                               fy_flux_result *out);
+/* Stops the running generate at its next stage or step with
+ * FY_ERR_INTERRUPTED (the weights stay loaded). Safe from a signal handler
+ * or another thread. */
+void fy_flux_t2i_cancel(fy_flux_pipeline *pipe);
+void fy_flux_t2i_close(fy_flux_pipeline *pipe);
+/* r's image as a PNG at path, with p's prompt, seed, steps, guidance and
+ * size as text chunks; whole or absent. should_stop (may be NULL) is polled
+ * while writing. */
+fy_status fy_flux_t2i_save(const char *path, const fy_flux_result *r, const fy_flux_params *p,
+                           bool (*should_stop)(void *user), void *user);
 /* `ferry plan`: load, plan every engine and print the plans (nothing runs). */
 fy_status fy_flux_t2i_plan(const char *model_dir, const fy_run_options *o, const fy_flux_params *p, FILE *out);
 

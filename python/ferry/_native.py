@@ -80,6 +80,17 @@ class ResultHead(ctypes.Structure):
                 ("height", ctypes.c_int64), ("width", ctypes.c_int64)]
 
 
+class FluxHooks(ctypes.Structure):
+    """fy_flux_hooks (include/ferry/flux_t2i.h): keep in step with it."""
+    _fields_ = [("user", c_p), ("stage", STAGE_FN), ("step", STEP_FN), ("should_stop", STOP_FN)]
+
+
+class FluxResult(ctypes.Structure):
+    """fy_flux_result (include/ferry/flux_t2i.h): keep in step with it."""
+    _fields_ = [("image", ctypes.POINTER(ctypes.c_float)), ("height", ctypes.c_int64), ("width", ctypes.c_int64),
+                ("seconds", ctypes.c_double)]
+
+
 def _proto(name, restype, *argtypes):
     fn = getattr(lib, name)
     fn.restype = restype
@@ -108,6 +119,15 @@ _proto("fy_wan_t2v_result_delete", None, c_p)
 _proto("fy_wan_t2v_result_json", c_p, c_p, c_p)
 _proto("fy_wan_t2v_string_free", None, c_p)
 _proto("fy_wan_t2v_save", ctypes.c_int, c_str, c_p, c_p, ctypes.c_int, ctypes.c_int)
+_proto("fy_flux_params_new", c_p)
+_proto("fy_flux_params_free", None, c_p)
+_proto("fy_flux_params_set", ctypes.c_int, c_p, c_str, c_str)
+_proto("fy_flux_t2i_open", ctypes.c_int, c_str, c_p, ctypes.POINTER(c_p))
+_proto("fy_flux_t2i_generate", ctypes.c_int, c_p, c_p, ctypes.POINTER(FluxHooks), ctypes.POINTER(FluxResult))
+_proto("fy_flux_t2i_cancel", None, c_p)
+_proto("fy_flux_t2i_close", None, c_p)
+_proto("fy_flux_result_free", None, ctypes.POINTER(FluxResult))
+_proto("fy_flux_t2i_save", ctypes.c_int, c_str, ctypes.POINTER(FluxResult), c_p, STOP_FN, c_p)
 _proto("fy_video_to_u8_round", None, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t,
        ctypes.POINTER(ctypes.c_uint8))
 

@@ -75,8 +75,10 @@ class RunOptions:
 class Params:
     """An fy_wan_t2v_params owned by Python; the strings it borrows are kept here."""
 
+    _new, _set, _free = "fy_wan_t2v_params_new", "fy_wan_t2v_params_set", "fy_wan_t2v_params_free"
+
     def __init__(self, **settings):
-        self._ptr = lib.fy_wan_t2v_params_new()
+        self._ptr = getattr(lib, self._new)()
         if not self._ptr:
             raise MemoryError("ferry: out of memory for the video settings")
         self._keep = []
@@ -88,7 +90,7 @@ class Params:
             return
         text = encode(_text(value))
         self._keep.append(text)
-        check(lib.fy_wan_t2v_params_set(self._ptr, encode(name), text))
+        check(getattr(lib, self._set)(self._ptr, encode(name), text))
 
     @property
     def ptr(self):
@@ -96,6 +98,12 @@ class Params:
 
     def __del__(self):
         if getattr(self, "_ptr", None):
-            lib.fy_wan_t2v_params_free(self._ptr)
+            getattr(lib, self._free)(self._ptr)
             self._ptr = None
 
+
+
+class FluxParams(Params):
+    """An fy_flux_params owned by Python (an image's settings)."""
+
+    _new, _set, _free = "fy_flux_params_new", "fy_flux_params_set", "fy_flux_params_free"

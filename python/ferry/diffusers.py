@@ -66,15 +66,11 @@ class _Vae:
         self._pipe._set(vae_slicing=False)
 
 
-class WanPipeline:
-    """diffusers.WanPipeline's calls over ferry's engine.
+class OffloadSwitches:
+    """What every diffusers pipeline here shares: from_pretrained's options and the memory
+    switches, kept as ferry run options; a switch changed after a load reloads the model."""
 
-    ``from_pretrained(path, torch_dtype=..., device_map=..., max_memory=..., **ferry_options)``,
-    ``.to("cuda")``, ``enable_model_cpu_offload()``, ``enable_sequential_cpu_offload()``,
-    ``enable_group_offload(...)``, ``vae.enable_tiling()``, ``vae.enable_slicing()``, then
-    ``pipe(prompt=..., ...)`` returning an object whose ``frames[0]`` is the first video. The
-    model loads at the first call and stays loaded; changing a switch afterwards reloads it.
-    """
+    _engine_class = None
 
     def __init__(self, model_path, **options):
         self.model_path = os.fspath(model_path)
@@ -139,8 +135,21 @@ class WanPipeline:
 
     def _ready(self):
         if self._engine is None:
-            self._engine = Engine(self.model_path, RunOptions(**self._options))
+            self._engine = self._engine_class(self.model_path, RunOptions(**self._options))
         return self._engine
+
+
+class WanPipeline(OffloadSwitches):
+    """diffusers.WanPipeline's calls over ferry's engine.
+
+    ``from_pretrained(path, torch_dtype=..., device_map=..., max_memory=..., **ferry_options)``,
+    ``.to("cuda")``, ``enable_model_cpu_offload()``, ``enable_sequential_cpu_offload()``,
+    ``enable_group_offload(...)``, ``vae.enable_tiling()``, ``vae.enable_slicing()``, then
+    ``pipe(prompt=..., ...)`` returning an object whose ``frames[0]`` is the first video. The
+    model loads at the first call and stays loaded; changing a switch afterwards reloads it.
+    """
+
+    _engine_class = Engine
 
     def __call__(self, prompt=None, negative_prompt=None, height=480, width=832, num_frames=81,
                  num_inference_steps=50, guidance_scale=5.0, guidance_scale_2=None, num_videos_per_prompt=1,

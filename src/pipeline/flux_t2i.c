@@ -2,10 +2,11 @@
 #include "ferry/flux_t2i.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "ferry/backend.h"
 #include "ferry/clip_text.h"
 #include "ferry/clip_tokenizer.h"
 #include "ferry/engine.h"
@@ -17,6 +18,8 @@
 #include "ferry/tokenizer.h"
 #include "ferry/umt5.h"
 #include "ferry/vae_kl.h"
+#include "ferry/version.h"
+#include "ferry/video_out.h"
 #include "pipeline/model_classes.h"
 
 #define FLUX_DEFAULT_SIDE 1024
@@ -27,6 +30,8 @@
 typedef struct flux_run {
     const fy_run_options *o;
     const fy_flux_params *p;
+    const fy_flux_hooks *hooks;
+    const volatile sig_atomic_t *cancel; /* the pipeline's fy_flux_t2i_cancel flag */
     fy_model *model;
     fy_engine *dev, *text_host, *vae_host;
     fy_clip_tokenizer *clip_tok;
@@ -75,6 +80,18 @@ static void hook(const flux_run *r, const char *name, const float *data, int64_t
 static void hook_ids(const flux_run *r, const char *name, const int64_t *ids, int64_t n)
 {
     if (r->p->hook) r->p->hook(r->p->hook_user, name, NULL, ids, n);
+}
+
+static void hook_stage(const flux_run *r, const char *stage)
+{
+    if (r->hooks && r->hooks->stage) r->hooks->stage(r->hooks->user, stage);
+}
+
+/* Between stages and steps: a cancel or the caller's poll stops the run. */
+static fy_status stop_point(const flux_run *r, const char *where)
+{
+    bool stop = (r->cancel && *r->cancel) || (r->hooks && r->hooks->should_stop && r->hooks->should_stop(r->hooks->user));
+    return stop ? fy_error(FY_ERR_INTERRUPTED, "stopped by the user %s", where) : FY_OK;
 }
 
 static fy_status component(const flux_run *r, const char *name, const fy_component **out)
@@ -310,7 +327,12 @@ static fy_status denoise(flux_run *r)
     const float *ts = fy_scheduler_timesteps(r->sched);
     float guidance = (float)r->p->guidance_scale;
     bool use_g = fy_flux_dit_get_config(r->dit)->guidance_embeds;
+    hook_stage(r, "denoising");
     for (int i = 0; i < r->steps; i++) {
+        char where[48];
+        snprintf(where, sizeof where, "before step %d of %d", i + 1, r->steps);
+        FY_TRY(stop_point(r, where));
+        double t0 = fy_backend_now();
         float t = ts[i] / 1000.0f;
         char name[48];
         snprintf(name, sizeof name, "step%d.timestep", i);
@@ -323,6 +345,7 @@ static fy_status denoise(flux_run *r)
         snprintf(name, sizeof name, "latents.%d", i + 1);
         hook(r, name, r->latents, (int64_t)n);
         fy_debug("step %d/%d", i + 1, r->steps);
+        if (r->hooks && r->hooks->step) r->hooks->step(r->hooks->user, i, r->steps, fy_backend_now() - t0);
     }
     return FY_OK;
 }
@@ -359,6 +382,18 @@ static fy_status decode(flux_run *r, fy_flux_result *out)
 
 /* ---- the run ------------------------------------------------------------------------------- */
 
+/* What one image allocates: dropped after each, the weights kept. */
+static void request_free(flux_run *r)
+{
+    free(r->pooled);
+    free(r->embeds);
+    free(r->latents);
+    free(r->pred);
+    free(r->txt_ids);
+    free(r->img_ids);
+    r->pooled = r->embeds = r->latents = r->pred = r->txt_ids = r->img_ids = NULL;
+}
+
 static void run_free(flux_run *r)
 {
     fy_clip_tokenizer_free(r->clip_tok);
@@ -372,33 +407,27 @@ static void run_free(flux_run *r)
     fy_engine_free(r->text_host);
     fy_engine_free(r->vae_host);
     fy_model_free(r->model);
-    free(r->pooled);
-    free(r->embeds);
-    free(r->latents);
-    free(r->pred);
-    free(r->txt_ids);
-    free(r->img_ids);
+    request_free(r);
+    memset(r, 0, sizeof *r);
+}
+
+static fy_status check_class(const fy_model *m, const char *model_dir)
+{
+    const char *cls = fy_model_class(m);
+    if (!cls || strcmp(cls, "FluxPipeline"))
+        return fy_error(FY_ERR_UNSUPPORTED, "%s: model_index.json names %s, not FluxPipeline", model_dir,
+                        cls ? cls : "no class");
+    return fy_model_check_classes(m);
 }
 
 static fy_status open_and_load(flux_run *r, const char *model_dir)
 {
     FY_TRY(check_request(r));
     FY_TRY(fy_model_open_ex(model_dir, r->o->revision, r->o->variant, &r->model));
-    const char *cls = fy_model_class(r->model);
-    if (!cls || strcmp(cls, "FluxPipeline"))
-        return fy_error(FY_ERR_UNSUPPORTED, "%s: model_index.json names %s, not FluxPipeline", model_dir,
-                        cls ? cls : "no class");
-    FY_TRY(fy_model_check_classes(r->model));
+    FY_TRY(check_class(r->model, model_dir));
     FY_TRY(create_engines(r));
     FY_TRY(load_models(r));
     return reserve_and_prepare(r);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static fy_status finish(flux_run *r)
@@ -412,24 +441,135 @@ static fy_status finish(flux_run *r)
     return FY_OK;
 }
 
+static fy_status image_stages(flux_run *r, fy_flux_result *out)
+{
+    FY_TRY(stop_point(r, "after loading"));
+    hook_stage(r, "text encoder");
+    FY_TRY(encode_clip(r));
+    FY_TRY(encode_t5(r));
+    FY_TRY(stop_point(r, "after the text encoders"));
+    FY_TRY(init_latents(r));
+    FY_TRY(schedule(r));
+    FY_TRY(denoise(r));
+    FY_TRY(stop_point(r, "before the VAE decode"));
+    hook_stage(r, "vae decode");
+    FY_TRY(decode(r, out));
+    return stop_point(r, "after the VAE decode");
+}
+
+/* ---- pipeline: one load, several images ----------------------------------------------------- */
+
+struct fy_flux_pipeline {
+    char *model_dir;
+    char *trace_path;     /* the options' --trace, copied */
+    fy_run_options options;
+    flux_run run;         /* the loaded components (run.model set) */
+    int64_t loaded_H, loaded_W, loaded_L; /* the shape they were sized for */
+    volatile sig_atomic_t cancel;
+};
+
+static char *copy_text(const char *text)
+{
+    if (!text) return NULL;
+    size_t n = strlen(text) + 1;
+    char *c = malloc(n);
+    if (c) memcpy(c, text, n);
+    return c;
+}
+
+fy_status fy_flux_t2i_open(const char *model_dir, const fy_run_options *o, fy_flux_pipeline **out)
+{
+    if (!out) return fy_error(FY_ERR_INVALID, "fy_flux_t2i_open: NULL output");
+    *out = NULL;
+    if (!model_dir || !o) return fy_error(FY_ERR_INVALID, "fy_flux_t2i_open: NULL model folder or options");
+    FY_TRY(fy_run_options_validate(o));
+    fy_model *m = NULL;
+    FY_TRY(fy_model_open_ex(model_dir, o->revision, o->variant, &m));
+    fy_status s = check_class(m, model_dir);
+    fy_model_free(m);
+    if (s != FY_OK) return s;
+    fy_flux_pipeline *p = calloc(1, sizeof *p);
+    if (!p) return fy_error(FY_ERR_NOMEM, "out of memory for the pipeline");
+    p->options = *o;
+    p->model_dir = copy_text(model_dir);
+    p->trace_path = copy_text(o->trace_path);
+    p->options.trace_path = p->trace_path;
+    if (!p->model_dir || (o->trace_path && !p->trace_path)) {
+        fy_flux_t2i_close(p);
+        return fy_error(FY_ERR_NOMEM, "out of memory for the pipeline");
+    }
+    *out = p;
+    return FY_OK;
+}
+
+/* Loaded weights serve a request of the shape they were sized for; another
+ * shape loads them again. */
+static fy_status load_or_reuse(fy_flux_pipeline *pipe)
+{
+    flux_run *r = &pipe->run;
+    if (r->model) {
+        if (r->H == pipe->loaded_H && r->W == pipe->loaded_W && r->L == pipe->loaded_L) return FY_OK;
+        flux_run ctx = {.o = r->o, .p = r->p, .hooks = r->hooks, .cancel = r->cancel};
+        run_free(r);
+        *r = ctx;
+    }
+    hook_stage(r, "loading");
+    FY_TRY(stop_point(r, "before loading"));
+    FY_TRY(open_and_load(r, pipe->model_dir));
+    pipe->loaded_H = r->H, pipe->loaded_W = r->W, pipe->loaded_L = r->L;
+    return FY_OK;
+}
+
+fy_status fy_flux_t2i_generate(fy_flux_pipeline *pipe, const fy_flux_params *p, const fy_flux_hooks *hooks,
+                               fy_flux_result *out)
+{
+    if (!pipe || !p || !out) return fy_error(FY_ERR_INVALID, "fy_flux_t2i_generate: NULL pipeline, params or result");
+    memset(out, 0, sizeof *out);
+    pipe->cancel = 0;
+    double t0 = fy_backend_now();
+    flux_run *r = &pipe->run;
+    r->o = &pipe->options, r->p = p, r->hooks = hooks, r->cancel = &pipe->cancel;
+    /* A bad request is refused before anything is unloaded. */
+    FY_TRY(check_request(r));
+    fy_status s = load_or_reuse(pipe);
+    if (s == FY_OK) s = image_stages(r, out);
+    if (r->model) {
+        fy_status fs = finish(r);
+        if (s == FY_OK) s = fs;
+    }
+    request_free(r);
+    r->hooks = NULL, r->p = NULL;
+    if (s != FY_OK) fy_flux_result_free(out);
+    /* Half loaded, or failed mid-pass: the next request starts over. A stop
+     * comes between steps and leaves the weights whole. */
+    if (s != FY_OK && s != FY_ERR_INTERRUPTED) run_free(r);
+    out->seconds = fy_backend_now() - t0;
+    return s;
+}
+
+void fy_flux_t2i_cancel(fy_flux_pipeline *pipe)
+{
+    if (pipe) pipe->cancel = 1;
+}
+
+void fy_flux_t2i_close(fy_flux_pipeline *pipe)
+{
+    if (!pipe) return;
+    run_free(&pipe->run);
+    free(pipe->model_dir);
+    free(pipe->trace_path);
+    free(pipe);
+}
+
 fy_status fy_flux_t2i_run(const char *model_dir, const fy_run_options *o, const fy_flux_params *p,
                           fy_flux_result *out)
 {
     if (!model_dir || !o || !p || !out) return fy_error(FY_ERR_INVALID, "fy_flux_t2i_run: NULL argument");
     memset(out, 0, sizeof *out);
-    double t0 = now_s();
-    flux_run r = {.o = o, .p = p};
-    fy_status s = open_and_load(&r, model_dir);
-    if (s == FY_OK) s = encode_clip(&r);
-    if (s == FY_OK) s = encode_t5(&r);
-    if (s == FY_OK) s = init_latents(&r);
-    if (s == FY_OK) s = schedule(&r);
-    if (s == FY_OK) s = denoise(&r);
-    if (s == FY_OK) s = decode(&r, out);
-    if (s == FY_OK) s = finish(&r);
-    run_free(&r);
-    if (s != FY_OK) fy_flux_result_free(out);
-    out->seconds = now_s() - t0;
+    fy_flux_pipeline *pipe = NULL;
+    FY_TRY(fy_flux_t2i_open(model_dir, o, &pipe));
+    fy_status s = fy_flux_t2i_generate(pipe, p, NULL, out);
+    fy_flux_t2i_close(pipe);
     return s;
 }
 
@@ -438,6 +578,36 @@ void fy_flux_result_free(fy_flux_result *r)
     if (!r) return;
     free(r->image);
     r->image = NULL;
+}
+
+fy_flux_result *fy_flux_result_new(void)
+{
+    fy_flux_result *r = calloc(1, sizeof *r);
+    if (!r) fy_error(FY_ERR_NOMEM, "out of memory for a result");
+    return r;
+}
+
+void fy_flux_result_delete(fy_flux_result *r)
+{
+    fy_flux_result_free(r);
+    free(r);
+}
+
+/* The PNG with the settings as text chunks: the CLI and the bindings write
+ * through this one function, so their files are the same bytes. */
+fy_status fy_flux_t2i_save(const char *path, const fy_flux_result *r, const fy_flux_params *p,
+                           bool (*should_stop)(void *user), void *user)
+{
+    if (!path || !r || !r->image || !p) return fy_error(FY_ERR_INVALID, "fy_flux_t2i_save: NULL path, image or params");
+    char seed[32], steps[16], guidance[32], size[48];
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)p->seed);
+    snprintf(steps, sizeof steps, "%d", p->steps ? p->steps : FLUX_DEFAULT_STEPS);
+    snprintf(guidance, sizeof guidance, "%g", p->guidance_scale);
+    snprintf(size, sizeof size, "%lldx%lld", (long long)r->width, (long long)r->height);
+    const char *tags[] = {"prompt", p->prompt ? p->prompt : "", "seed", seed, "num_inference_steps", steps,
+                          "guidance_scale", guidance, "size", size, "software", "ferry " FERRY_VERSION, NULL};
+    fy_video_options vo = {.crf = -1, .should_stop = should_stop, .user = user, .metadata = tags};
+    return fy_video_write_opts(path, r->image, 1, (int)r->height, (int)r->width, 1, FY_VIDEO_PNG, &vo);
 }
 
 fy_status fy_flux_t2i_plan(const char *model_dir, const fy_run_options *o, const fy_flux_params *p, FILE *out)

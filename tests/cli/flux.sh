@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Flux.1 through the CLI: `ferry generate` writes a PNG for the tiny dev and
 # schnell models (cpu, and emu under a streaming plan), bad sizes and outputs
-# fail with one line before any work, `ferry verify` passes every component,
+# fail with one line before any work, SIGINT/SIGTERM stop every stage with no
+# PNG left, a progress bar counts the steps, `ferry verify` passes every component,
 # `ferry plan` shows the transformer's blocks and `ferry info` the components.
 # usage: bash flux.sh FERRY_BINARY FIXTURES_DIR
 set -u
@@ -58,6 +59,20 @@ has "wan folder labelled flux" "$T/out" "FluxPipeline's scheduler must be"
 run "device map balanced" 1 "$FERRY" generate --model "$DEV" --prompt x --output "$T/dm.png" --height 32 --width 32 \
     --device emu --device-map balanced --max-memory 0=1GiB,1=1GiB
 has "device map balanced" "$T/out" "not implemented for Flux"
+
+# SIGINT and SIGTERM stop every stage as they stop a Wan run: exit 130/143, one line, no PNG.
+for spec in "INT:loading" "TERM:text encoder" "INT:denoising" "TERM:vae decode" "INT:write" "TERM:write"; do
+    sig=${spec%%:*}
+    want=$([ "$sig" = TERM ] && echo 143 || echo 130)
+    FERRY_TEST_RAISE="$spec" run "SIG$spec" "$want" "$FERRY" generate --model "$DEV" --prompt x \
+        --output "$T/sig.png" --height 32 --width 32 --steps 2 --max-sequence-length 8
+    has "SIG$spec" "$T/out" "(SIG$sig); no output was written"
+    if ls "$T"/sig.png* >/dev/null 2>&1; then bad "SIG$spec left a file"; ls "$T"; rm -f "$T"/sig.png*; fi
+done
+# The progress bar: one line per step on a pipe at least at the start and the end.
+run "progress" 0 "$FERRY" generate --model "$DEV" --prompt x --output "$T/bar.png" --height 32 --width 32 --steps 3 \
+    --max-sequence-length 8
+has "progress" "$T/out" "denoising: step 3/3"
 
 run "verify dev" 0 "$FERRY" verify "$DEV" "$FIX" --threads 2
 has "verify dev" "$T/out" " 0 failed"
