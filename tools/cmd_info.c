@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "ferry/config.h"
 #include "ferry/model.h"
 
 static const char usage[] =
@@ -120,6 +121,27 @@ static void print_experts(const fy_model *m)
            "transformer_2 (low noise) the rest\n", ratio, ratio * (double)train);
 }
 
+/* Wan: what --image does with this folder (text to video, image to video, or both). */
+static void print_modes(const fy_model *m)
+{
+    const char *cls = fy_model_class(m);
+    bool i2v = cls && strcmp(cls, "WanImageToVideoPipeline") == 0, expand = false;
+    if (!cls || (!i2v && strcmp(cls, "WanPipeline") != 0)) return;
+    if (fy_config_bool_or(fy_model_index(m), "expand_timesteps", false, &expand) != FY_OK) expand = false;
+    const fy_component *dit = fy_model_component(m, "transformer");
+    int64_t image_dim = 0;
+    if (!dit || !dit->config || fy_config_int_or(dit->config, "image_dim", 0, &image_dim) != FY_OK) image_dim = 0;
+    fy_error_clear();
+    if (expand)
+        printf("\nmodes: %simage to video with --image (Wan2.2 TI2V: the image, VAE-encoded, is the first latent "
+               "frame, its tokens at timestep 0)\n", i2v ? "" : "text to video; ");
+    else if (i2v)
+        printf("\nmodes: image to video, --image required (the image, VAE-encoded, in mask and condition "
+               "channels%s)\n", image_dim ? ", and its CLIP image tokens" : "");
+    else
+        printf("\nmodes: text to video\n");
+}
+
 static fy_status print_info(const fy_model *m)
 {
     size_t n = fy_model_component_count(m);
@@ -144,6 +166,7 @@ static fy_status print_info(const fy_model *m)
         printf("%s  %s\n\n", fy_model_class(m), fy_model_dir(m));
         print_table(rows, n + 1);
         print_experts(m);
+        print_modes(m);
     }
     free(rows);
     return s;

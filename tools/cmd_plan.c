@@ -14,7 +14,9 @@ static const char usage[] =
     "Show how the weights would be placed and streamed for a generate run with\n"
     "these sizes and memory options, without running it.\n"
     "\n"
-    "  --model DIR                a diffusers Wan2.1 T2V or Flux.1 folder\n"
+    "  --model DIR                a diffusers Wan (T2V, I2V, Wan2.2) or Flux.1 folder\n"
+    "  --image FILE               plan image to video: needed for a Wan2.2 TI2V folder (its image\n"
+    "                             mode encodes the image with the VAE); I2V folders plan it always\n"
     "  --height N --width N       pixels, multiples of 16 (default 480 x 832)\n"
     "  --num-frames N             4k+1 frames (default 81)\n"
     "  --max-sequence-length N    text tokens (default 512)\n"
@@ -34,12 +36,13 @@ typedef struct plan_args {
     cli_given given;
 } plan_args;
 
-static const char *const own_flags[] = {"--model", NULL};
+static const char *const own_flags[] = {"--model", "--image", NULL};
 
 static int take_flag(void *user, const char *arg, const char *value)
 {
     plan_args *a = user;
     if (strcmp(arg, "--model") == 0) return a->model = value, 0;
+    if (strcmp(arg, "--image") == 0) return a->params.image = value, 0;
     return -1;
 }
 
@@ -62,6 +65,9 @@ int cli_plan_main(int argc, char **argv)
     rc = cli_dist_start(&o);
     if (rc) return rc;
     if (fy_flux_is_model(a.model, &o)) {
+        if (a.params.image)
+            return cli_usage_error("plan", "--image %s: %s is a Flux text-to-image model; image input is for Wan "
+                                   "image-to-video folders", a.params.image, a.model);
         fy_flux_params fp;
         cli_flux_params(&a.params, &a.given, &fp);
         return cli_flux_plan(a.model, &fp, &o);

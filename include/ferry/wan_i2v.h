@@ -10,7 +10,11 @@
  *   condition = cat(mask, latent_condition) [1, 4 + z, T, h, w].
  *
  * The transformer's input at each step is cat(latents, condition) along
- * channels: 16 + 4 + 16 = 36 for Wan2.1-I2V. */
+ * channels: 16 + 4 + 16 = 36 for Wan2.1-I2V (and Wan2.2 I2V-A14B).
+ *
+ * Wan2.2 TI2V (expand_timesteps) encodes the image alone instead: one pixel
+ * frame, one latent frame, normalised the same way; the pipeline keeps it
+ * as the latents' first frame (see fy_wan_i2v_first_frame). */
 #ifndef FERRY_WAN_I2V_H
 #define FERRY_WAN_I2V_H
 
@@ -40,6 +44,13 @@ uint64_t fy_wan_i2v_condition_activation_bytes(const fy_wan_vae *vae, int64_t fr
  * or _BOTH) under o's slicing and tiling. */
 fy_status fy_wan_i2v_condition(fy_wan_vae *vae, const fy_run_options *o, const float *frame, int64_t frames,
                                int64_t height, int64_t width, fy_wan_i2v_tap tap, void *tap_user, float *condition);
+
+/* expand_timesteps: frame [3, height, width] in [-1, 1] as a one-frame
+ * video through the encoder -> latent [1, z, 1, h, w], normalised. tap gets
+ * "vae_mean" and "latent_condition". */
+fy_status fy_wan_i2v_first_frame_shape(const fy_wan_vae *vae, int64_t height, int64_t width, int64_t out[5]);
+fy_status fy_wan_i2v_first_frame(fy_wan_vae *vae, const fy_run_options *o, const float *frame, int64_t height,
+                                 int64_t width, fy_wan_i2v_tap tap, void *tap_user, float *latent);
 
 #ifdef __cplusplus
 }

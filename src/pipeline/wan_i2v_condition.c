@@ -84,3 +84,18 @@ fy_status fy_wan_i2v_condition(fy_wan_vae *vae, const fy_run_options *o, const f
     emit(tap, tap_user, "condition", condition, shape);
     return FY_OK;
 }
+
+fy_status fy_wan_i2v_first_frame_shape(const fy_wan_vae *vae, int64_t height, int64_t width, int64_t out[5])
+{
+    fy_wan_vae_encode_shape s = encode_shape(1, height, width);
+    return fy_wan_vae_encode_output_shape(vae, &s, out);
+}
+
+fy_status fy_wan_i2v_first_frame(fy_wan_vae *vae, const fy_run_options *o, const float *frame, int64_t height,
+                                 int64_t width, fy_wan_i2v_tap tap, void *tap_user, float *latent)
+{
+    if (!vae || !o || !frame || !latent) return fy_error(FY_ERR_INVALID, "fy_wan_i2v_first_frame: NULL argument");
+    int64_t lat[5];
+    FY_TRY(fy_wan_i2v_first_frame_shape(vae, height, width, lat));
+    return encode(vae, o, frame, 1, height, width, lat, tap, tap_user, latent);
+}

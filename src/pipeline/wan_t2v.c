@@ -135,7 +135,8 @@ typedef struct t2v_factors {
     int64_t spatial, temporal, patch_h, patch_w, z_dim;
     double boundary_ratio;
     bool expand_timesteps; /* Wan2.2 TI2V: one timestep per latent token */
-    bool i2v;                /* a WanImageToVideoPipeline folder */
+    fy_i2v_mode i2v;         /* how the image goes in (FY_I2V_OFF: text to video) */
+    bool clip;               /* the transformer reads CLIP image tokens */
     bool need_image;         /* a run (a plan runs nothing and needs no image) */
 } t2v_factors;
 
@@ -284,6 +285,12 @@ static fy_status check_experts_agree(const fy_model *m)
             return fy_error(FY_ERR_FORMAT, "%s: %s %lld, but transformer's is %lld: the two experts must share their "
                             "inputs and outputs", fy_config_path(b->config), keys[i], (long long)y, (long long)x);
     }
+    int64_t ia = 0, ib = 0;
+    FY_TRY(fy_config_int_or(a->config, "image_dim", 0, &ia));
+    FY_TRY(fy_config_int_or(b->config, "image_dim", 0, &ib));
+    if (ia != ib)
+        return fy_error(FY_ERR_FORMAT, "%s: image_dim %lld, but transformer's is %lld: the two experts must read the "
+                        "same image tokens", fy_config_path(b->config), (long long)ib, (long long)ia);
     int64_t pa[3], pb[3];
     size_t na = 0, nb = 0;
     FY_TRY(fy_config_int_array(a->config, "patch_size", pa, 3, &na));
@@ -352,9 +359,9 @@ static fy_status check_request(const fy_model *m, const fy_wan_t2v_params *p, t2
 {
     *sized = *p;
     FY_TRY(check_family(m));
-    FY_TRY(fy_i2v_check(m, p, f->need_image, &f->i2v));
     FY_TRY(read_factors(m, f));
     FY_TRY(read_settings(m, f));
+    FY_TRY(fy_i2v_check(m, p, f->expand_timesteps, f->need_image, &f->i2v, &f->clip));
     FY_TRY(check_experts_agree(m));
     FY_TRY(check_guidance_2(m, p, f));
     if (!p->prompt) return fy_error(FY_ERR_INVALID, "no prompt given (--prompt \"...\")");
@@ -497,7 +504,9 @@ static fy_wan_dit_shape dit_shape(const t2v_run *r, int64_t batch)
 {
     fy_wan_dit_shape s = {batch, r->latent_shape[2], r->latent_shape[3], r->latent_shape[4], r->text_len, 0, 0};
     s.image_len = r->i2v.image_len;
-    if (r->expand_timesteps) s.timestep_runs = batch; /* text to video: every token at the step's t */
+    /* Per-token timesteps: text to video, every token at the step's t;
+     * Wan2.2 TI2V's image, the first frame's tokens at 0 and the rest at t. */
+    if (r->expand_timesteps) s.timestep_runs = r->i2v.mode == FY_I2V_FIRST_FRAME ? 2 * batch : batch;
     return s;
 }
 
@@ -540,14 +549,13 @@ static fy_status reserve_and_prepare(t2v_run *r, const fy_wan_vae_decode_shape *
 {
     uint64_t te = fy_umt5_activation_bytes(r->text_encoder, 2, r->text_len);
     uint64_t vae = fy_wan_vae_decode_activation_bytes(r->vae, vs, r->options);
-    if (r->i2v.on) /* the condition video's encode, before the denoising */
-        vae = max_u64(vae, fy_wan_i2v_condition_activation_bytes(r->vae, r->params->num_frames, r->params->height,
-                                                                 r->params->width, r->options));
+    /* the image's encode, before the denoising */
+    vae = max_u64(vae, fy_i2v_condition_bytes(&r->i2v, r->vae, r->params, r->options));
     for (int i = 0; i < r->n_engines; i++) {
         fy_engine *e = r->engines[i];
         uint64_t need = 0;
         if (e == r->text_engine) need = max_u64(need, te);
-        if (e == r->image_engine && r->i2v.on) need = max_u64(need, fy_i2v_encoder_bytes(&r->i2v));
+        if (e == r->image_engine && r->i2v.clip) need = max_u64(need, fy_i2v_encoder_bytes(&r->i2v));
         if (e == r->vae_engine) need = max_u64(need, vae);
         if (e == r->device) need = transformer_need(r, e, need);
         FY_TRY(fy_engine_reserve(e, need));
@@ -560,7 +568,7 @@ static fy_status reserve_and_prepare(t2v_run *r, const fy_wan_vae_decode_shape *
 /* "text_encoder, transformer": the components engine e computes. */
 static void engine_holds(const t2v_run *r, const fy_engine *e, char *buf, size_t n)
 {
-    snprintf(buf, n, "%s%s%s%s%s", e == r->image_engine && r->i2v.on ? "image_encoder " : "",
+    snprintf(buf, n, "%s%s%s%s%s", e == r->image_engine && r->i2v.clip ? "image_encoder " : "",
              e == r->text_engine ? "text_encoder " : "", e == r->device ? "transformer " : "",
              e == r->device && r->dits[1] ? "transformer_2 " : "", e == r->vae_engine ? "vae " : "");
     size_t len = strlen(buf);
@@ -630,22 +638,30 @@ static fy_status create_cross_kv(t2v_run *r)
     return FY_OK;
 }
 
-/* The transformer takes what the folder's pipeline gives it: image to
- * video, the latents + mask + condition channels and the image encoder's
- * tokens; text to video, the latents alone. */
+/* The transformer takes what the folder's pipeline gives it: Wan2.1 I2V
+ * and Wan2.2 I2V-A14B, the latents + mask + condition channels (and, with
+ * image_dim, the image encoder's tokens); text to video and Wan2.2 TI2V's
+ * image, the latents alone. */
 static fy_status check_transformer_kind(const t2v_run *r, const fy_wan_dit_config *dc, const t2v_factors *f)
 {
     const char *path = fy_config_path(fy_model_component(r->model, "transformer")->config);
-    if (!f->i2v && dc->image_dim)
+    if (f->i2v != FY_I2V_CONCAT && dc->image_dim)
         return fy_error(FY_ERR_FORMAT, "%s: an image-to-video transformer (image_dim %lld) in a text-to-video folder "
                         "(WanPipeline): use the I2V folder's model_index.json", path, (long long)dc->image_dim);
-    if (!f->i2v) return FY_OK;
+    if (f->i2v == FY_I2V_FIRST_FRAME && (dc->patch[0] != 1 || dc->patch[1] != 2 || dc->patch[2] != 2))
+        return fy_error(FY_ERR_UNSUPPORTED, "%s: patch_size [%lld, %lld, %lld]: diffusers' expand_timesteps image to "
+                        "video masks the timesteps with a stride of 2 (patch_size [1, 2, 2], Wan2.2 TI2V's); other "
+                        "patches are not run", path, (long long)dc->patch[0], (long long)dc->patch[1],
+                        (long long)dc->patch[2]);
+    if (f->i2v != FY_I2V_CONCAT) return FY_OK;
     int64_t want = 2 * f->z_dim + FY_WAN_I2V_MASK_CHANNELS;
-    if (!dc->image_dim || dc->image_dim != r->i2v.image_dim || dc->in_channels != want || dc->out_channels != f->z_dim)
-        return fy_error(FY_ERR_FORMAT, "%s: in_channels %lld, out_channels %lld, image_dim %lld: an image-to-video "
-                        "transformer takes %lld channels (latents, mask, condition), gives %lld and reads the image "
-                        "encoder's %lld-wide tokens", path, (long long)dc->in_channels, (long long)dc->out_channels,
-                        (long long)dc->image_dim, (long long)want, (long long)f->z_dim, (long long)r->i2v.image_dim);
+    if (dc->image_dim != r->i2v.image_dim)
+        return fy_error(FY_ERR_FORMAT, "%s: image_dim %lld, but the image encoder's tokens are %lld wide", path,
+                        (long long)dc->image_dim, (long long)r->i2v.image_dim);
+    if (dc->in_channels != want || dc->out_channels != f->z_dim)
+        return fy_error(FY_ERR_FORMAT, "%s: in_channels %lld, out_channels %lld: an image-to-video transformer takes "
+                        "%lld channels (latents, mask, condition) and gives %lld", path, (long long)dc->in_channels,
+                        (long long)dc->out_channels, (long long)want, (long long)f->z_dim);
     return FY_OK;
 }
 
@@ -658,13 +674,12 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
     hook_stage(r, "loading text encoder");
     FY_TRY(fy_umt5_load(fy_model_component(m, "text_encoder"), r->text_engine, &r->text_encoder));
     FY_TRY(fy_umt5_set_threads(r->text_encoder, threads));
-    if (f->i2v) {
-        r->i2v.on = true;
-        FY_TRY(fy_i2v_load(&r->i2v, m, r->image_engine, threads));
-    } else if (r->options->image_encoder_cpu_offload && !r->quiet) {
-        fy_warn("--image-encoder-cpu-offload: %s is a text-to-video model with no image encoder; the flag does "
-                "nothing", fy_model_dir(m));
-    }
+    r->i2v.mode = f->i2v;
+    r->i2v.clip = f->clip;
+    FY_TRY(fy_i2v_load(&r->i2v, m, r->image_engine, threads));
+    if (!f->clip && r->options->image_encoder_cpu_offload && !r->quiet)
+        fy_warn("--image-encoder-cpu-offload: %s runs no image encoder (%s); the flag does nothing", fy_model_dir(m),
+                f->i2v == FY_I2V_OFF ? "text to video" : "its transformer reads no image tokens");
     hook_stage(r, "loading transformer");
     FY_TRY(fy_wan_dit_load(fy_model_component(m, "transformer"), r->device, &r->dits[0]));
     FY_TRY(fy_wan_dit_set_threads(r->dits[0], threads));
@@ -679,7 +694,7 @@ static fy_status load_models(t2v_run *r, const t2v_factors *f)
     }
     hook_stage(r, "loading vae");
     /* Image to video encodes the condition video too. */
-    FY_TRY(fy_wan_vae_load(fy_model_component(m, "vae"), r->vae_engine, f->i2v ? FY_WAN_VAE_BOTH : FY_WAN_VAE_DECODER,
+    FY_TRY(fy_wan_vae_load(fy_model_component(m, "vae"), r->vae_engine, f->i2v != FY_I2V_OFF ? FY_WAN_VAE_BOTH : FY_WAN_VAE_DECODER,
                            &r->vae));
     FY_TRY(fy_wan_vae_set_threads(r->vae, threads));
     FY_TRY(make_scheduler(r));
@@ -761,7 +776,7 @@ static void hook_tensor_cb(void *user, const char *name, const float *data, int 
 /* Image to video: the image's CLIP tokens and the condition, once per video. */
 static fy_status encode_image(t2v_run *r)
 {
-    if (!r->i2v.on) return FY_OK;
+    if (r->i2v.mode == FY_I2V_OFF) return FY_OK;
     hook_stage(r, "image encoder");
     double t0 = fy_backend_now();
     FY_TRY(fy_i2v_encode(&r->i2v, r->params, 2, r->vae, r->options, r->latent_shape, hook_tensor_cb, r));
@@ -787,6 +802,17 @@ static void guide(const float *cond, const float *uncond, double scale, float *o
     for (int64_t i = 0; i < n; i++) out[i] = uncond[i] + g * (cond[i] - uncond[i]);
 }
 
+/* The per-token timesteps [batch, tokens] of expand_timesteps: diffusers'
+ * mask (all ones in text to video; 0 at the image's frame) times t. */
+static void token_timesteps(const t2v_run *r, const fy_wan_dit *dit, float t, int64_t batch, float *out)
+{
+    if (r->i2v.mode == FY_I2V_FIRST_FRAME) {
+        fy_i2v_token_timesteps(r->latent_shape, fy_wan_dit_get_config(dit)->patch, t, batch, out);
+        return;
+    }
+    for (int64_t i = 0; i < batch * r->tokens; i++) out[i] = t;
+}
+
 /* One transformer pass over `batch` copies of the latents with the given
  * text rows; pred gets [batch, C, F', H', W']. */
 static fy_status dit_pass(t2v_run *r, fy_wan_dit *dit, int64_t batch, const float *text, fy_wan_dit_context *kv,
@@ -796,35 +822,43 @@ static fy_status dit_pass(t2v_run *r, fy_wan_dit *dit, int64_t batch, const floa
         memcpy(input + b * r->latent_numel, r->latents, sizeof *input * (size_t)r->latent_numel);
     memcpy(input, r->latents, sizeof *input * (size_t)r->latent_numel);
     fy_wan_dit_shape shape = dit_shape(r, batch);
-    if (r->i2v.on) { /* [latents; mask; condition] per item, the image tokens alongside */
-        float t[2] = {timestep, timestep};
-        fy_i2v_input(&r->i2v, r->latents, r->latent_numel, batch, input);
-        return fy_wan_dit_forward_image(dit, &shape, input, t, text, r->i2v.image_embeds, kv, pred);
-    }
+    /* image to video: [latents; mask; condition] per item, or the image as the first frame */
+    if (r->i2v.mode != FY_I2V_OFF) fy_i2v_input(&r->i2v, r->latents, r->latent_shape, batch, input);
     if (!r->expand_timesteps) {
         float t[2] = {timestep, timestep};
+        if (r->i2v.clip) return fy_wan_dit_forward_image(dit, &shape, input, t, text, r->i2v.image_embeds, kv, pred);
         return fy_wan_dit_forward(dit, &shape, input, t, text, kv, pred);
     }
-    /* diffusers' expand_timesteps: an all-ones mask over the tokens, times t. */
-    int64_t tokens = r->tokens;
-    float *t = malloc(sizeof *t * (size_t)(batch * tokens));
+    float *t = malloc(sizeof *t * (size_t)(batch * r->tokens));
     if (!t) return fy_error(FY_ERR_NOMEM, "out of host memory for the per-token timesteps");
-    for (int64_t i = 0; i < batch * tokens; i++) t[i] = timestep;
+    token_timesteps(r, dit, timestep, batch, t);
     fy_status s = fy_wan_dit_forward(dit, &shape, input, t, text, kv, pred);
     free(t);
     return s;
 }
 
-/* What the transformer received: [1, tokens], every token at t. */
-static void hook_token_timesteps(const t2v_run *r, const char *name, float t)
+/* What the transformer received: [1, tokens] timesteps; with the image as
+ * the first frame, its input [1, z, F', H', W'] too. */
+static void hook_token_inputs(const t2v_run *r, int i, const fy_wan_dit *dit, float t)
 {
     if (!r->hooks || !r->hooks->tensor) return;
+    char name[64];
     float *row = malloc(sizeof *row * (size_t)r->tokens);
-    if (!row) return;
-    for (int64_t i = 0; i < r->tokens; i++) row[i] = t;
-    int64_t shape[2] = {1, r->tokens};
-    hook_tensor(r, name, row, 2, shape);
+    if (row) {
+        token_timesteps(r, dit, t, 1, row);
+        int64_t shape[2] = {1, r->tokens};
+        snprintf(name, sizeof name, "step%d.timestep", i);
+        hook_tensor(r, name, row, 2, shape);
+    }
     free(row);
+    if (r->i2v.mode != FY_I2V_FIRST_FRAME) return;
+    float *input = malloc(sizeof *input * (size_t)r->latent_numel);
+    if (input) {
+        fy_i2v_blend(&r->i2v, r->latents, r->latent_shape, input);
+        snprintf(name, sizeof name, "step%d.latent_model_input", i);
+        hook_tensor(r, name, input, 5, r->latent_shape);
+    }
+    free(input);
 }
 
 static void hook_step(const t2v_run *r, int i, const char *what, const float *data)
@@ -910,7 +944,7 @@ static fy_status denoise_step(t2v_run *r, int i, float *input, float *pred, floa
     hook_ids(r, name, &expert_id, 1);
     const int64_t *ints = fy_scheduler_timesteps_int(r->scheduler);
     snprintf(name, sizeof name, "step%d.timestep", i);
-    if (r->expand_timesteps) hook_token_timesteps(r, name, t);
+    if (r->expand_timesteps) hook_token_inputs(r, i, dit, t);
     else if (ints) hook_ids(r, name, &ints[i], 1);
     if (r->guidance) {
         double g = guidance_of(r, x);
@@ -967,6 +1001,11 @@ static fy_status denoise(t2v_run *r)
     free(input);
     free(pred);
     free(guided);
+    if (s == FY_OK && r->i2v.mode == FY_I2V_FIRST_FRAME) {
+        /* diffusers blends once more before the decode: the image's frame is the condition's */
+        fy_i2v_blend(&r->i2v, r->latents, r->latent_shape, r->latents);
+        hook_tensor(r, "latents.final", r->latents, 5, r->latent_shape);
+    }
     /* The prompt's cross-attention K/V are done with: the VAE decode, which
      * shares the engine's activation reserve, gets their device memory. */
     for (int x = 0; x < 2; x++) free_cross_kv(r, x);
@@ -1200,7 +1239,8 @@ fy_status fy_wan_t2v_open(const char *model_dir, const fy_run_options *o, fy_wan
 static bool same_shape(const fy_wan_t2v_params *a, const fy_wan_t2v_params *b)
 {
     return a->height == b->height && a->width == b->width && a->num_frames == b->num_frames &&
-           a->max_sequence_length == b->max_sequence_length && (a->guidance_scale > 1.0) == (b->guidance_scale > 1.0);
+           a->max_sequence_length == b->max_sequence_length && (a->guidance_scale > 1.0) == (b->guidance_scale > 1.0) &&
+           !a->image == !b->image; /* Wan2.2 TI2V: with an image, the VAE's encoder and its activations too */
 }
 
 /* A loaded run made ready for the next video: the last one's buffers and

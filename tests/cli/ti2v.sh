@@ -2,7 +2,8 @@
 # A Wan2.2 TI2V-5B folder (wan22-ti2v-tiny: expand_timesteps, the Wan2.2
 # VAE) works as a user runs it: info, verify of every component on cpu and
 # emu (layerwise, two devices, the disk tier, fp8 blocks), plan with
-# diffusers' size rounding (warned), and generate.
+# diffusers' size rounding (warned), and generate; image to video (--image)
+# in generate, plan and info.
 # usage: bash ti2v.sh FERRY_BINARY FIXTURES_DIR
 set -u
 FERRY=$1
@@ -49,4 +50,24 @@ fi
 run "generate" "$FERRY" generate "${SIZES[@]}" --prompt "a fox" --steps 2 --height 64 --width 64 --num-frames 5 --device emu \
     --offload layerwise --output "$T/fox.mp4"
 if [ -s "$T/fox.mp4" ]; then ok; else bad "generate wrote no video"; fi
+
+# Image to video (no golden fixture: tests/test_wan22_ti2v_image.c checks its arithmetic).
+IMAGE=$FIXTURES/wan-i2v-tiny/fixtures/image_other.png
+run "generate --image" "$FERRY" generate "${SIZES[@]}" --prompt "a fox" --image "$IMAGE" --steps 2 --height 64 \
+    --width 64 --num-frames 5 --device emu --offload sequential --output "$T/img.mp4"
+if [ -s "$T/img.mp4" ]; then ok; else bad "generate --image wrote no video"; fi
+has "generate --image: the encode" "$T/out" "condition encode"
+run "plan --image" "$FERRY" plan "${SIZES[@]}" --image "$IMAGE" --height 64 --width 64 --num-frames 5 --device emu \
+    --offload layerwise
+has "plan --image: the VAE's encoder" "$T/out" "vae.encoder"
+run "plan" "$FERRY" plan "${SIZES[@]}" --height 64 --width 64 --num-frames 5 --device emu --offload layerwise
+if grep -q "vae.encoder" "$T/out"; then bad "plan without --image placed the VAE's encoder"; else ok; fi
+run "info: modes" "$FERRY" info "$MODEL"
+has "info: modes" "$T/out" "image to video with --image"
+if "$FERRY" generate "${SIZES[@]}" --prompt x --image "$IMAGE" --last-image "$IMAGE" --output "$T/x.mp4" \
+    >"$T/out" 2>&1; then
+    bad "--last-image was accepted"
+else
+    has "--last-image" "$T/out" "first-last-frame"
+fi
 finish

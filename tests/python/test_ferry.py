@@ -222,5 +222,39 @@ class FerryImageToVideoTest(unittest.TestCase):
             pipe(prompt=PROMPT, **self.SIZE)
 
 
+class FerryTi2vImageTest(unittest.TestCase):
+    """Wan2.2 TI2V's image mode: the folder is a WanPipeline one, loaded as diffusers users load it
+    (WanImageToVideoPipeline.from_pretrained) or by FastVideo's call with image=; the CLI's frames."""
+
+    MODEL = os.path.join(FIXTURES, "wan22-ti2v-tiny", "model")
+    IMAGE = os.path.join(FIXTURES, "wan-i2v-tiny", "fixtures", "image_other.png")
+    SIZE = dict(height=32, width=64, num_frames=5, num_inference_steps=2, max_sequence_length=16)
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="ferry-python-ti2v-")
+        out = os.path.join(cls.tmp.name, "cli.png")
+        cmd = [CLI, "generate", "--model", cls.MODEL, "--prompt", PROMPT, "--image", cls.IMAGE, "-H", "32", "-W", "64",
+               "--num-frames", "5", "--steps", "2", "--max-sequence-length", "16", "--seed", "7", "--output", out]
+        subprocess.run(cmd, check=True, stderr=subprocess.DEVNULL)
+        cls.cli_frames = [png_pixels(os.path.join(cls.tmp.name, f"cli_{i:04d}.png"))[0] for i in range(5)]
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def test_both_styles(self):
+        pipe = ferry.WanImageToVideoPipeline.from_pretrained(self.MODEL)
+        out = pipe(image=self.IMAGE, prompt=PROMPT, generator=7, output_type="uint8", **self.SIZE)
+        for got, want in zip(out.frames[0], self.cli_frames):
+            self.assertEqual(as_rows(got), want)
+        with ferry.VideoGenerator.from_pretrained(self.MODEL, device="emu") as gen:
+            text = gen.generate_video(PROMPT, seed=7, **self.SIZE)  # text to video from the same load
+            image = gen.generate_video(PROMPT, image=self.IMAGE, seed=7, **self.SIZE)
+            for got, want in zip(image["frames"], self.cli_frames):
+                self.assertEqual(as_rows(got), want)
+            self.assertNotEqual(as_rows(text["frames"][0]), self.cli_frames[0])
+
+
 if __name__ == "__main__":
     unittest.main()
