@@ -9,6 +9,7 @@
 #include "backend/dev_ops.h"
 #include "ferry/dtype.h"
 #include "ferry/safetensors.h"
+#include "models/weight.h"
 
 /* A layer's weights in declaration order. */
 enum { W_LN1, W_LN1B, W_Q, W_QB, W_K, W_KB, W_V, W_VB, W_O, W_OB, W_LN2, W_LN2B, W_FC1, W_FC1B, W_FC2, W_FC2B, W_COUNT };
@@ -75,28 +76,6 @@ static fy_status read_config(const fy_component *c, fy_clip_text_config *k)
     return FY_OK;
 }
 
-static const char *weight_file(const fy_component *c, const char *name)
-{
-    const fy_st_file *f = c->weights ? fy_st_set_file_of(c->weights, name) : NULL;
-    return f ? fy_st_path(f) : c->dir;
-}
-
-static fy_status weight(const fy_component *c, const char *name, int64_t d0, int64_t d1, fy_tensor *out)
-{
-    FY_TRY(fy_component_weight(c, name, out));
-    int ndim = d1 ? 2 : 1;
-    if (out->ndim != ndim || out->shape[0] != d0 || (d1 && out->shape[1] != d1)) {
-        char got[96];
-        fy_tensor_shape_str(out, got, sizeof got);
-        return fy_error(FY_ERR_FORMAT, "%s: %s has shape %s, config.json implies [%lld%s%lld]", weight_file(c, name),
-                        name, got, (long long)d0, d1 ? ", " : "", (long long)d1);
-    }
-    if (!fy_dtype_is_float(out->dtype) || fy_dtype_size(out->dtype) == 0)
-        return fy_error(FY_ERR_UNSUPPORTED, "%s: %s is %s; the text encoder needs float weights",
-                        weight_file(c, name), name, fy_dtype_name(out->dtype));
-    return FY_OK;
-}
-
 static fy_status layer_weights(const fy_clip_text *m, int64_t i, clip_layer *l)
 {
     int64_t d = m->cfg.hidden, ff = m->cfg.intermediate;
@@ -117,7 +96,7 @@ static fy_status layer_weights(const fy_clip_text *m, int64_t i, clip_layer *l)
         char name[160];
         snprintf(name, sizeof name, "text_model.encoder.layers.%lld.%s", (long long)i, spec[k].name);
         int64_t rows = spec[k].rows_ff ? ff : d, cols = spec[k].matrix ? (spec[k].cols_ff ? ff : d) : 0;
-        FY_TRY(weight(m->c, name, rows, cols, &l->w[k]));
+        FY_TRY(fy_weight_lookup2(m->c, name, rows, cols, &l->w[k]));
     }
     return FY_OK;
 }
@@ -126,11 +105,13 @@ static fy_status load_weights(fy_clip_text *m)
 {
     if (!m->c->weights) return fy_error(FY_ERR_NOT_FOUND, "%s: the text encoder has no weights", m->c->dir);
     int64_t d = m->cfg.hidden;
-    FY_TRY(weight(m->c, "text_model.embeddings.token_embedding.weight", m->cfg.vocab_size, d, &m->embed[0]));
-    FY_TRY(weight(m->c, "text_model.embeddings.position_embedding.weight", m->cfg.max_positions, d, &m->embed[1]));
+    FY_TRY(fy_weight_lookup2(m->c, "text_model.embeddings.token_embedding.weight", m->cfg.vocab_size, d,
+                             &m->embed[0]));
+    FY_TRY(fy_weight_lookup2(m->c, "text_model.embeddings.position_embedding.weight", m->cfg.max_positions, d,
+                             &m->embed[1]));
     for (int64_t i = 0; i < m->cfg.layers; i++) FY_TRY(layer_weights(m, i, &m->layers[i]));
-    FY_TRY(weight(m->c, "text_model.final_layer_norm.weight", d, 0, &m->final_norm[0]));
-    return weight(m->c, "text_model.final_layer_norm.bias", d, 0, &m->final_norm[1]);
+    FY_TRY(fy_weight_lookup2(m->c, "text_model.final_layer_norm.weight", d, 0, &m->final_norm[0]));
+    return fy_weight_lookup2(m->c, "text_model.final_layer_norm.bias", d, 0, &m->final_norm[1]);
 }
 
 static fy_status declare(fy_clip_text *m)

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "backend/dev_ops.h"
+#include "models/weight.h"
 
 /* The embeddings group. */
 enum { E_PATCH, E_CLASS, E_POS, E_PRE_W, E_PRE_B, E_COUNT };
@@ -73,30 +74,15 @@ static fy_status read_config(const fy_config *cfg, fy_clip_vision_config *c)
     return FY_OK;
 }
 
-static fy_status weight(const fy_component *c, const char *name, int ndim, const int64_t *shape, fy_tensor *out)
-{
-    FY_TRY(fy_component_weight(c, name, out));
-    bool ok = out->ndim == ndim && fy_dtype_is_float(out->dtype) && fy_tensor_is_contiguous(out);
-    for (int i = 0; ok && i < ndim; i++) ok = out->shape[i] == shape[i];
-    if (ok) return FY_OK;
-    fy_tensor want = fy_tensor_wrap(NULL, out->dtype, ndim, shape, FY_HOST);
-    char got_s[96], want_s[96];
-    const fy_st_file *f = c->weights ? fy_st_set_file_of(c->weights, name) : NULL;
-    return fy_error(FY_ERR_FORMAT, "%s: tensor %s is %s %s; %s expects a float tensor of shape %s",
-                    f ? fy_st_path(f) : c->dir, name, fy_dtype_name(out->dtype),
-                    fy_tensor_shape_str(out, got_s, sizeof got_s), fy_config_path(c->config),
-                    fy_tensor_shape_str(&want, want_s, sizeof want_s));
-}
-
 /* name.weight [out, in] (in = 0: a vector [out]) and name.bias [out]. */
 static fy_status pair(const fy_component *c, const char *prefix, int64_t out_dim, int64_t in, fy_tensor *w)
 {
     char name[256];
     snprintf(name, sizeof name, "%s.weight", prefix);
     int64_t s[2] = {out_dim, in};
-    FY_TRY(weight(c, name, in ? 2 : 1, s, &w[0]));
+    FY_TRY(fy_weight_lookup(c, name, in ? 2 : 1, s, &w[0]));
     snprintf(name, sizeof name, "%s.bias", prefix);
-    return weight(c, name, 1, s, &w[1]);
+    return fy_weight_lookup(c, name, 1, s, &w[1]);
 }
 
 static fy_status embed_weights(fy_clip_vision *m)
@@ -104,9 +90,9 @@ static fy_status embed_weights(fy_clip_vision *m)
     const fy_clip_vision_config *g = &m->cfg;
     fy_tensor *w = m->embed_w;
     int64_t ps[4] = {g->hidden, g->channels, g->patch, g->patch}, pos[2] = {g->tokens, g->hidden};
-    FY_TRY(weight(m->comp, "vision_model.embeddings.patch_embedding.weight", 4, ps, &w[E_PATCH]));
-    FY_TRY(weight(m->comp, "vision_model.embeddings.class_embedding", 1, &g->hidden, &w[E_CLASS]));
-    FY_TRY(weight(m->comp, "vision_model.embeddings.position_embedding.weight", 2, pos, &w[E_POS]));
+    FY_TRY(fy_weight_lookup(m->comp, "vision_model.embeddings.patch_embedding.weight", 4, ps, &w[E_PATCH]));
+    FY_TRY(fy_weight_lookup(m->comp, "vision_model.embeddings.class_embedding", 1, &g->hidden, &w[E_CLASS]));
+    FY_TRY(fy_weight_lookup(m->comp, "vision_model.embeddings.position_embedding.weight", 2, pos, &w[E_POS]));
     return pair(m->comp, "vision_model.pre_layrnorm", g->hidden, 0, &w[E_PRE_W]);
 }
 

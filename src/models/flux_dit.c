@@ -7,6 +7,7 @@
 #include "ferry/dtype.h"
 #include "ferry/safetensors.h"
 #include "models/flux_dit_internal.h"
+#include "models/weight.h"
 
 /* Dimension codes of the weight tables below. */
 enum { Z = 0, I, I2, I3, I6, M, IM, C, J, P, F, O, D };
@@ -149,27 +150,9 @@ static fy_status read_config(const fy_component *c, fy_flux_dit_config *k)
 
 /* ---- weights ------------------------------------------------------------------------ */
 
-static const char *weight_file(const fy_component *c, const char *name)
-{
-    const fy_st_file *f = c->weights ? fy_st_set_file_of(c->weights, name) : NULL;
-    return f ? fy_st_path(f) : c->dir;
-}
-
 static fy_status weight(const fy_flux_dit *m, const char *name, const wspec *sp, fy_tensor *out)
 {
-    FY_TRY(fy_component_weight(m->c, name, out));
-    int64_t d0 = dim_of(&m->cfg, sp->d0), d1 = dim_of(&m->cfg, sp->d1);
-    int ndim = d1 ? 2 : 1;
-    if (out->ndim != ndim || out->shape[0] != d0 || (d1 && out->shape[1] != d1)) {
-        char got[96];
-        fy_tensor_shape_str(out, got, sizeof got);
-        return fy_error(FY_ERR_FORMAT, "%s: %s has shape %s, config.json implies [%lld%s%lld]",
-                        weight_file(m->c, name), name, got, (long long)d0, d1 ? ", " : "", (long long)d1);
-    }
-    if (!fy_dtype_is_float(out->dtype) || fy_dtype_size(out->dtype) == 0)
-        return fy_error(FY_ERR_UNSUPPORTED, "%s: %s is %s; the transformer needs float weights",
-                        weight_file(m->c, name), name, fy_dtype_name(out->dtype));
-    return FY_OK;
+    return fy_weight_lookup2(m->c, name, dim_of(&m->cfg, sp->d0), dim_of(&m->cfg, sp->d1), out);
 }
 
 static fy_status group_weights(fy_flux_dit *m, const char *prefix, const wspec *spec, int n, flux_group *g)

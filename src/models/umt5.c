@@ -10,6 +10,7 @@
 #include "backend/dev_ops.h"
 #include "ferry/dtype.h"
 #include "ferry/safetensors.h"
+#include "models/weight.h"
 
 /* Query rows per position-bias tile: the bias buffer is [heads, QCHUNK, len],
  * never [heads, len, len]. */
@@ -116,32 +117,6 @@ static fy_status read_config(const fy_component *c, fy_umt5_config *cfg)
 
 /* ---- weights ------------------------------------------------------------------- */
 
-static const char *weight_file(const fy_component *c, const char *name)
-{
-    const fy_st_file *f = c->weights ? fy_st_set_file_of(c->weights, name) : NULL;
-    return f ? fy_st_path(f) : c->dir;
-}
-
-/* A weight with the expected shape (d1 = 0: a vector). */
-static fy_status weight(const fy_component *c, const char *name, int64_t d0, int64_t d1, fy_tensor *out)
-{
-    FY_TRY(fy_component_weight(c, name, out));
-    int ndim = d1 ? 2 : 1;
-    if (out->ndim != ndim || out->shape[0] != d0 || (d1 && out->shape[1] != d1)) {
-        char got[96];
-        fy_tensor_shape_str(out, got, sizeof got);
-        if (d1)
-            return fy_error(FY_ERR_FORMAT, "%s: %s has shape %s, config.json implies [%lld, %lld]",
-                            weight_file(c, name), name, got, (long long)d0, (long long)d1);
-        return fy_error(FY_ERR_FORMAT, "%s: %s has shape %s, config.json implies [%lld]", weight_file(c, name),
-                        name, got, (long long)d0);
-    }
-    if (!fy_dtype_is_float(out->dtype) || fy_dtype_size(out->dtype) == 0)
-        return fy_error(FY_ERR_UNSUPPORTED, "%s: %s is %s; the text encoder needs float weights",
-                        weight_file(c, name), name, fy_dtype_name(out->dtype));
-    return FY_OK;
-}
-
 static fy_status block_weights(const fy_umt5 *m, int64_t i, umt5_block *b)
 {
     const fy_umt5_config *k = &m->cfg;
@@ -149,27 +124,27 @@ static fy_status block_weights(const fy_umt5 *m, int64_t i, umt5_block *b)
     static const char *const proj[4] = {"q", "k", "v", "o"};
     char name[160];
     snprintf(name, sizeof name, "encoder.block.%lld.layer.0.layer_norm.weight", (long long)i);
-    FY_TRY(weight(m->c, name, d, 0, &b->w[W_LN0]));
+    FY_TRY(fy_weight_lookup2(m->c, name, d, 0, &b->w[W_LN0]));
     for (int p = 0; p < 4; p++) {
         snprintf(name, sizeof name, "encoder.block.%lld.layer.0.SelfAttention.%s.weight", (long long)i, proj[p]);
-        FY_TRY(weight(m->c, name, p == 3 ? d : inner, p == 3 ? inner : d, &b->w[W_Q + p]));
+        FY_TRY(fy_weight_lookup2(m->c, name, p == 3 ? d : inner, p == 3 ? inner : d, &b->w[W_Q + p]));
     }
     snprintf(name, sizeof name, "encoder.block.%lld.layer.0.SelfAttention.relative_attention_bias.weight",
              (long long)i);
     /* T5 v1.1 keeps the table in block 0 only and every block adds the same
      * bias: later blocks get a view of block 0's (a few KB, in their group). */
     if (i > 0 && m->shared_bias) b->w[W_REL] = m->blocks[0].w[W_REL];
-    else FY_TRY(weight(m->c, name, k->num_buckets, k->num_heads, &b->w[W_REL]));
+    else FY_TRY(fy_weight_lookup2(m->c, name, k->num_buckets, k->num_heads, &b->w[W_REL]));
     snprintf(name, sizeof name, "encoder.block.%lld.layer.1.layer_norm.weight", (long long)i);
-    FY_TRY(weight(m->c, name, d, 0, &b->w[W_LN1]));
+    FY_TRY(fy_weight_lookup2(m->c, name, d, 0, &b->w[W_LN1]));
     snprintf(name, sizeof name, "encoder.block.%lld.layer.1.DenseReluDense.wo.weight", (long long)i);
-    FY_TRY(weight(m->c, name, d, k->d_ff, &b->w[W_WO]));
+    FY_TRY(fy_weight_lookup2(m->c, name, d, k->d_ff, &b->w[W_WO]));
     snprintf(name, sizeof name, "encoder.block.%lld.layer.1.DenseReluDense.%s.weight", (long long)i,
              k->gated ? "wi_0" : "wi");
-    FY_TRY(weight(m->c, name, k->d_ff, d, &b->w[W_WI0]));
+    FY_TRY(fy_weight_lookup2(m->c, name, k->d_ff, d, &b->w[W_WI0]));
     if (!k->gated) return FY_OK;
     snprintf(name, sizeof name, "encoder.block.%lld.layer.1.DenseReluDense.wi_1.weight", (long long)i);
-    return weight(m->c, name, k->d_ff, d, &b->w[W_WI1]);
+    return fy_weight_lookup2(m->c, name, k->d_ff, d, &b->w[W_WI1]);
 }
 
 /* transformers saves the table as shared.weight (encoder.embed_tokens is tied to it). */
@@ -180,7 +155,7 @@ static fy_status embed_weight(const fy_umt5 *m, fy_tensor *out)
     if (!fy_st_set_find(m->c->weights, name))
         return fy_error(FY_ERR_NOT_FOUND, "%s: no token embedding (shared.weight or encoder.embed_tokens.weight)",
                         m->c->dir);
-    return weight(m->c, name, m->cfg.vocab_size, m->cfg.d_model, out);
+    return fy_weight_lookup2(m->c, name, m->cfg.vocab_size, m->cfg.d_model, out);
 }
 
 static fy_status declare(fy_umt5 *m)
@@ -214,7 +189,7 @@ static fy_status load_weights(fy_umt5 *m)
     m->shared_bias = shared_position_bias(m->c);
     FY_TRY(embed_weight(m, &m->embed));
     for (int64_t i = 0; i < m->cfg.num_layers; i++) FY_TRY(block_weights(m, i, &m->blocks[i]));
-    return weight(m->c, "encoder.final_layer_norm.weight", m->cfg.d_model, 0, &m->final_norm);
+    return fy_weight_lookup2(m->c, "encoder.final_layer_norm.weight", m->cfg.d_model, 0, &m->final_norm);
 }
 
 fy_status fy_umt5_load(const fy_component *c, fy_engine *e, fy_umt5 **out)

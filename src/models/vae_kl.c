@@ -6,6 +6,7 @@
 #include "ferry/dtype.h"
 #include "ferry/safetensors.h"
 #include "models/vae_kl_internal.h"
+#include "models/weight.h"
 
 /* ---- config -------------------------------------------------------------------------- */
 
@@ -56,33 +57,15 @@ static fy_status read_config(const fy_component *c, fy_vae_kl_config *k)
 
 /* ---- weights ---------------------------------------------------------------------------- */
 
-static const char *weight_file(const fy_component *c, const char *name)
-{
-    const fy_st_file *f = c->weights ? fy_st_set_file_of(c->weights, name) : NULL;
-    return f ? fy_st_path(f) : c->dir;
-}
-
 /* name.weight / name.bias; conv k > 0: [cout, cin, k, k]; k 0: a norm [cout]; k -1: a Linear [cout, cin]. */
 static fy_status param(const fy_component *c, const char *name, int64_t cout, int64_t cin, int k, fy_tensor *w)
 {
     char full[160];
     int64_t want[4] = {cout, cin, k, k};
-    int ndim = k > 0 ? 4 : k == 0 ? 1 : 2;
-    for (int p = 0; p < 2; p++) {
-        snprintf(full, sizeof full, "%s.%s", name, p ? "bias" : "weight");
-        fy_tensor *t = &w[p];
-        FY_TRY(fy_component_weight(c, full, t));
-        int nd = p ? 1 : ndim;
-        bool ok = t->ndim == nd && fy_dtype_is_float(t->dtype) && fy_dtype_size(t->dtype) > 0;
-        for (int d = 0; ok && d < nd; d++) ok = t->shape[d] == want[d];
-        if (!ok) {
-            char got[96];
-            fy_tensor_shape_str(t, got, sizeof got);
-            return fy_error(FY_ERR_FORMAT, "%s: %s has shape %s (%s), config.json implies %lld output channels",
-                            weight_file(c, full), full, got, fy_dtype_name(t->dtype), (long long)cout);
-        }
-    }
-    return FY_OK;
+    snprintf(full, sizeof full, "%s.weight", name);
+    FY_TRY(fy_weight_lookup(c, full, k > 0 ? 4 : k == 0 ? 1 : 2, want, &w[0]));
+    snprintf(full, sizeof full, "%s.bias", name);
+    return fy_weight_lookup(c, full, 1, want, &w[1]);
 }
 
 static fy_status push_layer(kl_part *p, kl_layer **out)

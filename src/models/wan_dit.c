@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "models/wan_dit_internal.h"
+#include "models/weight.h"
 
 #define MAX_HEAD_DIM 1024 /* the rope tables' stack buffers */
 
@@ -91,41 +92,15 @@ static fy_status read_config(const fy_config *cfg, fy_wan_dit_config *c)
 
 /* ---- weights ------------------------------------------------------------ */
 
-static fy_status weight(const fy_component *c, const char *name, int ndim, const int64_t *shape, fy_tensor *out)
-{
-    FY_TRY(fy_component_weight(c, name, out));
-    bool ok = out->ndim == ndim && fy_dtype_is_float(out->dtype) && fy_tensor_is_contiguous(out);
-    for (int i = 0; ok && i < ndim; i++) ok = out->shape[i] == shape[i];
-    if (ok) return FY_OK;
-    fy_tensor want = fy_tensor_wrap(NULL, out->dtype, ndim, shape, FY_HOST);
-    char got_s[96], want_s[96];
-    const fy_st_file *f = c->weights ? fy_st_set_file_of(c->weights, name) : NULL;
-    return fy_error(FY_ERR_FORMAT, "%s: tensor %s is %s %s; %s expects a float tensor of shape %s",
-                    f ? fy_st_path(f) : c->dir, name, fy_dtype_name(out->dtype),
-                    fy_tensor_shape_str(out, got_s, sizeof got_s), fy_config_path(c->config),
-                    fy_tensor_shape_str(&want, want_s, sizeof want_s));
-}
-
-static fy_status weight2(const fy_component *c, const char *name, int64_t d0, int64_t d1, fy_tensor *out)
-{
-    int64_t s[2] = {d0, d1};
-    return weight(c, name, 2, s, out);
-}
-
-static fy_status weight1(const fy_component *c, const char *name, int64_t d0, fy_tensor *out)
-{
-    return weight(c, name, 1, &d0, out);
-}
-
 /* A Linear's weight [out, in] and bias [out] into w[0], w[1]. */
 static fy_status linear_weights(const fy_component *c, const char *prefix, int64_t in, int64_t out_dim,
                                 fy_tensor *w)
 {
-    char name[256];
+    char name[384]; /* callers build prefixes of up to 320 bytes */
     snprintf(name, sizeof name, "%s.weight", prefix);
-    FY_TRY(weight2(c, name, out_dim, in, &w[0]));
+    FY_TRY(fy_weight_lookup2(c, name, out_dim, in, &w[0]));
     snprintf(name, sizeof name, "%s.bias", prefix);
-    return weight1(c, name, out_dim, &w[1]);
+    return fy_weight_lookup2(c, name, out_dim, 0, &w[1]);
 }
 
 static fy_status embed_weights(fy_wan_dit *m)
@@ -134,8 +109,8 @@ static fy_status embed_weights(fy_wan_dit *m)
     const fy_wan_dit_config *g = &m->cfg;
     fy_tensor *w = m->embed_w;
     int64_t ps[5] = {g->dim, g->in_channels, g->patch[0], g->patch[1], g->patch[2]};
-    FY_TRY(weight(c, "patch_embedding.weight", 5, ps, &w[WE_PATCH_W]));
-    FY_TRY(weight1(c, "patch_embedding.bias", g->dim, &w[WE_PATCH_B]));
+    FY_TRY(fy_weight_lookup(c, "patch_embedding.weight", 5, ps, &w[WE_PATCH_W]));
+    FY_TRY(fy_weight_lookup2(c, "patch_embedding.bias", g->dim, 0, &w[WE_PATCH_B]));
     FY_TRY(linear_weights(c, "condition_embedder.time_embedder.linear_1", g->freq_dim, g->dim, &w[WE_TIME1_W]));
     FY_TRY(linear_weights(c, "condition_embedder.time_embedder.linear_2", g->dim, g->dim, &w[WE_TIME2_W]));
     FY_TRY(linear_weights(c, "condition_embedder.time_proj", g->dim, 6 * g->dim, &w[WE_TPROJ_W]));
@@ -145,17 +120,17 @@ static fy_status embed_weights(fy_wan_dit *m)
     const char *img = "condition_embedder.image_embedder";
     char name[128];
     snprintf(name, sizeof name, "%s.norm1.weight", img);
-    FY_TRY(weight1(c, name, g->image_dim, &w[WE_IMG_N1_W]));
+    FY_TRY(fy_weight_lookup2(c, name, g->image_dim, 0, &w[WE_IMG_N1_W]));
     snprintf(name, sizeof name, "%s.norm1.bias", img);
-    FY_TRY(weight1(c, name, g->image_dim, &w[WE_IMG_N1_B]));
+    FY_TRY(fy_weight_lookup2(c, name, g->image_dim, 0, &w[WE_IMG_N1_B]));
     snprintf(name, sizeof name, "%s.ff.net.0.proj", img);
     FY_TRY(linear_weights(c, name, g->image_dim, g->image_dim, &w[WE_IMG_FF1_W]));
     snprintf(name, sizeof name, "%s.ff.net.2", img);
     FY_TRY(linear_weights(c, name, g->image_dim, g->dim, &w[WE_IMG_FF2_W]));
     snprintf(name, sizeof name, "%s.norm2.weight", img);
-    FY_TRY(weight1(c, name, g->dim, &w[WE_IMG_N2_W]));
+    FY_TRY(fy_weight_lookup2(c, name, g->dim, 0, &w[WE_IMG_N2_W]));
     snprintf(name, sizeof name, "%s.norm2.bias", img);
-    return weight1(c, name, g->dim, &w[WE_IMG_N2_B]);
+    return fy_weight_lookup2(c, name, g->dim, 0, &w[WE_IMG_N2_B]);
 }
 
 /* The image keys and values of attn2 (I2V). */
@@ -168,7 +143,7 @@ static fy_status added_kv_weights(fy_wan_dit *m, const char *prefix, fy_tensor *
     snprintf(name, sizeof name, "%s.add_v_proj", prefix);
     FY_TRY(linear_weights(m->comp, name, d, d, &w[WB_ADD_V_W]));
     snprintf(name, sizeof name, "%s.norm_added_k.weight", prefix);
-    return weight1(m->comp, name, d, &w[WB_NORM_ADDED_K]);
+    return fy_weight_lookup2(m->comp, name, d, 0, &w[WB_NORM_ADDED_K]);
 }
 
 static fy_status attention_weights(fy_wan_dit *m, const char *prefix, fy_tensor *w)
@@ -181,9 +156,9 @@ static fy_status attention_weights(fy_wan_dit *m, const char *prefix, fy_tensor 
         FY_TRY(linear_weights(m->comp, name, d, d, &w[WA_Q_W + 2 * i]));
     }
     snprintf(name, sizeof name, "%s.norm_q.weight", prefix);
-    FY_TRY(weight1(m->comp, name, d, &w[WA_NORM_Q]));
+    FY_TRY(fy_weight_lookup2(m->comp, name, d, 0, &w[WA_NORM_Q]));
     snprintf(name, sizeof name, "%s.norm_k.weight", prefix);
-    return weight1(m->comp, name, d, &w[WA_NORM_K]);
+    return fy_weight_lookup2(m->comp, name, d, 0, &w[WA_NORM_K]);
 }
 
 static fy_status block_weights(fy_wan_dit *m, int64_t i, fy_tensor *w)
@@ -198,9 +173,9 @@ static fy_status block_weights(fy_wan_dit *m, int64_t i, fy_tensor *w)
     if (g->image_dim) FY_TRY(added_kv_weights(m, name, w));
     if (g->cross_attn_norm) {
         snprintf(name, sizeof name, "%s.norm2.weight", p);
-        FY_TRY(weight1(m->comp, name, g->dim, &w[WB_NORM2_W]));
+        FY_TRY(fy_weight_lookup2(m->comp, name, g->dim, 0, &w[WB_NORM2_W]));
         snprintf(name, sizeof name, "%s.norm2.bias", p);
-        FY_TRY(weight1(m->comp, name, g->dim, &w[WB_NORM2_B]));
+        FY_TRY(fy_weight_lookup2(m->comp, name, g->dim, 0, &w[WB_NORM2_B]));
     }
     snprintf(name, sizeof name, "%s.ffn.net.0.proj", p);
     FY_TRY(linear_weights(m->comp, name, g->dim, g->ffn_dim, &w[WB_FFN1_W]));
@@ -208,14 +183,14 @@ static fy_status block_weights(fy_wan_dit *m, int64_t i, fy_tensor *w)
     FY_TRY(linear_weights(m->comp, name, g->ffn_dim, g->dim, &w[WB_FFN2_W]));
     int64_t sst[3] = {1, 6, g->dim};
     snprintf(name, sizeof name, "%s.scale_shift_table", p);
-    return weight(m->comp, name, 3, sst, &w[WB_SST]);
+    return fy_weight_lookup(m->comp, name, 3, sst, &w[WB_SST]);
 }
 
 static fy_status head_weights(fy_wan_dit *m)
 {
     const fy_wan_dit_config *g = &m->cfg;
     int64_t sst[3] = {1, 2, g->dim};
-    FY_TRY(weight(m->comp, "scale_shift_table", 3, sst, &m->head_w[WH_SST]));
+    FY_TRY(fy_weight_lookup(m->comp, "scale_shift_table", 3, sst, &m->head_w[WH_SST]));
     return linear_weights(m->comp, "proj_out", g->dim, fy_wan_patch_len(g, g->out_channels), &m->head_w[WH_PROJ_W]);
 }
 

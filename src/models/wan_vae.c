@@ -11,6 +11,7 @@
 #include "ferry/log.h"
 #include "ferry/safetensors.h"
 #include "models/wan_vae_internal.h"
+#include "models/weight.h"
 
 /* ---- config ----------------------------------------------------------------- */
 
@@ -121,33 +122,12 @@ static fy_status read_config(const fy_component *c, fy_wan_vae_config *k)
 
 /* ---- weights ------------------------------------------------------------------- */
 
-static const char *weight_file(const fy_component *c, const char *name)
-{
-    const fy_st_file *f = c->weights ? fy_st_set_file_of(c->weights, name) : NULL;
-    return f ? fy_st_path(f) : c->dir;
-}
-
 /* A weight with exactly this shape, appended to the group's tensors; *idx its index. */
 static fy_status weight(const fy_component *c, const char *name, int ndim, const int64_t *shape, fy_tensor *w,
                         int *nw, int *idx)
 {
     if (*nw >= VAE_MAX_W) return fy_error(FY_ERR_INTERNAL, "vae: too many tensors in the group of %s", name);
-    fy_tensor *t = &w[*nw];
-    FY_TRY(fy_component_weight(c, name, t));
-    bool ok = t->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = t->shape[i] == shape[i];
-    if (!ok) {
-        char got[96], want[96] = "[";
-        fy_tensor_shape_str(t, got, sizeof got);
-        for (int i = 0; i < ndim; i++)
-            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", i ? ", " : "", (long long)shape[i]);
-        strncat(want, "]", sizeof want - strlen(want) - 1);
-        return fy_error(FY_ERR_FORMAT, "%s: %s has shape %s, config.json implies %s", weight_file(c, name), name, got,
-                        want);
-    }
-    if (!fy_dtype_is_float(t->dtype) || fy_dtype_size(t->dtype) == 0 || !fy_tensor_is_contiguous(t))
-        return fy_error(FY_ERR_UNSUPPORTED, "%s: %s is %s; the VAE needs contiguous float weights",
-                        weight_file(c, name), name, fy_dtype_name(t->dtype));
+    FY_TRY(fy_weight_lookup(c, name, ndim, shape, &w[*nw]));
     *idx = (*nw)++;
     return FY_OK;
 }
