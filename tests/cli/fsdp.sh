@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # FSDP inference under mpirun on one machine (CPU ranks, oversubscribed):
 # the collectives across 2 and 3 ranks, `ferry verify` on the golden model,
-# videos bit-identical to the single-process run, each rank holding about
+# videos bit-identical to the single-process run (Wan2.1, and Wan2.2 TI2V's
+# image to video), each rank holding about
 # 1/N of the block weights, and a dead or stuck rank turning into a clear
 # error on the others within --collective-timeout instead of a hang.
 # Skipped (exit 0, with a message) where mpirun or the MPI build is missing.
@@ -16,7 +17,7 @@ if ! command -v mpirun >/dev/null 2>&1; then
     echo "fsdp.sh: skipped: no mpirun (apt-get install openmpi-bin libopenmpi-dev)"
     exit 0
 fi
-if [ ! -x "$CHECK" ] || ! grep -q "ompi_mpi_init\|MPI_Init" "$FERRY" 2>/dev/null; then
+if [ ! -x "$CHECK" ] || ! grep -q "ompi_mpi_init\|MPI_Init" "$FERRY" "$(dirname "$FERRY")/libferry-cli.so" 2>/dev/null; then
     echo "fsdp.sh: skipped: this build has no MPI"
     exit 0
 fi
@@ -121,6 +122,16 @@ rc=$?
 if [ $rc -eq 0 ]; then ok; else bad "generate on 2 ranks, emu: exit $rc"; cat "$T/gen.err"; fi
 same_frames "generate on 2 ranks, emu, --dit-cpu-offload" emu2
 per_rank "generate on 2 ranks, emu" 2 "$T/gen.err"
+
+# Wan2.2 TI2V's image to video (per-token timesteps, the image's VAE encode): the same frames.
+TI2V=(generate --model "$FIXTURES/wan22-ti2v-tiny/model" --image "$FIXTURES/wan-i2v-tiny/fixtures/image_other.png"
+    --prompt "a red fox" --height 64 --width 64 --num-frames 5 --steps 2 --max-sequence-length 16)
+"$FERRY" "${TI2V[@]}" --output "$T/iref.png" 2>"$T/ref.err" || bad "ti2v image, one process: $(cat "$T/ref.err")"
+mpi 2 "$FERRY" "${TI2V[@]}" --use-fsdp-inference --output "$T/ifsdp.png" >"$T/gen.out" 2>"$T/gen.err" ||
+    bad "ti2v image on 2 ranks: $(cat "$T/gen.err")"
+diff=0
+for f in "$T"/iref_*.png; do cmp -s "$f" "$T/ifsdp_${f##*_}" || diff=1; done
+if [ $diff -eq 0 ] && ls "$T"/iref_*.png >/dev/null 2>&1; then ok; else bad "ti2v image on 2 ranks: other frames"; fi
 
 # ---- A rank dies or hangs mid-run ------------------------------------------------
 # dead NAME SPEC [mpirun flags]: rank 0 exits non-zero with one clear line, in time.
