@@ -3,9 +3,9 @@
  * what is exact is checked: the image's latent (the VAE encoding of the
  * preprocessed image, computed here separately) is the output's first latent
  * frame; every step gives the transformer that frame at timestep 0 and the
- * latents elsewhere at t; cpu and emu under every plan give the same bytes;
- * one loaded pipeline switches between text and image requests; the wrong
- * folders and options are refused. */
+ * latents elsewhere at t; cpu and emu under every plan (fp8 blocks too)
+ * give the same bytes; one loaded pipeline switches between text and image
+ * requests; the wrong folders and options are refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -283,6 +283,19 @@ static void test_every_plan_same_bytes(void **state)
     for (size_t i = 0; i < bytes / sizeof(float); i++) assert_true(fabsf(two_cpu.video[i] - ref.video[i]) < 1e-4f);
     fy_wan_t2v_result_free(&two_cpu);
     fy_wan_t2v_result_free(&two_emu);
+    /* fp8 blocks: their own video, the same on cpu and emu, near the f32 one. */
+    cpu.cfg_batch = true;
+    cpu.storage_dtype = FY_F8_E4M3;
+    layerwise = emu(FY_OFFLOAD_LAYERWISE);
+    layerwise.storage_dtype = FY_F8_E4M3;
+    fy_wan_t2v_result fp8_cpu, fp8_emu;
+    assert_int_equal(fy_wan_t2v_run(MODEL_DIR, &cpu, &p, NULL, &fp8_cpu), FY_OK);
+    assert_int_equal(fy_wan_t2v_run(MODEL_DIR, &layerwise, &p, NULL, &fp8_emu), FY_OK);
+    assert_memory_equal(fp8_cpu.video, fp8_emu.video, bytes);
+    assert_memory_not_equal(fp8_cpu.video, ref.video, bytes);
+    for (size_t i = 0; i < bytes / sizeof(float); i++) assert_true(fabsf(fp8_cpu.video[i] - ref.video[i]) < 0.1f);
+    fy_wan_t2v_result_free(&fp8_cpu);
+    fy_wan_t2v_result_free(&fp8_emu);
     fy_wan_t2v_result_free(&ref);
 }
 
