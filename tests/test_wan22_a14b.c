@@ -333,6 +333,32 @@ static void test_switch_prefetches_the_next_expert(void **state)
     fy_wan_t2v_result_free(&r);
 }
 
+/* Stored narrower than the files (bf16, `ferry generate`'s default on a GPU
+ * device), transformer_2's resident groups keep their converted copy until
+ * the switch uploads them: every plan runs through it, with cpu's bytes. */
+static void test_switch_with_converted_weights(void **state)
+{
+    (void)state;
+    fy_run_options o;
+    fy_run_options_init(&o);
+    o.storage_dtype = FY_BF16;
+    fy_wan_t2v_result ref;
+    run_small(MODEL_DIR, &o, &ref);
+    size_t bytes = (size_t)(ref.frames * ref.height * ref.width * 3) * sizeof(float);
+    fy_offload_policy plans[] = {FY_OFFLOAD_NONE, FY_OFFLOAD_GROUP, FY_OFFLOAD_LAYERWISE};
+    for (size_t i = 0; i < sizeof plans / sizeof plans[0]; i++) {
+        emu_options(&o, plans[i]);
+        o.storage_dtype = FY_BF16;
+        if (plans[i] == FY_OFFLOAD_LAYERWISE) o.resident_blocks = 1;
+        fy_wan_t2v_result r;
+        run_small(MODEL_DIR, &o, &r);
+        assert_int_equal(r.report.switch_step, 4);
+        assert_memory_equal(r.video, ref.video, bytes);
+        fy_wan_t2v_result_free(&r);
+    }
+    fy_wan_t2v_result_free(&ref);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +369,7 @@ int main(void)
         cmocka_unit_test(test_guidance_scale_2_defaults_to_guidance_scale),
         cmocka_unit_test(test_device_never_holds_both_experts),
         cmocka_unit_test(test_switch_prefetches_the_next_expert),
+        cmocka_unit_test(test_switch_with_converted_weights),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

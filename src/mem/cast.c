@@ -386,7 +386,9 @@ void fy_eng_cast_settle(fy_engine *e)
         eng_group *g = &e->groups[i];
         eng_cast *c = g->cast;
         if (!c || !c->host) continue;
-        if (g->resident && !e->backend->unified_host_memory) {
+        /* A successor's resident groups are uploaded when it starts: their
+         * copy stays until then (fy_eng_deferred). */
+        if (g->resident && !e->backend->unified_host_memory && !fy_eng_deferred(e, g)) {
             /* Uploaded at prepare and never again: the heap copy goes once the copy is done. */
             if (!synced) synced = fy_backend_synchronize(e->backend) == FY_OK;
             if (!synced) {
