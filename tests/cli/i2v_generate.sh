@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Wan image-to-video from the command line: the whole pipeline verified
 # under several plans, `ferry generate --image` writing a video, `ferry
-# plan` placing the image encoder, `ferry info` listing it, and the clear
-# errors for image options on the wrong kind of folder.
+# plan` placing the image encoder, `ferry info` listing it, a Wan2.2
+# I2V-A14B-style folder (two experts, no image encoder) run, planned and
+# listed, and the clear errors for image options on the wrong kind of folder.
 # usage: bash i2v_generate.sh FERRY_BINARY FIXTURES_DIR
 set -u
 FERRY=$1
@@ -46,6 +47,38 @@ has "plan: the encoder's layers" "$T/plan" "image_encoder layers.1"
 "$FERRY" info "$MODEL" >"$T/info" 2>&1 || bad "info: exit $?"
 has "info: class" "$T/info" "WanImageToVideoPipeline"
 has "info: image encoder" "$T/info" "image_encoder    CLIPVisionModel"
+
+# A Wan2.2 I2V-A14B-style folder (two experts, no image encoder) built from the fixture's parts.
+A14B=$T/i2v_a14b
+mkdir -p "$A14B/transformer" "$A14B/transformer_2"
+PARTS=$(cd "$MODEL" && pwd)
+for c in scheduler text_encoder tokenizer vae; do ln -s "$PARTS/$c" "$A14B/$c"; done
+for x in transformer transformer_2; do
+    sed -e 's/"image_dim": [0-9]*/"image_dim": null/' -e 's/"added_kv_proj_dim": [0-9]*/"added_kv_proj_dim": null/' \
+        "$MODEL/transformer/config.json" >"$A14B/$x/config.json"
+    ln -s "$PARTS/transformer/diffusion_pytorch_model.safetensors" "$A14B/$x/"
+done
+cat >"$A14B/model_index.json" <<'JSON'
+{"_class_name": "WanImageToVideoPipeline", "boundary_ratio": 0.875, "expand_timesteps": false,
+ "image_encoder": [null, null], "image_processor": [null, null],
+ "scheduler": ["diffusers", "UniPCMultistepScheduler"], "text_encoder": ["transformers", "UMT5EncoderModel"],
+ "tokenizer": ["transformers", "T5Tokenizer"], "transformer": ["diffusers", "WanTransformer3DModel"],
+ "transformer_2": ["diffusers", "WanTransformer3DModel"], "vae": ["diffusers", "AutoencoderKLWan"]}
+JSON
+a14b=(--height 32 --width 48 --num-frames 9 --steps 4)
+if "$FERRY" generate --model "$A14B" --prompt "a fox" --image "$FIX/image_other.png" "${a14b[@]}" --device emu \
+    --offload layerwise --guidance-scale-2 3 --output "$T/a14b.mp4" >"$T/gen" 2>&1 && [ -s "$T/a14b.mp4" ]; then
+    has "i2v-a14b: the switch" "$T/gen" "transformer_2 2 steps from step 2"
+else
+    bad "i2v-a14b generate: exit $?"
+    cat "$T/gen"
+fi
+"$FERRY" plan --model "$A14B" "${a14b[@]}" --device emu --offload layerwise >"$T/plan" 2>&1 || bad "i2v-a14b plan: exit $?"
+has "i2v-a14b plan: transformer_2" "$T/plan" "transformer_2 blocks.1"
+if grep -q "image_encoder" "$T/plan"; then bad "i2v-a14b plan: an image encoder"; else ok; fi
+"$FERRY" info "$A14B" >"$T/info" 2>&1 || bad "i2v-a14b info: exit $?"
+has "i2v-a14b info: experts" "$T/info" "transformer_2 (low noise)"
+has "i2v-a14b info: modes" "$T/info" "image to video, --image required"
 
 expect_error() { # name, pattern, command...
     local name=$1 pattern=$2
