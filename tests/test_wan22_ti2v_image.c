@@ -3,7 +3,8 @@
  * what is exact is checked: the image's latent (the VAE encoding of the
  * preprocessed image, computed here separately) is the output's first latent
  * frame; every step gives the transformer that frame at timestep 0 and the
- * latents elsewhere at t; cpu and emu under every plan (fp8 blocks too)
+ * latents elsewhere at t; the video's first frame is the same whatever
+ * the seed, prompt or frame count; cpu and emu under every plan (fp8 blocks too)
  * give the same bytes; one loaded pipeline switches between text and image
  * requests; the wrong folders and options are refused. */
 #include <setjmp.h>
@@ -218,6 +219,34 @@ static void test_first_frame_is_the_image(void **state)
     fy_wan_t2v_result_free(&r);
 }
 
+/* The causal decoder makes the video's first frame a function of the first
+ * latent frame alone, which is the image's: the same pixels whatever the
+ * seed, the prompt or the frame count (one frame: no noise left at all). */
+static void test_first_frame_ignores_seed_and_prompt(void **state)
+{
+    (void)state;
+    fy_run_options o;
+    fy_run_options_init(&o);
+    o.threads = 2;
+    fy_wan_t2v_params p;
+    request(&p, IMAGE);
+    fy_wan_t2v_result a, b, one;
+    assert_int_equal(fy_wan_t2v_run(MODEL_DIR, &o, &p, NULL, &a), FY_OK);
+    p.seed = 12345;
+    p.prompt = "a snowy owl";
+    assert_int_equal(fy_wan_t2v_run(MODEL_DIR, &o, &p, NULL, &b), FY_OK);
+    p.num_frames = 1;
+    assert_int_equal(fy_wan_t2v_run(MODEL_DIR, &o, &p, NULL, &one), FY_OK);
+    assert_int_equal(one.frames, 1);
+    size_t frame = (size_t)(a.height * a.width * 3) * sizeof(float);
+    assert_memory_equal(a.video, b.video, frame);
+    assert_memory_equal(a.video, one.video, frame);
+    assert_memory_not_equal((char *)a.video + frame, (char *)b.video + frame, frame);
+    fy_wan_t2v_result_free(&a);
+    fy_wan_t2v_result_free(&b);
+    fy_wan_t2v_result_free(&one);
+}
+
 /* ---- plans -------------------------------------------------------------------- */
 
 static fy_run_options emu(fy_offload_policy policy)
@@ -367,6 +396,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_first_frame_is_the_image),
+        cmocka_unit_test(test_first_frame_ignores_seed_and_prompt),
         cmocka_unit_test(test_every_plan_same_bytes),
         cmocka_unit_test(test_one_pipeline_both_modes),
         cmocka_unit_test(test_plan_knows_the_image),

@@ -1461,7 +1461,10 @@ void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f)
     fprintf(f, "time         load %.2f s, text encoder %.2f s, denoising %.2f s (%.2f s/step), "
                "vae %.2f s, total %.2f s\n",
             r->load_s, r->text_encoder_s, r->denoise_s, r->step_s_mean, r->vae_s, r->total_s);
-    if (r->image_s > 0) fprintf(f, "image        image encoder and condition encode %.2f s\n", r->image_s);
+    bool clip = false; /* Wan2.2's image to video runs no image encoder */
+    for (int i = 0; i < r->n_engines; i++) clip = clip || strstr(r->engines[i].components, "image_encoder");
+    if (r->image_s > 0)
+        fprintf(f, "image        %scondition encode %.2f s\n", clip ? "image encoder and " : "", r->image_s);
     fprintf(f, "device       peak %.1f MiB", mib(e->peak_device));
     if (e->device_budget) fprintf(f, " of %.1f MiB budget", mib(e->device_budget));
     for (int k = 0; k < e->n_spill; k++) {
