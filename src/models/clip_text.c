@@ -10,6 +10,7 @@
 #include "ferry/dtype.h"
 #include "ferry/safetensors.h"
 #include "models/weight.h"
+#include "models/workspace.h"
 
 /* A layer's weights in declaration order. */
 enum { W_LN1, W_LN1B, W_Q, W_QB, W_K, W_KB, W_V, W_VB, W_O, W_OB, W_LN2, W_LN2B, W_FC1, W_FC1B, W_FC2, W_FC2B, W_COUNT };
@@ -37,6 +38,7 @@ typedef struct clip_acts {
     int64_t B, L, R;
     float *x, *h, *work, *causal, *vec;
     int64_t *ids, *pos;
+    fy_workspace ws;
 } clip_acts;
 
 /* ---- config and weights ------------------------------------------------------- */
@@ -180,34 +182,37 @@ static int64_t vec_floats(const fy_clip_text_config *k)
     return VEC_SLOTS * (k->hidden > k->intermediate ? k->hidden : k->intermediate);
 }
 
+/* The activations: an engine buffer each. */
+static void acts_table(const fy_clip_text_config *k, clip_acts *a, fy_workspace *t)
+{
+    fy_ws_init(t, NULL);
+    FY_WS_ADD(t, a->x, a->R * k->hidden, "clip hidden");
+    FY_WS_ADD(t, a->h, a->R * k->hidden, "clip normed");
+    FY_WS_ADD(t, a->work, work_floats(k, a->R), "clip work");
+    FY_WS_ADD(t, a->causal, k->heads * a->L * a->L, "clip causal mask");
+    FY_WS_ADD(t, a->vec, vec_floats(k), "clip vectors");
+    FY_WS_ADD(t, a->ids, a->R, "clip ids");
+    FY_WS_ADD(t, a->pos, a->R, "clip positions");
+}
+
 uint64_t fy_clip_text_activation_bytes(const fy_clip_text *m, int64_t batch, int64_t len)
 {
     if (!m || batch < 1 || len < 1) return 0;
-    const fy_clip_text_config *k = &m->cfg;
-    uint64_t R = (uint64_t)(batch * len);
-    uint64_t floats = 2 * R * (uint64_t)k->hidden + (uint64_t)work_floats(k, (int64_t)R) +
-                      (uint64_t)(k->heads * len * len) + (uint64_t)vec_floats(k);
-    return floats * sizeof(float) + 2 * R * sizeof(int64_t) + fy_dev_ops_scratch_bound(m->e, false);
+    clip_acts a = {.B = batch, .L = len, .R = batch * len};
+    fy_workspace t;
+    acts_table(&m->cfg, &a, &t);
+    return fy_ws_bytes(&t) + fy_dev_ops_scratch_bound(m->e, false);
 }
 
 static void free_acts(fy_engine *e, clip_acts *a)
 {
-    void *bufs[] = {a->x, a->h, a->work, a->causal, a->vec, a->ids, a->pos};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) fy_engine_free_buffer(e, bufs[i]);
-    memset(a, 0, sizeof *a);
+    fy_ws_free(&a->ws, e);
 }
 
 static fy_status alloc_acts(fy_clip_text *m, clip_acts *a)
 {
-    const fy_clip_text_config *k = &m->cfg;
-    size_t f = sizeof(float), R = (size_t)a->R;
-    FY_TRY(fy_engine_alloc(m->e, R * (size_t)k->hidden * f, "clip hidden", (void **)&a->x));
-    FY_TRY(fy_engine_alloc(m->e, R * (size_t)k->hidden * f, "clip normed", (void **)&a->h));
-    FY_TRY(fy_engine_alloc(m->e, (size_t)work_floats(k, a->R) * f, "clip work", (void **)&a->work));
-    FY_TRY(fy_engine_alloc(m->e, (size_t)(k->heads * a->L * a->L) * f, "clip causal mask", (void **)&a->causal));
-    FY_TRY(fy_engine_alloc(m->e, (size_t)vec_floats(k) * f, "clip vectors", (void **)&a->vec));
-    FY_TRY(fy_engine_alloc(m->e, R * sizeof(int64_t), "clip ids", (void **)&a->ids));
-    return fy_engine_alloc(m->e, R * sizeof(int64_t), "clip positions", (void **)&a->pos);
+    acts_table(&m->cfg, a, &a->ws);
+    return fy_ws_alloc(&a->ws, m->e);
 }
 
 static fy_status prepare_inputs(fy_clip_text *m, const int64_t *ids, clip_acts *a)

@@ -9,6 +9,7 @@
 
 #include "backend/dev_ops.h"
 #include "models/weight.h"
+#include "models/workspace.h"
 
 /* The embeddings group. */
 enum { E_PATCH, E_CLASS, E_POS, E_PRE_W, E_PRE_B, E_COUNT };
@@ -199,6 +200,7 @@ fy_status fy_clip_vision_set_threads(fy_clip_vision *m, int threads)
 typedef struct acts {
     int64_t B, R, np; /* items, token rows (B * tokens), patches per item */
     float *patches, *x, *h, *q, *k, *v, *o, *f, *vec;
+    fy_workspace ws;
 } acts;
 
 static int64_t vec_floats(const fy_clip_vision_config *g)
@@ -207,36 +209,35 @@ static int64_t vec_floats(const fy_clip_vision_config *g)
     return 2 * (pos > g->intermediate ? pos : g->intermediate);
 }
 
-static uint64_t act_floats(const fy_clip_vision_config *g, int64_t B)
+/* The activations: one engine buffer. */
+static void acts_table(const fy_clip_vision_config *g, acts *a, fy_workspace *t)
 {
-    int64_t np = g->tokens - 1, R = B * g->tokens;
-    return (uint64_t)(B * np * g->channels * g->patch * g->patch) + 6 * (uint64_t)(R * g->hidden) +
-           (uint64_t)(R * g->intermediate) + (uint64_t)vec_floats(g);
+    int64_t rh = a->R * g->hidden;
+    fy_ws_init(t, "image encoder activations");
+    FY_WS_ADD(t, a->patches, a->B * a->np * g->channels * g->patch * g->patch, NULL);
+    FY_WS_ADD(t, a->x, rh, NULL);
+    FY_WS_ADD(t, a->h, rh, NULL);
+    FY_WS_ADD(t, a->q, rh, NULL);
+    FY_WS_ADD(t, a->k, rh, NULL);
+    FY_WS_ADD(t, a->v, rh, NULL);
+    FY_WS_ADD(t, a->o, rh, NULL);
+    FY_WS_ADD(t, a->f, a->R * g->intermediate, NULL);
+    FY_WS_ADD(t, a->vec, vec_floats(g), NULL);
 }
 
 uint64_t fy_clip_vision_activation_bytes(const fy_clip_vision *m, int64_t batch)
 {
     if (!m || batch < 1) return 0;
-    return act_floats(&m->cfg, batch) * sizeof(float) + fy_dev_ops_scratch_bound(m->engine, false);
+    acts a = {.B = batch, .R = batch * m->cfg.tokens, .np = m->cfg.tokens - 1};
+    fy_workspace t;
+    acts_table(&m->cfg, &a, &t);
+    return fy_ws_bytes(&t) + fy_dev_ops_scratch_bound(m->engine, false);
 }
 
 static fy_status alloc_acts(fy_clip_vision *m, acts *a)
 {
-    const fy_clip_vision_config *g = &m->cfg;
-    float *base = NULL;
-    FY_TRY(fy_engine_alloc(m->engine, act_floats(g, a->B) * sizeof(float), "image encoder activations",
-                           (void **)&base));
-    int64_t rh = a->R * g->hidden;
-    a->patches = base;
-    a->x = a->patches + a->B * a->np * g->channels * g->patch * g->patch;
-    a->h = a->x + rh;
-    a->q = a->h + rh;
-    a->k = a->q + rh;
-    a->v = a->k + rh;
-    a->o = a->v + rh;
-    a->f = a->o + rh;
-    a->vec = a->f + a->R * g->intermediate;
-    return FY_OK;
+    acts_table(&m->cfg, a, &a->ws);
+    return fy_ws_alloc(&a->ws, m->engine);
 }
 
 /* ---- the math -------------------------------------------------------------- */
@@ -367,6 +368,6 @@ fy_status fy_clip_vision_forward(fy_clip_vision *m, const float *pixel_values, i
     acts a = {.B = batch, .R = batch * m->cfg.tokens, .np = m->cfg.tokens - 1};
     FY_TRY(alloc_acts(m, &a));
     fy_status st = run(m, pixel_values, &a, out, hidden);
-    fy_engine_free_buffer(m->engine, a.patches);
+    fy_ws_free(&a.ws, m->engine);
     return st;
 }

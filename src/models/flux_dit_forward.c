@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "models/flux_dit_internal.h"
+#include "models/workspace.h"
 
 #define VEC_SLOTS 2
 
@@ -18,6 +19,7 @@ typedef struct flux_acts {
     float *x, *n, *q, *k, *v, *o, *y, *h, *cat;
     float *vec, *temb, *stemb, *mod, *mod2, *freq, *gfreq, *pooled, *cos, *sin, *in, *out;
     float *host; /* a host buffer for taps, [B, T, max(inner, out)] */
+    fy_workspace ws;
 } flux_acts;
 
 /* A stream's rows inside each batch item: text [0, L), image [L, T). */
@@ -34,39 +36,33 @@ static int64_t vec_slot(const fy_flux_dit_config *k)
 
 /* ---- buffers ---------------------------------------------------------------------- */
 
-typedef struct buf_spec {
-    float **p;
-    int64_t floats;
-    const char *label;
-} buf_spec;
-
-static int buf_specs(const fy_flux_dit_config *k, flux_acts *a, buf_spec *b)
+/* The activations: an engine buffer each. */
+static void acts_table(const fy_flux_dit_config *k, flux_acts *a, fy_workspace *t)
 {
     int64_t R = a->R, I = k->inner, M = k->mlp, half = k->head_dim / 2;
     int64_t in = max64(a->B * a->S * k->in_channels, a->B * a->L * k->joint_dim);
-    int n = 0;
-    b[n++] = (buf_spec){&a->x, R * I, "flux hidden"};
-    b[n++] = (buf_spec){&a->n, R * I, "flux normed"};
-    b[n++] = (buf_spec){&a->q, R * I, "flux q"};
-    b[n++] = (buf_spec){&a->k, R * I, "flux k"};
-    b[n++] = (buf_spec){&a->v, R * I, "flux v"};
-    b[n++] = (buf_spec){&a->o, R * I, "flux attention"};
-    b[n++] = (buf_spec){&a->y, R * I, "flux projection"};
-    b[n++] = (buf_spec){&a->h, R * M, "flux mlp"};
-    b[n++] = (buf_spec){&a->cat, R * (I + M), "flux single concat"};
-    b[n++] = (buf_spec){&a->vec, VEC_SLOTS * vec_slot(k), "flux vectors"};
-    b[n++] = (buf_spec){&a->temb, a->B * I, "flux temb"};
-    b[n++] = (buf_spec){&a->stemb, a->B * I, "flux silu temb"};
-    b[n++] = (buf_spec){&a->mod, a->B * 6 * I, "flux modulation"};
-    b[n++] = (buf_spec){&a->mod2, a->B * 6 * I, "flux context modulation"};
-    b[n++] = (buf_spec){&a->freq, a->B * FLUX_FREQ_DIM, "flux timestep sinusoid"};
-    b[n++] = (buf_spec){&a->gfreq, a->B * FLUX_FREQ_DIM, "flux guidance sinusoid"};
-    b[n++] = (buf_spec){&a->pooled, a->B * k->pooled_dim, "flux pooled"};
-    b[n++] = (buf_spec){&a->cos, a->T * half, "flux rope cos"};
-    b[n++] = (buf_spec){&a->sin, a->T * half, "flux rope sin"};
-    b[n++] = (buf_spec){&a->in, in, "flux inputs"};
-    b[n++] = (buf_spec){&a->out, a->B * a->S * k->out_channels, "flux output"};
-    return n;
+    fy_ws_init(t, NULL);
+    FY_WS_ADD(t, a->x, R * I, "flux hidden");
+    FY_WS_ADD(t, a->n, R * I, "flux normed");
+    FY_WS_ADD(t, a->q, R * I, "flux q");
+    FY_WS_ADD(t, a->k, R * I, "flux k");
+    FY_WS_ADD(t, a->v, R * I, "flux v");
+    FY_WS_ADD(t, a->o, R * I, "flux attention");
+    FY_WS_ADD(t, a->y, R * I, "flux projection");
+    FY_WS_ADD(t, a->h, R * M, "flux mlp");
+    FY_WS_ADD(t, a->cat, R * (I + M), "flux single concat");
+    FY_WS_ADD(t, a->vec, VEC_SLOTS * vec_slot(k), "flux vectors");
+    FY_WS_ADD(t, a->temb, a->B * I, "flux temb");
+    FY_WS_ADD(t, a->stemb, a->B * I, "flux silu temb");
+    FY_WS_ADD(t, a->mod, a->B * 6 * I, "flux modulation");
+    FY_WS_ADD(t, a->mod2, a->B * 6 * I, "flux context modulation");
+    FY_WS_ADD(t, a->freq, a->B * FLUX_FREQ_DIM, "flux timestep sinusoid");
+    FY_WS_ADD(t, a->gfreq, a->B * FLUX_FREQ_DIM, "flux guidance sinusoid");
+    FY_WS_ADD(t, a->pooled, a->B * k->pooled_dim, "flux pooled");
+    FY_WS_ADD(t, a->cos, a->T * half, "flux rope cos");
+    FY_WS_ADD(t, a->sin, a->T * half, "flux rope sin");
+    FY_WS_ADD(t, a->in, in, "flux inputs");
+    FY_WS_ADD(t, a->out, a->B * a->S * k->out_channels, "flux output");
 }
 
 uint64_t fy_flux_dit_activation_bytes(const fy_flux_dit *m, int64_t batch, int64_t img_tokens, int64_t txt_tokens)
@@ -74,28 +70,21 @@ uint64_t fy_flux_dit_activation_bytes(const fy_flux_dit *m, int64_t batch, int64
     if (!m || batch < 1 || img_tokens < 1 || txt_tokens < 0) return 0;
     flux_acts a = {.B = batch, .S = img_tokens, .L = txt_tokens, .T = img_tokens + txt_tokens};
     a.R = a.B * a.T;
-    buf_spec b[32];
-    int n = buf_specs(&m->cfg, &a, b);
-    uint64_t bytes = 0;
-    for (int i = 0; i < n; i++) bytes += (uint64_t)b[i].floats * sizeof(float);
-    return bytes + fy_dev_ops_scratch_bound(m->e, false);
+    fy_workspace t;
+    acts_table(&m->cfg, &a, &t);
+    return fy_ws_bytes(&t) + fy_dev_ops_scratch_bound(m->e, false);
 }
 
 static void free_acts(fy_engine *e, flux_acts *a)
 {
-    buf_spec b[32];
-    fy_flux_dit_config none = {0};
-    int n = buf_specs(&none, a, b);
-    for (int i = 0; i < n; i++) fy_engine_free_buffer(e, *b[i].p);
+    fy_ws_free(&a->ws, e);
     free(a->host);
 }
 
 static fy_status alloc_acts(fy_flux_dit *m, flux_acts *a)
 {
-    buf_spec b[32];
-    int n = buf_specs(&m->cfg, a, b);
-    for (int i = 0; i < n; i++)
-        FY_TRY(fy_engine_alloc(m->e, (size_t)max64(b[i].floats, 1) * sizeof(float), b[i].label, (void **)b[i].p));
+    acts_table(&m->cfg, a, &a->ws);
+    FY_TRY(fy_ws_alloc(&a->ws, m->e));
     if (m->tap) {
         a->host = malloc((size_t)(a->R * max64(m->cfg.inner, m->cfg.out_channels)) * sizeof(float));
         if (!a->host) return fy_error(FY_ERR_NOMEM, "transformer: out of memory");

@@ -11,6 +11,7 @@
 #include "ferry/dtype.h"
 #include "ferry/safetensors.h"
 #include "models/weight.h"
+#include "models/workspace.h"
 
 /* Query rows per position-bias tile: the bias buffer is [heads, QCHUNK, len],
  * never [heads, len, len]. */
@@ -43,6 +44,7 @@ typedef struct umt5_acts {
     float *x, *h, *work, *bias, *vec;
     int64_t *mask;
     int32_t *buckets; /* [2L - 1]: bucket of relative position j - i, indexed by j - i + L - 1 */
+    fy_workspace ws;
 } umt5_acts;
 
 static double now_s(void)
@@ -265,37 +267,37 @@ static int64_t vec_floats(const fy_umt5_config *k)
     return max64(k->d_model, k->num_buckets * k->num_heads);
 }
 
+/* The activations: an engine buffer each. */
+static void acts_table(const fy_umt5_config *k, umt5_acts *a, fy_workspace *t)
+{
+    fy_ws_init(t, NULL);
+    FY_WS_ADD(t, a->x, a->R * k->d_model, "text_encoder hidden");
+    FY_WS_ADD(t, a->h, a->R * k->d_model, "text_encoder normed");
+    FY_WS_ADD(t, a->work, work_floats(k, a->R), "text_encoder work");
+    FY_WS_ADD(t, a->bias, bias_floats(k, a->L), "text_encoder position bias");
+    FY_WS_ADD(t, a->vec, vec_floats(k), "text_encoder vectors");
+    FY_WS_ADD(t, a->mask, a->R, "text_encoder mask");
+    FY_WS_ADD(t, a->buckets, 2 * a->L - 1, "text_encoder buckets");
+}
+
 uint64_t fy_umt5_activation_bytes(const fy_umt5 *m, int64_t batch, int64_t len)
 {
     if (!m || batch < 1 || len < 1) return 0;
-    const fy_umt5_config *k = &m->cfg;
-    uint64_t R = (uint64_t)batch * (uint64_t)len;
-    uint64_t floats = 2 * R * (uint64_t)k->d_model + (uint64_t)work_floats(k, (int64_t)R) +
-                      (uint64_t)bias_floats(k, len) + (uint64_t)vec_floats(k);
-    return floats * sizeof(float) + R * sizeof(int64_t) + (uint64_t)(2 * len - 1) * sizeof(int32_t) +
-           fy_dev_ops_scratch_bound(m->e, false);
+    umt5_acts a = {.B = batch, .L = len, .R = batch * len};
+    fy_workspace t;
+    acts_table(&m->cfg, &a, &t);
+    return fy_ws_bytes(&t) + fy_dev_ops_scratch_bound(m->e, false);
 }
 
 static void free_acts(fy_engine *e, umt5_acts *a)
 {
-    void *bufs[] = {a->x, a->h, a->work, a->bias, a->vec, a->mask, a->buckets};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) fy_engine_free_buffer(e, bufs[i]);
-    memset(a, 0, sizeof *a);
+    fy_ws_free(&a->ws, e);
 }
 
 static fy_status alloc_acts(fy_umt5 *m, umt5_acts *a)
 {
-    const fy_umt5_config *k = &m->cfg;
-    size_t f = sizeof(float), rows = (size_t)a->R;
-    FY_TRY(fy_engine_alloc(m->e, rows * (size_t)k->d_model * f, "text_encoder hidden", (void **)&a->x));
-    FY_TRY(fy_engine_alloc(m->e, rows * (size_t)k->d_model * f, "text_encoder normed", (void **)&a->h));
-    FY_TRY(fy_engine_alloc(m->e, (size_t)work_floats(k, a->R) * f, "text_encoder work", (void **)&a->work));
-    FY_TRY(fy_engine_alloc(m->e, (size_t)bias_floats(k, a->L) * f, "text_encoder position bias",
-                           (void **)&a->bias));
-    FY_TRY(fy_engine_alloc(m->e, (size_t)vec_floats(k) * f, "text_encoder vectors", (void **)&a->vec));
-    FY_TRY(fy_engine_alloc(m->e, rows * sizeof(int64_t), "text_encoder mask", (void **)&a->mask));
-    return fy_engine_alloc(m->e, (size_t)(2 * a->L - 1) * sizeof(int32_t), "text_encoder buckets",
-                           (void **)&a->buckets);
+    acts_table(&m->cfg, a, &a->ws);
+    return fy_ws_alloc(&a->ws, m->e);
 }
 
 /* ---- the math ------------------------------------------------------------------ */

@@ -6,19 +6,14 @@
 #include <string.h>
 
 #include "models/wan_dit_internal.h"
+#include "models/workspace.h"
 
 /* ---- workspace ---------------------------------------------------------- */
-
-typedef struct ws_layout {
-    size_t patches, h, n, k, v, q, o, ff, text_in, text_mid, text, ck, cv;
-    size_t img_in, img_mid, img, cki, cvi, o2;
-    size_t tsin, temb, tmp, tmod, mod, omod, rope_c, rope_s, vec, total; /* offsets in floats */
-} ws_layout;
 
 typedef struct ws_bufs {
     float *patches, *h, *n, *k, *v, *q, *o, *ff, *text_in, *text_mid, *text, *ck, *cv;
     float *img_in, *img_mid, *img, *cki, *cvi, *o2; /* image tokens (I2V) */
-    float *tsin, *temb, *tmp, *tmod, *mod, *omod, *rope_c, *rope_s;
+    float *tsin, *temb, *tmp, *tmod, *mod, *omod, *rope_c, *rope_s, *vec;
 } ws_bufs;
 
 /* Only what attention needs whole is whole: the block's input h and the
@@ -75,13 +70,6 @@ static bool next_chunk(const dims *d, row_chunk *c)
     return true;
 }
 
-static size_t take(size_t *at, int64_t floats)
-{
-    size_t here = *at;
-    *at += ((size_t)floats + 15) / 16 * 16; /* 64-byte aligned slices */
-    return here;
-}
-
 static void make_dims(const fy_wan_dit *m, const fy_wan_dit_shape *s, dims *d)
 {
     const fy_wan_dit_config *c = &m->cfg;
@@ -107,54 +95,42 @@ static void make_dims(const fy_wan_dit *m, const fy_wan_dit_shape *s, dims *d)
     if (d->chunk_rows > d->BS) d->chunk_rows = d->BS;
 }
 
-static void make_layout(const fy_wan_dit *m, const dims *d, ws_layout *l)
+/* The workspace: one engine buffer, a 64-byte aligned slice per row. */
+static void ws_table(const fy_wan_dit *m, const dims *d, ws_bufs *w, fy_workspace *t)
 {
     const fy_wan_dit_config *c = &m->cfg;
-    size_t at = 0;
-    int64_t act = d->BS * d->D, txt = d->BL * d->D;
-    l->patches = take(&at, d->BS * d->p_in);
-    l->h = take(&at, act);
-    l->k = take(&at, act);
-    l->v = take(&at, act);
-    l->n = take(&at, d->chunk_rows * d->D);
-    l->q = take(&at, d->chunk_rows * d->D);
-    l->o = take(&at, d->chunk_rows * d->D);
+    int64_t act = d->BS * d->D, txt = d->BL * d->D, rows = d->chunk_rows * d->D;
     int64_t hidden = d->chunk_rows * c->ffn_dim, out = d->BS * d->p_out; /* ff also takes proj_out's output */
-    l->ff = take(&at, hidden > out ? hidden : out);
-    l->text_in = take(&at, d->BL * c->text_dim);
-    l->text_mid = take(&at, txt);
-    l->text = take(&at, txt);
-    l->ck = take(&at, txt);
-    l->cv = take(&at, txt);
     int64_t img_in = d->BI * c->image_dim, img = d->BI * d->D;
-    l->img_in = take(&at, img_in);
-    l->img_mid = take(&at, img_in);
-    l->img = take(&at, img);
-    l->cki = take(&at, img);
-    l->cvi = take(&at, img);
-    l->o2 = take(&at, d->I ? d->chunk_rows * d->D : 0);
-    l->tsin = take(&at, d->R * c->freq_dim);
-    l->temb = take(&at, d->R * d->D);
-    l->tmp = take(&at, d->R * d->D);
-    l->tmod = take(&at, d->R * 6 * d->D);
-    l->mod = take(&at, 6 * d->R * d->D);
-    l->omod = take(&at, 2 * d->R * d->D);
-    l->rope_c = take(&at, d->S * c->head_dim / 2);
-    l->rope_s = take(&at, d->S * c->head_dim / 2);
-    l->vec = take(&at, 4 * m->vec_slot);
-    l->total = at;
-}
-
-static void bind(float *base, const ws_layout *l, ws_bufs *w)
-{
-    *w = (ws_bufs){.patches = base + l->patches, .h = base + l->h, .n = base + l->n, .k = base + l->k,
-                   .v = base + l->v, .q = base + l->q, .o = base + l->o, .ff = base + l->ff,
-                   .text_in = base + l->text_in, .text_mid = base + l->text_mid, .text = base + l->text,
-                   .ck = base + l->ck, .cv = base + l->cv, .tsin = base + l->tsin, .temb = base + l->temb,
-                   .tmp = base + l->tmp, .tmod = base + l->tmod, .mod = base + l->mod, .omod = base + l->omod,
-                   .rope_c = base + l->rope_c, .rope_s = base + l->rope_s, .img_in = base + l->img_in,
-                   .img_mid = base + l->img_mid, .img = base + l->img, .cki = base + l->cki, .cvi = base + l->cvi,
-                   .o2 = base + l->o2};
+    fy_ws_init(t, "wan transformer workspace");
+    FY_WS_ADD(t, w->patches, d->BS * d->p_in, NULL);
+    FY_WS_ADD(t, w->h, act, NULL);
+    FY_WS_ADD(t, w->k, act, NULL);
+    FY_WS_ADD(t, w->v, act, NULL);
+    FY_WS_ADD(t, w->n, rows, NULL);
+    FY_WS_ADD(t, w->q, rows, NULL);
+    FY_WS_ADD(t, w->o, rows, NULL);
+    FY_WS_ADD(t, w->ff, hidden > out ? hidden : out, NULL);
+    FY_WS_ADD(t, w->text_in, d->BL * c->text_dim, NULL);
+    FY_WS_ADD(t, w->text_mid, txt, NULL);
+    FY_WS_ADD(t, w->text, txt, NULL);
+    FY_WS_ADD(t, w->ck, txt, NULL);
+    FY_WS_ADD(t, w->cv, txt, NULL);
+    FY_WS_ADD(t, w->img_in, img_in, NULL);
+    FY_WS_ADD(t, w->img_mid, img_in, NULL);
+    FY_WS_ADD(t, w->img, img, NULL);
+    FY_WS_ADD(t, w->cki, img, NULL);
+    FY_WS_ADD(t, w->cvi, img, NULL);
+    FY_WS_ADD(t, w->o2, d->I ? rows : 0, NULL);
+    FY_WS_ADD(t, w->tsin, d->R * c->freq_dim, NULL);
+    FY_WS_ADD(t, w->temb, d->R * d->D, NULL);
+    FY_WS_ADD(t, w->tmp, d->R * d->D, NULL);
+    FY_WS_ADD(t, w->tmod, d->R * 6 * d->D, NULL);
+    FY_WS_ADD(t, w->mod, 6 * d->R * d->D, NULL);
+    FY_WS_ADD(t, w->omod, 2 * d->R * d->D, NULL);
+    FY_WS_ADD(t, w->rope_c, d->S * c->head_dim / 2, NULL);
+    FY_WS_ADD(t, w->rope_s, d->S * c->head_dim / 2, NULL);
+    FY_WS_ADD(t, w->vec, 4 * m->vec_slot, NULL);
 }
 
 fy_status fy_wan_dit_check_shape(const fy_wan_dit *m, const fy_wan_dit_shape *s)
@@ -247,10 +223,11 @@ uint64_t fy_wan_dit_activation_bytes(const fy_wan_dit *m, const fy_wan_dit_shape
 {
     if (!m || fy_wan_dit_check_shape(m, s) != FY_OK) return 0;
     dims d;
-    ws_layout l;
+    ws_bufs w;
+    fy_workspace t;
     make_dims(m, s, &d);
-    make_layout(m, &d, &l);
-    return (uint64_t)l.total * sizeof(float) + fy_dev_ops_scratch_bound(m->engine, false);
+    ws_table(m, &d, &w, &t);
+    return fy_ws_bytes(&t) + fy_dev_ops_scratch_bound(m->engine, false);
 }
 
 /* ---- op wrappers (dtype and timing) -------------------------------------- */
@@ -725,16 +702,14 @@ fy_status fy_wan_dit_forward_image(fy_wan_dit *m, const fy_wan_dit_shape *s, con
     memset(&m->timing, 0, sizeof m->timing);
     double t0 = fy_backend_now();
     dims d;
-    ws_layout l;
+    ws_bufs w;
+    fy_workspace t;
     make_dims(m, s, &d);
-    make_layout(m, &d, &l);
+    ws_table(m, &d, &w, &t);
     if (cache) FY_TRY(fy_wan_context_bind(cache, m, d.B, d.L, d.I));
     bool need_text = !cache || !fy_wan_context_complete(cache);
-    float *base = NULL;
-    FY_TRY(fy_engine_alloc(m->engine, l.total * sizeof(float), "wan transformer workspace", (void **)&base));
-    ws_bufs w;
-    bind(base, &l, &w);
-    m->vec_scratch = base + l.vec;
+    FY_TRY(fy_ws_alloc(&t, m->engine));
+    m->vec_scratch = w.vec;
     time_run *runs = NULL;
     fy_status st = make_runs(&d, timesteps, &runs, &d.n_runs);
     d.runs = runs;
@@ -744,7 +719,7 @@ fy_status fy_wan_dit_forward_image(fy_wan_dit *m, const fy_wan_dit_shape *s, con
     if (st == FY_OK) st = run_blocks(m, &d, &w, cache);
     double t2 = fy_backend_now();
     if (st == FY_OK) st = head(m, &d, s, &w, out);
-    fy_engine_free_buffer(m->engine, base);
+    fy_ws_free(&t, m->engine);
     free(runs);
     double t3 = fy_backend_now();
     m->timing.embed = t1 - t0;
