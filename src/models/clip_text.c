@@ -11,6 +11,7 @@
 #include "ferry/safetensors.h"
 #include "models/weight.h"
 #include "models/workspace.h"
+#include "models/clip_layer.h"
 
 /* A layer's weights in declaration order. */
 enum { W_LN1, W_LN1B, W_Q, W_QB, W_K, W_KB, W_V, W_VB, W_O, W_OB, W_LN2, W_LN2B, W_FC1, W_FC1B, W_FC2, W_FC2B, W_COUNT };
@@ -80,27 +81,8 @@ static fy_status read_config(const fy_component *c, fy_clip_text_config *k)
 
 static fy_status layer_weights(const fy_clip_text *m, int64_t i, clip_layer *l)
 {
-    int64_t d = m->cfg.hidden, ff = m->cfg.intermediate;
-    static const struct {
-        const char *name;
-        int rows_ff, cols_ff, matrix;
-    } spec[W_COUNT] = {
-        {"layer_norm1.weight", 0, 0, 0}, {"layer_norm1.bias", 0, 0, 0},
-        {"self_attn.q_proj.weight", 0, 0, 1}, {"self_attn.q_proj.bias", 0, 0, 0},
-        {"self_attn.k_proj.weight", 0, 0, 1}, {"self_attn.k_proj.bias", 0, 0, 0},
-        {"self_attn.v_proj.weight", 0, 0, 1}, {"self_attn.v_proj.bias", 0, 0, 0},
-        {"self_attn.out_proj.weight", 0, 0, 1}, {"self_attn.out_proj.bias", 0, 0, 0},
-        {"layer_norm2.weight", 0, 0, 0}, {"layer_norm2.bias", 0, 0, 0},
-        {"mlp.fc1.weight", 1, 0, 1}, {"mlp.fc1.bias", 1, 0, 0},
-        {"mlp.fc2.weight", 0, 1, 1}, {"mlp.fc2.bias", 0, 0, 0},
-    };
-    for (int k = 0; k < W_COUNT; k++) {
-        char name[160];
-        snprintf(name, sizeof name, "text_model.encoder.layers.%lld.%s", (long long)i, spec[k].name);
-        int64_t rows = spec[k].rows_ff ? ff : d, cols = spec[k].matrix ? (spec[k].cols_ff ? ff : d) : 0;
-        FY_TRY(fy_weight_lookup2(m->c, name, rows, cols, &l->w[k]));
-    }
-    return FY_OK;
+    _Static_assert(W_COUNT == FY_CLIP_LAYER_WEIGHTS, "a CLIP layer's tensors");
+    return fy_clip_layer_weights(m->c, "text_model", i, m->cfg.hidden, m->cfg.intermediate, l->w);
 }
 
 static fy_status load_weights(fy_clip_text *m)

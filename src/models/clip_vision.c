@@ -10,6 +10,7 @@
 #include "backend/dev_ops.h"
 #include "models/weight.h"
 #include "models/workspace.h"
+#include "models/clip_layer.h"
 
 /* The embeddings group. */
 enum { E_PATCH, E_CLASS, E_POS, E_PRE_W, E_PRE_B, E_COUNT };
@@ -99,22 +100,8 @@ static fy_status embed_weights(fy_clip_vision *m)
 
 static fy_status layer_weights(fy_clip_vision *m, int64_t i, fy_tensor *w)
 {
-    static const char *const proj[4] = {"q_proj", "k_proj", "v_proj", "out_proj"};
-    const fy_clip_vision_config *g = &m->cfg;
-    char p[160], name[224];
-    snprintf(p, sizeof p, "vision_model.encoder.layers.%lld", (long long)i);
-    snprintf(name, sizeof name, "%s.layer_norm1", p);
-    FY_TRY(pair(m->comp, name, g->hidden, 0, &w[L_LN1_W]));
-    for (int k = 0; k < 4; k++) {
-        snprintf(name, sizeof name, "%s.self_attn.%s", p, proj[k]);
-        FY_TRY(pair(m->comp, name, g->hidden, g->hidden, &w[L_Q_W + 2 * k]));
-    }
-    snprintf(name, sizeof name, "%s.layer_norm2", p);
-    FY_TRY(pair(m->comp, name, g->hidden, 0, &w[L_LN2_W]));
-    snprintf(name, sizeof name, "%s.mlp.fc1", p);
-    FY_TRY(pair(m->comp, name, g->intermediate, g->hidden, &w[L_FC1_W]));
-    snprintf(name, sizeof name, "%s.mlp.fc2", p);
-    return pair(m->comp, name, g->hidden, g->intermediate, &w[L_FC2_W]);
+    _Static_assert(L_COUNT == FY_CLIP_LAYER_WEIGHTS, "a CLIP layer's tensors");
+    return fy_clip_layer_weights(m->comp, "vision_model", i, m->cfg.hidden, m->cfg.intermediate, w);
 }
 
 static fy_status declare(fy_clip_vision *m)
