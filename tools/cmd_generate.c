@@ -92,7 +92,9 @@ static int parse_args(generate_args *a, int argc, char **argv)
 {
     int rc = cli_parse_flags("generate", argc, argv, &a->options, &a->params, &a->given, own_flags, take_flag, a);
     if (rc) return rc;
-    if (!a->spec.model_dir) return cli_usage_error("generate", "--model DIR is required");
+    if (!a->spec.model_dir) a->spec.model_dir = a->options.config_dir;
+    if (!a->spec.model_dir)
+        return cli_usage_error("generate", "--model DIR is required (or FILE, or --config DIR with single files)");
     if (a->params.prompt && a->spec.prompt_file)
         return cli_usage_error("generate", "give --prompt or --prompt-file, not both");
     if (!a->params.prompt && !a->spec.prompt_file) return cli_usage_error("generate", "--prompt is required");
@@ -435,7 +437,7 @@ int cli_generate_run(const cli_generate_spec *spec, const fy_wan_t2v_params *par
     if (!rc) rc = check_all_outputs(&job, count, params->num_frames);
     fy_wan_t2v_params checked = *params;
     checked.prompt = prompts[0];
-    if (!rc && fy_wan_t2v_check(spec->model_dir, &checked) != FY_OK) rc = cli_fail();
+    if (!rc && fy_wan_t2v_check_with(spec->model_dir, options, &checked) != FY_OK) rc = cli_fail();
     if (!rc && spec->report_json) job.reports = cJSON_CreateArray();
     if (!rc) {
         cli_stop_install();

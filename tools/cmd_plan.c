@@ -55,7 +55,8 @@ int cli_plan_main(int argc, char **argv)
     a.params.prompt = "plan"; /* the request check wants one; nothing is encoded */
     int rc = cli_parse_flags("plan", argc, argv, &o, &a.params, &a.given, own_flags, take_flag, &a);
     if (rc) return rc;
-    if (!a.model) return cli_usage_error("plan", "--model DIR is required");
+    if (!a.model) a.model = o.config_dir;
+    if (!a.model) return cli_usage_error("plan", "--model DIR is required (or FILE, or --config DIR with single files)");
     if (o.trace_path)
         return cli_usage_error("plan", "--trace: plan runs nothing, so there is no timeline to write; drop --trace "
                                "(ferry generate --trace FILE records one)");

@@ -7,7 +7,6 @@
 #define FERRY_MODEL_H
 
 #include <stdbool.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "ferry/config.h"
@@ -26,6 +25,7 @@ typedef struct fy_component {
     fy_config *config;       /* config.json / scheduler_config.json / tokenizer_config.json; may be NULL */
     fy_st_set *weights;      /* NULL for components without weights (tokenizer, scheduler) */
     bool skip_finite_check;  /* fy_component_weight refuses NaN/inf unless set */
+    const char *single_file; /* the single-file checkpoint the weights come from (NULL: the folder's) */
 } fy_component;
 
 typedef struct fy_model fy_model;
@@ -42,6 +42,25 @@ fy_status fy_model_open_ex(const char *dir_or_id, const char *revision, const ch
 /* hf_cache.c: whether s reads as a model id (ORG/NAME); the cache folder
  * ($HF_HUB_CACHE, $HF_HOME/hub, ~/.cache/huggingface/hub); the snapshot
  * folder of id at revision (NULL: main). Nothing is ever downloaded. */
+/* Where a model's parts come from: a folder or model id, and single-file
+ * checkpoints in the original Wan / ComfyUI names (ferry/wan_names.h) for
+ * some components, their configs inferred from the shapes unless
+ * config_dir (a diffusers folder's config files) holds <component>/config.json. */
+typedef struct fy_model_sources {
+    const char *revision;      /* of a model id (NULL: main) */
+    const char *variant;       /* "fp16", "bf16" (NULL: none) */
+    const char *transformer;   /* --transformer FILE */
+    const char *text_encoder;  /* --text-encoder FILE */
+    const char *vae;           /* --vae FILE */
+    const char *config_dir;    /* --config DIR */
+} fy_model_sources;
+/* model: a folder or model id (the components no file replaces come from
+ * it), an all-in-one .safetensors file (its components replace the
+ * folder's; the rest, tokenizer and scheduler included, come from
+ * config_dir), or NULL (config_dir stands for the folder). src may be NULL. */
+fy_status fy_model_open_sources(const char *model, const fy_model_sources *src, fy_model **out);
+/* Whether any single file is named (then fy_model_open_sources, not _ex). */
+bool fy_model_sources_single(const fy_model_sources *src, const char *model);
 bool fy_model_is_id(const char *s);
 fy_status fy_hf_cache_dir(char *out, size_t size);
 fy_status fy_model_resolve(const char *id, const char *revision, char *out, size_t size);

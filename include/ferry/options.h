@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include "ferry/dtype.h"
 #include "ferry/error.h"
+#include "ferry/model.h"
 #include "ferry/quant.h"
 
 #ifdef __cplusplus
@@ -116,6 +117,10 @@ typedef struct fy_run_options {
     /* Observability and host */
     const char *revision;            /* --revision REV: of a model id in the Hugging Face cache */
     const char *variant;             /* --variant fp16|bf16: diffusers' variant weight files */
+    const char *transformer_file;    /* --transformer FILE: a single-file checkpoint (Wan names) */
+    const char *text_encoder_file;   /* --text-encoder FILE */
+    const char *vae_file;            /* --vae FILE */
+    const char *config_dir;          /* --config DIR: configs (and tokenizer) for single files */
     const char *trace_path;          /* --trace FILE (Chrome trace JSON, every engine of the run) */
     int threads;                     /* --threads N (0 = all cores, at most FY_THREADS_MAX) */
     uint64_t max_shard_size;         /* --max-shard-size (ferry shard) */
@@ -124,6 +129,8 @@ typedef struct fy_run_options {
 /* Defaults: cpu, no limits, offload none, depth 1, pin on, f32 compute,
  * tile 256x256 stride 192x192 (diffusers' enable_tiling defaults). */
 void fy_run_options_init(fy_run_options *o);
+/* Where the model's parts come from (--revision, --variant, single files, --config). */
+fy_model_sources fy_run_options_sources(const fy_run_options *o);
 
 /* If argv[*i] is a run option, consume it (and its value), advance *i past
  * it and set *consumed. Unknown arguments are left alone (consumed = false).

@@ -81,6 +81,17 @@ fy_status fy_st_set_view(const fy_st_set *s, const char *name, fy_tensor *out);
 fy_status fy_st_set_check_unchanged(const fy_st_set *s);
 const fy_st_file *fy_st_set_file_of(const fy_st_set *s, const char *name);
 
+/* A set over one open file (taken over, closed by the set, also on error)
+ * whose i-th tensor in file order is known as names[i], or left out when
+ * names[i] is NULL: a single-file checkpoint in another naming scheme. Two
+ * tensors given one name are an error naming both. */
+fy_status fy_st_set_from_file(fy_st_file *f, const char *const *names, fy_st_set **out);
+/* Give tensor `name` of such a set new contents: data (malloc'd, taken
+ * over, freed by the set, also on error) of the same shape in dtype, such
+ * as an fp8 weight dequantised at load. Its views no longer point into the
+ * file (the disk tier cannot read them back). */
+fy_status fy_st_set_replace(fy_st_set *s, const char *name, fy_dtype dtype, void *data);
+
 /* ---- Writing ------------------------------------------------------------ */
 typedef struct fy_st_writer fy_st_writer;
 

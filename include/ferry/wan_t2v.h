@@ -148,6 +148,8 @@ typedef struct fy_wan_t2v_result {
 /* Checks the request against the model folder (sizes divisible, frames
  * 4k+1, a Wan pipeline with every component) before any work. */
 fy_status fy_wan_t2v_check(const char *model_dir, const fy_wan_t2v_params *p);
+/* The same for the model o's sources name (single files, --config). */
+fy_status fy_wan_t2v_check_with(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p);
 
 fy_status fy_wan_t2v_run(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p,
                          const fy_wan_t2v_hooks *hooks, fy_wan_t2v_result *out);

@@ -16,6 +16,7 @@
 
 #include "ferry/finite.h"
 #include "io/regular_file.h"
+#include "io/single_file.h"
 
 typedef enum component_kind {
     KIND_MODEL,
@@ -38,6 +39,12 @@ struct fy_model {
     const char *class_name;
     component_slot *slots;
     size_t count;
+    /* Single files: per component part, the file and whether it holds that
+     * part alone; config_dir overrides inferred configs. */
+    char *part_file[FY_WAN_PART_COUNT];
+    bool part_only[FY_WAN_PART_COUNT];
+    char *config_dir;
+    bool config_only;      /* dir is config_dir: no weights expected in it */
 };
 
 /* ---- Paths ---------------------------------------------------------------- */
@@ -189,6 +196,50 @@ static bool safe_component_name(const char *name)
            strcmp(name, "..") != 0;
 }
 
+/* ---- Single files ------------------------------------------------------------ */
+
+static int part_of(const char *component)
+{
+    if (strcmp(component, "transformer") == 0) return FY_WAN_TRANSFORMER;
+    if (strcmp(component, "text_encoder") == 0) return FY_WAN_TEXT_ENCODER;
+    if (strcmp(component, "vae") == 0) return FY_WAN_VAE;
+    return -1;
+}
+
+static const char *flag_of(int part)
+{
+    return part == FY_WAN_TRANSFORMER ? "--transformer" : part == FY_WAN_VAE ? "--vae" : "--text-encoder";
+}
+
+/* <config_dir>/<component>/config.json when it exists, else the config the shapes imply. */
+static fy_status single_config(fy_model *m, component_slot *s, int part)
+{
+    if (m->config_dir) {
+        char *dir = join_path(m->config_dir, s->pub.name);
+        char *path = dir ? join_path(dir, "config.json") : NULL;
+        fy_status st = path ? FY_OK : fy_error(FY_ERR_NOMEM, "%s: out of memory", m->config_dir);
+        bool found = path && is_file(path);
+        if (found) st = fy_config_load(path, &s->pub.config);
+        free(path);
+        free(dir);
+        if (st != FY_OK || found) return st;
+    }
+    char *json = NULL;
+    FY_TRY(fy_wan_infer_config((fy_wan_part)part, s->pub.weights, &json));
+    char label[1100];
+    snprintf(label, sizeof label, "%s (the %s config its shapes imply)", m->part_file[part], s->pub.name);
+    fy_status st = fy_config_parse(json, label, &s->pub.config);
+    free(json);
+    return st;
+}
+
+static fy_status open_single(fy_model *m, component_slot *s, int part)
+{
+    s->pub.single_file = m->part_file[part];
+    FY_TRY(fy_single_file_open(m->part_file[part], (fy_wan_part)part, m->part_only[part], &s->pub.weights));
+    return single_config(m, s, part);
+}
+
 static fy_status open_component(fy_model *m, const char *name, const char *library, const char *class_name)
 {
     if (!safe_component_name(name))
@@ -203,6 +254,10 @@ static fy_status open_component(fy_model *m, const char *name, const char *libra
     s->pub.class_name = class_name;
     s->pub.dir = s->dir;
     m->count++; /* counted now so that fy_model_free releases a half-opened slot */
+    int part = part_of(name);
+    if (part >= 0 && m->part_file[part] && kind_of(library, class_name) == KIND_MODEL) return open_single(m, s, part);
+    if (!is_dir(s->dir) && m->config_only && kind_of(library, class_name) == KIND_MODEL && part >= 0)
+        return fy_error(FY_ERR_NOT_FOUND, "%s: no %s: pass its weights with %s FILE", m->dir, name, flag_of(part));
     if (!is_dir(s->dir))
         return fy_error(FY_ERR_NOT_FOUND, "%s: component folder missing (%s lists %s as [%s, %s])", s->dir,
                         fy_config_path(m->index), name, library, class_name);
@@ -211,7 +266,12 @@ static fy_status open_component(fy_model *m, const char *name, const char *libra
     if (kind != KIND_MODEL) return FY_OK;
     bool opened = false;
     if (m->variant) FY_TRY(open_variant(m, s, &opened));
-    return opened ? FY_OK : open_weights(s);
+    if (opened) return FY_OK;
+    fy_status st = open_weights(s);
+    if (st == FY_ERR_NOT_FOUND && m->config_only && part >= 0)
+        return fy_error(FY_ERR_NOT_FOUND, "%s: no weights for %s (a --config folder needs none): pass them with %s FILE",
+                        s->dir, name, flag_of(part));
+    return st;
 }
 
 /* A scalar (or null) value in model_index.json is a pipeline setting, not a component. */
@@ -300,37 +360,101 @@ static fy_status check_variant(const char *variant)
 
 fy_status fy_model_open_ex(const char *dir, const char *revision, const char *variant, fy_model **out)
 {
-    if (!out) return fy_error(FY_ERR_INVALID, "fy_model_open: out is NULL");
-    *out = NULL;
-    if (!dir || !dir[0]) return fy_error(FY_ERR_INVALID, "no model folder given");
-    FY_TRY(check_variant(variant));
-    char snapshot[8192];
-    if (!exists(dir) && fy_model_is_id(dir)) {
-        FY_TRY(fy_model_resolve(dir, revision, snapshot, sizeof snapshot));
-        dir = snapshot;
+    fy_model_sources src = {.revision = revision, .variant = variant};
+    return fy_model_open_sources(dir, &src, out);
+}
+
+bool fy_model_sources_single(const fy_model_sources *src, const char *model)
+{
+    return (src && (src->transformer || src->text_encoder || src->vae || src->config_dir)) ||
+           (model && is_file(model));
+}
+
+static void free_sources(fy_model *m)
+{
+    for (int p = 0; p < FY_WAN_PART_COUNT; p++) free(m->part_file[p]);
+    free(m->config_dir);
+}
+
+/* The single files named, an all-in-one file's components included, and the
+ * folder standing in for the rest. */
+static fy_status plan_sources(fy_model *m, const char **dir, const fy_model_sources *src)
+{
+    const char *model = *dir;
+    const char *named[FY_WAN_PART_COUNT] = {0};
+    named[FY_WAN_TRANSFORMER] = src->transformer;
+    named[FY_WAN_TEXT_ENCODER] = src->text_encoder;
+    named[FY_WAN_VAE] = src->vae;
+    for (int p = 0; p < FY_WAN_PART_COUNT; p++) m->part_only[p] = named[p] != NULL;
+    if (model && model[0] && is_file(model)) {
+        bool present[FY_WAN_PART_COUNT];
+        FY_TRY(fy_single_file_parts(model, present));
+        for (int p = 0; p < FY_WAN_PART_COUNT; p++)
+            if (present[p] && !named[p]) named[p] = model;
+        model = NULL;
+    }
+    for (int p = 0; p < FY_WAN_PART_COUNT; p++)
+        if (named[p] && !(m->part_file[p] = strdup(named[p]))) return fy_error(FY_ERR_NOMEM, "out of memory");
+    if (src->config_dir && !(m->config_dir = strdup(src->config_dir))) return fy_error(FY_ERR_NOMEM, "out of memory");
+    if (!model || !model[0]) {
+        if (!src->config_dir)
+            return fy_error(FY_ERR_INVALID,
+                            "single files hold no tokenizer or scheduler: pass --config DIR (a diffusers folder's "
+                            "model_index.json and config files, tokenizer/ included; weights not needed) or --model DIR");
+        model = src->config_dir;
+    }
+    m->config_only = src->config_dir && strcmp(model, src->config_dir) == 0;
+    *dir = model;
+    return FY_OK;
+}
+
+/* A model id found in the cache becomes its snapshot folder. */
+static fy_status resolve_dir(const char **dir, const char *revision, char *snapshot, size_t size)
+{
+    if (!exists(*dir) && fy_model_is_id(*dir)) {
+        FY_TRY(fy_model_resolve(*dir, revision, snapshot, size));
+        *dir = snapshot;
     } else if (revision && revision[0]) {
         return fy_error(FY_ERR_INVALID, "--revision %s applies to a model id (ORG/NAME) in the Hugging Face cache; "
-                        "%s is a folder: drop --revision", revision, dir);
+                        "%s is a folder: drop --revision", revision, *dir);
     }
-    FY_TRY(check_model_dir(dir));
-    fy_model *m = calloc(1, sizeof *m);
-    if (!m) return fy_error(FY_ERR_NOMEM, "%s: out of memory", dir);
-    m->variant = variant;
+    return check_model_dir(*dir);
+}
+
+static fy_status open_model(fy_model *m, const char *dir, const fy_model_sources *src)
+{
+    if (fy_model_sources_single(src, dir)) FY_TRY(plan_sources(m, &dir, src));
+    char snapshot[8192];
+    FY_TRY(resolve_dir(&dir, src->revision, snapshot, sizeof snapshot));
     size_t len = strlen(dir);
     m->dir = malloc(len + 1);
-    fy_status s = m->dir ? FY_OK : fy_error(FY_ERR_NOMEM, "%s: out of memory", dir);
-    if (s == FY_OK) {
-        memcpy(m->dir, dir, len + 1);
-        while (len > 1 && m->dir[len - 1] == '/') m->dir[--len] = '\0';
-        s = open_index(m);
-    }
-    if (s == FY_OK) s = open_components(m);
-    if (s == FY_OK && m->variant && !m->variant_found)
-        s = fy_error(FY_ERR_NOT_FOUND, "%s: no component has weights of variant %s (files named *.%s.safetensors); "
-                     "drop --variant or pick another", m->dir, m->variant, m->variant);
-    if (s == FY_OK && m->variant && m->variant_missing[0])
+    if (!m->dir) return fy_error(FY_ERR_NOMEM, "%s: out of memory", dir);
+    memcpy(m->dir, dir, len + 1);
+    while (len > 1 && m->dir[len - 1] == '/') m->dir[--len] = '\0';
+    FY_TRY(open_index(m));
+    FY_TRY(open_components(m));
+    if (m->variant && !m->variant_found)
+        return fy_error(FY_ERR_NOT_FOUND, "%s: no component has weights of variant %s (files named "
+                        "*.%s.safetensors); drop --variant or pick another", m->dir, m->variant, m->variant);
+    if (m->variant && m->variant_missing[0])
         fy_warn("%s: no %s weight files for %s: loaded as stored without a variant", m->dir, m->variant,
                 m->variant_missing);
+    return FY_OK;
+}
+
+fy_status fy_model_open_sources(const char *dir, const fy_model_sources *src, fy_model **out)
+{
+    static const fy_model_sources none = {0};
+    if (!src) src = &none;
+    if (!out) return fy_error(FY_ERR_INVALID, "fy_model_open: out is NULL");
+    *out = NULL;
+    if (!fy_model_sources_single(src, dir) && (!dir || !dir[0]))
+        return fy_error(FY_ERR_INVALID, "no model folder given");
+    FY_TRY(check_variant(src->variant));
+    fy_model *m = calloc(1, sizeof *m);
+    if (!m) return fy_error(FY_ERR_NOMEM, "out of memory opening a model");
+    m->variant = src->variant;
+    fy_status s = open_model(m, dir, src);
     if (s != FY_OK) {
         fy_model_free(m);
         return s;
@@ -348,6 +472,7 @@ void fy_model_free(fy_model *m)
         free(m->slots[i].dir);
     }
     free(m->slots);
+    free_sources(m);
     fy_config_free(m->index);
     free(m->dir);
     free(m);
@@ -399,11 +524,24 @@ void fy_model_set_check_finite(fy_model *m, bool on)
     for (size_t i = 0; m && i < m->count; i++) m->slots[i].pub.skip_finite_check = !on;
 }
 
+/* A tensor the model needs that the single file lacks, by its name there. */
+static fy_status missing_in_single(const fy_component *c, const char *name)
+{
+    char original[512];
+    int part = part_of(c->name);
+    if (part < 0 || fy_wan_name_from_diffusers((fy_wan_part)part, name, original, sizeof original) != FY_OK)
+        snprintf(original, sizeof original, "%s", name);
+    return fy_error(FY_ERR_NOT_FOUND, "%s: no tensor '%s' (diffusers' %s): the %s file is incomplete or of another "
+                    "model", c->single_file, original, name, c->name);
+}
+
 fy_status fy_component_weight(const fy_component *c, const char *name, fy_tensor *out)
 {
     if (!c || !name || !out) return fy_error(FY_ERR_INVALID, "fy_component_weight: NULL argument");
     if (!c->weights) return fy_error(FY_ERR_NOT_FOUND, "%s: component %s has no weights", c->dir, c->name);
-    FY_TRY(fy_st_set_view(c->weights, name, out));
+    fy_status st = fy_st_set_view(c->weights, name, out);
+    if (st == FY_ERR_NOT_FOUND && c->single_file) return missing_in_single(c, name);
+    if (st != FY_OK) return st;
     size_t at;
     if (!c->skip_finite_check && fy_find_nonfinite(out->data, out->dtype, (size_t)fy_tensor_numel(out), &at)) {
         const fy_st_file *f = fy_st_set_file_of(c->weights, name);

@@ -654,6 +654,12 @@ fy_status fy_st_view(const fy_st_file *f, const char *name, fy_tensor *out)
 {
     const fy_st_info *t = fy_st_find(f, name);
     if (!t) return fy_error(FY_ERR_NOT_FOUND, "%s: no tensor '%s'", f->path, name);
+    return fy_st_view_info(f, t, out);
+}
+
+fy_status fy_st_view_info(const fy_st_file *f, const fy_st_info *t, fy_tensor *out)
+{
+    const char *name = t->name;
     if (t->ndim > FY_MAX_DIMS)
         return fy_error(FY_ERR_UNSUPPORTED, "%s: rank %d is above the %d dimensions of a view (tensor '%s')",
                         f->path, t->ndim, FY_MAX_DIMS, name);

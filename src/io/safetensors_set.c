@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 
 #include "io/regular_file.h"
+#include "io/safetensors_internal.h"
 
 #define INDEX_MAX_BYTES (256u << 20)
 
@@ -29,6 +30,10 @@ struct fy_st_set {
     size_t nfiles;
     set_entry *entries;   /* sorted by name */
     size_t count;
+    /* fy_st_set_from_file: the entries' own infos (new names, replaced data) */
+    fy_st_info *own;
+    char **own_names;
+    void **own_data;
 };
 
 typedef struct map_entry {
@@ -40,6 +45,13 @@ void fy_st_set_free(fy_st_set *s)
 {
     if (!s) return;
     for (size_t i = 0; i < s->nfiles; i++) fy_st_close(s->files[i]);
+    for (size_t i = 0; s->own && i < s->count; i++) {
+        free(s->own_names[i]);
+        free(s->own_data[i]);
+    }
+    free(s->own);
+    free(s->own_names);
+    free(s->own_data);
     free(s->files);
     free(s->entries);
     free(s->path);
@@ -385,7 +397,101 @@ fy_status fy_st_set_view(const fy_st_set *s, const char *name, fy_tensor *out)
 {
     const set_entry *e = find_entry(s, name);
     if (!e) return fy_error(FY_ERR_NOT_FOUND, "%s: no tensor '%s'", s->path, name);
-    return fy_st_view(s->files[e->file], name, out);
+    return fy_st_view_info(s->files[e->file], e->info, out);
+}
+
+/* ---- Renamed sets (single-file checkpoints) ------------------------------ */
+
+static fy_status copy_renamed(fy_st_set *s, const char *const *names)
+{
+    fy_st_file *f = s->files[0];
+    size_t n = fy_st_count(f);
+    s->own = calloc(n ? n : 1, sizeof *s->own);
+    s->own_names = calloc(n ? n : 1, sizeof *s->own_names);
+    s->own_data = calloc(n ? n : 1, sizeof *s->own_data);
+    s->entries = calloc(n ? n : 1, sizeof *s->entries);
+    if (!s->own || !s->own_names || !s->own_data || !s->entries)
+        return fy_error(FY_ERR_NOMEM, "%s: out of memory", s->path);
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i]) continue;
+        size_t k = s->count;
+        s->own_names[k] = malloc(strlen(names[i]) + 1);
+        if (!s->own_names[k]) return fy_error(FY_ERR_NOMEM, "%s: out of memory", s->path);
+        strcpy(s->own_names[k], names[i]);
+        s->own[k] = *fy_st_at(f, i);
+        s->own[k].name = s->own_names[k];
+        s->entries[k] = (set_entry){&s->own[k], 0};
+        s->count++;
+    }
+    return FY_OK;
+}
+
+/* Two tensors renamed alike: named by their names in the file. */
+static fy_status check_renamed_unique(const fy_st_set *s, const char *const *names)
+{
+    const fy_st_file *f = s->files[0];
+    for (size_t i = 1; i < s->count; i++) {
+        const char *name = s->entries[i].info->name;
+        if (strcmp(s->entries[i - 1].info->name, name) != 0) continue;
+        const char *first = NULL, *second = NULL;
+        for (size_t j = 0; j < fy_st_count(f); j++) {
+            if (!names[j] || strcmp(names[j], name) != 0) continue;
+            if (!first) first = fy_st_at(f, j)->name;
+            else if (!second) second = fy_st_at(f, j)->name;
+        }
+        return fy_error(FY_ERR_FORMAT, "%s: tensors '%s' and '%s' both stand for '%s'", s->path,
+                        first ? first : "?", second ? second : "?", name);
+    }
+    return FY_OK;
+}
+
+fy_status fy_st_set_from_file(fy_st_file *f, const char *const *names, fy_st_set **out)
+{
+    *out = NULL;
+    fy_st_set *s = NULL;
+    fy_status st = new_set(&s, fy_st_path(f));
+    if (st != FY_OK) {
+        fy_st_close(f);
+        return st;
+    }
+    s->files = malloc(sizeof *s->files);
+    if (!s->files) {
+        fy_st_close(f);
+        fy_st_set_free(s);
+        return fy_error(FY_ERR_NOMEM, "%s: out of memory", fy_st_path(f));
+    }
+    s->files[0] = f;
+    s->nfiles = 1;
+    st = copy_renamed(s, names);
+    if (st == FY_OK) {
+        qsort(s->entries, s->count, sizeof *s->entries, cmp_entry);
+        st = check_renamed_unique(s, names);
+    }
+    if (st != FY_OK) {
+        fy_st_set_free(s);
+        return st;
+    }
+    *out = s;
+    return FY_OK;
+}
+
+fy_status fy_st_set_replace(fy_st_set *s, const char *name, fy_dtype dtype, void *data)
+{
+    set_entry *e = (set_entry *)find_entry(s, name);
+    if (!e || !s->own) {
+        free(data);
+        return fy_error(FY_ERR_INVALID, "%s: no renamed tensor '%s' to replace", s->path, name);
+    }
+    size_t k = (size_t)(e->info - s->own);
+    fy_st_info *info = &s->own[k];
+    uint64_t numel = 1;
+    for (int d = 0; d < info->ndim; d++) numel *= (uint64_t)info->shape[d];
+    free(s->own_data[k]);
+    s->own_data[k] = data;
+    info->dtype = dtype;
+    info->data = data;
+    info->nbytes = numel * fy_dtype_size(dtype);
+    return FY_OK;
 }
 
 fy_status fy_st_set_check_unchanged(const fy_st_set *s)

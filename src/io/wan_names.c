@@ -36,8 +36,9 @@ static const name_rule dit_top[] = {
     {"img_emb.emb_pos", "condition_embedder.image_embedder.pos_embed"},
 };
 
-/* The original block applies norm1 (self-attention), norm3 (cross-attention,
- * the one with weights) and norm2 (FFN); diffusers numbers them in order. */
+/* The original block applies norm1 (self-attention), norm3 (cross-attention)
+ * and norm2 (FFN); diffusers numbers them in order. Only the cross-attention
+ * norm has weights: blocks.N.norm1/norm2 are Wan's T5 names. */
 static const name_rule dit_block[] = {
     {"self_attn.q.", "attn1.to_q."},
     {"self_attn.k.", "attn1.to_k."},
@@ -54,9 +55,7 @@ static const name_rule dit_block[] = {
     {"cross_attn.k_img.", "attn2.add_k_proj."},
     {"cross_attn.v_img.", "attn2.add_v_proj."},
     {"cross_attn.norm_k_img.", "attn2.norm_added_k."},
-    {"norm1.", "norm1."},
     {"norm3.", "norm2."},
-    {"norm2.", "norm3."},
     {"ffn.0.", "ffn.net.0.proj."},
     {"ffn.2.", "ffn.net.2."},
     {"modulation", "scale_shift_table"},

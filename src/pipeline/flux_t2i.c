@@ -62,7 +62,8 @@ void fy_flux_params_init(fy_flux_params *p)
 bool fy_flux_is_model(const char *model_dir, const fy_run_options *o)
 {
     fy_model *m = NULL;
-    if (fy_model_open_ex(model_dir, o ? o->revision : NULL, o ? o->variant : NULL, &m) != FY_OK) {
+    fy_model_sources src = fy_run_options_sources(o);
+    if (fy_model_open_sources(model_dir, &src, &m) != FY_OK) {
         fy_error_clear();
         return false;
     }
@@ -423,7 +424,8 @@ static fy_status check_class(const fy_model *m, const char *model_dir)
 static fy_status open_and_load(flux_run *r, const char *model_dir)
 {
     FY_TRY(check_request(r));
-    FY_TRY(fy_model_open_ex(model_dir, r->o->revision, r->o->variant, &r->model));
+    fy_model_sources src = fy_run_options_sources(r->o);
+    FY_TRY(fy_model_open_sources(model_dir, &src, &r->model));
     FY_TRY(check_class(r->model, model_dir));
     FY_TRY(create_engines(r));
     FY_TRY(load_models(r));
@@ -484,7 +486,8 @@ fy_status fy_flux_t2i_open(const char *model_dir, const fy_run_options *o, fy_fl
     if (!model_dir || !o) return fy_error(FY_ERR_INVALID, "fy_flux_t2i_open: NULL model folder or options");
     FY_TRY(fy_run_options_validate(o));
     fy_model *m = NULL;
-    FY_TRY(fy_model_open_ex(model_dir, o->revision, o->variant, &m));
+    fy_model_sources src = fy_run_options_sources(o);
+    FY_TRY(fy_model_open_sources(model_dir, &src, &m));
     fy_status s = check_class(m, model_dir);
     fy_model_free(m);
     if (s != FY_OK) return s;

@@ -366,6 +366,47 @@ static fy_status set_variant(fy_run_options *o, const char *flag, const char *va
     return FY_OK;
 }
 
+/* Single files and --config: paths, checked when the model opens. */
+static fy_status set_path(const char *flag, const char *value, const char *what, const char **out)
+{
+    if (!*value) return bad_value(flag, value, what);
+    *out = value;
+    return FY_OK;
+}
+
+static fy_status set_transformer(fy_run_options *o, const char *flag, const char *value)
+{
+    return set_path(flag, value, "a .safetensors file (original Wan or ComfyUI names)", &o->transformer_file);
+}
+
+static fy_status set_text_encoder(fy_run_options *o, const char *flag, const char *value)
+{
+    return set_path(flag, value, "a .safetensors file (UMT5, Wan's or ComfyUI's)", &o->text_encoder_file);
+}
+
+static fy_status set_vae(fy_run_options *o, const char *flag, const char *value)
+{
+    return set_path(flag, value, "a .safetensors file (the Wan VAE)", &o->vae_file);
+}
+
+static fy_status set_config_dir(fy_run_options *o, const char *flag, const char *value)
+{
+    return set_path(flag, value, "a diffusers folder's config files", &o->config_dir);
+}
+
+fy_model_sources fy_run_options_sources(const fy_run_options *o)
+{
+    fy_model_sources src = {0};
+    if (!o) return src;
+    src.revision = o->revision;
+    src.variant = o->variant;
+    src.transformer = o->transformer_file;
+    src.text_encoder = o->text_encoder_file;
+    src.vae = o->vae_file;
+    src.config_dir = o->config_dir;
+    return src;
+}
+
 static fy_status set_trace(fy_run_options *o, const char *flag, const char *value)
 {
     if (!*value) return bad_value(flag, value, "a file path for the Chrome trace JSON");
@@ -487,6 +528,10 @@ static const flag_spec flags[] = {
     VALUE("trace", set_trace),
     VALUE("revision", set_revision),
     VALUE("variant", set_variant),
+    VALUE("transformer", set_transformer),
+    VALUE("text-encoder", set_text_encoder),
+    VALUE("vae", set_vae),
+    VALUE("config", set_config_dir),
     VALUE("threads", set_threads),
     VALUE("max-shard-size", set_max_shard_size),
 };
@@ -894,6 +939,14 @@ const char *fy_run_options_help(void)
            "                                  ~/.cache/huggingface/hub; never downloaded): a branch,\n"
            "                                  tag or commit (default main)\n"
            "  --variant fp16|bf16             read diffusers' variant weight files (*.fp16.safetensors)\n"
+           "Single files (Wan models; original Wan or ComfyUI tensor names, configs from the shapes):\n"
+           "  --transformer FILE              the transformer from one .safetensors file\n"
+           "  --text-encoder FILE             the UMT5 text encoder (ComfyUI's scaled fp8 included)\n"
+           "  --vae FILE                      the Wan2.1 VAE\n"
+           "  --config DIR                    a diffusers folder's config files and tokenizer (no\n"
+           "                                  weights needed): the rest of the model, and configs\n"
+           "                                  that override the inferred ones; --model FILE takes\n"
+           "                                  an all-in-one file\n"
            "  --trace FILE                    write a Chrome trace (JSON) of the run, one process\n"
            "                                  per engine (a new or regular file; not for plan)\n"
            "Switches also take =true/=false or a following True/False (FastVideo's --flag False);\n"

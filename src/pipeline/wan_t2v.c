@@ -378,8 +378,14 @@ static fy_status check_request(const fy_model *m, const fy_wan_t2v_params *p, t2
 
 fy_status fy_wan_t2v_check(const char *model_dir, const fy_wan_t2v_params *p)
 {
+    return fy_wan_t2v_check_with(model_dir, NULL, p);
+}
+
+fy_status fy_wan_t2v_check_with(const char *model_dir, const fy_run_options *o, const fy_wan_t2v_params *p)
+{
     fy_model *m = NULL;
-    FY_TRY(fy_model_open(model_dir, &m));
+    fy_model_sources src = fy_run_options_sources(o);
+    FY_TRY(fy_model_open_sources(model_dir, &src, &m));
     t2v_factors f = {.need_image = true};
     fy_wan_t2v_params sized;
     fy_status s = check_request(m, p, &f, &sized, false);
@@ -1119,7 +1125,8 @@ static uint64_t peak_rss_bytes(void)
 static fy_status load_stages(t2v_run *r, const char *model_dir)
 {
     t2v_factors f = {.need_image = true};
-    FY_TRY(fy_model_open_ex(model_dir, r->options->revision, r->options->variant, &r->model));
+    fy_model_sources src = fy_run_options_sources(r->options);
+    FY_TRY(fy_model_open_sources(model_dir, &src, &r->model));
     fy_model_set_check_finite(r->model, r->options->check_weights);
     FY_TRY(check_request(r->model, r->params, &f, &r->sized, true));
     r->params = &r->sized;
@@ -1215,7 +1222,8 @@ fy_status fy_wan_t2v_open(const char *model_dir, const fy_run_options *o, fy_wan
     FY_TRY(fy_run_options_check_files(o));
     /* The family and components now, not at the first video. */
     fy_model *m = NULL;
-    FY_TRY(fy_model_open_ex(model_dir, o->revision, o->variant, &m));
+    fy_model_sources src = fy_run_options_sources(o);
+    FY_TRY(fy_model_open_sources(model_dir, &src, &m));
     fy_status s = check_family(m);
     fy_model_free(m);
     if (s != FY_OK) return s;
@@ -1405,7 +1413,8 @@ static fy_status load_for_plan(t2v_run *r, const char *model_dir, const fy_run_o
     r->params = p;
     r->guidance = p->guidance_scale > 1.0;
     t2v_factors f = {.need_image = false};
-    FY_TRY(fy_model_open_ex(model_dir, r->options->revision, r->options->variant, &r->model));
+    fy_model_sources src = fy_run_options_sources(r->options);
+    FY_TRY(fy_model_open_sources(model_dir, &src, &r->model));
     fy_model_set_check_finite(r->model, r->options->check_weights);
     FY_TRY(check_request(r->model, p, &f, &r->sized, !quiet));
     r->params = &r->sized;

@@ -261,8 +261,8 @@ fy_status fy_verify_run(const char *model_dir, const char *fixture_dir, const ch
     if (!model_dir || !fixture_dir) return fy_error(FY_ERR_INVALID, "verify: model and fixture folders are required");
     fy_status s = check_fixture_dir(fixture_dir);
     fy_model *model = NULL;
-    if (s == FY_OK)
-        s = fy_model_open_ex(model_dir, options ? options->revision : NULL, options ? options->variant : NULL, &model);
+    fy_model_sources src = fy_run_options_sources(options);
+    if (s == FY_OK) s = fy_model_open_sources(model_dir, &src, &model);
     size_t n = 0;
     registry_for(model, &n);
     bool *selected = calloc(n ? n : 1, sizeof *selected);
