@@ -197,7 +197,7 @@ int main(int argc, char **argv)
     double t_write = fy_backend_now() - t0;
     if (s == FY_OK) s = fy_config_load(cfg_path, &cfg);
     if (s == FY_OK) s = fy_st_set_open_dir(dir, "model", &set);
-    fy_component c = {"text_encoder", "transformers", "UMT5EncoderModel", dir, cfg, set, false};
+    fy_component c = {"text_encoder", "transformers", "UMT5EncoderModel", dir, cfg, set, false, NULL};
     result r = {0};
     if (s == FY_OK) s = run(&c, threads, tokens, repeats, &r);
     fy_st_set_free(set);

@@ -265,7 +265,7 @@ static fy_status synth_open(const synth_spec *sp, synth *s)
     if (r == FY_OK) r = fy_st_set_open_dir(s->dir, "model", &s->weights);
     free(cfg);
     free(st);
-    s->c = (fy_component){"text_encoder", "transformers", "UMT5EncoderModel", s->dir, s->cfg, s->weights, false};
+    s->c = (fy_component){"text_encoder", "transformers", "UMT5EncoderModel", s->dir, s->cfg, s->weights, false, NULL};
     return r;
 }
 

@@ -416,7 +416,7 @@ static fy_status load_edited(const char *from, const char *to)
     fy_st_set *weights = NULL;
     assert_int_equal(fy_config_load(cfg_path, &cfg), FY_OK);
     assert_int_equal(fy_st_set_open(MODEL "/vae/diffusion_pytorch_model.safetensors", &weights), FY_OK);
-    fy_component c = {"vae", "diffusers", "AutoencoderKLWan", dir, cfg, weights, false};
+    fy_component c = {"vae", "diffusers", "AutoencoderKLWan", dir, cfg, weights, false, NULL};
     fy_run_options o;
     fy_run_options_init(&o);
     fy_engine *e = NULL;

@@ -591,7 +591,7 @@ static void temp_vae_make(temp_vae *t, const char *from, const char *to, const c
     fy_st_set_free(orig);
     assert_int_equal(fy_config_load(cfg, &t->cfg), FY_OK);
     assert_int_equal(fy_st_set_open(st, &t->weights), FY_OK);
-    t->c = (fy_component){"vae", "diffusers", "AutoencoderKLWan", t->dir, t->cfg, t->weights, false};
+    t->c = (fy_component){"vae", "diffusers", "AutoencoderKLWan", t->dir, t->cfg, t->weights, false, NULL};
     free(cfg);
     free(st);
     free(buf);
