@@ -364,10 +364,16 @@ fy_status fy_model_open_ex(const char *dir, const char *revision, const char *va
     return fy_model_open_sources(dir, &src, out);
 }
 
+/* --model FILE: an all-in-one checkpoint (other files keep the folder's errors). */
+static bool is_single_file(const char *model)
+{
+    return model && ends_with(model, ".safetensors") && is_file(model);
+}
+
 bool fy_model_sources_single(const fy_model_sources *src, const char *model)
 {
     return (src && (src->transformer || src->text_encoder || src->vae || src->config_dir)) ||
-           (model && is_file(model));
+           is_single_file(model);
 }
 
 static void free_sources(fy_model *m)
@@ -386,7 +392,7 @@ static fy_status plan_sources(fy_model *m, const char **dir, const fy_model_sour
     named[FY_WAN_TEXT_ENCODER] = src->text_encoder;
     named[FY_WAN_VAE] = src->vae;
     for (int p = 0; p < FY_WAN_PART_COUNT; p++) m->part_only[p] = named[p] != NULL;
-    if (model && model[0] && is_file(model)) {
+    if (is_single_file(model)) {
         bool present[FY_WAN_PART_COUNT];
         FY_TRY(fy_single_file_parts(model, present));
         for (int p = 0; p < FY_WAN_PART_COUNT; p++)

@@ -7,7 +7,9 @@ list fallback is checked either way.
 import os
 import signal
 import struct
+import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 import zlib
@@ -129,6 +131,23 @@ class FerryApiTest(unittest.TestCase):
         pixel = floats[0][0][0]
         self.assertTrue(all(0.0 <= float(v) <= 1.0 for v in pixel))
         self.assertEqual(round(float(pixel[0]) * 255), self.cli_frames[0][0][0])
+
+    def test_single_files_match_cli(self):
+        helper = os.path.join(os.path.dirname(__file__), "..", "support", "wan_single_files.py")
+        files = {}
+        for part, extra in (("transformer", ["--prefix", "model.diffusion_model."]), ("vae", []),
+                            ("text_encoder", ["--wan-names"])):
+            files[part] = os.path.join(self.dir, part + ".safetensors")
+            subprocess.run([sys.executable, helper, part, MODEL, files[part], *extra], check=True)
+        config = os.path.join(self.dir, "configs")  # the folder without weights
+        os.makedirs(os.path.join(config, "transformer"))
+        for name in ("model_index.json", "scheduler", "tokenizer", "transformer/config.json"):
+            src, dst = os.path.join(MODEL, name), os.path.join(config, name)
+            (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, dst)
+        pipe = ferry.WanPipeline.from_pretrained(config, config=config, **files)
+        out = pipe(prompt=PROMPT, generator=7, output_type="uint8", **SIZE)
+        for got, want in zip(out.frames[0], self.cli_frames):
+            self.assertEqual(as_rows(got), want)
 
     def test_list_frames_without_numpy(self):
         saved = ferry._engine._numpy
