@@ -113,6 +113,7 @@ typedef struct fy_run_options {
     int vae_tile_stride[2];          /* --vae-tile-stride 192, >= FY_VAE_TILE_MIN; follows
                                         --vae-tile (3/4 of it) unless given */
     bool vae_tile_stride_explicit;   /* --vae-tile-stride was given */
+    bool vae_tile_explicit;          /* --vae-tile was given (else a model may use its own default) */
 
     /* Observability and host */
     const char *revision;            /* --revision REV: of a model id in the Hugging Face cache */

@@ -11,8 +11,9 @@
  *
  * Components: "vae" (the decoder) and "vae_encoder", each a SMALL conv_in
  * group, one BLOCK group per resnet / attention / resampler, a SMALL head;
- * every plan applies. Batch items run one at a time (slicing); decode can
- * run in overlapping tiles blended as diffusers' tiled_decode does. */
+ * every plan applies. Batch items run one at a time, always (diffusers'
+ * enable_slicing, which gives the same values); decode and encode can run
+ * in overlapping tiles blended as diffusers' tiled_decode / tiled_encode do. */
 #ifndef FERRY_VAE_KL_H
 #define FERRY_VAE_KL_H
 
@@ -32,15 +33,20 @@ extern "C" {
 
 typedef struct fy_vae_kl_config {
     int64_t in_channels, out_channels, latent_channels, layers_per_block, groups;
+    int64_t sample_size;        /* pixels: diffusers' default tile */
     int64_t channels[FY_VAE_KL_MAX_LEVELS];
     int levels;
     bool mid_attention;
     double scaling_factor, shift_factor;
 } fy_vae_kl_config;
 
-/* Tiled decoding (diffusers' enable_tiling): tiles of tile_latent latent
- * pixels every stride_latent, blended over (tile_latent - stride_latent) x
- * the upscale pixels. tile_latent 0: no tiling. */
+/* Tiling (diffusers' enable_tiling), in latent pixels: the decoder takes
+ * tiles of tile_latent every stride_latent, blended over (tile_latent -
+ * stride_latent) x the upscale pixels; the encoder takes the same tiles in
+ * image pixels (x the upscale) and blends their moments over (tile_latent -
+ * stride_latent) latent pixels. Only an input larger than a tile is tiled.
+ * tile_latent 0: no tiling. diffusers' defaults: the config's sample_size
+ * (in pixels) as the tile, overlap 1/4 (fy_vae_kl_default_tiling). */
 typedef struct fy_vae_kl_tiling {
     int64_t tile_latent, stride_latent;
 } fy_vae_kl_tiling;
@@ -57,15 +63,20 @@ int64_t fy_vae_kl_upscale(const fy_vae_kl *m);
 /* Device bytes a decode of one h x w latent (or tile) / an encode of one
  * H x W image allocates at most. */
 uint64_t fy_vae_kl_decode_activation_bytes(const fy_vae_kl *m, int64_t h, int64_t w, const fy_vae_kl_tiling *t);
-uint64_t fy_vae_kl_encode_activation_bytes(const fy_vae_kl *m, int64_t H, int64_t W);
+uint64_t fy_vae_kl_encode_activation_bytes(const fy_vae_kl *m, int64_t H, int64_t W, const fy_vae_kl_tiling *t);
+/* diffusers' AutoencoderKL tiling: tile_sample_min_size = the config's
+ * sample_size, tile_latent_min_size = that / upscale, overlap 0.25. */
+fy_vae_kl_tiling fy_vae_kl_default_tiling(const fy_vae_kl *m);
 
 /* latents host [B, latent_channels, h, w] -> image host [B, out_channels,
  * h * up, w * up] (unclamped). tiling may be NULL. */
 fy_status fy_vae_kl_decode(fy_vae_kl *m, const float *latents, int64_t B, int64_t h, int64_t w,
                            const fy_vae_kl_tiling *tiling, float *image);
 /* image host [B, in_channels, H, W] -> moments host [B, 2 x latent_channels,
- * H / up, W / up]: the mean, then the log-variance clamped to [-30, 20]. */
-fy_status fy_vae_kl_encode(fy_vae_kl *m, const float *image, int64_t B, int64_t H, int64_t W, float *moments);
+ * H / up, W / up]: the mean, then the log-variance clamped to [-30, 20].
+ * tiling may be NULL. */
+fy_status fy_vae_kl_encode(fy_vae_kl *m, const float *image, int64_t B, int64_t H, int64_t W,
+                           const fy_vae_kl_tiling *tiling, float *moments);
 
 #ifdef __cplusplus
 }

@@ -32,6 +32,17 @@ static fy_status read_config(const fy_component *c, fy_vae_kl_config *k)
     FY_TRY(positive(j, "layers_per_block", 1, &k->layers_per_block));
     FY_TRY(positive(j, "norm_num_groups", 32, &k->groups));
     FY_TRY(fy_config_bool_or(j, "mid_block_add_attention", true, &k->mid_attention));
+    /* An int or, in some configs, a [height, width] list: diffusers takes the first. */
+    int64_t sizes[2];
+    size_t ns = 0;
+    if (fy_config_int_array(j, "sample_size", sizes, 2, &ns) == FY_OK && ns > 0) k->sample_size = sizes[0];
+    else {
+        fy_error_clear();
+        FY_TRY(positive(j, "sample_size", 32, &k->sample_size));
+    }
+    if (k->sample_size < 1 || k->sample_size > (int64_t)1 << 20)
+        return fy_error(FY_ERR_FORMAT, "%s: sample_size is %lld, expected a positive size", fy_config_path(j),
+                        (long long)k->sample_size);
     FY_TRY(fy_config_double_or(j, "scaling_factor", 0.18215, &k->scaling_factor));
     k->shift_factor = 0.0;
     if (fy_config_has(j, "shift_factor") && fy_config_double(j, "shift_factor", &k->shift_factor) != FY_OK)
@@ -250,6 +261,14 @@ void fy_vae_kl_free(fy_vae_kl *m)
 }
 
 const fy_vae_kl_config *fy_vae_kl_get_config(const fy_vae_kl *m) { return &m->cfg; }
+
+fy_vae_kl_tiling fy_vae_kl_default_tiling(const fy_vae_kl *m)
+{
+    int64_t tile = m->cfg.sample_size / fy_vae_kl_upscale(m);
+    if (tile < 1) tile = 1;
+    int64_t stride = tile * 3 / 4;
+    return (fy_vae_kl_tiling){tile, stride < 1 ? 1 : stride};
+}
 
 int64_t fy_vae_kl_upscale(const fy_vae_kl *m) { return (int64_t)1 << (m->cfg.levels - 1); }
 

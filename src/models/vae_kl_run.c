@@ -76,9 +76,11 @@ uint64_t fy_vae_kl_decode_activation_bytes(const fy_vae_kl *m, int64_t h, int64_
     return run_bytes(m, &m->dec, h, w);
 }
 
-uint64_t fy_vae_kl_encode_activation_bytes(const fy_vae_kl *m, int64_t H, int64_t W)
+uint64_t fy_vae_kl_encode_activation_bytes(const fy_vae_kl *m, int64_t H, int64_t W, const fy_vae_kl_tiling *t)
 {
     if (!m || H < 1 || W < 1) return 0;
+    int64_t T = t ? t->tile_latent * fy_vae_kl_upscale(m) : 0;
+    if (T > 0) H = H < T ? H : T, W = W < T ? W : T;
     return run_bytes(m, &m->enc, H, W);
 }
 
@@ -248,7 +250,7 @@ static fy_status run_one(fy_vae_kl *m, kl_part *p, const float *host_in, int64_t
     return s;
 }
 
-/* ---- tiled decode (diffusers' tiled_decode: blend_v, then blend_h, in place) ------------------ */
+/* ---- tiles (diffusers' tiled_decode / tiled_encode: blend_v, then blend_h, in place) ---------- */
 
 typedef struct tile {
     float *px;
@@ -281,39 +283,49 @@ static void blend_h(const tile *a, tile *b, int64_t C, int64_t extent)
             }
 }
 
-static fy_status decode_tile(fy_vae_kl *m, const float *lat, int64_t h, int64_t w, int64_t y0, int64_t x0,
-                             int64_t th, int64_t tw, tile *t)
+/* The tile of the input [in_ch, h, w] at (y0, x0), th x tw, through part p on its own. */
+static fy_status run_tile(fy_vae_kl *m, kl_part *p, const float *in, int64_t h, int64_t w, int64_t y0, int64_t x0,
+                          int64_t th, int64_t tw, tile *t)
 {
-    int64_t zc = m->cfg.latent_channels, up = fy_vae_kl_upscale(m);
-    float *sub = malloc((size_t)(zc * th * tw) * sizeof(float));
-    t->h = th * up, t->w = tw * up;
-    t->px = malloc((size_t)(m->cfg.out_channels * t->h * t->w) * sizeof(float));
+    int64_t C = p->in_ch;
+    kl_shape o = part_out(p, th, tw);
+    float *sub = malloc((size_t)(C * th * tw) * sizeof(float));
+    t->h = o.H, t->w = o.W;
+    t->px = malloc((size_t)elems(o) * sizeof(float));
     if (!sub || !t->px) {
         free(sub);
         return fy_error(FY_ERR_NOMEM, "VAE: out of memory");
     }
-    for (int64_t c = 0; c < zc; c++)
+    for (int64_t c = 0; c < C; c++)
         for (int64_t y = 0; y < th; y++)
-            memcpy(sub + (c * th + y) * tw, lat + (c * h + y0 + y) * w + x0, (size_t)tw * sizeof(float));
-    fy_status s = run_one(m, &m->dec, sub, th, tw, t->px);
+            memcpy(sub + (c * th + y) * tw, in + (c * h + y0 + y) * w + x0, (size_t)tw * sizeof(float));
+    fy_status s = run_one(m, p, sub, th, tw, t->px);
     free(sub);
     return s;
 }
 
-static fy_status decode_tiled(fy_vae_kl *m, const float *lat, int64_t h, int64_t w, const fy_vae_kl_tiling *tl,
-                              float *img)
+/* diffusers' tiled_decode and tiled_encode: input tiles of T x T every S
+ * (input pixels), each run on its own; their outputs (scaled by num / den)
+ * blended with the tile above and to the left over (T - S) num / den rows
+ * and columns, and S num / den of each kept. */
+typedef struct tiled_geom {
+    int64_t T, S, num, den;
+} tiled_geom;
+
+static fy_status run_tiled(fy_vae_kl *m, kl_part *p, const float *in, int64_t h, int64_t w, tiled_geom g, float *out)
 {
-    int64_t T = tl->tile_latent, step = tl->stride_latent, up = fy_vae_kl_upscale(m), C = m->cfg.out_channels;
-    int64_t blend = (T - step) * up, limit = step * up, rows = (h + step - 1) / step, cols = (w + step - 1) / step;
+    int64_t C = p->out_ch, blend = (g.T - g.S) * g.num / g.den, limit = g.S * g.num / g.den;
+    int64_t rows = (h + g.S - 1) / g.S, cols = (w + g.S - 1) / g.S;
+    kl_shape whole = part_out(p, h, w);
     tile *tiles = calloc((size_t)(rows * cols), sizeof *tiles);
     fy_status s = tiles ? FY_OK : fy_error(FY_ERR_NOMEM, "VAE: out of memory");
     for (int64_t i = 0; s == FY_OK && i < rows; i++)
         for (int64_t j = 0; s == FY_OK && j < cols; j++) {
-            int64_t y0 = i * step, x0 = j * step;
-            s = decode_tile(m, lat, h, w, y0, x0, h - y0 < T ? h - y0 : T, w - x0 < T ? w - x0 : T,
-                            &tiles[i * cols + j]);
+            int64_t y0 = i * g.S, x0 = j * g.S;
+            s = run_tile(m, p, in, h, w, y0, x0, h - y0 < g.T ? h - y0 : g.T, w - x0 < g.T ? w - x0 : g.T,
+                         &tiles[i * cols + j]);
         }
-    int64_t H = h * up, W = w * up;
+    int64_t H = whole.H, W = whole.W;
     for (int64_t i = 0; s == FY_OK && i < rows; i++)
         for (int64_t j = 0; j < cols; j++) {
             tile *t = &tiles[i * cols + j];
@@ -323,11 +335,19 @@ static fy_status decode_tiled(fy_vae_kl *m, const float *lat, int64_t h, int64_t
             for (int64_t c = 0; c < C; c++)
                 for (int64_t y = 0; y < limit && y < t->h && py + y < H; y++)
                     for (int64_t x = 0; x < limit && x < t->w && px + x < W; x++)
-                        img[(c * H + py + y) * W + px + x] = t->px[(c * t->h + y) * t->w + x];
+                        out[(c * H + py + y) * W + px + x] = t->px[(c * t->h + y) * t->w + x];
         }
     for (int64_t i = 0; tiles && i < rows * cols; i++) free(tiles[i].px);
     free(tiles);
     return s;
+}
+
+static fy_status check_tiling(const fy_vae_kl_tiling *t)
+{
+    if (t->stride_latent < 1 || t->stride_latent > t->tile_latent)
+        return fy_error(FY_ERR_INVALID, "VAE tiling: stride %lld must be within 1..tile %lld (latent pixels)",
+                        (long long)t->stride_latent, (long long)t->tile_latent);
+    return FY_OK;
 }
 
 fy_status fy_vae_kl_decode(fy_vae_kl *m, const float *latents, int64_t B, int64_t h, int64_t w,
@@ -337,26 +357,31 @@ fy_status fy_vae_kl_decode(fy_vae_kl *m, const float *latents, int64_t B, int64_
         return fy_error(FY_ERR_INVALID, "VAE decode: bad arguments (or the decoder was not loaded)");
     int64_t zc = m->cfg.latent_channels, up = fy_vae_kl_upscale(m), out = m->cfg.out_channels * h * up * w * up;
     bool tiled = tiling && tiling->tile_latent > 0 && (h > tiling->tile_latent || w > tiling->tile_latent);
-    if (tiled && (tiling->stride_latent < 1 || tiling->stride_latent > tiling->tile_latent))
-        return fy_error(FY_ERR_INVALID, "VAE tiling: stride %lld must be within 1..tile %lld (latent pixels)",
-                        (long long)tiling->stride_latent, (long long)tiling->tile_latent);
+    if (tiled) FY_TRY(check_tiling(tiling));
+    tiled_geom g = tiled ? (tiled_geom){tiling->tile_latent, tiling->stride_latent, up, 1} : (tiled_geom){0, 0, 1, 1};
     for (int64_t b = 0; b < B; b++) {
         const float *lat = latents + b * zc * h * w;
-        FY_TRY(tiled ? decode_tiled(m, lat, h, w, tiling, image + b * out)
+        FY_TRY(tiled ? run_tiled(m, &m->dec, lat, h, w, g, image + b * out)
                      : run_one(m, &m->dec, lat, h, w, image + b * out));
     }
     return FY_OK;
 }
 
-fy_status fy_vae_kl_encode(fy_vae_kl *m, const float *image, int64_t B, int64_t H, int64_t W, float *moments)
+fy_status fy_vae_kl_encode(fy_vae_kl *m, const float *image, int64_t B, int64_t H, int64_t W,
+                           const fy_vae_kl_tiling *tiling, float *moments)
 {
     if (!m || !image || !moments || B < 1 || H < 1 || W < 1 || !(m->parts & FY_VAE_KL_ENCODER))
         return fy_error(FY_ERR_INVALID, "VAE encode: bad arguments (or the encoder was not loaded)");
+    int64_t up = fy_vae_kl_upscale(m), T = tiling ? tiling->tile_latent * up : 0;
+    bool tiled = T > 0 && (H > T || W > T);
+    if (tiled) FY_TRY(check_tiling(tiling));
+    tiled_geom g = tiled ? (tiled_geom){T, tiling->stride_latent * up, 1, up} : (tiled_geom){0, 0, 1, 1};
     kl_shape o = part_out(&m->enc, H, W);
     int64_t in = m->cfg.in_channels * H * W, half = elems(o) / 2;
     for (int64_t b = 0; b < B; b++) {
         float *mo = moments + b * elems(o);
-        FY_TRY(run_one(m, &m->enc, image + b * in, H, W, mo));
+        FY_TRY(tiled ? run_tiled(m, &m->enc, image + b * in, H, W, g, mo) : run_one(m, &m->enc, image + b * in, H, W, mo));
+        /* The posterior clamps the log-variance after the tiles are blended. */
         for (int64_t i = half; i < 2 * half; i++) mo[i] = mo[i] < -30.0f ? -30.0f : mo[i] > 20.0f ? 20.0f : mo[i];
     }
     return FY_OK;

@@ -183,10 +183,13 @@ static fy_status load_models(flux_run *r)
     return fy_scheduler_create_from_config(c->config, &r->sched);
 }
 
+/* --vae-tiling alone is diffusers' enable_tiling(): the VAE config's
+ * sample_size as the tile, overlap 1/4; --vae-tile / --vae-tile-stride set them. */
 static fy_vae_kl_tiling tiling(const flux_run *r)
 {
     fy_vae_kl_tiling t = {0, 0};
     if (!r->o->vae_tiling) return t;
+    if (!r->o->vae_tile_explicit && !r->o->vae_tile_stride_explicit) return fy_vae_kl_default_tiling(r->vae);
     t.tile_latent = r->o->vae_tile[0] / r->up;
     t.stride_latent = r->o->vae_tile_stride[0] / r->up;
     return t;

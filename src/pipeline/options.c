@@ -336,6 +336,7 @@ static fy_status set_pair(const char *flag, const char *value, int out[2])
 static fy_status set_vae_tile(fy_run_options *o, const char *flag, const char *value)
 {
     FY_TRY(set_pair(flag, value, o->vae_tile));
+    o->vae_tile_explicit = true;
     o->vae_tiling = true;
     for (int d = 0; d < 2 && !o->vae_tile_stride_explicit; d++) {
         int stride = o->vae_tile[d] * 3 / 4 / 8 * 8;

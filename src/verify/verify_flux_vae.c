@@ -61,7 +61,7 @@ static fy_status check_encode(fy_verify_ctx *ctx, const fy_st_file *f, fy_vae_kl
     int64_t zc = k->latent_channels, per = zc * h * w;
     float *mo = malloc((size_t)(B * 2 * per) * sizeof(float)), *part = malloc((size_t)(B * per) * sizeof(float));
     fy_status s = mo && part ? FY_OK : fy_error(FY_ERR_NOMEM, "out of memory");
-    if (s == FY_OK) s = fy_vae_kl_encode(m, in.data, B, in.shape[2], in.shape[3], mo);
+    if (s == FY_OK) s = fy_vae_kl_encode(m, in.data, B, in.shape[2], in.shape[3], NULL, mo);
     if (s == FY_OK) s = compare(ctx, f, "encode.moments", mo);
     for (int half = 0; half < 2 && s == FY_OK; half++) {
         for (int64_t b = 0; b < B; b++) memcpy(part + b * per, mo + (b * 2 + half) * per, (size_t)per * sizeof(float));
@@ -87,7 +87,7 @@ static fy_status reserve(fy_engine *e, fy_vae_kl *m, const fy_st_file *f, const 
     FY_TRY(view4(f, "encode.input", &enc));
     FY_TRY(view4(f, "tiled.input", &tiled));
     uint64_t a = fy_vae_kl_decode_activation_bytes(m, dec.shape[2], dec.shape[3], NULL);
-    uint64_t b = fy_vae_kl_encode_activation_bytes(m, enc.shape[2], enc.shape[3]);
+    uint64_t b = fy_vae_kl_encode_activation_bytes(m, enc.shape[2], enc.shape[3], NULL);
     uint64_t c = fy_vae_kl_decode_activation_bytes(m, tiled.shape[2], tiled.shape[3], NULL);
     uint64_t d = fy_vae_kl_decode_activation_bytes(m, tiled.shape[2], tiled.shape[3], tiling);
     uint64_t most = a > b ? a : b;
