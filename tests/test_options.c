@@ -156,8 +156,9 @@ static void test_bandwidth(void **state)
     fy_run_options o;
     assert_int_equal(PARSE(&o, "--emu-bandwidth", "25GB/s"), FY_OK);
     assert_true(o.emu_bandwidth == 25e9);
-    assert_int_equal(PARSE(&o, "--emu-bandwidth=25"), FY_OK);
-    assert_true(o.emu_bandwidth == 25e9);
+    /* A bare number is bytes to --max-memory: here it needs its unit. */
+    assert_int_equal(PARSE(&o, "--emu-bandwidth=25"), FY_ERR_INVALID);
+    assert_message("give e.g. 25GB/s");
     assert_int_equal(PARSE(&o, "--emu-bandwidth", "1.5GiB/s"), FY_OK);
     assert_true(o.emu_bandwidth == 1.5 * 1073741824.0);
     assert_int_equal(PARSE(&o, "--emu-bandwidth", "500MB"), FY_OK);

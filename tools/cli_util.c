@@ -89,11 +89,16 @@ const char *cli_human_bytes(uint64_t n, char *buf, size_t size)
     return buf;
 }
 
-/* An impossible device budget: which of the components' host offloads would
- * make it fit, with the device bound each gives, appended to the error. */
+/* An impossible device budget under a forced plan: which of the components'
+ * host offloads would make it fit, with the device bound each gives,
+ * appended to the error. */
 void cli_budget_hint(const char *model, const fy_run_options *o, const fy_wan_t2v_params *p)
 {
     if (o->device == FY_DEVICE_CPU || (o->text_encoder_cpu_offload && o->vae_cpu_offload)) return;
+    /* The planner tried these itself: its error says what the smallest needs. */
+    if ((o->vram_budget || o->vram_budget_auto) && !o->offload_explicit && o->device_map == FY_DEVICE_MAP_NONE &&
+        !o->use_fsdp_inference)
+        return;
     char saved[1024], hint[512] = "";
     snprintf(saved, sizeof saved, "%s", fy_error_message());
     static const struct { bool te, vae; const char *flags; } tries[] = {

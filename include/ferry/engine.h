@@ -174,7 +174,10 @@ typedef struct fy_engine_stats {
     double measured_step_s;
     double predicted_step_s;
     double predicted_initial_step_s;
+    double first_step_s;      /* the first step as measured (the one the initial estimate is checked against) */
+    double predicted_after_first_s; /* the refined prediction made from step 1's spans (for the later steps) */
     double copy_bandwidth;    /* bytes/s the planner measured, 0 without it */
+    double flop_rate;         /* FLOP/s its first estimate divides declared FLOPs by, 0 without it */
     uint64_t vram_budget;     /* the planner's budget, 0 without it */
     int n_spill;              /* --device-map auto: the other devices */
     fy_spill_stats spill[FY_MAX_DEVICES];
@@ -238,6 +241,14 @@ fy_status fy_engine_keep_stored(fy_engine *e, int component);
  * most; counted in the plan's bound. */
 fy_status fy_engine_reserve(fy_engine *e, uint64_t activation_bytes);
 
+/* The planner's first estimate, before anything is measured: the
+ * arithmetic of one use of `group` at the requested size (multiply-adds
+ * count 2; 0 = unknown: then it guesses from the group's bytes), and how
+ * many passes over `component`'s blocks a run makes (a mixture of experts'
+ * share of the steps; 0 = not declared). Both before fy_engine_prepare. */
+fy_status fy_engine_set_group_flops(fy_engine *e, int group, double flops);
+fy_status fy_engine_set_component_steps(fy_engine *e, const char *component, int steps);
+
 /* Evaluate the plan that options o would give for the declared groups
  * (no allocation). fy_engine_prepare uses it; `ferry plan` may too. */
 fy_status fy_engine_evaluate_plan(const fy_engine *e, const fy_run_options *o, fy_plan *out);
@@ -252,6 +263,10 @@ bool fy_engine_fits(const fy_engine *e, uint64_t activation_bytes);
  * outside blocks. See src/mem/planner.c. */
 double fy_engine_predict_step(const fy_engine *e, const fy_plan *p, double bandwidth, const double *compute,
                               double gap);
+/* The same for one pass over a named component's blocks (a mixture of
+ * experts' second expert; 0 for an unknown name). */
+double fy_engine_predict_component(const fy_engine *e, const char *component, const fy_plan *p, double bandwidth,
+                                   const double *compute);
 /* Build the plan from the engine's options (with --vram-budget, the
  * planner first picks policy, depth and resident blocks). Fails with FY_ERR_BUDGET before
  * allocating anything when the bound exceeds the budget: "needs X, budget Y;

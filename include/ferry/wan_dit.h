@@ -109,6 +109,13 @@ fy_status fy_wan_dit_check_shape(const fy_wan_dit *m, const fy_wan_dit_shape *s)
 /* Device bytes one forward allocates (its workspace), 0 for a bad shape. */
 uint64_t fy_wan_dit_activation_bytes(const fy_wan_dit *m, const fy_wan_dit_shape *s);
 
+/* Arithmetic of one block's forward at shape s (multiply-adds count 2; the
+ * text's and image's keys and values counted unless a context caches them),
+ * and the same declared to the engine for every block group
+ * (fy_engine_set_group_flops): the planner's first estimate of a step. */
+double fy_wan_dit_block_flops(const fy_wan_dit *m, const fy_wan_dit_shape *s, bool cross_kv_cached);
+fy_status fy_wan_dit_declare_flops(fy_wan_dit *m, const fy_wan_dit_shape *s, bool cross_kv_cached);
+
 /* latents [B, C_in, F, H, W], timesteps [B] (floats; [B, tokens] with
  * timestep_runs), text [B, L, text_dim] -> out [B, C_out, F, H, W]; all host
  * arrays. cache may be NULL. */

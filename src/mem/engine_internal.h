@@ -44,6 +44,7 @@ typedef struct eng_group {
     double span_first;     /* in the first measured step */
     double span_sum;       /* in later steps */
     int span_n;
+    double flops;          /* fy_engine_set_group_flops: one use's arithmetic, 0 unknown */
 } eng_group;
 
 typedef struct eng_component {
@@ -56,6 +57,7 @@ typedef struct eng_component {
     bool retired;          /* handed over (fy_engine_hand_over): its groups never run again */
     int after;             /* fy_engine_declare_successor: runs only after this one, -1 none */
     bool entered;          /* a successor's first group was acquired: its resident groups are up */
+    int steps;             /* fy_engine_set_component_steps: passes a run makes, 0 not declared */
 } eng_component;
 
 typedef struct eng_ring {
@@ -90,6 +92,11 @@ typedef struct eng_planner {
     uint64_t budget;
     double bandwidth;       /* measured host-to-device bytes/s */
     double initial_s;       /* predicted step time from the compute estimate */
+    double bytes_s;         /* the same from the weights' bytes alone (no FLOPs declared) */
+    double flop_rate;       /* FLOP/s the compute estimate assumes */
+    bool rate_measured;     /* flop_rate is a timed GEMM on this device (else assumed) */
+    bool flop_based;        /* the step component declared its blocks' FLOPs */
+    double step_flops;      /* their sum: one step's arithmetic */
     double refined_s;       /* re-predicted with measured compute */
     int step_comp;          /* component whose block pass is a step; -1 none */
     int first_block;        /* its first block's group id */
@@ -236,13 +243,16 @@ fy_status fy_eng_pinner_start(fy_engine *e);
 void fy_eng_pinner_wait(fy_engine *e, const eng_group *g);
 void fy_eng_pinner_stop(fy_engine *e);
 
+/* flop_rate.c: FLOP/s for the planner's first estimate; *measured false when assumed. */
+double fy_eng_flop_rate(const fy_engine *e, bool *measured);
 /* planner.c */
 fy_status fy_eng_planner_choose(fy_engine *e);          /* before the plan, when asked */
 void fy_eng_planner_init_steps(fy_engine *e);            /* after the plan: which component is a step */
 void fy_eng_planner_on_acquire(fy_engine *e, const eng_group *g, double now);
 void fy_eng_planner_on_ready(fy_engine *e, const eng_group *g); /* its weights are in place */
 void fy_eng_planner_on_release(fy_engine *e, eng_group *g, double span);
-void fy_eng_planner_finish(fy_engine *e);               /* measured and refined times into the stats */
+void fy_eng_planner_finish(fy_engine *e);
+void fy_eng_planner_print(const fy_engine *e, FILE *f);   /* `ferry plan`'s planner lines */               /* measured and refined times into the stats */
 void fy_eng_planner_free(fy_engine *e);
 /* fsdp.c: sharded blocks gathered over the world communicator. */
 fy_status fy_eng_fsdp_create(fy_engine *e);             /* at create, when asked: picks the communicator */

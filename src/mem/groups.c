@@ -3,6 +3,7 @@
  * the pinned host copy, the resident device copy and a slot in a ring, so an
  * upload of a pinned group is one copy. */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,25 @@ fy_status fy_engine_reserve(fy_engine *e, uint64_t activation_bytes)
 {
     if (e->prepared) return fy_error(FY_ERR_INVALID, "engine: fy_engine_reserve comes before fy_engine_prepare");
     e->activation_bytes = activation_bytes;
+    return FY_OK;
+}
+
+fy_status fy_engine_set_group_flops(fy_engine *e, int group, double flops)
+{
+    if (group < 0 || group >= e->n_groups || !(flops >= 0) || !isfinite(flops))
+        return fy_error(FY_ERR_INVALID, "engine: FLOPs %g for group %d: a declared group and a finite count", flops,
+                        group);
+    e->groups[group].flops = flops;
+    return FY_OK;
+}
+
+fy_status fy_engine_set_component_steps(fy_engine *e, const char *component, int steps)
+{
+    int c = find_component(e, component);
+    if (c < 0 || steps < 0)
+        return fy_error(FY_ERR_INVALID, "engine: %d steps for component %s: a declared component and a count >= 0",
+                        steps, component ? component : "(null)");
+    e->comps[c].steps = steps;
     return FY_OK;
 }
 

@@ -96,11 +96,7 @@ void fy_engine_plan_print(const fy_engine *e, const char *title, FILE *f)
     if (p->fsdp)
         fprintf(f, "  fsdp         rank %d of %d holds %s of %s of blocks (1/%d each, padded)\n", s->rank, s->ranks,
                 fy_format_bytes(s->shard_bytes, a, sizeof a), fy_format_bytes(s->sharded_bytes, b, sizeof b), p->ranks);
-    if (e->planner.active)
-        fprintf(f, "  planner      %s %s, copy %.2f GB/s measured; predicted step %.3g s (estimated compute)\n",
-                e->opts.budget_from_max_memory ? "--max-memory" : "--vram-budget",
-                s->vram_budget ? fy_format_bytes(s->vram_budget, a, sizeof a) : "unlimited", s->copy_bandwidth / 1e9,
-                s->predicted_initial_step_s);
+    if (e->planner.active) fy_eng_planner_print(e, f);
     print_storage(e, f);
     print_groups(e, f);
 }

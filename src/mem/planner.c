@@ -18,11 +18,17 @@
  * A ring with a slot for every streamed unit keeps them all loaded after
  * the first step: then only compute counts.
  * The bandwidth is measured once, by a timed upload (on emu it reflects
- * --emu-bandwidth). Before step 1 the compute is estimated from the bytes
- * (PLANNER_FLOP_PER_BYTE / the device's assumed FLOP/s); after step 1 the
- * chosen plan is re-predicted with the measured per-block compute spans
- * ("refined"), and again at the end with the later steps' mean spans. The
- * plan itself is not changed mid-run (it would mean reallocating the ring). */
+ * --emu-bandwidth). Before step 1 a block's compute is its declared FLOPs
+ * at the requested size (fy_engine_set_group_flops) over the device's
+ * rate (flop_rate.c: a timed product on host devices, assumed on a GPU),
+ * or, for a model that declares none, a guess from its bytes
+ * (PLANNER_FLOP_PER_BYTE); after step 1 the chosen plan is re-predicted
+ * with the measured per-block compute spans ("refined"), and again at the
+ * end with the later steps' mean spans. The plan itself is not changed
+ * mid-run (it would mean reallocating the ring).
+ * Components with declared step counts (a mixture of experts: each runs its
+ * share of the schedule) are weighed by them: the plan minimises the run's
+ * denoising time, sum over components of steps x step time. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,12 +36,10 @@
 #include "ferry/log.h"
 #include "mem/engine_internal.h"
 
-/* Before anything is measured: weights are used this many FLOPs per byte
- * (a DiT block on a few thousand tokens is far above; a text encoder below),
- * on a device of this speed. Only the first choice depends on it. */
+/* Before anything is measured, for a model that declares no FLOPs:
+ * weights are used this many FLOPs per byte (a DiT block on a few thousand
+ * tokens is far above; a text encoder below). */
 #define PLANNER_FLOP_PER_BYTE 64.0
-#define PLANNER_FLOPS_GPU 50e12
-#define PLANNER_FLOPS_HOST 100e9
 #define PLANNER_MAX_DEPTH 3
 /* --vram-budget auto keeps this share of the device's total free on cuda
  * (allocator slack, other processes); emu's budget is exact. */
@@ -56,10 +60,10 @@ static double dmin(double a, double b)
     return a < b ? a : b;
 }
 
-double fy_engine_predict_step(const fy_engine *e, const fy_plan *p, double bandwidth, const double *compute,
-                              double gap)
+/* One pass over component comp's blocks under plan p. */
+static double predict_pass(const fy_engine *e, int comp, const fy_plan *p, double bandwidth, const double *compute,
+                           double gap)
 {
-    int comp = e->planner.step_comp;
     double resident = gap, total = gap, streamed = 0, backlog = 0;
     int n_streamed = 0;
     for (int i = 0; i < e->n_groups; i++) {
@@ -87,6 +91,35 @@ double fy_engine_predict_step(const fy_engine *e, const fy_plan *p, double bandw
     double t = resident + streamed;
     if (p->policy == FY_OFFLOAD_LAYERWISE) t -= dmin(resident, backlog);
     return dmax(t, total);
+}
+
+double fy_engine_predict_step(const fy_engine *e, const fy_plan *p, double bandwidth, const double *compute,
+                              double gap)
+{
+    return predict_pass(e, e->planner.step_comp, p, bandwidth, compute, gap);
+}
+
+/* The step time a plan is judged by: with declared step counts the mean
+ * over the run's steps (sum of steps x pass time, over the steps), else one
+ * pass of the step component. */
+static double plan_cost(const fy_engine *e, const fy_plan *p, double bandwidth, const double *compute)
+{
+    double sum = 0;
+    int steps = 0;
+    for (int c = 0; c < e->n_comps; c++) {
+        if (e->comps[c].steps <= 0) continue;
+        sum += e->comps[c].steps * predict_pass(e, c, p, bandwidth, compute, 0);
+        steps += e->comps[c].steps;
+    }
+    return steps ? sum / steps : predict_pass(e, e->planner.step_comp, p, bandwidth, compute, 0);
+}
+
+double fy_engine_predict_component(const fy_engine *e, const char *component, const fy_plan *p, double bandwidth,
+                                   const double *compute)
+{
+    for (int c = 0; component && c < e->n_comps; c++)
+        if (strcmp(e->comps[c].name, component) == 0) return predict_pass(e, c, p, bandwidth, compute, 0);
+    return 0;
 }
 
 /* The component whose block pass is a step: "transformer" when declared
@@ -154,10 +187,29 @@ static fy_status planner_budget(fy_engine *e, uint64_t *out)
     return FY_OK;
 }
 
-static void estimate_compute(const fy_engine *e, double *compute)
+/* Compute seconds per group before anything runs: its declared FLOPs at the
+ * rate (unless by_bytes), else the guess from its bytes. */
+static void estimate_compute(const fy_engine *e, double rate, bool by_bytes, double *compute)
 {
-    double flops = strcmp(fy_backend_name(e->backend), "cuda") == 0 ? PLANNER_FLOPS_GPU : PLANNER_FLOPS_HOST;
-    for (int i = 0; i < e->n_groups; i++) compute[i] = (double)e->groups[i].bytes * PLANNER_FLOP_PER_BYTE / flops;
+    for (int i = 0; i < e->n_groups; i++) {
+        const eng_group *g = &e->groups[i];
+        double flops = g->flops > 0 && !by_bytes ? g->flops : (double)g->bytes * PLANNER_FLOP_PER_BYTE;
+        compute[i] = flops / rate;
+    }
+}
+
+/* Whether the step component declared its blocks' FLOPs, and their sum. */
+static bool step_flops(const fy_engine *e, double *sum)
+{
+    *sum = 0;
+    bool all = e->planner.step_comp >= 0;
+    for (int i = 0; i < e->n_groups; i++) {
+        const eng_group *g = &e->groups[i];
+        if (g->kind != FY_GROUP_BLOCK || g->component != e->planner.step_comp) continue;
+        *sum += g->flops;
+        all = all && g->flops > 0;
+    }
+    return all;
 }
 
 static void candidate(const fy_engine *e, fy_offload_policy policy, int depth, int k, fy_run_options *o)
@@ -190,7 +242,7 @@ static bool choose(fy_engine *e, uint64_t budget, const double *compute, bool se
             candidate(e, policy, variant + 1, k, &o);
             fy_plan p;
             if (fy_eng_plan(e, &o, &p, false) != FY_OK || p.device_bound > budget) continue;
-            double t = fy_engine_predict_step(e, &p, e->planner.bandwidth, compute, 0);
+            double t = plan_cost(e, &p, e->planner.bandwidth, compute);
             if (!found || t < *best_t * 0.999) {
                 *best = o;
                 *best_t = t;
@@ -228,6 +280,17 @@ static fy_status choose_storage(fy_engine *e, uint64_t budget, const double *com
     return fy_eng_cast_layout(e, FY_DTYPE_COUNT);
 }
 
+/* The chosen plan's step from the weights' bytes alone, for `ferry plan`
+ * to show beside the FLOP-based one. */
+static fy_status estimate_by_bytes(fy_engine *e, const fy_run_options *best, double *compute)
+{
+    fy_plan p;
+    FY_TRY(fy_eng_plan(e, best, &p, false));
+    estimate_compute(e, e->planner.flop_rate, true, compute);
+    e->planner.bytes_s = plan_cost(e, &p, e->planner.bandwidth, compute);
+    return FY_OK;
+}
+
 fy_status fy_eng_planner_choose(fy_engine *e)
 {
     eng_planner *pl = &e->planner;
@@ -239,12 +302,15 @@ fy_status fy_eng_planner_choose(fy_engine *e)
     FY_TRY(measure_bandwidth(e, pl->budget == UINT64_MAX ? 0 : pl->budget, &pl->bandwidth));
     double *compute = calloc((size_t)(e->n_groups ? e->n_groups : 1), sizeof *compute);
     if (!compute) return fy_error(FY_ERR_NOMEM, "planner: out of memory");
-    estimate_compute(e, compute);
+    pl->flop_rate = fy_eng_flop_rate(e, &pl->rate_measured);
+    pl->flop_based = step_flops(e, &pl->step_flops);
+    estimate_compute(e, pl->flop_rate, false, compute);
     fy_run_options best;
     double t = 0;
     bool ok = choose_plan(e, pl->budget, compute, &best, &t);
     fy_status st = FY_OK;
     if (o->storage_auto && fy_eng_cast_any(e)) st = choose_storage(e, pl->budget, compute, &ok, &best, &t);
+    if (st == FY_OK && ok) st = estimate_by_bytes(e, &best, compute);
     free(compute);
     FY_TRY(st);
     if (!ok) {
@@ -271,8 +337,52 @@ fy_status fy_eng_planner_choose(fy_engine *e)
     pl->initial_s = t;
     e->stats.predicted_initial_step_s = t;
     e->stats.copy_bandwidth = pl->bandwidth;
+    e->stats.flop_rate = pl->flop_rate;
     e->stats.vram_budget = pl->budget == UINT64_MAX ? 0 : pl->budget;
     return device_clock_init(e);
+}
+
+/* `ferry plan`'s planner lines: the budget and bandwidth, both first
+ * estimates (from FLOPs, from bytes) and which one chose the plan, and with
+ * declared step counts each component's share. */
+void fy_eng_planner_print(const fy_engine *e, FILE *f)
+{
+    const eng_planner *pl = &e->planner;
+    const fy_engine_stats *s = &e->stats;
+    char a[32];
+    fprintf(f, "  planner      %s %s, copy %.2f GB/s measured; predicted step %.3g s (estimated compute)\n",
+            e->opts.budget_from_max_memory ? "--max-memory" : "--vram-budget",
+            s->vram_budget ? fy_format_bytes(s->vram_budget, a, sizeof a) : "unlimited", s->copy_bandwidth / 1e9,
+            s->predicted_initial_step_s);
+    char rate[96];
+    snprintf(rate, sizeof rate, "%.3g GFLOP/s %s", pl->flop_rate / 1e9,
+             pl->rate_measured ? "measured (a timed matrix product)" : "assumed");
+    if (pl->flop_based) {
+        double v = pl->step_flops;
+        const char *unit = v >= 1e12 ? "TFLOP" : v >= 1e9 ? "GFLOP" : "MFLOP";
+        v /= v >= 1e12 ? 1e12 : v >= 1e9 ? 1e9 : 1e6;
+        fprintf(f, "  estimate     from FLOPs (used): %.3g s a step, %.3g %s at %s; from the weights' bytes "
+                   "alone: %.3g s\n", pl->initial_s, v, unit, rate, pl->bytes_s);
+    }
+    else
+        fprintf(f, "  estimate     from the weights' bytes (used: the model declares no FLOPs): %.3g s a step at %s\n",
+                pl->bytes_s, rate);
+    int declared = 0;
+    for (int c = 0; c < e->n_comps; c++) declared += e->comps[c].steps > 0;
+    if (!declared) return;
+    double *compute = calloc((size_t)(e->n_groups ? e->n_groups : 1), sizeof *compute);
+    if (!compute) return;
+    estimate_compute(e, pl->flop_rate, !pl->flop_based, compute);
+    double total = 0;
+    fprintf(f, "  steps        ");
+    for (int c = 0, k = 0; c < e->n_comps; c++) {
+        if (e->comps[c].steps <= 0) continue;
+        double t = predict_pass(e, c, &e->plan, pl->bandwidth, compute, 0);
+        total += e->comps[c].steps * t;
+        fprintf(f, "%s%s %d x %.3g s", k++ ? ", " : "", e->comps[c].name, e->comps[c].steps, t);
+    }
+    fprintf(f, ": %.3g s of denoising\n", total);
+    free(compute);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -313,6 +423,7 @@ static void refine(fy_engine *e, bool first_only)
     free(compute);
     pthread_mutex_lock(&e->stats_mu);
     e->stats.predicted_step_s = pl->refined_s;
+    if (first_only) e->stats.predicted_after_first_s = pl->refined_s;
     pthread_mutex_unlock(&e->stats_mu);
 }
 
@@ -332,7 +443,12 @@ static void record_cycle(fy_engine *e, double d, double gap)
     pl->cycle_s[pl->n_cycles] = d;
     pl->gap_s[pl->n_cycles] = dmax(0, gap);
     pl->n_cycles++;
-    if (pl->n_cycles == 1) refine(e, true);
+    if (pl->n_cycles == 1) {
+        pthread_mutex_lock(&e->stats_mu);
+        e->stats.first_step_s = d;
+        pthread_mutex_unlock(&e->stats_mu);
+        refine(e, true);
+    }
 }
 
 static void note_span(eng_group *g, double span, bool first_step)

@@ -221,12 +221,14 @@ static fy_status set_max_memory(fy_run_options *o, const char *flag, const char 
     return s;
 }
 
-/* "25GB/s", "500MB/s", "1.5GiB/s", "25" (GB/s), "0" (unthrottled). */
+/* "25GB/s", "500MB/s", "1.5GiB/s", "0" (unthrottled). A bare number is
+ * refused: --max-memory reads one as bytes (accelerate's rule), so "6" here
+ * would mean GB/s to one reader and 6 B/s to another. */
 static fy_status set_bandwidth(fy_run_options *o, const char *flag, const char *value)
 {
-    static const char *const valid = "a rate such as 25GB/s, 500MB/s, 12GiB/s, or a number of GB/s";
+    static const char *const valid = "a rate such as 25GB/s, 500MB/s, 12GiB/s, or 0 for unthrottled";
     static const struct { const char *unit; double scale; } units[] = {
-        {"", 1e9}, {"B", 1.0}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+        {"B", 1.0}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
         {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0}};
     char *end = NULL;
     errno = 0;
@@ -238,6 +240,10 @@ static fy_status set_bandwidth(fy_run_options *o, const char *flag, const char *
     if (n >= sizeof unit) return bad_value(flag, value, valid);
     memcpy(unit, end, n);
     unit[n] = '\0';
+    if (!unit[0] && v == 0) return o->emu_bandwidth = 0, FY_OK;
+    if (!unit[0])
+        return fy_error(FY_ERR_INVALID, "--%s %s: a rate needs its unit (--max-memory reads a bare number as bytes): "
+                        "give e.g. %sGB/s or %sMB/s", flag, value, value, value);
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         if (strcasecmp(unit, units[i].unit) != 0) continue;
         double rate = v * units[i].scale;
@@ -885,8 +891,8 @@ const char *fy_run_options_help(void)
            "  --max-memory SPEC               memory budgets: 6GiB, or 0=6GiB,1=20GiB,cpu=20GiB\n"
            "                                  (sizes as accelerate reads them: 6GiB = 6*2^30,\n"
            "                                  6GB = 6*10^9, 6.5GiB, 6G = 6GiB; 6gb is gigabits)\n"
-           "  --emu-bandwidth RATE            emu copy speed, e.g. 25GB/s (a bare number is GB/s;\n"
-           "                                  at least 1MB/s, 0 = unthrottled)\n"
+           "  --emu-bandwidth RATE            emu copy speed with its unit, e.g. 25GB/s, 500MB/s\n"
+           "                                  (at least 1MB/s; 0 = unthrottled)\n"
            "Offloading:\n"
            "  --offload none|model|sequential|group|layerwise\n"
            "  --dit-layerwise-offload         same as --offload layerwise\n"

@@ -38,6 +38,8 @@ static void add_engine(cJSON *o, const fy_engine_stats *e)
     cJSON_AddNumberToObject(o, "disk_stall_s", e->disk_stall_time);
     cJSON_AddNumberToObject(o, "measured_step_s", e->measured_step_s);
     cJSON_AddNumberToObject(o, "predicted_step_s", e->predicted_step_s);
+    cJSON_AddNumberToObject(o, "predicted_initial_step_s", e->predicted_initial_step_s);
+    cJSON_AddNumberToObject(o, "first_step_s", e->first_step_s);
 }
 
 static void add_report(cJSON *root, const fy_wan_t2v_report *r)

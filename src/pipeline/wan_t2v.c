@@ -53,6 +53,7 @@ void fy_wan_t2v_params_init(fy_wan_t2v_params *p)
 /* Everything one run holds; freed together by run_free. */
 typedef struct t2v_run {
     const fy_run_options *options;
+    fy_run_options host_offloaded; /* options points here once the planner moved components to the host */
     const fy_wan_t2v_params *params;
     const fy_wan_t2v_hooks *hooks;
     fy_model *model;
@@ -549,6 +550,24 @@ static uint64_t transformer_need(t2v_run *r, fy_engine *e, uint64_t others)
     return max_u64(others, work);
 }
 
+static int expert_of_step(const t2v_run *r, int i);
+
+/* What the planner's first estimate needs: each block's FLOPs at this size
+ * and, with two experts, how many passes each makes (the schedule's split at
+ * the boundary; two a step when the guidance branches run apart). */
+static fy_status declare_work(t2v_run *r, fy_engine *e)
+{
+    fy_wan_dit_shape ds = dit_shape(r, dit_batch(r));
+    int passes[2] = {0, 0}, per_step = r->guidance && !r->options->cfg_batch ? 2 : 1;
+    size_t n = fy_scheduler_num_steps(r->scheduler);
+    for (size_t i = 0; i < n; i++) passes[expert_of_step(r, (int)i)] += per_step;
+    for (int x = 0; x < 2 && r->dits[x]; x++) {
+        FY_TRY(fy_wan_dit_declare_flops(r->dits[x], &ds, !r->no_cross_kv));
+        if (r->dits[1]) FY_TRY(fy_engine_set_component_steps(e, x ? "transformer_2" : "transformer", passes[x]));
+    }
+    return FY_OK;
+}
+
 /* Each engine reserves the largest activation need among the stages it runs
  * (the stages run one after another). */
 static fy_status reserve_and_prepare(t2v_run *r, const fy_wan_vae_decode_shape *vs)
@@ -564,6 +583,7 @@ static fy_status reserve_and_prepare(t2v_run *r, const fy_wan_vae_decode_shape *
         if (e == r->image_engine && r->i2v.clip) need = max_u64(need, fy_i2v_encoder_bytes(&r->i2v));
         if (e == r->vae_engine) need = max_u64(need, vae);
         if (e == r->device) need = transformer_need(r, e, need);
+        if (e == r->device) FY_TRY(declare_work(r, e));
         FY_TRY(fy_engine_reserve(e, need));
         fy_status s = fy_engine_prepare(e);
         if (s != FY_OK) return fy_error_prefix(s, "--device %s: ", r->engine_names[i]);
@@ -1095,18 +1115,33 @@ static void run_init(t2v_run *r)
     r->report.switch_step = -1;
 }
 
-static void run_free(t2v_run *r)
+/* The loaded components and their engines (the model folder stays open). */
+static void free_components(t2v_run *r)
 {
     for (int x = 0; x < 2; x++) {
         for (int i = 0; i < 2; i++) fy_wan_dit_context_free(r->cross_kv[x][i]);
         fy_wan_dit_free(r->dits[x]);
+        r->dits[x] = NULL;
     }
+    memset(r->cross_kv, 0, sizeof r->cross_kv);
     fy_umt5_free(r->text_encoder);
     fy_i2v_free(&r->i2v);
     fy_wan_vae_free(r->vae);
     fy_tokenizer_free(r->tokenizer);
     fy_scheduler_free(r->scheduler);
     for (int i = 0; i < r->n_engines; i++) fy_engine_free(r->engines[i]);
+    r->text_encoder = NULL;
+    r->vae = NULL;
+    r->tokenizer = NULL;
+    r->scheduler = NULL;
+    r->n_engines = 0;
+    r->device = r->text_engine = r->vae_engine = r->image_engine = NULL;
+    r->no_cross_kv = false;
+}
+
+static void run_free(t2v_run *r)
+{
+    free_components(r);
     fy_model_free(r->model);
     free(r->embeds);
     free(r->latents);
@@ -1118,6 +1153,90 @@ static uint64_t peak_rss_bytes(void)
     struct rusage u;
     if (getrusage(RUSAGE_SELF, &u) != 0) return 0;
     return (uint64_t)u.ru_maxrss * 1024;
+}
+
+/* Components the planner may move to the host itself when the device
+ * budget has no plan for them all, cheapest first: the text encoder and the
+ * image encoder run once a video, the VAE decodes all of it. */
+static const struct host_move { bool te, ie, vae; } host_moves[] = {
+    {true, false, false}, {false, true, false}, {true, true, false},
+    {false, false, true}, {true, false, true}, {true, true, true},
+};
+
+/* The planner chooses (a budget, no forced plan, one device) and some
+ * component is still on the device. */
+static bool planner_may_move(const fy_run_options *o)
+{
+    return (o->vram_budget || o->vram_budget_auto) && !o->offload_explicit && o->device != FY_DEVICE_CPU &&
+           o->device_map == FY_DEVICE_MAP_NONE && !o->use_fsdp_inference;
+}
+
+static bool apply_move(const fy_run_options *asked, const struct host_move *m, bool i2v, fy_run_options *out)
+{
+    if (m->ie && !i2v) return false;
+    *out = *asked;
+    out->text_encoder_cpu_offload |= m->te;
+    out->image_encoder_cpu_offload |= m->ie;
+    out->vae_cpu_offload |= m->vae;
+    return out->text_encoder_cpu_offload != asked->text_encoder_cpu_offload ||
+           out->image_encoder_cpu_offload != asked->image_encoder_cpu_offload ||
+           out->vae_cpu_offload != asked->vae_cpu_offload;
+}
+
+static void move_flags(const fy_run_options *asked, const fy_run_options *v, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s%s%s", v->text_encoder_cpu_offload && !asked->text_encoder_cpu_offload
+                                   ? "--text-encoder-cpu-offload " : "",
+             v->image_encoder_cpu_offload && !asked->image_encoder_cpu_offload ? "--image-encoder-cpu-offload " : "",
+             v->vae_cpu_offload && !asked->vae_cpu_offload ? "--vae-cpu-offload " : "");
+    size_t len = strlen(buf);
+    if (len) buf[len - 1] = '\0';
+}
+
+/* The device's smallest plan (sequential, nothing resident) as loaded now. */
+static uint64_t smallest_bound(const t2v_run *r)
+{
+    fy_run_options o = *r->options;
+    o.offload = FY_OFFLOAD_SEQUENTIAL;
+    o.resident_blocks = 0;
+    o.resident_bytes = 0;
+    fy_plan p;
+    return r->device && fy_engine_evaluate_plan(r->device, &o, &p) == FY_OK ? p.device_bound : 0;
+}
+
+/* Engines and components for the request; when the budget fits no plan and
+ * the planner chooses, again with the text encoder, image encoder or VAE on
+ * the host (said in one line), before giving up. The weights were scanned
+ * by the first attempt. */
+static fy_status load_fitting(t2v_run *r, const t2v_factors *f)
+{
+    FY_TRY(create_engines(r));
+    fy_status s = load_models(r, f);
+    if (s != FY_ERR_BUDGET || !planner_may_move(r->options)) return s;
+    char first[1024], flags[96], a[32];
+    snprintf(first, sizeof first, "%s", fy_error_message());
+    const fy_run_options asked = *r->options;
+    fy_model_set_check_finite(r->model, false);
+    for (size_t i = 0; i < sizeof host_moves / sizeof host_moves[0]; i++) {
+        fy_run_options v;
+        if (!apply_move(&asked, &host_moves[i], f->i2v, &v)) continue;
+        free_components(r);
+        r->host_offloaded = v;
+        r->options = &r->host_offloaded;
+        s = create_engines(r);
+        if (s == FY_OK) s = load_models(r, f);
+        move_flags(&asked, &v, flags, sizeof flags);
+        if (s == FY_OK) {
+            if (!r->quiet)
+                fy_info("no plan fits the device budget with every component on it: running as with %s (the "
+                        "planner's choice), device bound %s", flags,
+                        fy_format_bytes(fy_engine_plan(r->device)->device_bound, a, sizeof a));
+            return FY_OK;
+        }
+        if (s != FY_ERR_BUDGET) return s;
+    }
+    return fy_error(FY_ERR_BUDGET, "%s; with %s as well the smallest plan needs %s", first, flags,
+                    fy_format_bytes(smallest_bound(r), a, sizeof a));
 }
 
 /* Open the folder, create the engines and load every component for the
@@ -1136,8 +1255,7 @@ static fy_status load_stages(t2v_run *r, const char *model_dir)
     if (r->options->compute_dtype != FY_F32 && r->options->device != FY_DEVICE_CUDA)
         fy_warn("--dtype %s: the %s device computes in f32 (weights keep their stored dtype until used)",
                 fy_dtype_name(r->options->compute_dtype), fy_device_kind_name(r->options->device));
-    FY_TRY(create_engines(r));
-    FY_TRY(load_models(r, &f));
+    FY_TRY(load_fitting(r, &f));
     return stop_point(r, "while the model loaded");
 }
 
@@ -1279,7 +1397,8 @@ static fy_status pipeline_stages(fy_wan_t2v_pipeline *pipe, const fy_wan_t2v_par
         run_free(r);
         run_init(r);
     }
-    r->options = &pipe->options;
+    /* After the planner moved components to the host, the run keeps its options. */
+    if (r->options != &r->host_offloaded) r->options = &pipe->options;
     r->params = p;
     r->cancel = &pipe->cancel;
     r->t_start = t0;
@@ -1418,8 +1537,7 @@ static fy_status load_for_plan(t2v_run *r, const char *model_dir, const fy_run_o
     fy_model_set_check_finite(r->model, r->options->check_weights);
     FY_TRY(check_request(r->model, p, &f, &r->sized, !quiet));
     r->params = &r->sized;
-    FY_TRY(create_engines(r));
-    return load_models(r, &f);
+    return load_fitting(r, &f);
 }
 
 /* `ferry plan`: each engine's plan, printed. */
@@ -1515,7 +1633,8 @@ void fy_wan_t2v_report_print(const fy_wan_t2v_report *r, FILE *f)
     if (e->predicted_step_s > 0) {
         char budget[32] = "unlimited";
         if (e->vram_budget) snprintf(budget, sizeof budget, "%.1f MiB", mib(e->vram_budget));
-        fprintf(f, "planner      %s budget: step predicted %.3f s (initial %.3f s), measured %.3f s\n", budget,
-                e->predicted_step_s, e->predicted_initial_step_s, e->measured_step_s);
+        fprintf(f, "planner      %s budget: step predicted %.3f s (initial %.3f s, after step 1 %.3f s), measured "
+                   "%.3f s (first step %.3f s)\n", budget, e->predicted_step_s, e->predicted_initial_step_s,
+                e->predicted_after_first_s, e->measured_step_s, e->first_step_s);
     }
 }

@@ -3,7 +3,7 @@
 # that fits, as --vram-budget SIZE does (kept as an alias); --offload still
 # forces a plan; an impossible budget names the flag the user gave; the host
 # budget defaults to MemAvailable less a margin; the token embeddings stay on
-# the host.
+# the host; the planner moves components to the host when the budget needs it.
 # usage: bash budget.sh FERRY_BINARY FIXTURES_DIR
 set -u
 FERRY=$1
@@ -58,6 +58,26 @@ if [ $rc -eq 1 ] && [ "$(wc -l <"$T/hint.err")" -eq 1 ] &&
     bad "impossible budget without offload hints: exit $rc"
     cat "$T/hint.err"
 fi
+
+# A budget that fits no plan with every component on the device: the planner
+# moves the cheapest components to the host itself and says so; when even all
+# of them on the host do not fit, the error gives what the smallest plan needs.
+while IFS='|' read -r budget want_rc want_line want_engine; do
+    "$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --max-memory "0=$budget" >"$T/mv.txt" 2>"$T/mv.err"
+    rc=$?
+    if [ $rc -eq "$want_rc" ] && grep -q -- "$want_line" "$T/mv.err" &&
+        { [ -z "$want_engine" ] || grep -q -- "$want_engine" "$T/mv.txt"; }; then ok; else
+        bad "--max-memory 0=$budget: exit $rc (want $want_rc), want \"$want_line\" and \"$want_engine\""
+        cat "$T/mv.err"
+    fi
+done <<'CASES'
+1MiB|0|running as with --vae-cpu-offload (the planner's choice), device bound|engine: host holds vae on cpu
+64KiB|1|with --text-encoder-cpu-offload --vae-cpu-offload as well the smallest plan needs [0-9.]* KiB|
+CASES
+"$FERRY" generate --model "$MODEL" "${SIZES[@]}" --prompt fox --steps 2 --device emu --max-memory 0=1MiB \
+    --output "$T/mv.png" >"$T/mv.txt" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && [ -s "$T/mv_0000.png" ]; then ok; else bad "generate with the VAE moved: exit $rc"; tail -3 "$T/mv.txt"; fi
 
 # The text encoder's token embeddings stay in host memory: not a device group.
 if ! grep -q "text_encoder *embed_tokens" "$T/mm.txt"; then ok; else bad "the embedding table is on the device"; fi

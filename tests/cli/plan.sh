@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `ferry plan` loads the tiny Wan model into engines as generate would and
 # prints the plan and a group table without running; --vram-budget has the
-# planner choose and predict; bad flags are usage errors (exit 2).
+# planner choose and predict (from the FLOPs at the requested size); bad
+# flags are usage errors (exit 2).
 # usage: bash plan.sh FERRY_BINARY FIXTURES_DIR
 set -u
 FERRY=$1
@@ -20,11 +21,31 @@ has "streamed block tier" "$T/lw.txt" "transformer *blocks.0 .*pinned"
 has "small group tier" "$T/lw.txt" "transformer *embed .*device"
 has "bound vs budget" "$T/lw.txt" "device bound .* budget unlimited"
 
-"$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --vram-budget 3MiB --emu-bandwidth 1 >"$T/pl.txt" 2>"$T/pl.err"
+"$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --vram-budget 3MiB --emu-bandwidth 1GB/s >"$T/pl.txt" 2>"$T/pl.err"
 rc=$?
 if [ $rc -eq 0 ]; then ok; else bad "planner plan: exit $rc"; cat "$T/pl.err"; fi
 has "planner chose" "$T/pl.txt" "(chosen by the planner)"
 has "planner predicted" "$T/pl.txt" "planner      --vram-budget 3.00 MiB, copy .* predicted step"
+
+# The first estimate is the transformer's FLOPs at the requested size over
+# a measured rate, shown beside the estimate from the weights' bytes.
+has "estimate from FLOPs" "$T/pl.txt" "estimate     from FLOPs (used): .* s a step, .*FLOP at .* GFLOP/s measured"
+has "estimate from bytes" "$T/pl.txt" "from the weights' bytes alone: .* s"
+flops_of() { # size flags -> one step's FLOPs, from the estimate line
+    "$FERRY" plan --model "$MODEL" "$@" --max-sequence-length 16 --device emu --vram-budget 64MiB 2>/dev/null |
+        awk '/estimate     from FLOPs/ { for (i = 2; i <= NF; i++) if ($i ~ /^[TGM]FLOP$/) { v = $(i - 1); u = $i } }
+             END { m = u == "TFLOP" ? 1e12 : u == "GFLOP" ? 1e9 : 1e6; printf "%.0f\n", v * m }'
+}
+while read -r height width frames tokens_ratio; do
+    small=$(flops_of --height 64 --width 64 --num-frames 5)
+    large=$(flops_of --height "$height" --width "$width" --num-frames "$frames")
+    if [ "$small" -gt 0 ] && [ "$large" -gt $((small * tokens_ratio)) ]; then ok; else
+        bad "FLOPs at ${height}x${width}x$frames ($large) not above $tokens_ratio x those at 64x64x5 ($small)"
+    fi
+done <<'CASES'
+128 128 9 6
+64 128 5 2
+CASES
 
 "$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --vram-budget 64KiB >"$T/small.txt" 2>"$T/small.err"
 rc=$?

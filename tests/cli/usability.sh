@@ -74,6 +74,20 @@ expect "G alone warned" 0 "power of 2" -- "$FERRY" plan --model "$MODEL" -H 16 -
     --max-sequence-length 16 --device emu --max-memory 6G
 expect "a bad size" 2 "6 apples" -- "$FERRY" plan --model "$MODEL" --max-memory "6 apples"
 
+# A bare number is bytes to --max-memory (accelerate's rule), so a rate needs its unit.
+PLAN16=(plan --model "$MODEL" -H 16 -W 16 --num-frames 1 --max-sequence-length 16 --device emu)
+while read -r rate hint; do
+    expect "--emu-bandwidth $rate" 2 "--emu-bandwidth $rate: a rate needs its unit.*$hint" -- \
+        "$FERRY" "${PLAN16[@]}" --emu-bandwidth "$rate"
+done <<'CASES'
+6 give e.g. 6GB/s
+2.5 give e.g. 2.5GB/s
+CASES
+for rate in 6GB/s 6GB 500MiB/s 0; do
+    "$FERRY" -q "${PLAN16[@]}" --emu-bandwidth "$rate" >/dev/null 2>"$T/rate.err"
+    if [ $? -eq 0 ]; then ok; else bad "--emu-bandwidth $rate refused"; cat "$T/rate.err"; fi
+done
+
 # ---- VAE tiles imply tiling; a stride larger than the tile is still refused
 expect "tile without --vae-tiling" 0 "wrote" -- "$FERRY" -v "${RUN[@]}" --prompt x --vae-tile 64 -o "$T/t.png"
 expect "stride follows the tile" 0 "wrote" -- "$FERRY" -v "${RUN[@]}" --prompt x --vae-tile 16 -o "$T/t2.png"
