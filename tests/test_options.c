@@ -374,7 +374,7 @@ static void test_validate(void **state)
     assert_message("--resident-blocks");
     assert_int_equal(PARSE(&o, "--offload", "layerwise", "--resident-blocks", "3", "--resident-bytes", "1GB"), FY_OK);
     assert_int_equal(fy_run_options_validate(&o), FY_ERR_INVALID);
-    assert_int_equal(PARSE(&o, "--emu-bandwidth", "25"), FY_OK);
+    assert_int_equal(PARSE(&o, "--emu-bandwidth", "25GB/s"), FY_OK);
     assert_int_equal(fy_run_options_validate(&o), FY_ERR_INVALID);
     assert_message("--device emu");
     assert_int_equal(PARSE(&o, "--vae-tile", "128", "--vae-tile-stride", "192"), FY_OK);
