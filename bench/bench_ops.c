@@ -6,7 +6,7 @@
 #include <time.h>
 
 #include "ferry/dtype.h"
-#include "ferry/ops.h"
+#include "backend/cpu/cpu_ops.h"
 
 static double now(void)
 {

@@ -18,7 +18,7 @@
 #include "ferry/dtype.h"
 #include "ferry/engine.h"
 #include "ferry/model.h"
-#include "ferry/ops.h"
+#include "backend/cpu/cpu_ops.h"
 #include "ferry/quant.h"
 #include "ferry/safetensors.h"
 #include "ferry/wan_dit.h"

@@ -1,5 +1,6 @@
-/* CPU ops against naive double-precision references, and thread-count
- * independence (1 vs 2 threads give bitwise equal results). */
+/* The CPU backend's op table against naive double-precision references,
+ * thread-count independence (1 vs 2 threads give bitwise equal results), the
+ * supports query and its one-line refusal. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 
 #include "ferry/dtype.h"
+#include "backend/cpu/cpu_op_table.h"
+#include "ferry/backend.h"
 #include "ferry/ops.h"
 
 #define TOL 1e-5
@@ -63,11 +66,27 @@ static void expect_close(const char *what, const float *ours, const double *ref,
     if (!(e <= TOL)) fail_msg("%s: relative error %.3g > %.1g", what, e, TOL);
 }
 
-static fy_cpu_ctx *make_ctx(int threads)
+static fy_backend *cpu_backend;
+
+static int make_backend(void **state)
 {
-    fy_cpu_ctx *ctx = NULL;
-    assert_int_equal(fy_cpu_ctx_create(threads, &ctx), FY_OK);
-    return ctx;
+    (void)state;
+    return fy_backend_create_cpu(&cpu_backend) == FY_OK ? 0 : -1;
+}
+
+static int free_backend(void **state)
+{
+    (void)state;
+    fy_backend_free(cpu_backend);
+    return 0;
+}
+
+static fy_ops *make_ctx(int threads)
+{
+    fy_ops *ops = NULL;
+    fy_ops_config c = {.threads = threads, .gemm_dtype = FY_F32};
+    assert_int_equal(fy_ops_create(cpu_backend, &c, &ops), FY_OK);
+    return ops;
 }
 
 /* ---- GEMM ---------------------------------------------------------------- */
@@ -84,15 +103,16 @@ static void ref_linear(const float *x, const float *w, const float *b, double *y
 
 static void check_linear(int64_t M, int64_t K, int64_t N, int with_bias)
 {
-    fy_cpu_ctx *ctx = make_ctx(2);
+    fy_ops *ctx = make_ctx(2);
     float *x = rand_buf(M * K), *w = rand_buf(N * K), *b = with_bias ? rand_buf(N) : NULL;
     float *y = zero_buf(M * N);
     double *ref = dbuf(M * N);
-    assert_int_equal(fy_cpu_linear(ctx, x, w, b, y, M, K, N), FY_OK);
+    assert_int_equal(ctx->linear(ctx, fy_f32(x), (fy_weight){w, FY_F32, NULL, 0}, fy_f32(b), fy_f32(y), M, K, N),
+                     FY_OK);
     ref_linear(x, w, b, ref, M, K, N);
     expect_close("linear", y, ref, M * N);
     free(x), free(w), free(b), free(y), free(ref);
-    fy_cpu_ctx_free(ctx);
+    fy_ops_free(ctx);
 }
 
 static void test_linear(void **state)
@@ -107,20 +127,22 @@ static void test_linear(void **state)
 static void check_linear_lowp(fy_dtype wt)
 {
     const int64_t M = 45, K = 77, N = 261;
-    fy_cpu_ctx *ctx = make_ctx(2);
+    fy_ops *ctx = make_ctx(2);
     float *x = rand_buf(M * K), *w = rand_buf(N * K), *b = rand_buf(N);
     uint16_t *wl = malloc((size_t)(N * K) * sizeof *wl);
     float *wc = zero_buf(N * K), *y_low = zero_buf(M * N), *y_ref = zero_buf(M * N);
     double *ref = dbuf(M * N);
     assert_int_equal(fy_convert(wl, wt, w, FY_F32, (size_t)(N * K)), FY_OK);
     assert_int_equal(fy_convert(wc, FY_F32, wl, wt, (size_t)(N * K)), FY_OK);
-    assert_int_equal(fy_cpu_linear_lowp(ctx, x, wl, wt, b, y_low, M, K, N), FY_OK);
-    assert_int_equal(fy_cpu_linear(ctx, x, wc, b, y_ref, M, K, N), FY_OK);
+    assert_int_equal(ctx->linear(ctx, fy_f32(x), (fy_weight){wl, wt, NULL, 0}, fy_f32(b), fy_f32(y_low), M, K, N),
+                     FY_OK);
+    assert_int_equal(ctx->linear(ctx, fy_f32(x), (fy_weight){wc, FY_F32, NULL, 0}, fy_f32(b), fy_f32(y_ref), M, K, N),
+                     FY_OK);
     assert_memory_equal(y_low, y_ref, (size_t)(M * N) * sizeof(float));
     ref_linear(x, wc, b, ref, M, K, N);
     expect_close("linear lowp", y_low, ref, M * N);
     free(x), free(w), free(b), free(wl), free(wc), free(y_low), free(y_ref), free(ref);
-    fy_cpu_ctx_free(ctx);
+    fy_ops_free(ctx);
 }
 
 static void test_linear_lowp(void **state)
@@ -133,22 +155,23 @@ static void test_linear_lowp(void **state)
 static void test_linear_bad_dtype(void **state)
 {
     (void)state;
-    fy_cpu_ctx *ctx = make_ctx(1);
+    fy_ops *ctx = make_ctx(1);
     float x[4] = {0}, y[4];
     int64_t w[4] = {0};
-    assert_int_equal(fy_cpu_linear_lowp(ctx, x, w, FY_I64, NULL, y, 1, 4, 1), FY_ERR_UNSUPPORTED);
-    fy_cpu_ctx_free(ctx);
+    assert_int_equal(ctx->linear(ctx, fy_f32(x), (fy_weight){w, FY_I64, NULL, 0}, FY_NO_VIEW, fy_f32(y), 1, 4, 1),
+                     FY_ERR_UNSUPPORTED);
+    fy_ops_free(ctx);
 }
 
 static void test_bmm(void **state)
 {
     (void)state;
     const int64_t batch = 3, M = 300, N = 17, K = 29;
-    fy_cpu_ctx *ctx = make_ctx(2);
+    fy_ops *ctx = make_ctx(2);
     float *a = rand_buf(batch * M * K), *b = rand_buf(batch * K * N), *c = zero_buf(batch * M * N);
     double *ref = dbuf(batch * M * N);
     for (int trans = 0; trans < 2; trans++) {
-        assert_int_equal(fy_cpu_bmm(ctx, a, b, c, batch, M, N, K, trans, 0.5f), FY_OK);
+        assert_int_equal(ctx->bmm(ctx, fy_f32(a), fy_f32(b), fy_f32(c), batch, M, N, K, trans, 0.5f), FY_OK);
         for (int64_t i = 0; i < batch; i++)
             for (int64_t m = 0; m < M; m++)
                 for (int64_t n = 0; n < N; n++) {
@@ -162,7 +185,7 @@ static void test_bmm(void **state)
         expect_close("bmm", c, ref, batch * M * N);
     }
     free(a), free(b), free(c), free(ref);
-    fy_cpu_ctx_free(ctx);
+    fy_ops_free(ctx);
 }
 
 /* ---- Elementwise --------------------------------------------------------- */
@@ -181,67 +204,67 @@ static void test_elementwise(void **state)
 {
     (void)state;
     const int64_t n = 40001; /* several chunks, ragged */
-    fy_cpu_ctx *ctx = make_ctx(2);
+    fy_ops *ctx = make_ctx(2);
     float *a = rand_buf(n), *b = rand_buf(n), *out = zero_buf(n);
     double *ref = dbuf(n);
     for (int64_t i = 0; i < n; i++) a[i] *= 4.0f;
 
-    fy_cpu_add(ctx, a, b, out, n);
+    ctx->add(ctx, fy_f32(a), fy_f32(b), fy_f32(out), n);
     for (int64_t i = 0; i < n; i++) ref[i] = (double)a[i] + b[i];
     expect_close("add", out, ref, n);
-    fy_cpu_mul(ctx, a, b, out, n);
+    ctx->mul(ctx, fy_f32(a), fy_f32(b), fy_f32(out), n);
     for (int64_t i = 0; i < n; i++) ref[i] = (double)a[i] * b[i];
     expect_close("mul", out, ref, n);
-    fy_cpu_scale(ctx, a, 0.37f, out, n);
+    ctx->scale(ctx, fy_f32(a), 0.37f, fy_f32(out), n);
     for (int64_t i = 0; i < n; i++) ref[i] = (double)a[i] * 0.37f;
     expect_close("scale", out, ref, n);
     memcpy(out, b, (size_t)n * sizeof *out);
-    fy_cpu_axpy(ctx, -1.5f, a, out, n);
+    ctx->axpy(ctx, -1.5f, fy_f32(a), fy_f32(out), n);
     for (int64_t i = 0; i < n; i++) ref[i] = (double)b[i] - 1.5 * a[i];
     expect_close("axpy", out, ref, n);
-    fy_cpu_silu(ctx, a, out, n);
+    ctx->silu(ctx, fy_f32(a), fy_f32(out), n);
     for (int64_t i = 0; i < n; i++) ref[i] = a[i] / (1.0 + exp(-(double)a[i]));
     expect_close("silu", out, ref, n);
-    fy_cpu_gelu(ctx, a, out, n);
+    ctx->gelu(ctx, fy_f32(a), fy_f32(out), n);
     for (int64_t i = 0; i < n; i++) ref[i] = gelu_ref(a[i]);
     expect_close("gelu", out, ref, n);
-    fy_cpu_gelu_tanh(ctx, a, out, n);
+    ctx->gelu_tanh(ctx, fy_f32(a), fy_f32(out), n);
     for (int64_t i = 0; i < n; i++) ref[i] = gelu_tanh_ref(a[i]);
     expect_close("gelu_tanh", out, ref, n);
-    fy_cpu_relu(ctx, a, out, n);
+    ctx->relu(ctx, fy_f32(a), fy_f32(out), n);
     for (int64_t i = 0; i < n; i++) ref[i] = a[i] > 0 ? a[i] : 0.0;
     expect_close("relu", out, ref, n);
-    fy_cpu_gated_gelu(ctx, a, b, out, n);
+    ctx->gated_gelu(ctx, fy_f32(a), fy_f32(b), fy_f32(out), n);
     for (int64_t i = 0; i < n; i++) ref[i] = gelu_tanh_ref(a[i]) * b[i];
     expect_close("gated_gelu", out, ref, n);
     /* in place */
     memcpy(out, a, (size_t)n * sizeof *out);
-    fy_cpu_silu(ctx, out, out, n);
+    ctx->silu(ctx, fy_f32(out), fy_f32(out), n);
     for (int64_t i = 0; i < n; i++) ref[i] = a[i] / (1.0 + exp(-(double)a[i]));
     expect_close("silu in place", out, ref, n);
     memcpy(out, b, (size_t)n * sizeof *out); /* gated_gelu in place on its gate */
-    fy_cpu_gated_gelu(ctx, a, out, out, n);
+    ctx->gated_gelu(ctx, fy_f32(a), fy_f32(out), fy_f32(out), n);
     for (int64_t i = 0; i < n; i++) ref[i] = gelu_tanh_ref(a[i]) * b[i];
     expect_close("gated_gelu in place on h1", out, ref, n);
 
     free(a), free(b), free(out), free(ref);
-    fy_cpu_ctx_free(ctx);
+    fy_ops_free(ctx);
 }
 
 static void test_gated_add(void **state)
 {
     (void)state;
     const int64_t rows = 301, dim = 67, per = 100; /* 4 gate rows, last partial */
-    fy_cpu_ctx *ctx = make_ctx(2);
+    fy_ops *ctx = make_ctx(2);
     float *x = rand_buf(rows * dim), *y = rand_buf(rows * dim), *g = rand_buf(4 * dim);
     double *ref = dbuf(rows * dim);
     for (int64_t r = 0; r < rows; r++)
         for (int64_t i = 0; i < dim; i++)
             ref[r * dim + i] = x[r * dim + i] + (double)y[r * dim + i] * g[(r / per) * dim + i];
-    fy_cpu_gated_add(ctx, x, y, g, rows, dim, per);
+    ctx->gated_add(ctx, fy_f32(x), fy_f32(y), fy_f32(g), rows, dim, per);
     expect_close("gated_add", x, ref, rows * dim);
     free(x), free(y), free(g), free(ref);
-    fy_cpu_ctx_free(ctx);
+    fy_ops_free(ctx);
 }
 
 /* ---- Norms --------------------------------------------------------------- */
@@ -269,38 +292,40 @@ static void test_layer_norm(void **state)
 {
     (void)state;
     const int64_t rows = 203, dim = 157;
-    fy_cpu_ctx *ctx = make_ctx(2);
+    fy_ops *ctx = make_ctx(2);
     float *x = rand_buf(rows * dim), *w = rand_buf(dim), *b = rand_buf(dim), *out = zero_buf(rows * dim);
     float *sc = rand_buf(3 * dim), *sh = rand_buf(3 * dim);
     double *ref = dbuf(rows * dim);
     for (int64_t i = 0; i < rows * dim; i++) x[i] = x[i] * 3.0f + 0.5f;
 
-    fy_cpu_layer_norm(ctx, x, w, b, out, rows, dim, 1e-6f);
+    ctx->layer_norm(ctx, fy_f32(x), fy_f32(w), fy_f32(b), fy_f32(out), rows, dim, 1e-6f);
     ref_layer_norm(x, w, b, NULL, NULL, ref, rows, dim, 1, 1e-6);
     expect_close("layer_norm affine", out, ref, rows * dim);
-    fy_cpu_layer_norm(ctx, x, NULL, NULL, out, rows, dim, 1e-5f);
+    ctx->layer_norm(ctx, fy_f32(x), FY_NO_VIEW, FY_NO_VIEW, fy_f32(out), rows, dim, 1e-5f);
     ref_layer_norm(x, NULL, NULL, NULL, NULL, ref, rows, dim, 1, 1e-5);
     expect_close("layer_norm plain", out, ref, rows * dim);
-    fy_cpu_layer_norm_modulate(ctx, x, NULL, NULL, sc, sh, out, rows, dim, 70, 1e-6f);
+    ctx->layer_norm_modulate(ctx, fy_f32(x), FY_NO_VIEW, FY_NO_VIEW, fy_f32(sc), fy_f32(sh), fy_f32(out), rows, dim, 70,
+                             1e-6f);
     ref_layer_norm(x, NULL, NULL, sc, sh, ref, rows, dim, 70, 1e-6);
     expect_close("layer_norm modulate", out, ref, rows * dim);
-    fy_cpu_layer_norm_modulate(ctx, x, w, b, sc, sh, out, rows, dim, 70, 1e-6f);
+    ctx->layer_norm_modulate(ctx, fy_f32(x), fy_f32(w), fy_f32(b), fy_f32(sc), fy_f32(sh), fy_f32(out), rows, dim, 70,
+                             1e-6f);
     ref_layer_norm(x, w, b, sc, sh, ref, rows, dim, 70, 1e-6);
     expect_close("layer_norm affine modulate", out, ref, rows * dim);
 
     free(x), free(w), free(b), free(out), free(sc), free(sh), free(ref);
-    fy_cpu_ctx_free(ctx);
+    fy_ops_free(ctx);
 }
 
 static void test_rms_norm(void **state)
 {
     (void)state;
     const int64_t rows = 131, dim = 97;
-    fy_cpu_ctx *ctx = make_ctx(2);
+    fy_ops *ctx = make_ctx(2);
     float *x = rand_buf(rows * dim), *w = rand_buf(dim), *out = zero_buf(rows * dim);
     double *ref = dbuf(rows * dim);
     for (int with_w = 0; with_w < 2; with_w++) {
-        fy_cpu_rms_norm(ctx, x, with_w ? w : NULL, out, rows, dim, 1e-6f);
+        ctx->rms_norm(ctx, fy_f32(x), fy_f32(with_w ? w : NULL), fy_f32(out), rows, dim, 1e-6f);
         for (int64_t r = 0; r < rows; r++) {
             double ss = 0;
             for (int64_t i = 0; i < dim; i++) ss += (double)x[r * dim + i] * x[r * dim + i];
@@ -310,19 +335,19 @@ static void test_rms_norm(void **state)
         expect_close("rms_norm", out, ref, rows * dim);
     }
     free(x), free(w), free(out), free(ref);
-    fy_cpu_ctx_free(ctx);
+    fy_ops_free(ctx);
 }
 
 static void test_channel_rms_norm(void **state)
 {
     (void)state;
     const int64_t C = 13, N = 1001;
-    fy_cpu_ctx *ctx = make_ctx(2);
+    fy_ops *ctx = make_ctx(2);
     float *x = rand_buf(C * N), *g = rand_buf(C), *b = rand_buf(C), *out = zero_buf(C * N);
     double *ref = dbuf(C * N);
     for (int64_t c = 0; c < C; c++) x[c * N + 5] = 0.0f; /* a zero column: eps guards it */
     for (int with_b = 0; with_b < 2; with_b++) {
-        fy_cpu_channel_rms_norm(ctx, x, g, with_b ? b : NULL, out, C, N, 1e-12f);
+        ctx->channel_rms_norm(ctx, fy_f32(x), fy_f32(g), fy_f32(with_b ? b : NULL), fy_f32(out), C, N, 1e-12f);
         for (int64_t n = 0; n < N; n++) {
             double ss = 0;
             for (int64_t c = 0; c < C; c++) ss += (double)x[c * N + n] * x[c * N + n];
@@ -333,18 +358,18 @@ static void test_channel_rms_norm(void **state)
         expect_close("channel_rms_norm", out, ref, C * N);
     }
     free(x), free(g), free(b), free(out), free(ref);
-    fy_cpu_ctx_free(ctx);
+    fy_ops_free(ctx);
 }
 
 static void test_softmax(void **state)
 {
     (void)state;
     const int64_t rows = 77, dim = 301;
-    fy_cpu_ctx *ctx = make_ctx(2);
+    fy_ops *ctx = make_ctx(2);
     float *x = rand_buf(rows * dim), *out = zero_buf(rows * dim);
     double *ref = dbuf(rows * dim);
     for (int64_t i = 0; i < rows * dim; i++) x[i] *= 20.0f;
-    fy_cpu_softmax(ctx, x, out, rows, dim);
+    ctx->softmax(ctx, fy_f32(x), fy_f32(out), rows, dim);
     for (int64_t r = 0; r < rows; r++) {
         double mx = -INFINITY, sum = 0;
         for (int64_t i = 0; i < dim; i++) mx = x[r * dim + i] > mx ? x[r * dim + i] : mx;
@@ -353,7 +378,7 @@ static void test_softmax(void **state)
     }
     expect_close("softmax", out, ref, rows * dim);
     free(x), free(out), free(ref);
-    fy_cpu_ctx_free(ctx);
+    fy_ops_free(ctx);
 }
 
 /* ---- Attention ----------------------------------------------------------- */
@@ -392,7 +417,7 @@ static void ref_attention(const float *q, const float *k, const float *v, double
 static void check_attention(int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D, float scale, int with_bias,
                             int with_mask)
 {
-    fy_cpu_ctx *ctx = make_ctx(2);
+    fy_ops *ctx = make_ctx(2);
     float *q = rand_buf(B * Lq * H * D), *k = rand_buf(B * Lk * H * D), *v = rand_buf(B * Lk * H * D);
     float *bias = with_bias ? rand_buf(H * Lq * Lk) : NULL, *out = zero_buf(B * Lq * H * D);
     int64_t *mask = NULL;
@@ -405,11 +430,13 @@ static void check_attention(int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_
         for (int64_t b = 1; b < B; b++)
             for (int64_t j = 0; j < Lk; j++) mask[b * Lk + j] = (b == 1) ? 0 : (j % 3 != 0); /* item 1: all masked */
     }
-    assert_int_equal(fy_cpu_attention(ctx, q, k, v, out, B, H, Lq, Lk, D, scale, bias, mask), FY_OK);
+    assert_int_equal(
+        ctx->attention(ctx, fy_f32(q), fy_f32(k), fy_f32(v), fy_f32(out), B, H, Lq, Lk, D, scale, fy_f32(bias), mask),
+        FY_OK);
     ref_attention(q, k, v, ref, B, H, Lq, Lk, D, scale, bias, mask);
     expect_close("attention", out, ref, B * Lq * H * D);
     free(q), free(k), free(v), free(bias), free(out), free(mask), free(ref);
-    fy_cpu_ctx_free(ctx);
+    fy_ops_free(ctx);
 }
 
 static void test_attention(void **state)
@@ -427,7 +454,7 @@ static void test_rope(void **state)
 {
     (void)state;
     const int64_t B = 2, L = 37, H = 3, D = 10;
-    fy_cpu_ctx *ctx = make_ctx(2);
+    fy_ops *ctx = make_ctx(2);
     float *x = rand_buf(B * L * H * D), *orig = malloc((size_t)(B * L * H * D) * sizeof(float));
     float *ct = zero_buf(L * D / 2), *st = zero_buf(L * D / 2);
     double *ref = dbuf(B * L * H * D);
@@ -438,7 +465,7 @@ static void test_rope(void **state)
             ct[l * D / 2 + i] = (float)cos(ang);
             st[l * D / 2 + i] = (float)sin(ang);
         }
-    fy_cpu_rope(ctx, x, ct, st, B, L, H, D);
+    ctx->rope(ctx, fy_f32(x), fy_f32(ct), fy_f32(st), B, L, H, D);
     for (int64_t b = 0; b < B; b++)
         for (int64_t l = 0; l < L; l++)
             for (int64_t h = 0; h < H; h++)
@@ -451,7 +478,7 @@ static void test_rope(void **state)
                 }
     expect_close("rope", x, ref, B * L * H * D);
     free(x), free(orig), free(ct), free(st), free(ref);
-    fy_cpu_ctx_free(ctx);
+    fy_ops_free(ctx);
 }
 
 /* ---- Conv3d -------------------------------------------------------------- */
@@ -482,18 +509,18 @@ static void ref_conv3d(const float *x, const float *w, const float *b, double *y
 
 static void check_conv3d(const fy_conv3d_shape *s, int64_t batch, int with_bias)
 {
-    fy_cpu_ctx *ctx = make_ctx(2);
+    fy_ops *ctx = make_ctx(2);
     int64_t to, ho, wo;
     assert_int_equal(fy_conv3d_out_size(s, &to, &ho, &wo), FY_OK);
     int64_t nx = batch * s->c_in * s->t * s->h * s->w, ny = batch * s->c_out * to * ho * wo;
     float *x = rand_buf(nx), *w = rand_buf(s->c_out * s->c_in * s->kt * s->kh * s->kw);
     float *b = with_bias ? rand_buf(s->c_out) : NULL, *y = zero_buf(ny);
     double *ref = dbuf(ny);
-    assert_int_equal(fy_cpu_conv3d(ctx, x, w, b, y, batch, s), FY_OK);
+    assert_int_equal(ctx->conv3d(ctx, fy_f32(x), fy_f32(w), fy_f32(b), fy_f32(y), batch, s), FY_OK);
     ref_conv3d(x, w, b, ref, batch, s, to, ho, wo);
     expect_close("conv3d", y, ref, ny);
     free(x), free(w), free(b), free(y), free(ref);
-    fy_cpu_ctx_free(ctx);
+    fy_ops_free(ctx);
 }
 
 static void test_conv3d(void **state)
@@ -533,70 +560,75 @@ static void test_conv3d_bad_shape(void **state)
 static void test_permute(void **state)
 {
     (void)state;
-    fy_cpu_ctx *ctx = make_ctx(2);
+    fy_ops *ctx = make_ctx(2);
     int64_t shape[4] = {2, 3, 4, 5};
     float src[120], dst[120];
     for (int i = 0; i < 120; i++) src[i] = (float)i;
     int perm[4] = {2, 0, 3, 1}; /* dst [4, 2, 5, 3] */
-    assert_int_equal(fy_cpu_permute(ctx, dst, src, 4, shape, perm), FY_OK);
+    assert_int_equal(ctx->permute(ctx, fy_f32(dst), fy_f32(src), 4, shape, perm), FY_OK);
     for (int c = 0; c < 4; c++)
         for (int a = 0; a < 2; a++)
             for (int d = 0; d < 5; d++)
                 for (int b = 0; b < 3; b++)
                     assert_true(dst[((c * 2 + a) * 5 + d) * 3 + b] == src[((a * 3 + b) * 4 + c) * 5 + d]);
     int dup[4] = {0, 0, 1, 2};
-    assert_int_equal(fy_cpu_permute(ctx, dst, src, 4, shape, dup), FY_ERR_INVALID);
-    assert_int_equal(fy_cpu_permute(ctx, dst, src, 9, shape, perm), FY_ERR_INVALID);
-    fy_cpu_ctx_free(ctx);
+    assert_int_equal(ctx->permute(ctx, fy_f32(dst), fy_f32(src), 4, shape, dup), FY_ERR_INVALID);
+    assert_int_equal(ctx->permute(ctx, fy_f32(dst), fy_f32(src), 9, shape, perm), FY_ERR_INVALID);
+    fy_ops_free(ctx);
 }
 
 static void test_threads_identical(void **state)
 {
     (void)state;
-    fy_cpu_ctx *c1 = make_ctx(1), *c2 = make_ctx(2);
-    assert_int_equal(fy_cpu_ctx_threads(c2), 2);
-    /* linear (f32 and bf16), M split and column blocks */
+    fy_ops *c1 = make_ctx(1), *c2 = make_ctx(2);
+    assert_int_equal(fy_cpu_ctx_threads(fy_cpu_ops_ctx(c2)), 2);
+    /* linear (f32 and bf16), M split and column blocks: the fine-tiled
+     * kernel (the table's linear cuts large products into one tile per
+     * thread, which may round differently) */
+    fy_cpu_ctx *k1 = fy_cpu_ops_ctx(c1), *k2 = fy_cpu_ops_ctx(c2);
     const int64_t M = 333, K = 96, N = 300;
     float *x = rand_buf(M * K), *w = rand_buf(N * K), *b = rand_buf(N);
     float *y1 = zero_buf(M * N), *y2 = zero_buf(M * N);
     uint16_t *wl = malloc((size_t)(N * K) * sizeof *wl);
     assert_int_equal(fy_convert(wl, FY_BF16, w, FY_F32, (size_t)(N * K)), FY_OK);
-    assert_int_equal(fy_cpu_linear(c1, x, w, b, y1, M, K, N), FY_OK);
-    assert_int_equal(fy_cpu_linear(c2, x, w, b, y2, M, K, N), FY_OK);
+    assert_int_equal(fy_cpu_linear(k1, x, w, b, y1, M, K, N), FY_OK);
+    assert_int_equal(fy_cpu_linear(k2, x, w, b, y2, M, K, N), FY_OK);
     assert_memory_equal(y1, y2, (size_t)(M * N) * sizeof(float));
-    assert_int_equal(fy_cpu_linear_lowp(c1, x, wl, FY_BF16, b, y1, M, K, 50), FY_OK);
-    assert_int_equal(fy_cpu_linear_lowp(c2, x, wl, FY_BF16, b, y2, M, K, 50), FY_OK);
+    assert_int_equal(fy_cpu_linear_lowp(k1, x, wl, FY_BF16, b, y1, M, K, 50), FY_OK);
+    assert_int_equal(fy_cpu_linear_lowp(k2, x, wl, FY_BF16, b, y2, M, K, 50), FY_OK);
     assert_memory_equal(y1, y2, (size_t)(M * 50) * sizeof(float));
     /* attention */
     const int64_t B = 2, H = 2, L = 200, D = 16;
     float *q = rand_buf(B * L * H * D), *k = rand_buf(B * L * H * D), *v = rand_buf(B * L * H * D);
     float *o1 = zero_buf(B * L * H * D), *o2 = zero_buf(B * L * H * D);
-    assert_int_equal(fy_cpu_attention(c1, q, k, v, o1, B, H, L, L, D, 0.25f, NULL, NULL), FY_OK);
-    assert_int_equal(fy_cpu_attention(c2, q, k, v, o2, B, H, L, L, D, 0.25f, NULL, NULL), FY_OK);
+    assert_int_equal(
+        c1->attention(c1, fy_f32(q), fy_f32(k), fy_f32(v), fy_f32(o1), B, H, L, L, D, 0.25f, FY_NO_VIEW, NULL), FY_OK);
+    assert_int_equal(
+        c2->attention(c2, fy_f32(q), fy_f32(k), fy_f32(v), fy_f32(o2), B, H, L, L, D, 0.25f, FY_NO_VIEW, NULL), FY_OK);
     assert_memory_equal(o1, o2, (size_t)(B * L * H * D) * sizeof(float));
     /* norms and elementwise over many chunks */
     const int64_t n = 100003;
     float *a = rand_buf(n), *e1 = zero_buf(n), *e2 = zero_buf(n);
-    fy_cpu_gelu(c1, a, e1, n);
-    fy_cpu_gelu(c2, a, e2, n);
+    c1->gelu(c1, fy_f32(a), fy_f32(e1), n);
+    c2->gelu(c2, fy_f32(a), fy_f32(e2), n);
     assert_memory_equal(e1, e2, (size_t)n * sizeof(float));
-    fy_cpu_layer_norm(c1, a, NULL, NULL, e1, 1000, 100, 1e-6f);
-    fy_cpu_layer_norm(c2, a, NULL, NULL, e2, 1000, 100, 1e-6f);
+    c1->layer_norm(c1, fy_f32(a), FY_NO_VIEW, FY_NO_VIEW, fy_f32(e1), 1000, 100, 1e-6f);
+    c2->layer_norm(c2, fy_f32(a), FY_NO_VIEW, FY_NO_VIEW, fy_f32(e2), 1000, 100, 1e-6f);
     assert_memory_equal(e1, e2, (size_t)100000 * sizeof(float));
-    fy_cpu_channel_rms_norm(c1, a, b, NULL, e1, 10, 10000, 1e-12f);
-    fy_cpu_channel_rms_norm(c2, a, b, NULL, e2, 10, 10000, 1e-12f);
+    c1->channel_rms_norm(c1, fy_f32(a), fy_f32(b), FY_NO_VIEW, fy_f32(e1), 10, 10000, 1e-12f);
+    c2->channel_rms_norm(c2, fy_f32(a), fy_f32(b), FY_NO_VIEW, fy_f32(e2), 10, 10000, 1e-12f);
     assert_memory_equal(e1, e2, (size_t)100000 * sizeof(float));
     /* conv */
     fy_conv3d_shape s = {.c_in = 4, .t = 3, .h = 20, .w = 24, .c_out = 8, .kt = 3, .kh = 3, .kw = 3,
                          .st = 1, .sh = 1, .sw = 1, .pad_t0 = 2, .pad_h0 = 1, .pad_h1 = 1, .pad_w0 = 1, .pad_w1 = 1};
-    assert_int_equal(fy_cpu_conv3d(c1, a, w, b, e1, 1, &s), FY_OK);
-    assert_int_equal(fy_cpu_conv3d(c2, a, w, b, e2, 1, &s), FY_OK);
+    assert_int_equal(c1->conv3d(c1, fy_f32(a), fy_f32(w), fy_f32(b), fy_f32(e1), 1, &s), FY_OK);
+    assert_int_equal(c2->conv3d(c2, fy_f32(a), fy_f32(w), fy_f32(b), fy_f32(e2), 1, &s), FY_OK);
     assert_memory_equal(e1, e2, (size_t)(8 * 3 * 20 * 24) * sizeof(float));
 
     free(x), free(w), free(b), free(y1), free(y2), free(wl), free(q), free(k), free(v), free(o1), free(o2);
     free(a), free(e1), free(e2);
-    fy_cpu_ctx_free(c1);
-    fy_cpu_ctx_free(c2);
+    fy_ops_free(c1);
+    fy_ops_free(c2);
 }
 
 static void test_ctx(void **state)
@@ -609,6 +641,19 @@ static void test_ctx(void **state)
     assert_true(fy_cpu_ctx_threads(ctx) >= 1);
     fy_cpu_ctx_free(ctx);
     fy_cpu_ctx_free(NULL);
+}
+
+/* A combination the backend lacks is refused at load in one line. */
+static void test_supports(void **state)
+{
+    (void)state;
+    assert_int_equal(fy_ops_require(cpu_backend, FY_OP_LINEAR, FY_F32, FY_BF16), FY_OK);
+    assert_int_equal(fy_ops_require(cpu_backend, FY_OP_CONV3D, FY_F32, FY_I64), FY_ERR_UNSUPPORTED);
+    assert_non_null(strstr(fy_error_message(), "conv3d"));
+    assert_non_null(strstr(fy_error_message(), "i64"));
+    assert_non_null(strstr(fy_error_message(), "cpu"));
+    assert_int_equal(fy_ops_require(cpu_backend, FY_OP_SOFTMAX, FY_I32, FY_F32), FY_ERR_UNSUPPORTED);
+    assert_null(strchr(fy_error_message(), '\n'));
 }
 
 int main(void)
@@ -631,6 +676,7 @@ int main(void)
         cmocka_unit_test(test_conv3d_bad_shape),
         cmocka_unit_test(test_permute),
         cmocka_unit_test(test_threads_identical),
+        cmocka_unit_test(test_supports),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, make_backend, free_backend);
 }

@@ -20,7 +20,7 @@
 #include "ferry/engine.h"
 #include "ferry/model.h"
 #include "ferry/safetensors.h"
-#include "ferry/ops.h"
+#include "backend/cpu/cpu_ops.h"
 #include "ferry/wan_dit.h"
 #include "models/wan_dit_internal.h"
 #include "verify/verify.h"
@@ -407,7 +407,7 @@ static void test_bad_shape(void **state)
     fy_model_free(model);
 }
 
-/* The DiT's own GEMM tiling against fy_cpu_linear(_lowp): f32 and bf16
+/* The CPU table's wide GEMM tiling against fy_cpu_linear(_lowp): f32 and bf16
  * weights, with and without bias, one tile per thread and (K large) many. */
 static void check_linear(int threads, int64_t M, int64_t K, int64_t N, fy_dtype wtype, bool bias)
 {
@@ -430,7 +430,7 @@ static void check_linear(int threads, int64_t M, int64_t K, int64_t N, fy_dtype 
     } else {
         assert_int_equal(fy_cpu_linear(ctx, x, w, bias ? b : NULL, y0, M, K, N), FY_OK);
     }
-    assert_int_equal(fy_wan_linear(ctx, x, wv, wtype, NULL, 0, bias ? b : NULL, y1, M, K, N), FY_OK);
+    assert_int_equal(fy_cpu_linear_wide(ctx, x, wv, wtype, NULL, 0, bias ? b : NULL, y1, M, K, N), FY_OK);
     double max_diff = 0, max_ref = 0;
     for (int64_t i = 0; i < M * N; i++) {
         if (fabs((double)y0[i] - y1[i]) > max_diff) max_diff = fabs((double)y0[i] - y1[i]);

@@ -88,6 +88,8 @@ typedef struct fy_backend_vtable {
      * clock times it, as on cpu and emu): seconds between two completed
      * events' records, for a device that computes asynchronously. */
     fy_status (*event_elapsed)(fy_backend *b, fy_event *from, fy_event *to, double *seconds);
+    /* The compute ops on this device (ferry/ops.h); NULL: none. */
+    const struct fy_ops_class *ops;
 } fy_backend_vtable;
 
 /* Every backend starts with this header (implementations embed it first). */

@@ -98,6 +98,7 @@
 #include <stdio.h>
 #include "ferry/backend.h"
 #include "ferry/error.h"
+#include "ferry/ops.h"
 #include "ferry/options.h"
 #include "ferry/tensor.h"
 
@@ -214,6 +215,20 @@ fy_status fy_engine_create_with_backend(fy_backend *b, bool owns_backend, const 
 fy_status fy_engine_create_host(const fy_run_options *o, fy_engine **out);
 void fy_engine_free(fy_engine *e);
 fy_backend *fy_engine_backend(fy_engine *e);
+
+/* ---- Compute (ferry/ops.h) ---------------------------------------------- */
+
+/* The backend's op table for a model: threads for the CPU pool (0 = one per
+ * core), scratch from the engine's device pool, GEMM arithmetic from --dtype.
+ * Make it after the plan's allocations. */
+fy_status fy_engine_ops_create(fy_engine *e, int threads, fy_ops **out);
+/* The dtype a model keeps its activations in. */
+fy_dtype fy_engine_activation_dtype(const fy_engine *e);
+/* At load, before any work: FY_OK when the backend runs every op in ops[n]
+ * on the activation dtype, else one line naming op, dtype and device. */
+fy_status fy_engine_ops_require(fy_engine *e, const fy_op *ops, size_t n);
+/* Scratch the ops may hold on the device (for activation estimates). */
+uint64_t fy_engine_ops_scratch_bound(fy_engine *e, bool convolutions);
 
 /* ---- Declaration (before prepare) -------------------------------------- */
 fy_status fy_engine_add_component(fy_engine *e, const char *name, int *out_id);

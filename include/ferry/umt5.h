@@ -17,7 +17,7 @@
  * "embed_tokens", one BLOCK group per encoder block, a SMALL group
  * "final_layer_norm"; every offload plan applies. Weights may be f32, bf16 or
  * f16 (bf16/f16 linear weights are converted block by block as they are used).
- * Compute goes through the op set (src/backend/dev_ops.h) on the engine's
+ * Compute goes through the backend's op table (ferry/ops.h) on the engine's
  * device, whichever it is (cpu, emu or cuda). */
 #ifndef FERRY_UMT5_H
 #define FERRY_UMT5_H

@@ -109,6 +109,30 @@ fy_backend *fy_engine_backend(fy_engine *e)
     return e->backend;
 }
 
+fy_status fy_engine_ops_create(fy_engine *e, int threads, fy_ops **out)
+{
+    fy_ops_config c = {.threads = threads, .pool = e->pool, .gemm_dtype = e->opts.compute_dtype};
+    return fy_ops_create(e->backend, &c, out);
+}
+
+fy_dtype fy_engine_activation_dtype(const fy_engine *e)
+{
+    (void)e;
+    return FY_F32;
+}
+
+fy_status fy_engine_ops_require(fy_engine *e, const fy_op *ops, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        FY_TRY(fy_ops_require(e->backend, ops[i], fy_engine_activation_dtype(e), FY_F32));
+    return FY_OK;
+}
+
+uint64_t fy_engine_ops_scratch_bound(fy_engine *e, bool convolutions)
+{
+    return fy_ops_scratch_bound(e->backend, convolutions);
+}
+
 fy_pool *fy_eng_device_pool(fy_engine *e)
 {
     return e->pool;

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/dev_ops.h"
+#include "ferry/ops.h"
 #include "ferry/dtype.h"
 #include "ferry/safetensors.h"
 #include "models/weight.h"
@@ -31,7 +31,7 @@ struct fy_clip_text {
     int comp, embed_group, final_group;
     fy_tensor embed[2], final_norm[2];
     clip_layer *layers;
-    fy_dev_ops *ops;
+    fy_ops *ops;
     int threads;
 };
 
@@ -112,11 +112,15 @@ static fy_status declare(fy_clip_text *m)
                                &m->final_group);
 }
 
+/* The ops this model computes with (checked at load). */
+static const fy_op CLIP_TEXT_OPS[] = {FY_OP_ADD,        FY_OP_ATTENTION, FY_OP_CONVERT, FY_OP_EMBEDDING, FY_OP_GELU,
+                                      FY_OP_LAYER_NORM, FY_OP_LINEAR,    FY_OP_SCALE,   FY_OP_SILU};
+
 fy_status fy_clip_text_load(const fy_component *c, fy_engine *e, fy_clip_text **out)
 {
     if (!c || !e || !out) return fy_error(FY_ERR_INVALID, "fy_clip_text_load: NULL argument");
     *out = NULL;
-    FY_TRY(fy_dev_ops_supported(e));
+    FY_TRY(fy_engine_ops_require(e, CLIP_TEXT_OPS, sizeof CLIP_TEXT_OPS / sizeof CLIP_TEXT_OPS[0]));
     fy_clip_text *m = calloc(1, sizeof *m);
     if (!m) return fy_error(FY_ERR_NOMEM, "text encoder: out of memory");
     m->c = c;
@@ -137,7 +141,7 @@ fy_status fy_clip_text_load(const fy_component *c, fy_engine *e, fy_clip_text **
 void fy_clip_text_free(fy_clip_text *m)
 {
     if (!m) return;
-    fy_dev_ops_free(m->ops);
+    fy_ops_free(m->ops);
     free(m->layers);
     free(m);
 }
@@ -183,7 +187,7 @@ uint64_t fy_clip_text_activation_bytes(const fy_clip_text *m, int64_t batch, int
     clip_acts a = {.B = batch, .L = len, .R = batch * len};
     fy_workspace t;
     acts_table(&m->cfg, &a, &t);
-    return fy_ws_bytes(&t) + fy_dev_ops_scratch_bound(m->e, false);
+    return fy_ws_bytes(&t) + fy_engine_ops_scratch_bound(m->e, false);
 }
 
 static void free_acts(fy_engine *e, clip_acts *a)
@@ -222,7 +226,7 @@ static fy_status vec(fy_clip_text *m, const fy_tensor *t, clip_acts *a, int slot
     if (t->dtype == FY_F32) return FY_OK;
     float *dst = a->vec + slot * (vec_floats(&m->cfg) / VEC_SLOTS);
     *out = dst;
-    return fy_dev_to_f32(m->ops, dst, t->data, t->dtype, (size_t)fy_tensor_numel(t));
+    return m->ops->convert(m->ops, fy_f32(dst), fy_view_of(t->data, t->dtype), (size_t)fy_tensor_numel(t));
 }
 
 static fy_status linear(fy_clip_text *m, const float *x, const fy_tensor *w, const fy_tensor *b, float *y,
@@ -230,7 +234,8 @@ static fy_status linear(fy_clip_text *m, const float *x, const fy_tensor *w, con
 {
     const float *bias = NULL;
     FY_TRY(vec(m, b, a, 0, &bias));
-    return fy_dev_linear(m->ops, x, w->data, w->dtype, NULL, 0, bias, y, a->R, w->shape[1], w->shape[0]);
+    return m->ops->linear(m->ops, fy_f32(x), (fy_weight){w->data, w->dtype, NULL, 0}, fy_f32(bias), fy_f32(y), a->R,
+                          w->shape[1], w->shape[0]);
 }
 
 static fy_status layer_norm(fy_clip_text *m, const fy_tensor *w, const fy_tensor *b, const float *x, float *out,
@@ -239,7 +244,8 @@ static fy_status layer_norm(fy_clip_text *m, const fy_tensor *w, const fy_tensor
     const float *scale = NULL, *shift = NULL;
     FY_TRY(vec(m, w, a, 0, &scale));
     FY_TRY(vec(m, b, a, 1, &shift));
-    return fy_dev_layer_norm(m->ops, x, scale, shift, out, a->R, m->cfg.hidden, (float)m->cfg.eps);
+    return m->ops->layer_norm(m->ops, fy_f32(x), fy_f32(scale), fy_f32(shift), fy_f32(out), a->R, m->cfg.hidden,
+                              (float)m->cfg.eps);
 }
 
 static fy_status attention(fy_clip_text *m, const fy_tensor *w, clip_acts *a)
@@ -250,18 +256,19 @@ static fy_status attention(fy_clip_text *m, const fy_tensor *w, clip_acts *a)
     FY_TRY(linear(m, a->h, &w[W_Q], &w[W_QB], q, a));
     FY_TRY(linear(m, a->h, &w[W_K], &w[W_KB], k, a));
     FY_TRY(linear(m, a->h, &w[W_V], &w[W_VB], v, a));
-    FY_TRY(fy_dev_attention(m->ops, q, k, v, o, a->B, H, a->L, a->L, D, 1.0f / sqrtf((float)D), a->causal, NULL));
+    FY_TRY(m->ops->attention(m->ops, fy_f32(q), fy_f32(k), fy_f32(v), fy_f32(o), a->B, H, a->L, a->L, D,
+                             1.0f / sqrtf((float)D), fy_f32(a->causal), NULL));
     FY_TRY(linear(m, o, &w[W_O], &w[W_OB], a->h, a));
-    return fy_dev_add(m->ops, a->x, a->h, a->x, a->R * d);
+    return m->ops->add(m->ops, fy_f32(a->x), fy_f32(a->h), fy_f32(a->x), a->R * d);
 }
 
 /* quick_gelu(x) = x * sigmoid(1.702 x) = silu(1.702 x) / 1.702. */
 static fy_status activation(fy_clip_text *m, float *h, int64_t n)
 {
-    if (!m->cfg.quick_gelu) return fy_dev_gelu(m->ops, h, h, n);
-    FY_TRY(fy_dev_scale(m->ops, h, 1.702f, h, n));
-    FY_TRY(fy_dev_silu(m->ops, h, h, n));
-    return fy_dev_scale(m->ops, h, 1.0f / 1.702f, h, n);
+    if (!m->cfg.quick_gelu) return m->ops->gelu(m->ops, fy_f32(h), fy_f32(h), n);
+    FY_TRY(m->ops->scale(m->ops, fy_f32(h), 1.702f, fy_f32(h), n));
+    FY_TRY(m->ops->silu(m->ops, fy_f32(h), fy_f32(h), n));
+    return m->ops->scale(m->ops, fy_f32(h), 1.0f / 1.702f, fy_f32(h), n);
 }
 
 static fy_status mlp(fy_clip_text *m, const fy_tensor *w, clip_acts *a)
@@ -271,7 +278,7 @@ static fy_status mlp(fy_clip_text *m, const fy_tensor *w, clip_acts *a)
     FY_TRY(linear(m, a->h, &w[W_FC1], &w[W_FC1B], h1, a));
     FY_TRY(activation(m, h1, a->R * m->cfg.intermediate));
     FY_TRY(linear(m, h1, &w[W_FC2], &w[W_FC2B], a->h, a));
-    return fy_dev_add(m->ops, a->x, a->h, a->x, a->R * m->cfg.hidden);
+    return m->ops->add(m->ops, fy_f32(a->x), fy_f32(a->h), fy_f32(a->x), a->R * m->cfg.hidden);
 }
 
 static fy_status download(fy_clip_text *m, float *dst, const float *src, const clip_acts *a)
@@ -285,9 +292,9 @@ static fy_status embed(fy_clip_text *m, clip_acts *a, float *const *hidden)
     const fy_tensor *w = NULL;
     int64_t d = m->cfg.hidden;
     FY_TRY(fy_engine_acquire(m->e, m->embed_group, &w));
-    fy_status s = fy_dev_embedding(m->ops, w[0].data, w[0].dtype, a->ids, a->x, a->R, d);
-    if (s == FY_OK) s = fy_dev_embedding(m->ops, w[1].data, w[1].dtype, a->pos, a->h, a->R, d);
-    if (s == FY_OK) s = fy_dev_add(m->ops, a->x, a->h, a->x, a->R * d);
+    fy_status s = m->ops->embedding(m->ops, fy_view_of(w[0].data, w[0].dtype), a->ids, fy_f32(a->x), a->R, d);
+    if (s == FY_OK) s = m->ops->embedding(m->ops, fy_view_of(w[1].data, w[1].dtype), a->pos, fy_f32(a->h), a->R, d);
+    if (s == FY_OK) s = m->ops->add(m->ops, fy_f32(a->x), fy_f32(a->h), fy_f32(a->x), a->R * d);
     fy_status r = fy_engine_release(m->e, m->embed_group);
     FY_TRY(s);
     FY_TRY(r);
@@ -358,7 +365,7 @@ fy_status fy_clip_text_forward(fy_clip_text *m, const int64_t *ids, int64_t batc
 {
     if (!m) return fy_error(FY_ERR_INVALID, "fy_clip_text_forward: NULL model");
     FY_TRY(check_inputs(m, ids, batch, len));
-    if (!m->ops) FY_TRY(fy_dev_ops_create(m->e, m->threads, &m->ops));
+    if (!m->ops) FY_TRY(fy_engine_ops_create(m->e, m->threads, &m->ops));
     clip_acts a = {.B = batch, .L = len, .R = batch * len};
     fy_status s = alloc_acts(m, &a);
     if (s == FY_OK) s = prepare_inputs(m, ids, &a);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/dev_ops.h"
+#include "ferry/ops.h"
 #include "models/weight.h"
 #include "models/workspace.h"
 #include "models/clip_layer.h"
@@ -24,7 +24,7 @@ struct fy_clip_vision {
     fy_clip_vision_config cfg;
     const fy_component *comp;
     fy_engine *engine;
-    fy_dev_ops *ops;
+    fy_ops *ops;
     int threads;
     int64_t run_layers;
     int component_id, embed_group;
@@ -134,13 +134,17 @@ static fy_status load(fy_clip_vision *m, int64_t layers)
     return declare(m);
 }
 
+/* The ops this model computes with (checked at load). */
+static const fy_op CLIP_VISION_OPS[] = {FY_OP_ADD,  FY_OP_ATTENTION,  FY_OP_CONVERT, FY_OP_COPY,
+                                        FY_OP_GELU, FY_OP_LAYER_NORM, FY_OP_LINEAR};
+
 fy_status fy_clip_vision_load(const fy_component *c, fy_engine *e, int64_t layers, fy_clip_vision **out)
 {
     if (!c || !e || !out) return fy_error(FY_ERR_INVALID, "fy_clip_vision_load: NULL argument");
     *out = NULL;
     if (!c->config || !c->weights)
         return fy_error(FY_ERR_FORMAT, "%s: the image encoder needs config.json and its weights", c->dir);
-    FY_TRY(fy_dev_ops_supported(e));
+    FY_TRY(fy_engine_ops_require(e, CLIP_VISION_OPS, sizeof CLIP_VISION_OPS / sizeof CLIP_VISION_OPS[0]));
     fy_clip_vision *m = calloc(1, sizeof *m);
     if (!m) return fy_error(FY_ERR_NOMEM, "image encoder: out of memory");
     m->comp = c;
@@ -157,7 +161,7 @@ fy_status fy_clip_vision_load(const fy_component *c, fy_engine *e, int64_t layer
 void fy_clip_vision_free(fy_clip_vision *m)
 {
     if (!m) return;
-    fy_dev_ops_free(m->ops);
+    fy_ops_free(m->ops);
     free(m->layer_w);
     free(m->layer_groups);
     free(m);
@@ -176,7 +180,7 @@ int64_t fy_clip_vision_layers_run(const fy_clip_vision *m)
 fy_status fy_clip_vision_set_threads(fy_clip_vision *m, int threads)
 {
     if (threads < 0) return fy_error(FY_ERR_INVALID, "--threads %d: must be 0 (all cores) or more", threads);
-    fy_dev_ops_free(m->ops);
+    fy_ops_free(m->ops);
     m->ops = NULL;
     m->threads = threads;
     return FY_OK;
@@ -218,7 +222,7 @@ uint64_t fy_clip_vision_activation_bytes(const fy_clip_vision *m, int64_t batch)
     acts a = {.B = batch, .R = batch * m->cfg.tokens, .np = m->cfg.tokens - 1};
     fy_workspace t;
     acts_table(&m->cfg, &a, &t);
-    return fy_ws_bytes(&t) + fy_dev_ops_scratch_bound(m->engine, false);
+    return fy_ws_bytes(&t) + fy_engine_ops_scratch_bound(m->engine, false);
 }
 
 static fy_status alloc_acts(fy_clip_vision *m, acts *a)
@@ -234,7 +238,7 @@ static fy_status vec_f32(fy_clip_vision *m, const acts *a, const fy_tensor *t, i
 {
     if (t->dtype == FY_F32) return *out = t->data, FY_OK;
     float *dst = a->vec + (size_t)slot * (size_t)(vec_floats(&m->cfg) / 2);
-    FY_TRY(fy_dev_to_f32(m->ops, dst, t->data, t->dtype, (size_t)fy_tensor_numel(t)));
+    FY_TRY(m->ops->convert(m->ops, fy_f32(dst), fy_view_of(t->data, t->dtype), (size_t)fy_tensor_numel(t)));
     *out = dst;
     return FY_OK;
 }
@@ -245,7 +249,8 @@ static fy_status linear(fy_clip_vision *m, const acts *a, const float *x, const 
     int64_t N = w->shape[0], K = fy_tensor_numel(w) / N;
     const float *bias = NULL;
     if (b) FY_TRY(vec_f32(m, a, b, 0, &bias));
-    return fy_dev_linear(m->ops, x, w->data, w->dtype, NULL, 0, bias, y, rows, K, N);
+    return m->ops->linear(m->ops, fy_f32(x), (fy_weight){w->data, w->dtype, NULL, 0}, fy_f32(bias), fy_f32(y), rows, K,
+                          N);
 }
 
 static fy_status layer_norm(fy_clip_vision *m, const acts *a, const float *x, const fy_tensor *w, float *out)
@@ -253,7 +258,8 @@ static fy_status layer_norm(fy_clip_vision *m, const acts *a, const float *x, co
     const float *g = NULL, *b = NULL;
     FY_TRY(vec_f32(m, a, &w[0], 0, &g));
     FY_TRY(vec_f32(m, a, &w[1], 1, &b));
-    return fy_dev_layer_norm(m->ops, x, g, b, out, a->R, m->cfg.hidden, (float)m->cfg.eps);
+    return m->ops->layer_norm(m->ops, fy_f32(x), fy_f32(g), fy_f32(b), fy_f32(out), a->R, m->cfg.hidden,
+                              (float)m->cfg.eps);
 }
 
 /* pixel_values -> patches [B * np, C * p * p] in the conv weight's (c, kh, kw) order. */
@@ -288,9 +294,9 @@ static fy_status embeddings(fy_clip_vision *m, const fy_tensor *e, acts *a)
     FY_TRY(vec_f32(m, a, &e[E_POS], 1, &pos));
     for (int64_t b = 0; b < a->B; b++) {
         float *item = a->x + b * T * H;
-        FY_TRY(fy_dev_copy(m->ops, item, cls, sizeof(float) * (size_t)H));
-        FY_TRY(fy_dev_copy(m->ops, item + H, a->h + b * a->np * H, sizeof(float) * (size_t)(a->np * H)));
-        FY_TRY(fy_dev_add(m->ops, item, pos, item, T * H));
+        FY_TRY(m->ops->copy(m->ops, item, cls, sizeof(float) * (size_t)H));
+        FY_TRY(m->ops->copy(m->ops, item + H, a->h + b * a->np * H, sizeof(float) * (size_t)(a->np * H)));
+        FY_TRY(m->ops->add(m->ops, fy_f32(item), fy_f32(pos), fy_f32(item), T * H));
     }
     return layer_norm(m, a, a->x, &e[E_PRE_W], a->x);
 }
@@ -302,10 +308,10 @@ static fy_status attention(fy_clip_vision *m, const fy_tensor *w, acts *a)
     FY_TRY(linear(m, a, a->h, &w[L_Q_W], &w[L_Q_B], a->q, a->R));
     FY_TRY(linear(m, a, a->h, &w[L_K_W], &w[L_K_B], a->k, a->R));
     FY_TRY(linear(m, a, a->h, &w[L_V_W], &w[L_V_B], a->v, a->R));
-    FY_TRY(fy_dev_attention(m->ops, a->q, a->k, a->v, a->o, a->B, g->heads, g->tokens, g->tokens, g->head_dim,
-                            1.0f / sqrtf((float)g->head_dim), NULL, NULL));
+    FY_TRY(m->ops->attention(m->ops, fy_f32(a->q), fy_f32(a->k), fy_f32(a->v), fy_f32(a->o), a->B, g->heads, g->tokens,
+                             g->tokens, g->head_dim, 1.0f / sqrtf((float)g->head_dim), FY_NO_VIEW, NULL));
     FY_TRY(linear(m, a, a->o, &w[L_O_W], &w[L_O_B], a->h, a->R));
-    return fy_dev_add(m->ops, a->x, a->h, a->x, a->R * g->hidden);
+    return m->ops->add(m->ops, fy_f32(a->x), fy_f32(a->h), fy_f32(a->x), a->R * g->hidden);
 }
 
 static fy_status mlp(fy_clip_vision *m, const fy_tensor *w, acts *a)
@@ -313,9 +319,9 @@ static fy_status mlp(fy_clip_vision *m, const fy_tensor *w, acts *a)
     const fy_clip_vision_config *g = &m->cfg;
     FY_TRY(layer_norm(m, a, a->x, &w[L_LN2_W], a->h));
     FY_TRY(linear(m, a, a->h, &w[L_FC1_W], &w[L_FC1_B], a->f, a->R));
-    FY_TRY(fy_dev_gelu(m->ops, a->f, a->f, a->R * g->intermediate));
+    FY_TRY(m->ops->gelu(m->ops, fy_f32(a->f), fy_f32(a->f), a->R * g->intermediate));
     FY_TRY(linear(m, a, a->f, &w[L_FC2_W], &w[L_FC2_B], a->h, a->R));
-    return fy_dev_add(m->ops, a->x, a->h, a->x, a->R * g->hidden);
+    return m->ops->add(m->ops, fy_f32(a->x), fy_f32(a->h), fy_f32(a->x), a->R * g->hidden);
 }
 
 static fy_status download(fy_clip_vision *m, float *dst, const acts *a)
@@ -351,7 +357,7 @@ fy_status fy_clip_vision_forward(fy_clip_vision *m, const float *pixel_values, i
 {
     if (!m || !pixel_values || !out || batch < 1 || batch > 4096)
         return fy_error(FY_ERR_INVALID, "fy_clip_vision_forward: bad argument");
-    if (!m->ops) FY_TRY(fy_dev_ops_create(m->engine, m->threads, &m->ops));
+    if (!m->ops) FY_TRY(fy_engine_ops_create(m->engine, m->threads, &m->ops));
     acts a = {.B = batch, .R = batch * m->cfg.tokens, .np = m->cfg.tokens - 1};
     FY_TRY(alloc_acts(m, &a));
     fy_status st = run(m, pixel_values, &a, out, hidden);

@@ -203,11 +203,17 @@ static fy_status load_weights(fy_flux_dit *m)
     return declare(m, "norm_out", FY_GROUP_SMALL, &m->out, out_spec);
 }
 
+/* The ops this model computes with (checked at load). */
+static const fy_op FLUX_OPS[] = {
+    FY_OP_ADD,       FY_OP_ATTENTION,           FY_OP_CONVERT, FY_OP_COPY,     FY_OP_GATED_ADD,
+    FY_OP_GELU_TANH, FY_OP_LAYER_NORM_MODULATE, FY_OP_LINEAR,  FY_OP_RMS_NORM, FY_OP_ROPE,
+    FY_OP_SILU};
+
 fy_status fy_flux_dit_load(const fy_component *c, fy_engine *e, fy_flux_dit **out)
 {
     if (!c || !e || !out) return fy_error(FY_ERR_INVALID, "fy_flux_dit_load: NULL argument");
     *out = NULL;
-    FY_TRY(fy_dev_ops_supported(e));
+    FY_TRY(fy_engine_ops_require(e, FLUX_OPS, sizeof FLUX_OPS / sizeof FLUX_OPS[0]));
     fy_flux_dit *m = calloc(1, sizeof *m);
     if (!m) return fy_error(FY_ERR_NOMEM, "transformer: out of memory");
     m->c = c;
@@ -225,7 +231,7 @@ fy_status fy_flux_dit_load(const fy_component *c, fy_engine *e, fy_flux_dit **ou
 void fy_flux_dit_free(fy_flux_dit *m)
 {
     if (!m) return;
-    fy_dev_ops_free(m->ops);
+    fy_ops_free(m->ops);
     for (int64_t i = 0; m->doubles && i < m->cfg.double_layers; i++) free(m->doubles[i].w);
     for (int64_t i = 0; m->singles && i < m->cfg.single_layers; i++) free(m->singles[i].w);
     free(m->doubles);

@@ -72,7 +72,7 @@ uint64_t fy_flux_dit_activation_bytes(const fy_flux_dit *m, int64_t batch, int64
     a.R = a.B * a.T;
     fy_workspace t;
     acts_table(&m->cfg, &a, &t);
-    return fy_ws_bytes(&t) + fy_dev_ops_scratch_bound(m->e, false);
+    return fy_ws_bytes(&t) + fy_engine_ops_scratch_bound(m->e, false);
 }
 
 static void free_acts(fy_engine *e, flux_acts *a)
@@ -100,7 +100,7 @@ static fy_status vec(fy_flux_dit *m, const fy_tensor *t, flux_acts *a, int slot,
     if (t->dtype == FY_F32 && !t->scale) return FY_OK;
     float *dst = a->vec + slot * vec_slot(&m->cfg);
     *out = dst;
-    return fy_dev_to_f32(m->ops, dst, t->data, t->dtype, (size_t)fy_tensor_numel(t));
+    return m->ops->convert(m->ops, fy_f32(dst), fy_view_of(t->data, t->dtype), (size_t)fy_tensor_numel(t));
 }
 
 /* y [rows, N] = x [rows, K] W^T + b */
@@ -109,8 +109,7 @@ static fy_status linear(fy_flux_dit *m, flux_acts *a, const float *x, const fy_t
 {
     const float *bias = NULL;
     if (b) FY_TRY(vec(m, b, a, 0, &bias));
-    return fy_dev_linear(m->ops, x, w->data, w->dtype, w->scale, w->scale_rows, bias, y, rows, w->shape[1],
-                         w->shape[0]);
+    return m->ops->linear(m->ops, fy_f32(x), fy_weight_of(w), fy_f32(bias), fy_f32(y), rows, w->shape[1], w->shape[0]);
 }
 
 /* Hands rows [off, off + n) of every batch item of buf ([B, T, cols]) to the tap. */
@@ -171,7 +170,7 @@ static fy_status mlp_embed(fy_flux_dit *m, flux_acts *a, const float *in, const 
 {
     float *tmp = a->mod;
     FY_TRY(linear(m, a, in, &w[0], &w[1], tmp, a->B));
-    FY_TRY(fy_dev_silu(m->ops, tmp, tmp, a->B * m->cfg.inner));
+    FY_TRY(m->ops->silu(m->ops, fy_f32(tmp), fy_f32(tmp), a->B * m->cfg.inner));
     return linear(m, a, tmp, &w[2], &w[3], out, a->B);
 }
 
@@ -182,11 +181,11 @@ static fy_status time_text_embed(fy_flux_dit *m, flux_acts *a, const fy_tensor *
     FY_TRY(mlp_embed(m, a, a->freq, &w[E_T1], a->temb));
     if (guidance) {
         FY_TRY(mlp_embed(m, a, a->gfreq, &w[E_G1], other));
-        FY_TRY(fy_dev_add(m->ops, a->temb, other, a->temb, n));
+        FY_TRY(m->ops->add(m->ops, fy_f32(a->temb), fy_f32(other), fy_f32(a->temb), n));
     }
     FY_TRY(mlp_embed(m, a, a->pooled, &w[E_P1], other));
-    FY_TRY(fy_dev_add(m->ops, a->temb, other, a->temb, n));
-    return fy_dev_silu(m->ops, a->temb, a->stemb, n);
+    FY_TRY(m->ops->add(m->ops, fy_f32(a->temb), fy_f32(other), fy_f32(a->temb), n));
+    return m->ops->silu(m->ops, fy_f32(a->temb), fy_f32(a->stemb), n);
 }
 
 /* Latents and text through x_embedder / context_embedder into the joint buffer. */
@@ -225,8 +224,9 @@ static fy_status modulate(fy_flux_dit *m, flux_acts *a, const float *mod, int64_
     for (int64_t b = 0; b < a->B; b++) {
         const float *mb = mod + b * chunks * I;
         int64_t row = b * a->T + s.off;
-        FY_TRY(fy_dev_layer_norm_modulate(m->ops, a->x + row * I, NULL, NULL, mb + scale * I, mb + shift * I,
-                                          a->n + row * I, s.n, I, s.n, 1e-6f));
+        FY_TRY(m->ops->layer_norm_modulate(m->ops, fy_f32(a->x + row * I), FY_NO_VIEW, FY_NO_VIEW,
+                                           fy_f32(mb + scale * I), fy_f32(mb + shift * I), fy_f32(a->n + row * I), s.n,
+                                           I, s.n, 1e-6f));
     }
     return FY_OK;
 }
@@ -237,7 +237,8 @@ static fy_status gate_add(fy_flux_dit *m, flux_acts *a, const float *mod, int64_
     int64_t I = m->cfg.inner;
     for (int64_t b = 0; b < a->B; b++) {
         int64_t row = b * a->T + s.off;
-        FY_TRY(fy_dev_gated_add(m->ops, a->x + row * I, a->y + row * I, mod + b * chunks * I + gate * I, s.n, I, s.n));
+        FY_TRY(m->ops->gated_add(m->ops, fy_f32(a->x + row * I), fy_f32(a->y + row * I),
+                                 fy_f32(mod + b * chunks * I + gate * I), s.n, I, s.n));
     }
     return FY_OK;
 }
@@ -261,7 +262,8 @@ static fy_status head_norm(fy_flux_dit *m, flux_acts *a, float *x, const fy_tens
     FY_TRY(vec(m, w, a, 1, &scale));
     for (int64_t b = 0; b < a->B; b++) {
         int64_t row = b * a->T + s.off;
-        FY_TRY(fy_dev_rms_norm(m->ops, x + row * I, scale, x + row * I, s.n * m->cfg.heads, D, 1e-6f));
+        FY_TRY(m->ops->rms_norm(m->ops, fy_f32(x + row * I), fy_f32(scale), fy_f32(x + row * I), s.n * m->cfg.heads, D,
+                                1e-6f));
     }
     return FY_OK;
 }
@@ -281,10 +283,10 @@ static fy_status qkv(fy_flux_dit *m, flux_acts *a, const fy_tensor *w, stream s)
 static fy_status attend(fy_flux_dit *m, flux_acts *a)
 {
     const fy_flux_dit_config *k = &m->cfg;
-    FY_TRY(fy_dev_rope(m->ops, a->q, a->cos, a->sin, a->B, a->T, k->heads, k->head_dim));
-    FY_TRY(fy_dev_rope(m->ops, a->k, a->cos, a->sin, a->B, a->T, k->heads, k->head_dim));
-    return fy_dev_attention(m->ops, a->q, a->k, a->v, a->o, a->B, k->heads, a->T, a->T, k->head_dim,
-                            1.0f / sqrtf((float)k->head_dim), NULL, NULL);
+    FY_TRY(m->ops->rope(m->ops, fy_f32(a->q), fy_f32(a->cos), fy_f32(a->sin), a->B, a->T, k->heads, k->head_dim));
+    FY_TRY(m->ops->rope(m->ops, fy_f32(a->k), fy_f32(a->cos), fy_f32(a->sin), a->B, a->T, k->heads, k->head_dim));
+    return m->ops->attention(m->ops, fy_f32(a->q), fy_f32(a->k), fy_f32(a->v), fy_f32(a->o), a->B, k->heads, a->T, a->T,
+                             k->head_dim, 1.0f / sqrtf((float)k->head_dim), FY_NO_VIEW, NULL);
 }
 
 /* y rows = w2(gelu_tanh(w0(n rows))) per batch item. */
@@ -294,7 +296,7 @@ static fy_status feed_forward(fy_flux_dit *m, flux_acts *a, const fy_tensor *w, 
     for (int64_t b = 0; b < a->B; b++) {
         int64_t row = b * a->T + s.off;
         FY_TRY(linear(m, a, a->n + row * I, &w[0], &w[1], a->h, s.n));
-        FY_TRY(fy_dev_gelu_tanh(m->ops, a->h, a->h, s.n * M));
+        FY_TRY(m->ops->gelu_tanh(m->ops, fy_f32(a->h), fy_f32(a->h), s.n * M));
         FY_TRY(linear(m, a, a->h, &w[2], &w[3], a->y + row * I, s.n));
     }
     return FY_OK;
@@ -345,10 +347,10 @@ static fy_status single_block(fy_flux_dit *m, flux_acts *a, const fy_tensor *w)
     FY_TRY(head_norm(m, a, a->k, &w[S_NK], all));
     FY_TRY(attend(m, a));
     FY_TRY(linear(m, a, a->n, &w[S_MLP], &w[S_MLPB], a->h, R));
-    FY_TRY(fy_dev_gelu_tanh(m->ops, a->h, a->h, R * M));
+    FY_TRY(m->ops->gelu_tanh(m->ops, fy_f32(a->h), fy_f32(a->h), R * M));
     FY_TRY(tap_rows(m, a, "attn", a->o, all, I, a->T));
-    FY_TRY(fy_dev_copy2d(m->ops, a->cat, (size_t)(I + M) * f, a->o, (size_t)I * f, (size_t)I * f, (size_t)R));
-    FY_TRY(fy_dev_copy2d(m->ops, a->cat + I, (size_t)(I + M) * f, a->h, (size_t)M * f, (size_t)M * f, (size_t)R));
+    FY_TRY(m->ops->copy2d(m->ops, a->cat, (size_t)(I + M) * f, a->o, (size_t)I * f, (size_t)I * f, (size_t)R));
+    FY_TRY(m->ops->copy2d(m->ops, a->cat + I, (size_t)(I + M) * f, a->h, (size_t)M * f, (size_t)M * f, (size_t)R));
     FY_TRY(linear(m, a, a->cat, &w[S_OUT], &w[S_OUTB], a->y, R));
     return gate_add(m, a, a->mod, 3, 2, all);
 }
@@ -443,7 +445,7 @@ fy_status fy_flux_dit_forward(fy_flux_dit *m, const float *img, const float *txt
 {
     if (!m) return fy_error(FY_ERR_INVALID, "fy_flux_dit_forward: NULL model");
     FY_TRY(check_inputs(m, img, txt, pooled, timestep, guidance, img_ids, txt_ids, B, S, L, out));
-    if (!m->ops) FY_TRY(fy_dev_ops_create(m->e, m->threads, &m->ops));
+    if (!m->ops) FY_TRY(fy_engine_ops_create(m->e, m->threads, &m->ops));
     flux_acts a = {.B = B, .S = S, .L = L, .T = S + L, .R = B * (S + L)};
     fy_status s = alloc_acts(m, &a);
     if (s == FY_OK) s = upload_inputs(m, &a, timestep, m->cfg.guidance_embeds ? guidance : NULL, pooled, img_ids,

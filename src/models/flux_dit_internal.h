@@ -2,7 +2,7 @@
 #ifndef FERRY_MODELS_FLUX_DIT_INTERNAL_H
 #define FERRY_MODELS_FLUX_DIT_INTERNAL_H
 
-#include "backend/dev_ops.h"
+#include "ferry/ops.h"
 #include "ferry/flux_dit.h"
 
 /* The timestep/guidance sinusoid width (diffusers' Timesteps(256)). */
@@ -35,7 +35,7 @@ struct fy_flux_dit {
     int comp;
     flux_group embed, out;
     flux_group *doubles, *singles;
-    fy_dev_ops *ops;
+    fy_ops *ops;
     int threads;
     fy_flux_tap_fn tap;
     void *tap_user;

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend/dev_ops.h"
+#include "ferry/ops.h"
 #include "ferry/dtype.h"
 #include "ferry/safetensors.h"
 #include "models/weight.h"
@@ -33,7 +33,7 @@ struct fy_umt5 {
     fy_tensor embed, final_norm;
     umt5_block *blocks;
     bool shared_bias; /* T5: block 0's relative_attention_bias serves every block */
-    fy_dev_ops *ops;  /* made by the first forward */
+    fy_ops *ops;      /* made by the first forward */
     int threads;
     fy_umt5_profile prof;
 };
@@ -194,11 +194,16 @@ static fy_status load_weights(fy_umt5 *m)
     return fy_weight_lookup2(m->c, "encoder.final_layer_norm.weight", m->cfg.d_model, 0, &m->final_norm);
 }
 
+/* The ops this model computes with (checked at load). */
+static const fy_op UMT5_OPS[] = {FY_OP_ADD,           FY_OP_ATTENTION, FY_OP_CONVERT, FY_OP_GATED_GELU,
+                                 FY_OP_GELU,          FY_OP_GELU_TANH, FY_OP_LINEAR,  FY_OP_MUL,
+                                 FY_OP_RELATIVE_BIAS, FY_OP_RELU,      FY_OP_RMS_NORM};
+
 fy_status fy_umt5_load(const fy_component *c, fy_engine *e, fy_umt5 **out)
 {
     if (!c || !e || !out) return fy_error(FY_ERR_INVALID, "fy_umt5_load: NULL argument");
     *out = NULL;
-    FY_TRY(fy_dev_ops_supported(e));
+    FY_TRY(fy_engine_ops_require(e, UMT5_OPS, sizeof UMT5_OPS / sizeof UMT5_OPS[0]));
     fy_umt5 *m = calloc(1, sizeof *m);
     if (!m) return fy_error(FY_ERR_NOMEM, "text encoder: out of memory");
     m->c = c;
@@ -221,7 +226,7 @@ fy_status fy_umt5_load(const fy_component *c, fy_engine *e, fy_umt5 **out)
 void fy_umt5_free(fy_umt5 *m)
 {
     if (!m) return;
-    fy_dev_ops_free(m->ops);
+    fy_ops_free(m->ops);
     free(m->blocks);
     free(m);
 }
@@ -286,7 +291,7 @@ uint64_t fy_umt5_activation_bytes(const fy_umt5 *m, int64_t batch, int64_t len)
     umt5_acts a = {.B = batch, .L = len, .R = batch * len};
     fy_workspace t;
     acts_table(&m->cfg, &a, &t);
-    return fy_ws_bytes(&t) + fy_dev_ops_scratch_bound(m->e, false);
+    return fy_ws_bytes(&t) + fy_engine_ops_scratch_bound(m->e, false);
 }
 
 static void free_acts(fy_engine *e, umt5_acts *a)
@@ -336,14 +341,15 @@ static fy_status as_f32(fy_umt5 *m, const fy_tensor *t, float *scratch, const fl
     *out = t->data;
     if (t->dtype == FY_F32) return FY_OK;
     *out = scratch;
-    return fy_dev_to_f32(m->ops, scratch, t->data, t->dtype, (size_t)fy_tensor_numel(t));
+    return m->ops->convert(m->ops, fy_f32(scratch), fy_view_of(t->data, t->dtype), (size_t)fy_tensor_numel(t));
 }
 
 static fy_status linear(fy_umt5 *m, const float *x, const fy_tensor *w, float *y, int64_t rows)
 {
     double t0 = now_s();
     int64_t n = w->shape[0], k = w->shape[1];
-    fy_status s = fy_dev_linear(m->ops, x, w->data, w->dtype, NULL, 0, NULL, y, rows, k, n);
+    fy_status s =
+        m->ops->linear(m->ops, fy_f32(x), (fy_weight){w->data, w->dtype, NULL, 0}, FY_NO_VIEW, fy_f32(y), rows, k, n);
     m->prof.linear += now_s() - t0;
     return s;
 }
@@ -353,7 +359,8 @@ static fy_status rms_norm(fy_umt5 *m, const fy_tensor *w, const float *x, float 
     double t0 = now_s();
     const float *scale = NULL;
     FY_TRY(as_f32(m, w, a->vec, &scale));
-    fy_status s = fy_dev_rms_norm(m->ops, x, scale, out, a->R, m->cfg.d_model, (float)m->cfg.eps);
+    fy_status s =
+        m->ops->rms_norm(m->ops, fy_f32(x), fy_f32(scale), fy_f32(out), a->R, m->cfg.d_model, (float)m->cfg.eps);
     m->prof.other += now_s() - t0;
     return s;
 }
@@ -361,7 +368,7 @@ static fy_status rms_norm(fy_umt5 *m, const fy_tensor *w, const float *x, float 
 static fy_status add_residual(fy_umt5 *m, umt5_acts *a)
 {
     double t0 = now_s();
-    fy_status s = fy_dev_add(m->ops, a->x, a->h, a->x, a->R * m->cfg.d_model);
+    fy_status s = m->ops->add(m->ops, fy_f32(a->x), fy_f32(a->h), fy_f32(a->x), a->R * m->cfg.d_model);
     m->prof.other += now_s() - t0;
     return s;
 }
@@ -376,11 +383,12 @@ static fy_status attend(fy_umt5 *m, const fy_tensor *rel, const float *q, const 
     FY_TRY(as_f32(m, rel, a->vec, &table));
     for (int64_t q0 = 0; q0 < L; q0 += QCHUNK) {
         int64_t nq = L - q0 < QCHUNK ? L - q0 : QCHUNK;
-        FY_TRY(fy_dev_relative_bias(m->ops, table, a->buckets, a->bias, H, L, q0, nq));
+        FY_TRY(m->ops->relative_bias(m->ops, fy_f32(table), a->buckets, fy_f32(a->bias), H, L, q0, nq));
         for (int64_t b = 0; b < a->B; b++) {
             int64_t qrow = b * L + q0, krow = b * L;
-            FY_TRY(fy_dev_attention(m->ops, q + qrow * inner, k + krow * inner, v + krow * inner, o + qrow * inner,
-                                    1, H, nq, L, D, 1.0f, a->bias, a->mask + krow));
+            FY_TRY(m->ops->attention(m->ops, fy_f32(q + qrow * inner), fy_f32(k + krow * inner),
+                                     fy_f32(v + krow * inner), fy_f32(o + qrow * inner), 1, H, nq, L, D, 1.0f,
+                                     fy_f32(a->bias), a->mask + krow));
         }
     }
     m->prof.attention += now_s() - t0;
@@ -405,12 +413,12 @@ static fy_status activation(fy_umt5 *m, float *h0, const float *h1, int64_t n)
     double t0 = now_s();
     fy_status s;
     if (m->cfg.act == FY_UMT5_GELU_TANH && h1) {
-        s = fy_dev_gated_gelu(m->ops, h0, h1, h0, n);
+        s = m->ops->gated_gelu(m->ops, fy_f32(h0), fy_f32(h1), fy_f32(h0), n);
     } else {
-        if (m->cfg.act == FY_UMT5_GELU_TANH) s = fy_dev_gelu_tanh(m->ops, h0, h0, n);
-        else if (m->cfg.act == FY_UMT5_GELU) s = fy_dev_gelu(m->ops, h0, h0, n);
-        else s = fy_dev_relu(m->ops, h0, h0, n);
-        if (s == FY_OK && h1) s = fy_dev_mul(m->ops, h0, h1, h0, n);
+        if (m->cfg.act == FY_UMT5_GELU_TANH) s = m->ops->gelu_tanh(m->ops, fy_f32(h0), fy_f32(h0), n);
+        else if (m->cfg.act == FY_UMT5_GELU) s = m->ops->gelu(m->ops, fy_f32(h0), fy_f32(h0), n);
+        else s = m->ops->relu(m->ops, fy_f32(h0), fy_f32(h0), n);
+        if (s == FY_OK && h1) s = m->ops->mul(m->ops, fy_f32(h0), fy_f32(h1), fy_f32(h0), n);
     }
     m->prof.other += now_s() - t0;
     return s;
@@ -486,7 +494,7 @@ fy_status fy_umt5_forward(fy_umt5 *m, const int64_t *ids, const int64_t *mask, i
 {
     if (!m) return fy_error(FY_ERR_INVALID, "fy_umt5_forward: NULL model");
     FY_TRY(check_inputs(m, ids, mask, batch, len));
-    if (!m->ops) FY_TRY(fy_dev_ops_create(m->e, m->threads, &m->ops));
+    if (!m->ops) FY_TRY(fy_engine_ops_create(m->e, m->threads, &m->ops));
     double t0 = now_s();
     umt5_acts a = {.B = batch, .L = len, .R = batch * len};
     fy_status s = alloc_acts(m, &a);

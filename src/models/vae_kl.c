@@ -228,12 +228,16 @@ static fy_status declare(fy_vae_kl *m, kl_part *p, const char *comp, const char 
     return fy_engine_add_group(m->e, p->comp, n, FY_GROUP_SMALL, p->out, 4, &p->out_group);
 }
 
+/* The ops this model computes with (checked at load). */
+static const fy_op VAE_KL_OPS[] = {FY_OP_ADD,    FY_OP_CONV3D, FY_OP_CONVERT,           FY_OP_GROUP_NORM,
+                                   FY_OP_LINEAR, FY_OP_SILU,   FY_OP_UPSAMPLE_NEAREST2X};
+
 fy_status fy_vae_kl_load(const fy_component *c, fy_engine *e, int parts, fy_vae_kl **out)
 {
     if (!c || !e || !out || !(parts & (FY_VAE_KL_DECODER | FY_VAE_KL_ENCODER)))
         return fy_error(FY_ERR_INVALID, "fy_vae_kl_load: bad argument");
     *out = NULL;
-    FY_TRY(fy_dev_ops_supported(e));
+    FY_TRY(fy_engine_ops_require(e, VAE_KL_OPS, sizeof VAE_KL_OPS / sizeof VAE_KL_OPS[0]));
     fy_vae_kl *m = calloc(1, sizeof *m);
     if (!m) return fy_error(FY_ERR_NOMEM, "VAE: out of memory");
     m->c = c, m->e = e, m->parts = parts;
@@ -254,7 +258,7 @@ fy_status fy_vae_kl_load(const fy_component *c, fy_engine *e, int parts, fy_vae_
 void fy_vae_kl_free(fy_vae_kl *m)
 {
     if (!m) return;
-    fy_dev_ops_free(m->ops);
+    fy_ops_free(m->ops);
     free(m->dec.layers);
     free(m->enc.layers);
     free(m);

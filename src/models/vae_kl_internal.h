@@ -2,7 +2,7 @@
 #ifndef FERRY_MODELS_VAE_KL_INTERNAL_H
 #define FERRY_MODELS_VAE_KL_INTERNAL_H
 
-#include "backend/dev_ops.h"
+#include "ferry/ops.h"
 #include "ferry/vae_kl.h"
 
 typedef enum kl_kind { KL_RESNET, KL_ATTN, KL_DOWN, KL_UP } kl_kind;
@@ -32,7 +32,7 @@ struct fy_vae_kl {
     fy_vae_kl_config cfg;
     kl_part dec, enc;
     int parts;
-    fy_dev_ops *ops;
+    fy_ops *ops;
     int threads;
 };
 

@@ -66,7 +66,7 @@ static uint64_t run_bytes(const fy_vae_kl *m, const kl_part *p, int64_t H, int64
     kl_shape o = part_out(p, H, W);
     uint64_t floats = 5 * (uint64_t)e + (uint64_t)(p->in_ch * H * W) + (uint64_t)elems(o) + (uint64_t)wt +
                       VEC_SLOTS * (uint64_t)ch;
-    return floats * sizeof(float) + fy_dev_ops_scratch_bound(m->e, true);
+    return floats * sizeof(float) + fy_engine_ops_scratch_bound(m->e, true);
 }
 
 uint64_t fy_vae_kl_decode_activation_bytes(const fy_vae_kl *m, int64_t h, int64_t w, const fy_vae_kl_tiling *t)
@@ -116,7 +116,7 @@ static fy_status as_f32(kl_run *r, const fy_tensor *t, float *scratch, const flo
     *out = t->data;
     if (t->dtype == FY_F32) return FY_OK;
     *out = scratch;
-    return fy_dev_to_f32(r->m->ops, scratch, t->data, t->dtype, (size_t)fy_tensor_numel(t));
+    return r->m->ops->convert(r->m->ops, fy_f32(scratch), fy_view_of(t->data, t->dtype), (size_t)fy_tensor_numel(t));
 }
 
 /* y = conv(x) with a k x k kernel (w, b a weight pair), stride and zero padding (top, bottom, left, right). */
@@ -130,7 +130,7 @@ static fy_status conv(kl_run *r, const float *x, kl_shape s, const fy_tensor *w,
     fy_conv3d_shape cs = {.c_in = s.C, .t = 1, .h = s.H, .w = s.W, .c_out = w[0].shape[0], .kt = 1, .kh = k,
                           .kw = k, .st = 1, .sh = stride, .sw = stride, .pad_h0 = pad[0], .pad_h1 = pad[1],
                           .pad_w0 = pad[2], .pad_w1 = pad[3]};
-    return fy_dev_conv3d(r->m->ops, x, wf, bf, y, 1, &cs);
+    return r->m->ops->conv3d(r->m->ops, fy_f32(x), fy_f32(wf), fy_f32(bf), fy_f32(y), 1, &cs);
 }
 
 static fy_status conv_same(kl_run *r, const float *x, kl_shape s, const fy_tensor *w, float *y)
@@ -145,8 +145,9 @@ static fy_status norm(kl_run *r, const float *x, kl_shape s, const fy_tensor *w,
     const float *g = NULL, *b = NULL;
     FY_TRY(as_f32(r, &w[0], r->vec, &g));
     FY_TRY(as_f32(r, &w[1], r->vec + r->max_ch, &b));
-    FY_TRY(fy_dev_group_norm(r->m->ops, x, g, b, out, s.C, s.H * s.W, r->m->cfg.groups, GN_EPS));
-    return silu ? fy_dev_silu(r->m->ops, out, out, elems(s)) : FY_OK;
+    FY_TRY(r->m->ops->group_norm(r->m->ops, fy_f32(x), fy_f32(g), fy_f32(b), fy_f32(out), s.C, s.H * s.W,
+                                 r->m->cfg.groups, GN_EPS));
+    return silu ? r->m->ops->silu(r->m->ops, fy_f32(out), fy_f32(out), elems(s)) : FY_OK;
 }
 
 static fy_status resnet(kl_run *r, const kl_layer *l, kl_shape s)
@@ -161,30 +162,32 @@ static fy_status resnet(kl_run *r, const kl_layer *l, kl_shape s)
         FY_TRY(conv_same(r, r->x, s, &l->w[8], r->y));
         skip = r->y;
     }
-    return fy_dev_add(r->m->ops, skip, r->t1, r->y, elems(o));
+    return r->m->ops->add(r->m->ops, fy_f32(skip), fy_f32(r->t1), fy_f32(r->y), elems(o));
 }
 
 static fy_status linear(kl_run *r, const float *x, const fy_tensor *w, float *y, int64_t rows)
 {
     const float *b = NULL;
     FY_TRY(as_f32(r, &w[1], r->vec, &b));
-    return fy_dev_linear(r->m->ops, x, w[0].data, w[0].dtype, NULL, 0, b, y, rows, w[0].shape[1], w[0].shape[0]);
+    return r->m->ops->linear(r->m->ops, fy_f32(x), (fy_weight){w[0].data, w[0].dtype, NULL, 0}, fy_f32(b), fy_f32(y),
+                             rows, w[0].shape[1], w[0].shape[0]);
 }
 
 /* Single-head attention over the H*W positions, with GroupNorm and the residual. */
 static fy_status attention(kl_run *r, const kl_layer *l, kl_shape s)
 {
     int64_t C = s.C, N = s.H * s.W;
-    fy_dev_ops *o = r->m->ops;
+    fy_ops *o = r->m->ops;
     FY_TRY(norm(r, r->x, s, &l->w[0], r->t0, false));
-    FY_TRY(fy_dev_transpose(o, r->t1, C, r->t0, N, C, N, 0)); /* [N, C] */
+    FY_TRY(o->transpose(o, fy_f32(r->t1), C, fy_f32(r->t0), N, C, N, 0)); /* [N, C] */
     FY_TRY(linear(r, r->t1, &l->w[2], r->t0, N));
     FY_TRY(linear(r, r->t1, &l->w[4], r->t2, N));
     FY_TRY(linear(r, r->t1, &l->w[6], r->y, N));
-    FY_TRY(fy_dev_attention(o, r->t0, r->t2, r->y, r->t1, 1, 1, N, N, C, 1.0f / sqrtf((float)C), NULL, NULL));
+    FY_TRY(o->attention(o, fy_f32(r->t0), fy_f32(r->t2), fy_f32(r->y), fy_f32(r->t1), 1, 1, N, N, C,
+                        1.0f / sqrtf((float)C), FY_NO_VIEW, NULL));
     FY_TRY(linear(r, r->t1, &l->w[8], r->t0, N));
-    FY_TRY(fy_dev_transpose(o, r->y, N, r->t0, C, N, C, 0)); /* back to [C, N] */
-    return fy_dev_add(o, r->y, r->x, r->y, C * N);
+    FY_TRY(o->transpose(o, fy_f32(r->y), N, fy_f32(r->t0), C, N, C, 0)); /* back to [C, N] */
+    return o->add(o, fy_f32(r->y), fy_f32(r->x), fy_f32(r->y), C * N);
 }
 
 static fy_status resample(kl_run *r, const kl_layer *l, kl_shape s)
@@ -193,7 +196,7 @@ static fy_status resample(kl_run *r, const kl_layer *l, kl_shape s)
         int64_t pad[4] = {0, 1, 0, 1};
         return conv(r, r->x, s, &l->w[0], r->y, 2, pad);
     }
-    FY_TRY(fy_dev_upsample_nearest2x(r->m->ops, r->x, r->t0, s.C, s.H, s.W));
+    FY_TRY(r->m->ops->upsample_nearest2x(r->m->ops, fy_f32(r->x), fy_f32(r->t0), s.C, s.H, s.W));
     return conv_same(r, r->t0, (kl_shape){s.C, 2 * s.H, 2 * s.W}, &l->w[0], r->y);
 }
 
@@ -239,7 +242,7 @@ static fy_status run_part(kl_run *r, int64_t H, int64_t W)
 /* One image or tile: host [in_ch, H, W] -> host out. */
 static fy_status run_one(fy_vae_kl *m, kl_part *p, const float *host_in, int64_t H, int64_t W, float *host_out)
 {
-    if (!m->ops) FY_TRY(fy_dev_ops_create(m->e, m->threads, &m->ops));
+    if (!m->ops) FY_TRY(fy_engine_ops_create(m->e, m->threads, &m->ops));
     kl_run r = {.m = m, .p = p};
     kl_shape o = part_out(p, H, W);
     fy_status s = alloc_run(&r, H, W);

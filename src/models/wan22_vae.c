@@ -78,7 +78,7 @@ fy_status vae22_skip_keep(vae_run *r, const vae_act *x)
     vae_release(r, &r->skip);
     FY_TRY(vae_alloc(r, &r->skip, x->n, x->c, x->t, x->h, x->w, "vae block input"));
     if (r->dry) return FY_OK;
-    return fy_dev_copy(r->ops, r->skip.d, x->d, (size_t)vae_numel(x) * sizeof(float));
+    return r->ops->copy(r->ops, r->skip.d, x->d, (size_t)vae_numel(x) * sizeof(float));
 }
 
 /* s [n, c, T, H, W], zero-padded in front to a multiple of factor_t frames
@@ -90,15 +90,15 @@ static fy_status pad_front(vae_run *r, const vae_act *s, int64_t pad, vae_act *o
     if (r->dry) return FY_OK;
     size_t plane = (size_t)(s->h * s->w) * sizeof(float);
     for (int64_t j = 0; j < pad; j++)
-        FY_TRY(fy_dev_copy2d(r->ops, out->d + j * s->h * s->w, (size_t)out->t * plane, s->d, (size_t)s->t * plane,
-                             plane, (size_t)(s->n * s->c)));
+        FY_TRY(r->ops->copy2d(r->ops, out->d + j * s->h * s->w, (size_t)out->t * plane, s->d, (size_t)s->t * plane,
+                              plane, (size_t)(s->n * s->c)));
     for (int64_t j = 0; j < pad; j++)
         for (int64_t q = 0; q < s->n * s->c; q++) {
             float *f = out->d + (q * out->t + j) * s->h * s->w;
-            FY_TRY(fy_dev_scale(r->ops, f, 0.0f, f, s->h * s->w));
+            FY_TRY(r->ops->scale(r->ops, fy_f32(f), 0.0f, fy_f32(f), s->h * s->w));
         }
-    return fy_dev_copy2d(r->ops, out->d + pad * s->h * s->w, (size_t)out->t * plane, s->d, (size_t)s->t * plane,
-                         (size_t)s->t * plane, (size_t)(s->n * s->c));
+    return r->ops->copy2d(r->ops, out->d + pad * s->h * s->w, (size_t)out->t * plane, s->d, (size_t)s->t * plane,
+                          (size_t)s->t * plane, (size_t)(s->n * s->c));
 }
 
 /* AvgDown3D: view [n, C, T', ft, H', fs, W', fs], sub-positions into the
@@ -124,17 +124,18 @@ static fy_status avg_down_add(vae_run *r, const vae_shortcut *sc, vae_act *x)
     if (st == FY_OK && !r->dry) {
         int64_t shape[8] = {s->n * sc->c_in, to, ft, ho, fs, wo, fs, 1};
         int perm[8] = {0, 2, 4, 6, 1, 3, 5, 7};
-        st = fy_dev_permute(r->ops, folded.d, src->d, 8, shape, perm);
+        st = r->ops->permute(r->ops, fy_f32(folded.d), fy_f32(src->d), 8, shape, perm);
     }
     for (int64_t q = 0; q < s->n * sc->c_out && st == FY_OK && !r->dry; q++) {
         const float *g = folded.d + q * group * S;
         float *o = mean.d + q * S;
-        st = fy_dev_copy(r->ops, o, g, (size_t)S * sizeof(float));
-        for (int64_t j = 1; j < group && st == FY_OK; j++) st = fy_dev_add(r->ops, o, g + j * S, o, S);
+        st = r->ops->copy(r->ops, o, g, (size_t)S * sizeof(float));
+        for (int64_t j = 1; j < group && st == FY_OK; j++)
+            st = r->ops->add(r->ops, fy_f32(o), fy_f32(g + j * S), fy_f32(o), S);
     }
     if (st == FY_OK && !r->dry)
-        st = fy_dev_scale(r->ops, mean.d, (float)(1.0 / (double)group), mean.d, vae_numel(&mean));
-    if (st == FY_OK && !r->dry) st = fy_dev_add(r->ops, x->d, mean.d, x->d, vae_numel(x));
+        st = r->ops->scale(r->ops, fy_f32(mean.d), (float)(1.0 / (double)group), fy_f32(mean.d), vae_numel(&mean));
+    if (st == FY_OK && !r->dry) st = r->ops->add(r->ops, fy_f32(x->d), fy_f32(mean.d), fy_f32(x->d), vae_numel(x));
     vae_release(r, &mean);
     vae_release(r, &folded);
     vae_release(r, &padded);
@@ -156,18 +157,18 @@ static fy_status dup_up_add(vae_run *r, const vae_shortcut *sc, vae_act *x)
     if (st == FY_OK) st = vae_alloc(r, &up, s->n, sc->c_out, T, x->h, x->w, "vae shortcut");
     size_t plane = (size_t)(s->t * s->h * s->w) * sizeof(float);
     for (int64_t j = 0; j < reps && st == FY_OK && !r->dry; j++)
-        st = fy_dev_copy2d(r->ops, rep.d + j * s->t * s->h * s->w, (size_t)reps * plane, s->d, plane, plane,
-                           (size_t)(s->n * s->c));
+        st = r->ops->copy2d(r->ops, rep.d + j * s->t * s->h * s->w, (size_t)reps * plane, s->d, plane, plane,
+                            (size_t)(s->n * s->c));
     if (st == FY_OK && !r->dry) {
         int64_t shape[8] = {s->n * sc->c_out, ft, fs, fs, s->t, s->h, s->w, 1};
         int perm[8] = {0, 4, 1, 5, 2, 6, 3, 7};
-        st = fy_dev_permute(r->ops, up.d, rep.d, 8, shape, perm);
+        st = r->ops->permute(r->ops, fy_f32(up.d), fy_f32(rep.d), 8, shape, perm);
     }
     vae_release(r, &rep);
     int64_t per = x->t * x->h * x->w;
     for (int64_t q = 0; q < s->n * sc->c_out && st == FY_OK && !r->dry; q++) {
         float *o = x->d + q * per;
-        st = fy_dev_add(r->ops, o, up.d + (q * T + drop) * x->h * x->w, o, per);
+        st = r->ops->add(r->ops, fy_f32(o), fy_f32(up.d + (q * T + drop) * x->h * x->w), fy_f32(o), per);
     }
     vae_release(r, &up);
     return st;

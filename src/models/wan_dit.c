@@ -275,10 +275,16 @@ static fy_status alloc_model(fy_wan_dit *m)
     return FY_OK;
 }
 
+/* The ops this model computes with (checked at load). */
+static const fy_op WAN_DIT_OPS[] = {FY_OP_ADD,    FY_OP_ATTENTION, FY_OP_CONVERT,    FY_OP_GATED_ADD,
+                                    FY_OP_GELU,   FY_OP_GELU_TANH, FY_OP_LAYER_NORM, FY_OP_LAYER_NORM_MODULATE,
+                                    FY_OP_LINEAR, FY_OP_RMS_NORM,  FY_OP_ROPE,       FY_OP_SILU};
+
 fy_status fy_wan_dit_load(const fy_component *c, fy_engine *e, fy_wan_dit **out)
 {
     if (!c || !e || !out) return fy_error(FY_ERR_INVALID, "fy_wan_dit_load: NULL argument");
     *out = NULL;
+    FY_TRY(fy_engine_ops_require(e, WAN_DIT_OPS, sizeof WAN_DIT_OPS / sizeof WAN_DIT_OPS[0]));
     if (!c->config || !c->weights)
         return fy_error(FY_ERR_FORMAT, "%s: the transformer needs config.json and its weights", c->dir);
     fy_wan_dit *m = calloc(1, sizeof *m);
@@ -300,7 +306,7 @@ fy_status fy_wan_dit_load(const fy_component *c, fy_engine *e, fy_wan_dit **out)
 void fy_wan_dit_free(fy_wan_dit *m)
 {
     if (!m) return;
-    fy_dev_ops_free(m->ops);
+    fy_ops_free(m->ops);
     free(m->block_w);
     free(m->block_groups);
     free(m);
@@ -315,7 +321,7 @@ fy_status fy_wan_dit_set_threads(fy_wan_dit *m, int threads)
 {
     if (threads < 0) return fy_error(FY_ERR_INVALID, "wan transformer: %d threads", threads);
     /* The next forward makes its ops with this many threads. */
-    fy_dev_ops_free(m->ops);
+    fy_ops_free(m->ops);
     m->ops = NULL;
     m->threads = threads;
     return FY_OK;

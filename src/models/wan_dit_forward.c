@@ -227,7 +227,7 @@ uint64_t fy_wan_dit_activation_bytes(const fy_wan_dit *m, const fy_wan_dit_shape
     fy_workspace t;
     make_dims(m, s, &d);
     ws_table(m, &d, &w, &t);
-    return fy_ws_bytes(&t) + fy_dev_ops_scratch_bound(m->engine, false);
+    return fy_ws_bytes(&t) + fy_engine_ops_scratch_bound(m->engine, false);
 }
 
 /* ---- op wrappers (dtype and timing) -------------------------------------- */
@@ -241,7 +241,7 @@ static fy_status vec_f32(fy_wan_dit *m, const fy_tensor *t, int slot, const floa
         return FY_OK;
     }
     float *dst = m->vec_scratch + (size_t)slot * (size_t)m->vec_slot;
-    FY_TRY(fy_dev_to_f32(m->ops, dst, t->data, t->dtype, (size_t)fy_tensor_numel(t)));
+    FY_TRY(m->ops->convert(m->ops, fy_f32(dst), fy_view_of(t->data, t->dtype), (size_t)fy_tensor_numel(t)));
     *out = dst;
     return FY_OK;
 }
@@ -253,9 +253,7 @@ static fy_status linear(fy_wan_dit *m, const float *x, const fy_tensor *w, const
     const float *bias = NULL;
     if (b) FY_TRY(vec_f32(m, b, 0, &bias));
     double t0 = fy_backend_now();
-    fy_cpu_ctx *host = fy_dev_ops_host(m->ops);
-    fy_status st = host ? fy_wan_linear(host, x, w->data, w->dtype, w->scale, w->scale_rows, bias, y, M, K, N)
-                        : fy_dev_linear(m->ops, x, w->data, w->dtype, w->scale, w->scale_rows, bias, y, M, K, N);
+    fy_status st = m->ops->linear(m->ops, fy_f32(x), fy_weight_of(w), fy_f32(bias), fy_f32(y), M, K, N);
     m->timing.gemm += fy_backend_now() - t0;
     return st;
 }
@@ -264,7 +262,7 @@ static fy_status rms_norm(fy_wan_dit *m, float *x, const fy_tensor *w, int64_t r
 {
     const float *g = NULL;
     FY_TRY(vec_f32(m, w, 1, &g));
-    return fy_dev_rms_norm(m->ops, x, g, x, rows, m->cfg.dim, (float)m->cfg.eps);
+    return m->ops->rms_norm(m->ops, fy_f32(x), fy_f32(g), fy_f32(x), rows, m->cfg.dim, (float)m->cfg.eps);
 }
 
 static fy_status attend(fy_wan_dit *m, const float *q, const float *k, const float *v, float *out, int64_t B,
@@ -272,8 +270,8 @@ static fy_status attend(fy_wan_dit *m, const float *q, const float *k, const flo
 {
     const fy_wan_dit_config *c = &m->cfg;
     double t0 = fy_backend_now();
-    fy_status st = fy_dev_attention(m->ops, q, k, v, out, B, c->heads, Lq, Lk, c->head_dim,
-                                    1.0f / sqrtf((float)c->head_dim), NULL, NULL);
+    fy_status st = m->ops->attention(m->ops, fy_f32(q), fy_f32(k), fy_f32(v), fy_f32(out), B, c->heads, Lq, Lk,
+                                     c->head_dim, 1.0f / sqrtf((float)c->head_dim), FY_NO_VIEW, NULL);
     m->timing.attention += fy_backend_now() - t0;
     return st;
 }
@@ -349,16 +347,16 @@ static fy_status time_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *d
 {
     int64_t R = d->n_runs;
     FY_TRY(linear(m, w->tsin, &e[WE_TIME1_W], &e[WE_TIME1_B], w->tmp, R));
-    FY_TRY(fy_dev_silu(m->ops, w->tmp, w->tmp, R * d->D));
+    FY_TRY(m->ops->silu(m->ops, fy_f32(w->tmp), fy_f32(w->tmp), R * d->D));
     FY_TRY(linear(m, w->tmp, &e[WE_TIME2_W], &e[WE_TIME2_B], w->temb, R));
-    FY_TRY(fy_dev_silu(m->ops, w->temb, w->tmp, R * d->D));
+    FY_TRY(m->ops->silu(m->ops, fy_f32(w->temb), fy_f32(w->tmp), R * d->D));
     return linear(m, w->tmp, &e[WE_TPROJ_W], &e[WE_TPROJ_B], w->tmod, R);
 }
 
 static fy_status text_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *d, ws_bufs *w)
 {
     FY_TRY(linear(m, w->text_in, &e[WE_TEXT1_W], &e[WE_TEXT1_B], w->text_mid, d->BL));
-    FY_TRY(fy_dev_gelu_tanh(m->ops, w->text_mid, w->text_mid, d->BL * d->D));
+    FY_TRY(m->ops->gelu_tanh(m->ops, fy_f32(w->text_mid), fy_f32(w->text_mid), d->BL * d->D));
     return linear(m, w->text_mid, &e[WE_TEXT2_W], &e[WE_TEXT2_B], w->text, d->BL);
 }
 
@@ -390,7 +388,7 @@ static fy_status image_norm(fy_wan_dit *m, const fy_tensor *wt, const fy_tensor 
     const float *g = NULL, *b = NULL;
     FY_TRY(vec_f32(m, wt, 2, &g));
     FY_TRY(vec_f32(m, bs, 3, &b));
-    return fy_dev_layer_norm(m->ops, x, g, b, x, rows, dim, IMAGE_NORM_EPS);
+    return m->ops->layer_norm(m->ops, fy_f32(x), fy_f32(g), fy_f32(b), fy_f32(x), rows, dim, IMAGE_NORM_EPS);
 }
 
 static fy_status image_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *d, ws_bufs *w)
@@ -398,7 +396,7 @@ static fy_status image_embedding(fy_wan_dit *m, const fy_tensor *e, const dims *
     int64_t idim = m->cfg.image_dim;
     FY_TRY(image_norm(m, &e[WE_IMG_N1_W], &e[WE_IMG_N1_B], w->img_in, d->BI, idim));
     FY_TRY(linear(m, w->img_in, &e[WE_IMG_FF1_W], &e[WE_IMG_FF1_B], w->img_mid, d->BI));
-    FY_TRY(fy_dev_gelu(m->ops, w->img_mid, w->img_mid, d->BI * idim));
+    FY_TRY(m->ops->gelu(m->ops, fy_f32(w->img_mid), fy_f32(w->img_mid), d->BI * idim));
     FY_TRY(linear(m, w->img_mid, &e[WE_IMG_FF2_W], &e[WE_IMG_FF2_B], w->img, d->BI));
     return image_norm(m, &e[WE_IMG_N2_W], &e[WE_IMG_N2_B], w->img, d->BI, d->D);
 }
@@ -446,8 +444,8 @@ static fy_status modulation(fy_wan_dit *m, const fy_tensor *sst, const dims *d, 
     FY_TRY(vec_f32(m, sst, 3, &table));
     for (int64_t j = 0; j < 6; j++)
         for (int64_t r = 0; r < d->n_runs; r++)
-            FY_TRY(fy_dev_add(m->ops, table + j * d->D, w->tmod + (r * 6 + j) * d->D,
-                              w->mod + (j * d->R + r) * d->D, d->D));
+            FY_TRY(m->ops->add(m->ops, fy_f32(table + j * d->D), fy_f32(w->tmod + (r * 6 + j) * d->D),
+                               fy_f32(w->mod + (j * d->R + r) * d->D), d->D));
     return FY_OK;
 }
 
@@ -462,9 +460,9 @@ static fy_status norm_modulate(fy_wan_dit *m, const dims *d, const ws_bufs *w, i
                                int64_t rows, float *out)
 {
     for (piece p = {0}; next_piece(d, at, rows, &p);)
-        FY_TRY(fy_dev_layer_norm_modulate(m->ops, w->h + p.at * d->D, NULL, NULL, mod_of(d, w, scale, p.run),
-                                          mod_of(d, w, shift, p.run), out + (p.at - at) * d->D, p.rows, d->D,
-                                          p.rows, (float)m->cfg.eps));
+        FY_TRY(m->ops->layer_norm_modulate(m->ops, fy_f32(w->h + p.at * d->D), FY_NO_VIEW, FY_NO_VIEW,
+                                           fy_f32(mod_of(d, w, scale, p.run)), fy_f32(mod_of(d, w, shift, p.run)),
+                                           fy_f32(out + (p.at - at) * d->D), p.rows, d->D, p.rows, (float)m->cfg.eps));
     return FY_OK;
 }
 
@@ -473,8 +471,8 @@ static fy_status gated_add(fy_wan_dit *m, const dims *d, ws_bufs *w, int gate, i
                            const float *y)
 {
     for (piece p = {0}; next_piece(d, at, rows, &p);)
-        FY_TRY(fy_dev_gated_add(m->ops, w->h + p.at * d->D, y + (p.at - at) * d->D, mod_of(d, w, gate, p.run),
-                                p.rows, d->D, p.rows));
+        FY_TRY(m->ops->gated_add(m->ops, fy_f32(w->h + p.at * d->D), fy_f32(y + (p.at - at) * d->D),
+                                 fy_f32(mod_of(d, w, gate, p.run)), p.rows, d->D, p.rows));
     return FY_OK;
 }
 
@@ -495,8 +493,8 @@ static fy_status self_attention_rows(fy_wan_dit *m, const fy_tensor *a, const di
     FY_TRY(norm1_rows(m, d, w, c));
     FY_TRY(linear(m, w->n, &a[WA_Q_W], &a[WA_Q_B], w->q, c->rows));
     FY_TRY(rms_norm(m, w->q, &a[WA_NORM_Q], c->rows));
-    FY_TRY(fy_dev_rope(m->ops, w->q, w->rope_c + c->s0 * half, w->rope_s + c->s0 * half, c->items, c->len,
-                       g->heads, g->head_dim));
+    FY_TRY(m->ops->rope(m->ops, fy_f32(w->q), fy_f32(w->rope_c + c->s0 * half), fy_f32(w->rope_s + c->s0 * half),
+                        c->items, c->len, g->heads, g->head_dim));
     FY_TRY(attend(m, w->q, w->k + c->b * item, w->v + c->b * item, w->o, c->items, c->len, d->S));
     FY_TRY(linear(m, w->o, &a[WA_O_W], &a[WA_O_B], w->q, c->rows));
     return gated_add(m, d, w, 2, c->at, c->rows, w->q);
@@ -515,7 +513,7 @@ static fy_status self_attention(fy_wan_dit *m, const fy_tensor *a, const dims *d
         FY_TRY(linear(m, w->n, &a[WA_V_W], &a[WA_V_B], w->v + r.at * d->D, r.rows));
     }
     FY_TRY(rms_norm(m, w->k, &a[WA_NORM_K], d->BS));
-    FY_TRY(fy_dev_rope(m->ops, w->k, w->rope_c, w->rope_s, d->B, d->S, c->heads, c->head_dim));
+    FY_TRY(m->ops->rope(m->ops, fy_f32(w->k), fy_f32(w->rope_c), fy_f32(w->rope_s), d->B, d->S, c->heads, c->head_dim));
     for (row_chunk r = {0}; next_chunk(d, &r);) FY_TRY(self_attention_rows(m, a, d, w, &r));
     return FY_OK;
 }
@@ -556,7 +554,8 @@ static fy_status cross_attention(fy_wan_dit *m, const fy_tensor *bw, const dims 
     for (row_chunk c = {0}; next_chunk(d, &c);) {
         const float *x = w->h + c.at * d->D; /* norm2 is the identity without cross_attn_norm */
         if (m->cfg.cross_attn_norm) {
-            FY_TRY(fy_dev_layer_norm(m->ops, x, g, b, w->n, c.rows, d->D, (float)m->cfg.eps));
+            FY_TRY(m->ops->layer_norm(m->ops, fy_f32(x), fy_f32(g), fy_f32(b), fy_f32(w->n), c.rows, d->D,
+                                      (float)m->cfg.eps));
             x = w->n;
         }
         FY_TRY(linear(m, x, &a[WA_Q_W], &a[WA_Q_B], w->q, c.rows));
@@ -565,10 +564,11 @@ static fy_status cross_attention(fy_wan_dit *m, const fy_tensor *bw, const dims 
         if (d->I) { /* the image tokens' own softmax, summed before to_out */
             int64_t img = d->I * d->D;
             FY_TRY(attend(m, w->q, kv->ki + c.b * img, kv->vi + c.b * img, w->o2, c.items, c.len, d->I));
-            FY_TRY(fy_dev_add(m->ops, w->o, w->o2, w->o, c.rows * d->D));
+            FY_TRY(m->ops->add(m->ops, fy_f32(w->o), fy_f32(w->o2), fy_f32(w->o), c.rows * d->D));
         }
         FY_TRY(linear(m, w->o, &a[WA_O_W], &a[WA_O_B], w->q, c.rows));
-        FY_TRY(fy_dev_add(m->ops, w->h + c.at * d->D, w->q, w->h + c.at * d->D, c.rows * d->D));
+        FY_TRY(
+            m->ops->add(m->ops, fy_f32(w->h + c.at * d->D), fy_f32(w->q), fy_f32(w->h + c.at * d->D), c.rows * d->D));
     }
     return FY_OK;
 }
@@ -579,7 +579,7 @@ static fy_status feed_forward(fy_wan_dit *m, const fy_tensor *bw, const dims *d,
     for (row_chunk c = {0}; next_chunk(d, &c);) {
         FY_TRY(norm_modulate(m, d, w, 3, 4, c.at, c.rows, w->n));
         FY_TRY(linear(m, w->n, &bw[WB_FFN1_W], &bw[WB_FFN1_B], w->ff, c.rows));
-        FY_TRY(fy_dev_gelu_tanh(m->ops, w->ff, w->ff, c.rows * m->cfg.ffn_dim));
+        FY_TRY(m->ops->gelu_tanh(m->ops, fy_f32(w->ff), fy_f32(w->ff), c.rows * m->cfg.ffn_dim));
         FY_TRY(linear(m, w->ff, &bw[WB_FFN2_W], &bw[WB_FFN2_B], w->q, c.rows));
         FY_TRY(gated_add(m, d, w, 5, c.at, c.rows, w->q));
     }
@@ -655,11 +655,12 @@ static fy_status head(fy_wan_dit *m, const dims *d, const fy_wan_dit_shape *s, w
     fy_status st = vec_f32(m, &hw[WH_SST], 3, &table);
     for (int64_t j = 0; st == FY_OK && j < 2; j++)
         for (int64_t r = 0; st == FY_OK && r < d->n_runs; r++)
-            st = fy_dev_add(m->ops, table + j * d->D, w->temb + r * d->D, w->omod + (j * d->R + r) * d->D, d->D);
+            st = m->ops->add(m->ops, fy_f32(table + j * d->D), fy_f32(w->temb + r * d->D),
+                             fy_f32(w->omod + (j * d->R + r) * d->D), d->D);
     for (piece p = {0}; st == FY_OK && next_piece(d, 0, d->BS, &p);)
-        st = fy_dev_layer_norm_modulate(m->ops, w->h + p.at * d->D, NULL, NULL, w->omod + (d->R + p.run) * d->D,
-                                        w->omod + p.run * d->D, w->k + p.at * d->D, p.rows, d->D, p.rows,
-                                        (float)m->cfg.eps);
+        st = m->ops->layer_norm_modulate(m->ops, fy_f32(w->h + p.at * d->D), FY_NO_VIEW, FY_NO_VIEW,
+                                         fy_f32(w->omod + (d->R + p.run) * d->D), fy_f32(w->omod + p.run * d->D),
+                                         fy_f32(w->k + p.at * d->D), p.rows, d->D, p.rows, (float)m->cfg.eps);
     /* The blocks' keys are spent: the head's normed rows go there. */
     if (st == FY_OK) st = linear(m, w->k, &hw[WH_PROJ_W], &hw[WH_PROJ_B], w->ff, d->BS);
     fy_status rel = fy_engine_release(m->engine, m->head_group);
@@ -682,7 +683,7 @@ static fy_status head(fy_wan_dit *m, const dims *d, const fy_wan_dit_shape *s, w
  * ring hold their device memory (a GPU's ops take scratch from the same pool). */
 static fy_status ensure_ops(fy_wan_dit *m)
 {
-    return m->ops ? FY_OK : fy_dev_ops_create(m->engine, m->threads, &m->ops);
+    return m->ops ? FY_OK : fy_engine_ops_create(m->engine, m->threads, &m->ops);
 }
 
 fy_status fy_wan_dit_forward(fy_wan_dit *m, const fy_wan_dit_shape *s, const float *latents,

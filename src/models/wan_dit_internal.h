@@ -3,7 +3,7 @@
 #ifndef FERRY_MODELS_WAN_DIT_INTERNAL_H
 #define FERRY_MODELS_WAN_DIT_INTERNAL_H
 
-#include "backend/dev_ops.h"
+#include "ferry/ops.h"
 #include "ferry/ops.h"
 #include "ferry/wan_dit.h"
 
@@ -42,7 +42,7 @@ struct fy_wan_dit {
     fy_wan_dit_config cfg;
     const fy_component *comp;
     fy_engine *engine;
-    fy_dev_ops *ops;            /* made by the first forward (after the plan's allocations) */
+    fy_ops *ops; /* made by the first forward (after the plan's allocations) */
     int threads;
     int component_id;
     int embed_group, head_group;
@@ -98,10 +98,5 @@ void fy_wan_timestep_sinusoid(const float *t, int64_t B, int64_t freq_dim, float
  * [S, head_dim / 2] per rotation pair, time then height then width pairs. */
 void fy_wan_rope_tables(const fy_wan_dit_config *c, int64_t F, int64_t H, int64_t W, float *cos_t,
                         float *sin_t);
-
-/* y[M, N] = x[M, K] W^T + b for W [N, K] of any float dtype, fp8 with its
- * scales (see fy_cpu_linear_scaled) (wan_dit_gemm.c). */
-fy_status fy_wan_linear(fy_cpu_ctx *ctx, const float *x, const void *w, fy_dtype wtype, const float *scale,
-                        int scale_rows, const float *b, float *y, int64_t M, int64_t K, int64_t N);
 
 #endif

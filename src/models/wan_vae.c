@@ -359,13 +359,18 @@ static fy_status load_parts(fy_wan_vae *m, int parts)
     return FY_OK;
 }
 
+/* The ops this model computes with (checked at load). */
+static const fy_op WAN_VAE_OPS[] = {
+    FY_OP_ADD,  FY_OP_CHANNEL_RMS_NORM,  FY_OP_CONV3D, FY_OP_CONVERT, FY_OP_COPY, FY_OP_PERMUTE, FY_OP_SCALE,
+    FY_OP_SILU, FY_OP_UPSAMPLE_NEAREST2X};
+
 fy_status fy_wan_vae_load(const fy_component *c, fy_engine *e, int parts, fy_wan_vae **out)
 {
     if (!c || !e || !out) return fy_error(FY_ERR_INVALID, "fy_wan_vae_load: NULL argument");
     *out = NULL;
     if (!(parts & FY_WAN_VAE_BOTH) || (parts & ~FY_WAN_VAE_BOTH))
         return fy_error(FY_ERR_INVALID, "fy_wan_vae_load: parts must be DECODER, ENCODER or both");
-    FY_TRY(fy_dev_ops_supported(e));
+    FY_TRY(fy_engine_ops_require(e, WAN_VAE_OPS, sizeof WAN_VAE_OPS / sizeof WAN_VAE_OPS[0]));
     fy_wan_vae *m = calloc(1, sizeof *m);
     if (!m) return fy_error(FY_ERR_NOMEM, "vae: out of memory");
     m->c = c;
@@ -383,7 +388,7 @@ fy_status fy_wan_vae_load(const fy_component *c, fy_engine *e, int parts, fy_wan
 void fy_wan_vae_free(fy_wan_vae *m)
 {
     if (!m) return;
-    fy_dev_ops_free(m->ops);
+    fy_ops_free(m->ops);
     free(m->dec.layers);
     free(m->enc.layers);
     free(m);

@@ -5,7 +5,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include "backend/dev_ops.h"
+#include "ferry/ops.h"
 #include "ferry/engine.h"
 #include "ferry/ops.h"
 #include "ferry/wan_vae.h"
@@ -81,7 +81,7 @@ struct fy_wan_vae {
     fy_engine *e;
     fy_wan_vae_config cfg;
     vae_part dec, enc;
-    fy_dev_ops *ops; /* made by the first decode or encode */
+    fy_ops *ops; /* made by the first decode or encode */
     int threads;
 };
 
@@ -104,7 +104,7 @@ typedef struct vae_cache {
 typedef struct vae_run {
     fy_wan_vae *m;
     fy_engine *e;
-    fy_dev_ops *ops;
+    fy_ops *ops;
     bool dry;
     bool slicing;
     fy_wan_vae_tiling tiling;

@@ -93,8 +93,8 @@ static fy_status copy_frames(vae_run *r, float *dst, int64_t dst_t, int64_t d0, 
                              int64_t t0, int64_t nt, const vae_act *x)
 {
     size_t plane = (size_t)(x->h * x->w) * sizeof(float);
-    return fy_dev_copy2d(r->ops, dst + d0 * x->h * x->w, (size_t)dst_t * plane, src + t0 * x->h * x->w,
-                         (size_t)src_t * plane, (size_t)nt * plane, (size_t)(x->n * x->c));
+    return r->ops->copy2d(r->ops, dst + d0 * x->h * x->w, (size_t)dst_t * plane, src + t0 * x->h * x->w,
+                          (size_t)src_t * plane, (size_t)nt * plane, (size_t)(x->n * x->c));
 }
 
 /* The cache keeps the last min(2, frames + T) frames of cache ++ x. A frame
@@ -128,7 +128,7 @@ static fy_status w_get(vae_run *r, const fy_tensor *t, vae_w *out)
     }
     int64_t n = fy_tensor_numel(t);
     FY_TRY(vae_alloc(r, &out->tmp, 1, 1, 1, 1, n, "vae weights as f32"));
-    if (!r->dry) FY_TRY(fy_dev_to_f32(r->ops, out->tmp.d, t->data, t->dtype, (size_t)n));
+    if (!r->dry) FY_TRY(r->ops->convert(r->ops, fy_f32(out->tmp.d), fy_view_of(t->data, t->dtype), (size_t)n));
     out->p = out->tmp.d;
     return FY_OK;
 }
@@ -147,7 +147,7 @@ static fy_status conv_exec(vae_run *r, const vae_conv *cv, const fy_tensor *W, c
     vae_w w, b;
     FY_TRY(w_get(r, &W[cv->w], &w));
     fy_status st = w_get(r, &W[cv->b], &b);
-    if (st == FY_OK) st = fy_dev_conv3d(r->ops, x, w.p, b.p, y, n, s);
+    if (st == FY_OK) st = r->ops->conv3d(r->ops, fy_f32(x), fy_f32(w.p), fy_f32(b.p), fy_f32(y), n, s);
     w_put(r, &b);
     w_put(r, &w);
     return st;
@@ -218,9 +218,9 @@ fy_status vae_norm_silu(vae_run *r, const fy_tensor *gamma, vae_act *x, bool sil
     int64_t S = x->t * x->h * x->w;
     for (int64_t n = 0; n < x->n && st == FY_OK && !r->dry; n++) {
         float *p = x->d + n * x->c * S;
-        st = fy_dev_channel_rms_norm(r->ops, p, g.p, NULL, p, x->c, S, NORM_EPS);
+        st = r->ops->channel_rms_norm(r->ops, fy_f32(p), fy_f32(g.p), FY_NO_VIEW, fy_f32(p), x->c, S, NORM_EPS);
     }
-    if (st == FY_OK && silu && !r->dry) st = fy_dev_silu(r->ops, x->d, x->d, vae_numel(x));
+    if (st == FY_OK && silu && !r->dry) st = r->ops->silu(r->ops, fy_f32(x->d), fy_f32(x->d), vae_numel(x));
     w_put(r, &g);
     return st;
 }
@@ -237,7 +237,7 @@ static fy_status resnet_forward(vae_run *r, const vae_layer *l, const fy_tensor 
     } else {
         h = *x;
         st = vae_alloc(r, &a, x->n, x->c, x->t, x->h, x->w, "vae activations");
-        if (st == FY_OK && !r->dry) st = fy_dev_copy(r->ops, a.d, x->d, (size_t)vae_numel(x) * sizeof(float));
+        if (st == FY_OK && !r->dry) st = r->ops->copy(r->ops, a.d, x->d, (size_t)vae_numel(x) * sizeof(float));
     }
     *x = (vae_act){0};
     if (st == FY_OK) st = vae_norm_silu(r, &W[l->norm1], &a, true);
@@ -246,7 +246,7 @@ static fy_status resnet_forward(vae_run *r, const vae_layer *l, const fy_tensor 
     if (st == FY_OK) st = vae_norm_silu(r, &W[l->norm2], &y1, true);
     if (st == FY_OK) st = vae_conv_causal(r, &l->conv2, W, &y1, &y2);
     vae_release(r, &y1);
-    if (st == FY_OK && !r->dry) st = fy_dev_add(r->ops, y2.d, h.d, y2.d, vae_numel(&y2));
+    if (st == FY_OK && !r->dry) st = r->ops->add(r->ops, fy_f32(y2.d), fy_f32(h.d), fy_f32(y2.d), vae_numel(&y2));
     vae_release(r, &h);
     if (st != FY_OK) {
         vae_release(r, &y2);
@@ -277,15 +277,17 @@ static fy_status attn_frame(vae_run *r, const vae_layer *l, const float *wqkv, c
                             const float *bp, attn_bufs *b, float *x, const float *xn, int64_t t, int64_t T)
 {
     int64_t C = l->c_in, L = b->tok.h;
-    fy_dev_ops *o = r->ops;
-    FY_TRY(fy_dev_transpose(o, b->tok.d, C, xn + t * L, T * L, C, L, 0));
-    FY_TRY(fy_dev_linear(o, b->tok.d, wqkv, FY_F32, NULL, 0, bqkv, b->q.d, L, C, C));
-    FY_TRY(fy_dev_linear(o, b->tok.d, wqkv + C * C, FY_F32, NULL, 0, bqkv + C, b->k.d, L, C, C));
-    FY_TRY(fy_dev_linear(o, b->tok.d, wqkv + 2 * C * C, FY_F32, NULL, 0, bqkv + 2 * C, b->v.d, L, C, C));
-    FY_TRY(fy_dev_attention(o, b->q.d, b->k.d, b->v.d, b->o.d, 1, 1, L, L, C, (float)(1.0 / sqrt((double)C)),
-                            NULL, NULL));
-    FY_TRY(fy_dev_linear(o, b->o.d, wp, FY_F32, NULL, 0, bp, b->tok.d, L, C, C));
-    return fy_dev_transpose(o, x + t * L, T * L, b->tok.d, C, L, C, 1);
+    fy_ops *o = r->ops;
+    FY_TRY(o->transpose(o, fy_f32(b->tok.d), C, fy_f32(xn + t * L), T * L, C, L, 0));
+    FY_TRY(o->linear(o, fy_f32(b->tok.d), (fy_weight){wqkv, FY_F32, NULL, 0}, fy_f32(bqkv), fy_f32(b->q.d), L, C, C));
+    FY_TRY(o->linear(o, fy_f32(b->tok.d), (fy_weight){wqkv + C * C, FY_F32, NULL, 0}, fy_f32(bqkv + C), fy_f32(b->k.d),
+                     L, C, C));
+    FY_TRY(o->linear(o, fy_f32(b->tok.d), (fy_weight){wqkv + 2 * C * C, FY_F32, NULL, 0}, fy_f32(bqkv + 2 * C),
+                     fy_f32(b->v.d), L, C, C));
+    FY_TRY(o->attention(o, fy_f32(b->q.d), fy_f32(b->k.d), fy_f32(b->v.d), fy_f32(b->o.d), 1, 1, L, L, C,
+                        (float)(1.0 / sqrt((double)C)), FY_NO_VIEW, NULL));
+    FY_TRY(o->linear(o, fy_f32(b->o.d), (fy_weight){wp, FY_F32, NULL, 0}, fy_f32(bp), fy_f32(b->tok.d), L, C, C));
+    return o->transpose(o, fy_f32(x + t * L), T * L, fy_f32(b->tok.d), C, L, C, 1);
 }
 
 static fy_status attn_compute(vae_run *r, const vae_layer *l, const fy_tensor *W, attn_bufs *b, vae_act *x)
@@ -311,7 +313,7 @@ static fy_status attn_forward(vae_run *r, const vae_layer *l, const fy_tensor *W
     attn_bufs b = {0};
     int64_t L = x->h * x->w, C = x->c;
     fy_status st = vae_alloc(r, &b.xn, x->n, x->c, x->t, x->h, x->w, "vae attention");
-    if (st == FY_OK && !r->dry) st = fy_dev_copy(r->ops, b.xn.d, x->d, (size_t)vae_numel(x) * sizeof(float));
+    if (st == FY_OK && !r->dry) st = r->ops->copy(r->ops, b.xn.d, x->d, (size_t)vae_numel(x) * sizeof(float));
     if (st == FY_OK) st = vae_norm_silu(r, &W[l->norm1], &b.xn, false);
     vae_act *tok[5] = {&b.tok, &b.q, &b.k, &b.v, &b.o};
     for (int i = 0; i < 5 && st == FY_OK; i++) st = vae_alloc(r, tok[i], 1, 1, 1, L, C, "vae attention");
@@ -331,8 +333,8 @@ static fy_status interleave_time(vae_run *r, const vae_act *in, vae_act *out)
     size_t bytes = (size_t)plane * sizeof(float);
     for (int64_t n = 0; n < in->n; n++)
         for (int64_t j = 0; j < 2; j++)
-            FY_TRY(fy_dev_copy2d(r->ops, out->d + (n * c * out->t + j) * plane, 2 * bytes,
-                                 in->d + (n * in->c + j * c) * in->t * plane, bytes, bytes, (size_t)(c * in->t)));
+            FY_TRY(r->ops->copy2d(r->ops, out->d + (n * c * out->t + j) * plane, 2 * bytes,
+                                  in->d + (n * in->c + j * c) * in->t * plane, bytes, bytes, (size_t)(c * in->t)));
     return FY_OK;
 }
 
@@ -361,7 +363,8 @@ static fy_status up_forward(vae_run *r, const vae_layer *l, const fy_tensor *W, 
     if (l->kind == VAE_UP3D) FY_TRY(up_time(r, l, W, x));
     vae_act u = {0}, y = {0};
     FY_TRY(vae_alloc(r, &u, x->n, x->c, x->t, 2 * x->h, 2 * x->w, "vae activations"));
-    fy_status st = r->dry ? FY_OK : fy_dev_upsample_nearest2x(r->ops, x->d, u.d, x->n * x->c * x->t, x->h, x->w);
+    fy_status st =
+        r->dry ? FY_OK : r->ops->upsample_nearest2x(r->ops, fy_f32(x->d), fy_f32(u.d), x->n * x->c * x->t, x->h, x->w);
     vae_release(r, x);
     if (st == FY_OK) st = vae_conv_plain(r, &l->spatial, W, &u, &y);
     vae_release(r, &u);

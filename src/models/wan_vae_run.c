@@ -15,7 +15,7 @@ static fy_status run_begin(fy_wan_vae *m, bool dry, bool slicing, const fy_wan_v
     *r = (vae_run){.m = m, .e = m->e, .dry = dry, .slicing = slicing};
     if (t) r->tiling = *t;
     if (dry) return FY_OK;
-    if (!m->ops) FY_TRY(fy_dev_ops_create(m->e, m->threads, &m->ops));
+    if (!m->ops) FY_TRY(fy_engine_ops_create(m->e, m->threads, &m->ops));
     r->ops = m->ops;
     return FY_OK;
 }
@@ -481,7 +481,7 @@ static uint64_t encode_bytes(const fy_wan_vae *m, const int64_t *vs, bool slicin
     vae_run r;
     if (run_begin((fy_wan_vae *)m, true, slicing, t, &r) != FY_OK || encode_all(&r, vs, NULL, NULL) != FY_OK)
         return 0;
-    return r.peak + fy_dev_ops_scratch_bound(m->e, true);
+    return r.peak + fy_engine_ops_scratch_bound(m->e, true);
 }
 
 static uint64_t decode_bytes(const fy_wan_vae *m, const int64_t *ls, bool slicing, const fy_wan_vae_tiling *t)
@@ -489,7 +489,7 @@ static uint64_t decode_bytes(const fy_wan_vae *m, const int64_t *ls, bool slicin
     vae_run r;
     if (run_begin((fy_wan_vae *)m, true, slicing, t, &r) != FY_OK || decode_all(&r, ls, NULL, NULL) != FY_OK)
         return 0;
-    return r.peak + fy_dev_ops_scratch_bound(m->e, true);
+    return r.peak + fy_engine_ops_scratch_bound(m->e, true);
 }
 
 /* ---- the public entry points ------------------------------------------------------ */

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/cpu/cpu_ops.h"
 #include "backend/cuda/cuda_ops.h"
 #include "ferry/ops.h"
 

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_op_table.h"
 #include "ferry/backend.h"
 
 struct fy_event {
@@ -107,6 +108,7 @@ static const fy_backend_vtable cpu_vtable = {
     .event_synchronize = cpu_event_synchronize,
     .synchronize = cpu_synchronize,
     .destroy = cpu_destroy,
+    .ops = &fy_cpu_ops_class,
 };
 
 fy_status fy_backend_create_cpu(fy_backend **out)

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "backend/cpu/cpu_op_table.h"
 #include "ferry/backend.h"
 
 /* Small enough that the throttle is smooth, large enough that memcpy runs at speed. */
@@ -339,6 +340,7 @@ static const fy_backend_vtable emu_vtable = {
     .event_synchronize = emu_event_synchronize,
     .synchronize = emu_synchronize,
     .destroy = emu_destroy,
+    .ops = &fy_cpu_ops_class,
     .mem_info = emu_mem_info,
 };
 

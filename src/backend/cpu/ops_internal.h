@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "backend/cpu/threadpool.h"
-#include "ferry/ops.h"
+#include "backend/cpu/cpu_ops.h"
 
 struct fy_cpu_ctx {
     fy_threadpool *pool;

@@ -17,6 +17,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/cuda_backend.h"
+#include "backend/cuda/cuda_op_table.h"
 #include "ferry/log.h"
 
 struct fy_event {
@@ -276,6 +277,7 @@ static const fy_backend_vtable cuda_vtable = {
     .destroy = cuda_destroy,
     .mem_info = cuda_mem_info,
     .event_elapsed = cuda_event_elapsed,
+    .ops = &fy_cuda_ops_class,
 };
 
 int fy_cuda_device_count(void)

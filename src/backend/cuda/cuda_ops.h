@@ -1,8 +1,7 @@
-/* CUDA compute ops: the ops of ferry/ops.h on device memory.
+/* The CUDA backend's kernels, behind its op table (cuda_op_table.c).
  *
- * Each fy_cuda_X has the shapes, layouts and semantics of its fy_cpu_X
- * namesake (ferry/ops.h is the reference; read it there), with every pointer
- * a device pointer. Ops are launched on the backend's compute stream and
+ * Each fy_cuda_X has the shapes, layouts and semantics of the table's X
+ * (ferry/ops.h states them once), with every pointer a device pointer. Ops are launched on the backend's compute stream and
  * return at once: a status reports a launch or cuBLAS error, never a wait.
  * Activations are float32; the weights of a linear may be f32, f16, bf16 or
  * fp8 (with the scales of ferry/quant.h).
@@ -61,7 +60,7 @@ size_t fy_cuda_ops_scratch_bytes(const fy_cuda_ops *ops);
  * converted blocks and, when the model convolves, the column chunk (which
  * shares the first block's slot). For the plan to reserve it up front. */
 size_t fy_cuda_ops_scratch_bound(int convolutions);
-/* Around every op called from a model (dev_ops.c): enter makes the ops'
+/* Around every op of the table (cuda_op_table.c): enter makes the ops'
  * device current on the calling thread; leave returns st, or, under
  * FERRY_CUDA_SYNC=1 (a debug switch), waits for the device and names `op`
  * when a kernel it queued failed. */
@@ -91,8 +90,7 @@ fy_status fy_cuda_to_f32(fy_cuda_ops *ops, float *dst, const void *src, fy_dtype
 
 /* ---- Matrix products (cuBLAS) -------------------------------------------- */
 
-/* y[M, N] = x[M, K] W^T (* scale) + b: fy_cpu_linear, fy_cpu_linear_lowp and
- * fy_cpu_linear_scaled in one (scale NULL: none; b NULL: no bias). */
+/* y[M, N] = x[M, K] W^T (* scale) + b (scale NULL: none; b NULL: no bias). */
 fy_status fy_cuda_linear(fy_cuda_ops *ops, const float *x, const void *w, fy_dtype w_dtype,
                          const float *scale, int scale_rows, const float *b, float *y, int64_t M,
                          int64_t K, int64_t N);
@@ -124,7 +122,7 @@ fy_status fy_cuda_layer_norm_modulate(fy_cuda_ops *ops, const float *x, const fl
                                       float eps);
 fy_status fy_cuda_rms_norm(fy_cuda_ops *ops, const float *x, const float *w, float *out,
                            int64_t rows, int64_t dim, float eps);
-/* ferry/ops.h's fy_cpu_group_norm (C a multiple of G). */
+/* C a multiple of G. */
 fy_status fy_cuda_group_norm(fy_cuda_ops *ops, const float *x, const float *w, const float *b, float *out,
                              int64_t C, int64_t N, int64_t G, float eps);
 fy_status fy_cuda_channel_rms_norm(fy_cuda_ops *ops, const float *x, const float *gamma,
@@ -133,7 +131,7 @@ fy_status fy_cuda_softmax(fy_cuda_ops *ops, const float *x, float *out, int64_t 
 
 /* ---- Attention and position ---------------------------------------------- */
 
-/* fy_cpu_attention on the GPU: a fused kernel with an online softmax over
+/* A fused kernel with an online softmax over
  * key tiles (no Lq x Lk buffer). key_mask is a device array of int64. */
 fy_status fy_cuda_attention(fy_cuda_ops *ops, const float *q, const float *k, const float *v,
                             float *out, int64_t B, int64_t H, int64_t Lq, int64_t Lk, int64_t D,
@@ -143,7 +141,7 @@ fy_status fy_cuda_rope(fy_cuda_ops *ops, float *x, const float *cos_t, const flo
 
 /* ---- Gathers --------------------------------------------------------------- */
 
-/* fy_cpu_embedding (ids a device array) and fy_cpu_relative_bias. */
+/* ids and bucket are device arrays. */
 fy_status fy_cuda_embedding(fy_cuda_ops *ops, const void *table, fy_dtype dtype, const int64_t *ids, float *out,
                             int64_t rows, int64_t dim);
 fy_status fy_cuda_relative_bias(fy_cuda_ops *ops, const float *table, const int32_t *bucket, float *out,
@@ -160,7 +158,7 @@ fy_status fy_cuda_upsample_nearest2x(fy_cuda_ops *ops, const float *in, float *o
 
 /* ---- Convolution ----------------------------------------------------------- */
 
-/* fy_cpu_conv3d on the GPU: im2col over chunks of output positions into
+/* im2col over chunks of output positions into
  * scratch, then one GEMM per chunk. w f32. */
 fy_status fy_cuda_conv3d(fy_cuda_ops *ops, const float *x, const float *w, const float *b, float *y,
                          int64_t batch, const fy_conv3d_shape *s);

@@ -1,18 +1,18 @@
-/* The DiT's linear layers: y[M, N] = x[M, K] W^T + b with W [N, K] in f32,
- * bf16, f16 or scaled fp8 (--storage-dtype), cut into one column tile per thread (or a few, when a tile's
- * f32 copy would not fit the scratch), each one cblas_sgemm.
+/* The op table's linear on the CPU: y[M, N] = x[M, K] W^T + b with W [N, K]
+ * in f32, bf16, f16 or scaled fp8 (--storage-dtype), cut into one column tile
+ * per thread (or a few, when a tile's f32 copy would not fit the scratch),
+ * each one cblas_sgemm; small products take fy_cpu_linear_scaled's finer tiles.
  *
- * Why not fy_cpu_linear: it cuts W into 128-row tiles and, when there are
- * fewer than 16 of them (N = dim, the common case here), also splits the
- * rows of x, so each weight tile is converted and packed twice and x is
- * packed once per tile. With a handful of large tiles the weights are
+ * Why not fy_cpu_linear_scaled throughout: it cuts W into 128-row tiles and,
+ * when there are fewer than 16 of them (N = a transformer's width, the common
+ * case), also splits the rows of x, so each weight tile is converted and
+ * packed twice and x is packed once per tile. With a handful of large tiles the weights are
  * converted and packed once and x a few times: about 7% of a block's time
  * on two threads. Every output element still comes from one sgemm over the
  * whole of K, as in fy_cpu_linear. */
 #include <cblas.h>
 
 #include "backend/cpu/ops_internal.h"
-#include "models/wan_dit_internal.h"
 
 /* f32 floats of converted weights one thread holds at once (8 MiB). */
 #define TILE_FLOATS ((int64_t)2 << 20)
@@ -51,7 +51,7 @@ static void gemm_tile(void *raw, int64_t task, int thread)
                 (int)j->K, beta, y, (int)j->N);
 }
 
-fy_status fy_wan_linear(fy_cpu_ctx *ctx, const float *x, const void *w, fy_dtype wtype, const float *scale,
+fy_status fy_cpu_linear_wide(fy_cpu_ctx *ctx, const float *x, const void *w, fy_dtype wtype, const float *scale,
                         int scale_rows, const float *b, float *y, int64_t M, int64_t K, int64_t N)
 {
     int threads = fy_cpu_ctx_threads(ctx);
