@@ -47,6 +47,12 @@ done <<'CASES'
 64 128 5 2
 CASES
 
+# Wan2.2 A14B: the planner weighs each expert by the steps it runs (10
+# steps at boundary_ratio 0.875: the schedule gives the high-noise one 4).
+"$FERRY" plan --model "$FIXTURES/wan22-a14b-tiny/model" "${SIZES[@]}" --steps 10 --device emu --max-memory 0=4MiB \
+    >"$T/moe.txt" 2>"$T/moe.err" || bad "A14B plan under a budget"
+has "steps per expert" "$T/moe.txt" "steps        transformer 4 x .* s, transformer_2 6 x .* s: .* s of denoising"
+
 "$FERRY" plan --model "$MODEL" "${SIZES[@]}" --device emu --vram-budget 64KiB >"$T/small.txt" 2>"$T/small.err"
 rc=$?
 if [ $rc -eq 1 ] && grep -q -- "--vram-budget 64.00 KiB: no plan fits" "$T/small.err"; then ok; else
