@@ -1,8 +1,6 @@
 /* Backend selection and the pieces every host-side backend shares. */
 #include "ferry/backend.h"
-#ifdef FERRY_HAVE_CUDA
-#include "backend/cuda/cuda_backend.h"
-#endif
+#include "backend/cuda_module.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -51,12 +49,13 @@ fy_status fy_backend_create(const fy_run_options *o, fy_backend **out)
         int idx = o->device_index >= 0 && o->device_index < FY_MAX_DEVICES ? o->device_index : 0;
         return fy_backend_create_emu(o->max_memory[idx], o->emu_bandwidth, out);
     }
-    case FY_DEVICE_CUDA:
-#ifdef FERRY_HAVE_CUDA
-        return fy_backend_create_cuda(o->device_index, o->max_memory[o->device_index], out);
-#else
-        break;
-#endif
+    case FY_DEVICE_CUDA: {
+        const fy_cuda_module *cuda = NULL;
+        fy_status st = fy_cuda_module_get(&cuda);
+        if (st == FY_ERR_UNSUPPORTED) break;
+        if (st != FY_OK) return st;
+        return cuda->backend_create(o->device_index, o->max_memory[o->device_index], out);
+    }
     }
     return fy_error(FY_ERR_UNSUPPORTED,
                     "--device %s: this build has no such backend (use --device cpu or --device emu)",

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "dist/comm_internal.h"
+#include "dist/coll_nccl.h"
 
 #ifdef FERRY_HAVE_NCCL
 #include <cuda_runtime.h>
@@ -164,7 +165,7 @@ static fy_status init_comm(nccl_comm *n, fy_comm *bootstrap)
     return settle(n, r, "init");
 }
 
-fy_status fy_comm_create_nccl(fy_comm *bootstrap, int device, fy_comm **out)
+fy_status fy_nccl_comm_create(fy_comm *bootstrap, int device, fy_comm **out)
 {
     *out = NULL;
     if (!bootstrap) return fy_error(FY_ERR_INVALID, "NCCL: a bootstrap communicator is needed");
@@ -184,15 +185,6 @@ fy_status fy_comm_create_nccl(fy_comm *bootstrap, int device, fy_comm **out)
     }
     *out = &n->base;
     return FY_OK;
-}
-
-#else
-
-fy_status fy_comm_create_nccl(fy_comm *bootstrap, int device, fy_comm **out)
-{
-    (void)bootstrap, (void)device;
-    *out = NULL;
-    return fy_error(FY_ERR_UNSUPPORTED, "this ferry was built without NCCL (it needs the CUDA backend and libnccl)");
 }
 
 #endif
