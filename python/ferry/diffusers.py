@@ -48,6 +48,10 @@ class _Vae:
 
     def enable_tiling(self, tile_sample_min_height=None, tile_sample_min_width=None, tile_sample_stride_height=None,
                       tile_sample_stride_width=None):
+        if isinstance(tile_sample_min_height, bool):
+            # AutoencoderKL's enable_tiling(use_tiling=True)
+            self._pipe._set(vae_tiling=tile_sample_min_height)
+            return
         self._pipe._set(vae_tiling=True)
         if tile_sample_min_height or tile_sample_min_width:
             h = tile_sample_min_height or tile_sample_min_width

@@ -84,7 +84,7 @@ class FluxPipelineTest(unittest.TestCase):
                        check=True, stderr=subprocess.DEVNULL)
         pipe = ferry.FluxPipeline.from_pretrained(SCHNELL)
         pipe.enable_sequential_cpu_offload(device="emu")
-        pipe.vae.enable_tiling()
+        pipe.vae.enable_tiling(True)  # AutoencoderKL's use_tiling
         out = pipe(prompt="a blue bird", height=48, width=64, num_inference_steps=1, max_sequence_length=16,
                    generator=5, output_type="uint8")
         self.assertEqual(image_rows(out.images[0]), png_pixels(cli)[0])
