@@ -2,9 +2,10 @@
  * encoder, denoising, VAE decode) with the fixture's request and initial
  * latents, once as stored (f32) and once per --storage-dtype x --fp8-scale;
  * prints the PSNR of each decoded video against the as-stored one, and the
- * transformer's block bytes.
+ * bytes uploaded. --gguf FILE (repeatable) adds a run with the transformer's
+ * weights from a GGUF file (tests/support/gguf_write.py writes them).
  *
- *     bench_fp8 [FIXTURES_DIR] [--threads N]
+ *     bench_fp8 [FIXTURES_DIR] [--threads N] [--gguf FILE]...
  *
  * FIXTURES_DIR defaults to the build's (tests/fixtures). For the
  * full-size model see bench_wan_dit --fp8. */
@@ -46,9 +47,11 @@ static double psnr(const float *a, const float *b, size_t n)
 int main(int argc, char **argv)
 {
     const char *root = FERRY_FIXTURES_DIR;
-    int threads = 2;
+    int threads = 2, n_gguf = 0;
+    const char *gguf[16];
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) threads = atoi(argv[++i]);
+        else if (strcmp(argv[i], "--gguf") == 0 && i + 1 < argc && n_gguf < 16) gguf[n_gguf++] = argv[++i];
         else root = argv[i];
     }
     char model[1024], fixture[1024];
@@ -109,6 +112,25 @@ int main(int argc, char **argv)
                    (unsigned long long)r.report.engine.bytes_uploaded, psnr(r.video, base.video, n));
             fy_wan_t2v_result_free(&r);
         }
+    }
+    for (int g = 0; g < n_gguf && rc == 0; g++) {
+        fy_run_options o;
+        fy_run_options_init(&o);
+        o.threads = threads;
+        o.device = FY_DEVICE_EMU;
+        o.offload = FY_OFFLOAD_LAYERWISE;
+        o.storage_dtype = FY_DTYPE_COUNT;
+        o.transformer_file = gguf[g];
+        fy_wan_t2v_result r = {0};
+        if (fy_wan_t2v_run(model, &o, &p, NULL, &r) != FY_OK) {
+            fprintf(stderr, "bench_fp8: %s\n", fy_error_message());
+            rc = 1;
+            break;
+        }
+        size_t n = (size_t)(r.frames * r.height * r.width * 3);
+        printf("%-18s %14llu %9.2f dB\n", gguf[g], (unsigned long long)r.report.engine.bytes_uploaded,
+               psnr(r.video, base.video, n));
+        fy_wan_t2v_result_free(&r);
     }
     fy_wan_t2v_result_free(&base);
     cJSON_Delete(info);

@@ -3,7 +3,7 @@
 #   1. release build (gcc, CUDA backend compiled when nvcc exists) + ctest
 #   2. ASan + UBSan build + ctest
 #   3. clang build with -Werror (compile check)
-#   4. the fuzzers (fuzz/: safetensors header, configs, model_index.json, the
+#   4. the fuzzers (fuzz/: safetensors header, GGUF file, configs, model_index.json, the
 #      sharded index, the tokenizer model, the model folder), each for a bounded time
 # Usage: scripts/test.sh [--quick]   (--quick: step 1 only)
 set -euo pipefail
@@ -46,13 +46,15 @@ cmake --build build-clang -j"$jobs"
 
 step "fuzz the parsers and the model-folder loader (bounded)"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DFERRY_FUZZ=ON -DFERRY_CUDA=OFF -DFERRY_TESTS=OFF -DFERRY_BENCH=OFF >/dev/null
-fuzzers="fuzz_safetensors_header fuzz_config fuzz_model_index fuzz_st_index fuzz_tokenizer fuzz_model_dir"
+fuzzers="fuzz_safetensors_header fuzz_gguf fuzz_config fuzz_model_index fuzz_st_index fuzz_tokenizer fuzz_model_dir"
 # shellcheck disable=SC2086
 cmake --build build-fuzz -j"$jobs" --target $fuzzers
 rm -rf build-fuzz/seeds
 scripts/fuzz-seeds build-fuzz/seeds tests/fixtures
 mkdir -p build-fuzz/seeds/fuzz_safetensors_header
 cp fuzz/corpus/safetensors/* build-fuzz/seeds/fuzz_safetensors_header/
+mkdir -p build-fuzz/seeds/fuzz_gguf
+cp fuzz/corpus/gguf/* build-fuzz/seeds/fuzz_gguf/
 # Each fuzzer for FERRY_FUZZ_SECONDS (default 25: about 2.5 minutes in all);
 # new inputs it finds are kept in build-fuzz/corpus for the next run.
 for f in $fuzzers; do

@@ -131,6 +131,11 @@ static void test_names_round_trip(void **state)
     (void)state;
     for (int t = 0; t < FY_DTYPE_COUNT; t++) {
         fy_dtype got = FY_DTYPE_COUNT;
+        if (fy_dtype_is_quant((fy_dtype)t)) { /* GGUF-only: neither a safetensors nor a user spelling */
+            assert_int_equal(fy_dtype_from_safetensors(fy_dtype_safetensors_name((fy_dtype)t), &got), FY_ERR_FORMAT);
+            assert_int_equal(fy_dtype_parse(fy_dtype_name((fy_dtype)t), &got), FY_ERR_INVALID);
+            continue;
+        }
         assert_int_equal(fy_dtype_from_safetensors(fy_dtype_safetensors_name((fy_dtype)t), &got), FY_OK);
         assert_int_equal(got, t);
         got = FY_DTYPE_COUNT;
@@ -161,6 +166,9 @@ static void test_sizes_and_spellings(void **state)
         {FY_BOOL, "BOOL", "bool", 8, 1, 0},       {FY_F8_E8M0, "F8_E8M0", "f8_e8m0", 8, 1, 0},
         {FY_F6_E2M3, "F6_E2M3", "f6_e2m3", 6, 0, 0}, {FY_F6_E3M2, "F6_E3M2", "f6_e3m2", 6, 0, 0},
         {FY_F4, "F4", "f4", 4, 0, 0},             {FY_C64, "C64", "c64", 64, 8, 0},
+        {FY_Q8_0, "Q8_0", "q8_0", 0, 0, 0},       {FY_Q4_0, "Q4_0", "q4_0", 0, 0, 0},
+        {FY_Q4_K, "Q4_K", "q4_k", 0, 0, 0},       {FY_Q5_K, "Q5_K", "q5_k", 0, 0, 0},
+        {FY_Q6_K, "Q6_K", "q6_k", 0, 0, 0},
     };
     assert_int_equal(sizeof want / sizeof want[0], FY_DTYPE_COUNT);
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
@@ -169,6 +177,19 @@ static void test_sizes_and_spellings(void **state)
         assert_int_equal(fy_dtype_bits(want[i].t), want[i].bits);
         assert_int_equal(fy_dtype_size(want[i].t), want[i].size);
         assert_int_equal(fy_dtype_is_float(want[i].t), want[i].is_float);
+    }
+    /* Blocks as ggml-common.h lays them out: elements, bytes. */
+    static const struct {
+        fy_dtype t;
+        unsigned block;
+        size_t bytes;
+    } blocks[] = {{FY_Q8_0, 32, 34}, {FY_Q4_0, 32, 18}, {FY_Q4_K, 256, 144}, {FY_Q5_K, 256, 176},
+                  {FY_Q6_K, 256, 210}, {FY_F32, 1, 4}, {FY_BF16, 1, 2}};
+    for (size_t i = 0; i < sizeof blocks / sizeof blocks[0]; i++) {
+        assert_int_equal(fy_dtype_is_quant(blocks[i].t), blocks[i].block > 1);
+        assert_int_equal(fy_dtype_block(blocks[i].t), blocks[i].block);
+        assert_int_equal(fy_dtype_block_bytes(blocks[i].t), blocks[i].bytes);
+        assert_int_equal(fy_dtype_bytes(blocks[i].t, 4096), 4096 / blocks[i].block * blocks[i].bytes);
     }
     static const struct {
         const char *spelling;

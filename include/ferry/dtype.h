@@ -43,6 +43,14 @@ typedef enum fy_dtype {
     FY_F6_E3M2,
     FY_F4,
     FY_C64,
+    /* ggml's block-quantised formats (GGUF files): a row of the innermost
+     * dimension is a run of blocks, each a few scales and packed integers,
+     * laid out exactly as ggml-quants.c defines them (ferry/quant_gguf.h). */
+    FY_Q8_0,
+    FY_Q4_0,
+    FY_Q4_K,
+    FY_Q5_K,
+    FY_Q6_K,
     FY_DTYPE_COUNT
 } fy_dtype;
 
@@ -60,6 +68,17 @@ fy_status fy_dtype_from_safetensors(const char *name, fy_dtype *out);
 fy_status fy_dtype_parse(const char *name, fy_dtype *out);
 /* 1 for f32, f16, bf16, fp8 e4m3/e5m2, f64: the types fy_convert handles. */
 int fy_dtype_is_float(fy_dtype t);
+/* 1 for the block-quantised types (FY_Q8_0 ... FY_Q6_K): fy_dtype_size and
+ * fy_dtype_bits are 0 for them (no whole bytes per element); a tensor of n
+ * elements (n a multiple of the block) takes n / block x block_bytes bytes. */
+int fy_dtype_is_quant(fy_dtype t);
+/* Elements per block: 32 (Q8_0, Q4_0), 256 (the K types), 1 for the others. */
+unsigned fy_dtype_block(fy_dtype t);
+/* Bytes per block of a quantised type; fy_dtype_size for the others. */
+size_t fy_dtype_block_bytes(fy_dtype t);
+/* Bytes n elements take (n a multiple of the block for quantised types;
+ * 0 for sub-byte types); no overflow check: n comes from validated shapes. */
+uint64_t fy_dtype_bytes(fy_dtype t, uint64_t n);
 
 /* Scalar conversions. */
 float fy_f16_to_f32(uint16_t h);

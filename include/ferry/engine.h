@@ -243,7 +243,8 @@ fy_status fy_engine_add_group(fy_engine *e, int component, const char *name, fy_
  * copy of it, host and device, is fp8: acquire hands it out with dtype fp8
  * and `scale` set, so its consumer must dequantise (fy_fp8_dequantize_rows).
  * The model decides what may be cast (diffusers' skip list: norms,
- * modulation, embeddings, heads stay); the engine how. See src/mem/cast.c. */
+ * modulation, embeddings, heads stay); the engine how. See src/mem/cast.c.
+ * A quantised (GGUF) weight stays as it is: marking it does nothing. */
 fy_status fy_engine_mark_castable(fy_engine *e, int group, int weight);
 /* Bytes of the castable weights as laid out now (with scales) and, in
  * *as_declared, as the model declared them. */

@@ -11,7 +11,8 @@ extern "C" {
 #endif
 
 /* True when one of the n elements at data is NaN or infinite; *at gets the
- * first one's index. Integer and packed formats: always false. data needs
+ * first one's index (quantised types: the first element of a block whose
+ * scale is). Integer and packed formats: always false. data needs
  * no alignment. */
 bool fy_find_nonfinite(const void *data, fy_dtype dtype, size_t n, size_t *at);
 

@@ -84,6 +84,9 @@ void fy_model_set_check_finite(fy_model *m, bool on);
 
 /* A weight by its diffusers name, as a borrowed host view into the mmap. */
 fy_status fy_component_weight(const fy_component *c, const char *name, fy_tensor *out);
+/* The same, except that a quantised (GGUF) weight comes back dequantised to
+ * f32 (a copy the component keeps): for norms, biases and tables. */
+fy_status fy_component_weight_f32(const fy_component *c, const char *name, fy_tensor *out);
 
 /* Weight statistics: what `ferry info` prints and what the offload engine moves. */
 typedef struct fy_block_stats {

@@ -63,7 +63,9 @@ fy_status fy_st_locate(const void *data, uint64_t nbytes, char *path, size_t pat
 typedef struct fy_st_set fy_st_set;
 
 /* path is a .safetensors file or a .safetensors.index.json; every shard the
- * index names must exist and hold exactly the tensors the index maps to it. */
+ * index names must exist and hold exactly the tensors the index maps to it.
+ * A GGUF file (.gguf) opens as one file whose tensors may be quantised
+ * (ferry/quant_gguf.h); its string metadata reads as __metadata__. */
 fy_status fy_st_set_open(const char *path, fy_st_set **out);
 /* Finds `<dir>/<stem>.safetensors` or `<dir>/<stem>.safetensors.index.json`
  * (diffusers: diffusion_pytorch_model; transformers: model). */
@@ -77,6 +79,10 @@ const fy_st_file *fy_st_set_file(const fy_st_set *s, size_t i);
 const fy_st_info *fy_st_set_at(const fy_st_set *s, size_t i);
 const fy_st_info *fy_st_set_find(const fy_st_set *s, const char *name);
 fy_status fy_st_set_view(const fy_st_set *s, const char *name, fy_tensor *out);
+/* The same, except that a quantised tensor (GGUF's blocks) comes back as an
+ * f32 copy, made once and kept until the set is freed: for the small
+ * tensors a model reads whole (norms, biases, tables). */
+fy_status fy_st_set_view_f32(fy_st_set *s, const char *name, fy_tensor *out);
 /* The file holding a tensor (for error messages and the disk tier). */
 fy_status fy_st_set_check_unchanged(const fy_st_set *s);
 const fy_st_file *fy_st_set_file_of(const fy_st_set *s, const char *name);

@@ -68,6 +68,10 @@ fy_status fy_ops_require(const fy_backend *b, fy_op op, fy_dtype act, fy_dtype w
 {
     FY_TRY(available(b));
     if (b->vt->ops->supports(op, act, weight)) return FY_OK;
+    if (op == FY_OP_LINEAR && fy_dtype_is_quant(weight))
+        return fy_error(FY_ERR_UNSUPPORTED, "%s weights (GGUF) are decoded by the CPU's linear only: device %s has no "
+                        "kernel for them yet; run with --device cpu or --device emu", fy_dtype_name(weight),
+                        fy_backend_name(b));
     if (takes_weight(op))
         return fy_error(FY_ERR_UNSUPPORTED, "op %s: %s activations with %s weights are not supported on device %s",
                         fy_op_name(op), fy_dtype_name(act), fy_dtype_name(weight), fy_backend_name(b));

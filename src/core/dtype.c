@@ -25,29 +25,36 @@ typedef struct dtype_info {
     const char *safetensors_name; /* the header spelling */
     unsigned bits;
     bool is_float;                /* handled by fy_convert */
+    unsigned block;               /* quantised: elements per block (else 0) */
+    unsigned block_bytes;         /* quantised: bytes per block */
 } dtype_info;
 
 static const dtype_info dtype_table[FY_DTYPE_COUNT] = {
-    [FY_F32] = {"f32", "F32", 32, true},
-    [FY_F16] = {"f16", "F16", 16, true},
-    [FY_BF16] = {"bf16", "BF16", 16, true},
-    [FY_F8_E4M3] = {"f8_e4m3", "F8_E4M3", 8, true},
-    [FY_F8_E5M2] = {"f8_e5m2", "F8_E5M2", 8, true},
-    [FY_F64] = {"f64", "F64", 64, true},
-    [FY_I64] = {"i64", "I64", 64, false},
-    [FY_I32] = {"i32", "I32", 32, false},
-    [FY_I16] = {"i16", "I16", 16, false},
-    [FY_I8] = {"i8", "I8", 8, false},
-    [FY_U64] = {"u64", "U64", 64, false},
-    [FY_U32] = {"u32", "U32", 32, false},
-    [FY_U16] = {"u16", "U16", 16, false},
-    [FY_U8] = {"u8", "U8", 8, false},
-    [FY_BOOL] = {"bool", "BOOL", 8, false},
-    [FY_F8_E8M0] = {"f8_e8m0", "F8_E8M0", 8, false},
-    [FY_F6_E2M3] = {"f6_e2m3", "F6_E2M3", 6, false},
-    [FY_F6_E3M2] = {"f6_e3m2", "F6_E3M2", 6, false},
-    [FY_F4] = {"f4", "F4", 4, false},
-    [FY_C64] = {"c64", "C64", 64, false},
+    [FY_F32] = {"f32", "F32", 32, true, 0, 0},
+    [FY_F16] = {"f16", "F16", 16, true, 0, 0},
+    [FY_BF16] = {"bf16", "BF16", 16, true, 0, 0},
+    [FY_F8_E4M3] = {"f8_e4m3", "F8_E4M3", 8, true, 0, 0},
+    [FY_F8_E5M2] = {"f8_e5m2", "F8_E5M2", 8, true, 0, 0},
+    [FY_F64] = {"f64", "F64", 64, true, 0, 0},
+    [FY_I64] = {"i64", "I64", 64, false, 0, 0},
+    [FY_I32] = {"i32", "I32", 32, false, 0, 0},
+    [FY_I16] = {"i16", "I16", 16, false, 0, 0},
+    [FY_I8] = {"i8", "I8", 8, false, 0, 0},
+    [FY_U64] = {"u64", "U64", 64, false, 0, 0},
+    [FY_U32] = {"u32", "U32", 32, false, 0, 0},
+    [FY_U16] = {"u16", "U16", 16, false, 0, 0},
+    [FY_U8] = {"u8", "U8", 8, false, 0, 0},
+    [FY_BOOL] = {"bool", "BOOL", 8, false, 0, 0},
+    [FY_F8_E8M0] = {"f8_e8m0", "F8_E8M0", 8, false, 0, 0},
+    [FY_F6_E2M3] = {"f6_e2m3", "F6_E2M3", 6, false, 0, 0},
+    [FY_F6_E3M2] = {"f6_e3m2", "F6_E3M2", 6, false, 0, 0},
+    [FY_F4] = {"f4", "F4", 4, false, 0, 0},
+    [FY_C64] = {"c64", "C64", 64, false, 0, 0},
+    [FY_Q8_0] = {"q8_0", "Q8_0", 0, false, 32, 34},
+    [FY_Q4_0] = {"q4_0", "Q4_0", 0, false, 32, 18},
+    [FY_Q4_K] = {"q4_k", "Q4_K", 0, false, 256, 144},
+    [FY_Q5_K] = {"q5_k", "Q5_K", 0, false, 256, 176},
+    [FY_Q6_K] = {"q6_k", "Q6_K", 0, false, 256, 210},
 };
 
 static bool dtype_valid(fy_dtype t)
@@ -81,11 +88,31 @@ int fy_dtype_is_float(fy_dtype t)
     return dtype_valid(t) && dtype_table[t].is_float;
 }
 
+int fy_dtype_is_quant(fy_dtype t)
+{
+    return dtype_valid(t) && dtype_table[t].block > 0;
+}
+
+unsigned fy_dtype_block(fy_dtype t)
+{
+    return fy_dtype_is_quant(t) ? dtype_table[t].block : 1;
+}
+
+size_t fy_dtype_block_bytes(fy_dtype t)
+{
+    return fy_dtype_is_quant(t) ? dtype_table[t].block_bytes : fy_dtype_size(t);
+}
+
+uint64_t fy_dtype_bytes(fy_dtype t, uint64_t n)
+{
+    return n / fy_dtype_block(t) * fy_dtype_block_bytes(t);
+}
+
 fy_status fy_dtype_from_safetensors(const char *name, fy_dtype *out)
 {
     if (name)
         for (int t = 0; t < FY_DTYPE_COUNT; t++)
-            if (strcmp(name, dtype_table[t].safetensors_name) == 0) {
+            if (!dtype_table[t].block && strcmp(name, dtype_table[t].safetensors_name) == 0) {
                 *out = (fy_dtype)t;
                 return FY_OK;
             }
@@ -119,8 +146,8 @@ fy_status fy_dtype_parse(const char *name, fy_dtype *out)
 {
     if (name) {
         for (int t = 0; t < FY_DTYPE_COUNT; t++)
-            if (strcasecmp(name, dtype_table[t].name) == 0 ||
-                strcasecmp(name, dtype_table[t].safetensors_name) == 0) {
+            if (!dtype_table[t].block && (strcasecmp(name, dtype_table[t].name) == 0 ||
+                strcasecmp(name, dtype_table[t].safetensors_name) == 0)) {
                 *out = (fy_dtype)t;
                 return FY_OK;
             }

@@ -1,6 +1,7 @@
 /* Scanning stored weights for NaN and infinity: the bits of each format,
  * so that no value is converted (and the scan runs at memory speed). */
 #include "ferry/finite.h"
+#include "ferry/quant_gguf.h"
 
 #include <string.h>
 
@@ -66,6 +67,12 @@ static bool scan8(const uint8_t *p, size_t n, uint8_t mask, uint8_t value, size_
 bool fy_find_nonfinite(const void *data, fy_dtype dtype, size_t n, size_t *at)
 {
     const uint8_t *p = data;
+    if (fy_dtype_is_quant(dtype)) { /* only the blocks' f16 scales can be NaN or infinite */
+        int64_t block = 0;
+        if (!fy_gguf_find_nonfinite(p, dtype, (int64_t)(n / fy_dtype_block(dtype)), &block)) return false;
+        *at = (size_t)block * fy_dtype_block(dtype);
+        return true;
+    }
     switch (dtype) {
     case FY_F32: return scan32(p, n, at);
     case FY_F16: return scan16(p, n, 0x7c00u, at);

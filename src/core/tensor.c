@@ -79,7 +79,7 @@ int64_t fy_tensor_numel(const fy_tensor *t)
 
 size_t fy_tensor_nbytes(const fy_tensor *t)
 {
-    return (size_t)fy_tensor_numel(t) * fy_dtype_size(t->dtype);
+    return (size_t)fy_dtype_bytes(t->dtype, (uint64_t)fy_tensor_numel(t));
 }
 
 bool fy_tensor_is_contiguous(const fy_tensor *t)
@@ -134,6 +134,19 @@ static void *offset_data(const fy_tensor *t, int64_t elements)
     return (char *)t->data + elements * (int64_t)fy_dtype_size(t->dtype);
 }
 
+/* A quantised tensor's blocks run along the innermost dimension: views may
+ * only cut whole rows of blocks off the outer dimensions. */
+static fy_status check_quant_cut(const fy_tensor *t, int dim, int64_t elements, void **data)
+{
+    *data = offset_data(t, elements);
+    if (!fy_dtype_is_quant(t->dtype)) return FY_OK;
+    if (dim == t->ndim - 1 || elements % (int64_t)fy_dtype_block(t->dtype) != 0)
+        return fy_error(FY_ERR_INVALID, "a %s tensor can only be cut along its outer dimensions, whole blocks at a time",
+                        fy_dtype_name(t->dtype));
+    *data = (char *)t->data + fy_dtype_bytes(t->dtype, (uint64_t)elements);
+    return FY_OK;
+}
+
 fy_status fy_tensor_slice(const fy_tensor *t, int dim, int64_t start, int64_t len, fy_tensor *out)
 {
     if (dim < 0 || dim >= t->ndim)
@@ -144,7 +157,7 @@ fy_status fy_tensor_slice(const fy_tensor *t, int dim, int64_t start, int64_t le
     fy_tensor r = *t;
     r.owns_data = false;
     r.shape[dim] = len;
-    r.data = offset_data(t, start * t->stride[dim]);
+    FY_TRY(check_quant_cut(t, dim, start * t->stride[dim], &r.data));
     if (r.scale && r.scale_rows && dim == 0) r.scale += start;
     *out = r;
     return FY_OK;
@@ -182,7 +195,7 @@ fy_status fy_tensor_select(const fy_tensor *t, int64_t index, fy_tensor *out)
         r.shape[d - 1] = t->shape[d];
         r.stride[d - 1] = t->stride[d];
     }
-    r.data = offset_data(t, index * t->stride[0]);
+    FY_TRY(check_quant_cut(t, 0, index * t->stride[0], &r.data));
     r.scale = t->scale && t->scale_rows ? t->scale + index : t->scale;
     *out = r;
     return FY_OK;

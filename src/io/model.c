@@ -541,13 +541,8 @@ static fy_status missing_in_single(const fy_component *c, const char *name)
                     "model", c->single_file, original, name, c->name);
 }
 
-fy_status fy_component_weight(const fy_component *c, const char *name, fy_tensor *out)
+static fy_status check_finite(const fy_component *c, const char *name, const fy_tensor *out)
 {
-    if (!c || !name || !out) return fy_error(FY_ERR_INVALID, "fy_component_weight: NULL argument");
-    if (!c->weights) return fy_error(FY_ERR_NOT_FOUND, "%s: component %s has no weights", c->dir, c->name);
-    fy_status st = fy_st_set_view(c->weights, name, out);
-    if (st == FY_ERR_NOT_FOUND && c->single_file) return missing_in_single(c, name);
-    if (st != FY_OK) return st;
     size_t at;
     if (!c->skip_finite_check && fy_find_nonfinite(out->data, out->dtype, (size_t)fy_tensor_numel(out), &at)) {
         const fy_st_file *f = fy_st_set_file_of(c->weights, name);
@@ -556,6 +551,22 @@ fy_status fy_component_weight(const fy_component *c, const char *name, fy_tensor
                         f ? fy_st_path(f) : c->dir, name, at);
     }
     return FY_OK;
+}
+
+fy_status fy_component_weight(const fy_component *c, const char *name, fy_tensor *out)
+{
+    if (!c || !name || !out) return fy_error(FY_ERR_INVALID, "fy_component_weight: NULL argument");
+    if (!c->weights) return fy_error(FY_ERR_NOT_FOUND, "%s: component %s has no weights", c->dir, c->name);
+    fy_status st = fy_st_set_view(c->weights, name, out);
+    if (st == FY_ERR_NOT_FOUND && c->single_file) return missing_in_single(c, name);
+    if (st != FY_OK) return st;
+    return check_finite(c, name, out);
+}
+
+fy_status fy_component_weight_f32(const fy_component *c, const char *name, fy_tensor *out)
+{
+    FY_TRY(fy_component_weight(c, name, out));
+    return fy_dtype_is_quant(out->dtype) ? fy_st_set_view_f32(c->weights, name, out) : FY_OK;
 }
 
 /* ---- Statistics ------------------------------------------------------------ */

@@ -6,7 +6,11 @@
  * bytes), offsets that tile the data section exactly, no duplicate names.
  * After that every fy_st_info points inside the mapping, so later reads need
  * no checks. Only the header pages are touched: MADV_RANDOM keeps the kernel
- * from reading ahead into tensor data that nobody asked for. */
+ * from reading ahead into tensor data that nobody asked for.
+ *
+ * A GGUF file (magic "GGUF", or a .gguf name) is parsed by io/gguf_read.c
+ * into the same structure: views, the disk tier and the change check then
+ * serve both formats. */
 #include "ferry/safetensors.h"
 #include "ferry/log.h"
 #include "io/regular_file.h"
@@ -30,30 +34,7 @@
 /* cJSON keeps numbers as doubles: integers above 2^53 are not exact. */
 #define ST_MAX_EXACT_INT 9007199254740992.0
 
-typedef struct fy_st_meta {
-    char *key;
-    char *value;
-} fy_st_meta;
-
-struct fy_st_file {
-    char *path;
-    const uint8_t *base;     /* the whole file */
-    size_t size;
-    bool mapped;             /* base is our mmap (else borrowed memory) */
-    const uint8_t *data;     /* the data section: base + 8 + header length */
-    uint64_t data_size;
-    fy_st_info *tensors;     /* ascending offset */
-    size_t count;
-    const fy_st_info **by_name;
-    fy_st_meta *meta;        /* sorted by key */
-    size_t meta_count;
-    bool has_meta;
-    void *copy;              /* read into memory instead of mapped (misaligned data) */
-    size_t copy_size;
-    struct stat opened;      /* identity at open, for fy_st_check_unchanged */
-};
-
-static char *dup_string(const char *s)
+char *fy_st_dup_string(const char *s)
 {
     size_t n = strlen(s) + 1;
     char *p = malloc(n);
@@ -324,7 +305,7 @@ static fy_status check_layout(fy_st_file *f)
     return FY_OK;
 }
 
-static fy_status index_names(fy_st_file *f)
+fy_status fy_st_index_names(fy_st_file *f)
 {
     f->by_name = malloc((f->count ? f->count : 1) * sizeof *f->by_name);
     if (!f->by_name) return fy_error(FY_ERR_NOMEM, "%s: out of memory", f->path);
@@ -358,8 +339,8 @@ static fy_status parse_metadata(fy_st_file *f, const cJSON *meta)
             return fy_error(FY_ERR_FORMAT, "%s: __metadata__ value of \"%s\" is not a string",
                             f->path, item->string ? item->string : "");
         fy_st_meta *m = &f->meta[f->meta_count++];
-        m->key = dup_string(item->string ? item->string : "");
-        m->value = dup_string(item->valuestring);
+        m->key = fy_st_dup_string(item->string ? item->string : "");
+        m->value = fy_st_dup_string(item->valuestring);
         if (!m->key || !m->value) return fy_error(FY_ERR_NOMEM, "%s: out of memory", f->path);
     }
     qsort(f->meta, f->meta_count, sizeof *f->meta, cmp_meta);
@@ -383,7 +364,7 @@ static fy_status parse_tensors(fy_st_file *f, const cJSON *root)
         }
         fy_st_info *t = &f->tensors[f->count];
         FY_TRY(parse_entry(f->path, entry, t));
-        t->name = dup_string(tensor_name_of(entry));
+        t->name = fy_st_dup_string(tensor_name_of(entry));
         if (!t->name) return fy_error(FY_ERR_NOMEM, "%s: out of memory", f->path);
         f->count++;
         FY_TRY(check_size(f->path, t));
@@ -435,7 +416,7 @@ static fy_status parse_header(fy_st_file *f)
     cJSON_Delete(root);
     FY_TRY(s);
     qsort(f->tensors, f->count, sizeof *f->tensors, cmp_by_offset);
-    FY_TRY(index_names(f));
+    FY_TRY(fy_st_index_names(f));
     FY_TRY(check_layout(f));
     for (size_t i = 0; i < f->count; i++) f->tensors[i].data = f->data + f->tensors[i].offset;
     return FY_OK;
@@ -447,7 +428,7 @@ static fy_status new_file(const char *label, fy_st_file **out)
 {
     fy_st_file *f = calloc(1, sizeof *f);
     if (!f) return fy_error(FY_ERR_NOMEM, "%s: out of memory", label);
-    f->path = dup_string(label);
+    f->path = fy_st_dup_string(label);
     if (!f->path) {
         free(f);
         return fy_error(FY_ERR_NOMEM, "%s: out of memory", label);
@@ -456,9 +437,17 @@ static fy_status new_file(const char *label, fy_st_file **out)
     return FY_OK;
 }
 
+static bool is_gguf_path(const char *path)
+{
+    size_t n = strlen(path);
+    return n >= 5 && strcmp(path + n - 5, ".gguf") == 0;
+}
+
+/* A GGUF file by its magic or its name (so a damaged one is reported as GGUF). */
 static fy_status finish_open(fy_st_file *f, fy_st_file **out)
 {
-    fy_status s = parse_header(f);
+    bool gguf = fy_gguf_magic(f->base, f->size) || is_gguf_path(f->path);
+    fy_status s = gguf ? fy_gguf_parse(f) : parse_header(f);
     if (s != FY_OK) {
         fy_st_close(f);
         return s;
@@ -555,7 +544,7 @@ fy_status fy_st_open(const char *path, fy_st_file **out)
     *out = NULL;
     int fd;
     struct stat st;
-    FY_TRY(fy_open_regular(path, 0, "a safetensors file", &fd, &st));
+    FY_TRY(fy_open_regular(path, 0, is_gguf_path(path) ? "a GGUF file" : "a safetensors file", &fd, &st));
     fy_st_file *f = NULL;
     fy_status s = new_file(path, &f);
     if (s == FY_OK) {
@@ -663,7 +652,7 @@ fy_status fy_st_view_info(const fy_st_file *f, const fy_st_info *t, fy_tensor *o
     if (t->ndim > FY_MAX_DIMS)
         return fy_error(FY_ERR_UNSUPPORTED, "%s: rank %d is above the %d dimensions of a view (tensor '%s')",
                         f->path, t->ndim, FY_MAX_DIMS, name);
-    if (fy_dtype_size(t->dtype) == 0)
+    if (fy_dtype_size(t->dtype) == 0 && !fy_dtype_is_quant(t->dtype))
         return fy_error(FY_ERR_UNSUPPORTED,
                         "%s: %s packs elements into sub-byte fields, which a view cannot index (tensor '%s')",
                         f->path, fy_dtype_safetensors_name(t->dtype), name);

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ferry/quant_gguf.h"
 #include "io/regular_file.h"
 #include "io/safetensors_internal.h"
 
@@ -34,6 +35,7 @@ struct fy_st_set {
     fy_st_info *own;
     char **own_names;
     void **own_data;
+    float **f32;          /* [count]: dequantised copies (fy_st_set_view_f32), or NULL */
 };
 
 typedef struct map_entry {
@@ -52,6 +54,8 @@ void fy_st_set_free(fy_st_set *s)
     free(s->own);
     free(s->own_names);
     free(s->own_data);
+    for (size_t i = 0; s->f32 && i < s->count; i++) free(s->f32[i]);
+    free(s->f32);
     free(s->files);
     free(s->entries);
     free(s->path);
@@ -491,6 +495,23 @@ fy_status fy_st_set_replace(fy_st_set *s, const char *name, fy_dtype dtype, void
     info->dtype = dtype;
     info->data = data;
     info->nbytes = numel * fy_dtype_size(dtype);
+    return FY_OK;
+}
+
+fy_status fy_st_set_view_f32(fy_st_set *s, const char *name, fy_tensor *out)
+{
+    FY_TRY(fy_st_set_view(s, name, out));
+    if (!fy_dtype_is_quant(out->dtype)) return FY_OK;
+    size_t i = (size_t)(find_entry(s, name) - s->entries);
+    if (!s->f32) s->f32 = calloc(s->count, sizeof *s->f32);
+    if (!s->f32) return fy_error(FY_ERR_NOMEM, "%s: out of memory", s->path);
+    int64_t n = fy_tensor_numel(out);
+    if (!s->f32[i]) {
+        s->f32[i] = malloc((size_t)(n ? n : 1) * sizeof(float));
+        if (!s->f32[i]) return fy_error(FY_ERR_NOMEM, "%s: out of memory for tensor '%s' in f32", s->path, name);
+        fy_gguf_dequantize_blocks(s->f32[i], out->data, out->dtype, n / (int64_t)fy_dtype_block(out->dtype));
+    }
+    *out = fy_tensor_wrap(s->f32[i], FY_F32, out->ndim, out->shape, FY_HOST);
     return FY_OK;
 }
 

@@ -230,11 +230,36 @@ static void free_names(char **names, size_t n)
     free(names);
 }
 
+/* A GGUF file (city96's quantisations, ferry/quant_gguf.h) holds a Wan
+ * transformer in the original names, architecture "wan". */
+static fy_status check_gguf(const fy_st_file *f, const char *path, fy_wan_part part)
+{
+    const char *arch = fy_st_metadata(f, "general.architecture");
+    size_t n = strlen(path);
+    bool gguf = arch || (n >= 5 && strcmp(path + n - 5, ".gguf") == 0);
+    if (!gguf) return FY_OK;
+    if (part != FY_WAN_TRANSFORMER)
+        return fy_error(FY_ERR_UNSUPPORTED, "%s: ferry reads GGUF files for the Wan transformer only (--transformer), "
+                        "not for the %s", path, fy_wan_part_name(part));
+    if (!arch)
+        return fy_error(FY_ERR_FORMAT, "%s: no general.architecture in the GGUF metadata; a Wan transformer's is "
+                        "\"wan\"", path);
+    if (strcmp(arch, "wan") != 0)
+        return fy_error(FY_ERR_UNSUPPORTED, "%s: general.architecture is \"%s\"; --transformer needs a GGUF of a Wan "
+                        "transformer (\"wan\")", path, arch);
+    return FY_OK;
+}
+
 fy_status fy_single_file_open(const char *path, fy_wan_part part, bool only, fy_st_set **out)
 {
     *out = NULL;
     fy_st_file *f = NULL;
     FY_TRY(fy_st_open(path, &f));
+    fy_status gguf = check_gguf(f, path, part);
+    if (gguf != FY_OK) {
+        fy_st_close(f);
+        return gguf;
+    }
     size_t count = fy_st_count(f);
     naming n = {path, part, only, calloc(count ? count : 1, sizeof(char *)), 0};
     fy_status st = n.names ? name_all(&n, f) : fy_error(FY_ERR_NOMEM, "%s: out of memory", path);

@@ -162,6 +162,7 @@ fy_status fy_engine_mark_castable(fy_engine *e, int group, int weight)
     if (weight < 0 || weight >= g->n_declared)
         return fy_error(FY_ERR_INVALID, "engine: group %s has no weight %d", g->name, weight);
     const fy_tensor *t = g->cast ? &g->cast->orig[weight] : &g->src[weight];
+    if (fy_dtype_is_quant(t->dtype)) return FY_OK; /* GGUF blocks are stored and moved as they are */
     if (t->ndim < 2 || !fy_dtype_is_float(t->dtype) || fy_dtype_size(t->dtype) == 0)
         return fy_error(FY_ERR_INVALID, "engine: group %s weight %d: only float matrices can be stored in fp8",
                         g->name, weight);

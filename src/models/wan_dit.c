@@ -98,7 +98,7 @@ static fy_status linear_weights(const fy_component *c, const char *prefix, int64
 {
     char name[384]; /* callers build prefixes of up to 320 bytes */
     snprintf(name, sizeof name, "%s.weight", prefix);
-    FY_TRY(fy_weight_lookup2(c, name, out_dim, in, &w[0]));
+    FY_TRY(fy_weight_lookup_linear(c, name, out_dim, in, &w[0]));
     snprintf(name, sizeof name, "%s.bias", prefix);
     return fy_weight_lookup2(c, name, out_dim, 0, &w[1]);
 }
@@ -253,11 +253,27 @@ static fy_status declare_groups(fy_wan_dit *m)
     return fy_engine_add_group(e, m->component_id, "head", FY_GROUP_SMALL, m->head_w, WH_COUNT, &m->head_group);
 }
 
+/* Quantised weights need a linear that decodes them on the device. */
+static fy_status require_linear(const fy_wan_dit *m, const fy_tensor *w)
+{
+    if (!fy_dtype_is_quant(w->dtype)) return FY_OK;
+    return fy_ops_require(fy_engine_backend(m->engine), FY_OP_LINEAR, FY_F32, w->dtype);
+}
+
+static fy_status check_quant_support(fy_wan_dit *m)
+{
+    for (int64_t i = 0; i < m->cfg.num_layers * WB_COUNT; i++) FY_TRY(require_linear(m, &m->block_w[i]));
+    for (int i = 0; i < WE_COUNT; i++) FY_TRY(require_linear(m, &m->embed_w[i]));
+    for (int i = 0; i < WH_COUNT; i++) FY_TRY(require_linear(m, &m->head_w[i]));
+    return FY_OK;
+}
+
 static fy_status load_weights(fy_wan_dit *m)
 {
     FY_TRY(embed_weights(m));
     for (int64_t i = 0; i < m->cfg.num_layers; i++) FY_TRY(block_weights(m, i, &m->block_w[i * WB_COUNT]));
-    return head_weights(m);
+    FY_TRY(head_weights(m));
+    return check_quant_support(m);
 }
 
 static fy_status alloc_model(fy_wan_dit *m)

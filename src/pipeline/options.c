@@ -383,7 +383,7 @@ static fy_status set_path(const char *flag, const char *value, const char *what,
 
 static fy_status set_transformer(fy_run_options *o, const char *flag, const char *value)
 {
-    return set_path(flag, value, "a .safetensors file (original Wan or ComfyUI names)", &o->transformer_file);
+    return set_path(flag, value, "a .safetensors or .gguf file (original Wan or ComfyUI names)", &o->transformer_file);
 }
 
 static fy_status set_text_encoder(fy_run_options *o, const char *flag, const char *value)
@@ -947,7 +947,9 @@ const char *fy_run_options_help(void)
            "                                  tag or commit (default main)\n"
            "  --variant fp16|bf16             read diffusers' variant weight files (*.fp16.safetensors)\n"
            "Single files (Wan models; original Wan or ComfyUI tensor names, configs from the shapes):\n"
-           "  --transformer FILE              the transformer from one .safetensors file\n"
+           "  --transformer FILE              the transformer from one .safetensors file, or a .gguf\n"
+           "                                  one (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K: kept\n"
+           "                                  quantised, decoded in the linears; cpu and emu only)\n"
            "  --text-encoder FILE             the UMT5 text encoder (ComfyUI's scaled fp8 included)\n"
            "  --vae FILE                      the Wan2.1 VAE\n"
            "  --config DIR                    a diffusers folder's config files and tokenizer (no\n"

@@ -78,6 +78,7 @@ fy_status fy_verify_compare(fy_verify_ctx *ctx, const char *name, const fy_tenso
     /* bf16/f16 storage rounds every weight matrix once: bf16's tolerance. */
     if (ctx->options && fy_storage_is_narrow(ctx->options->storage_dtype) && floor < FY_VERIFY_NARROW_TOLERANCE)
         floor = FY_VERIFY_NARROW_TOLERANCE;
+    if (floor < ctx->floor) floor = ctx->floor;
     if (tolerance < floor) tolerance = floor;
     snprintf(tol, sizeof tol, "%.0e", tolerance);
     if (!fy_tensor_same_shape(ours, ref)) {
@@ -195,8 +196,48 @@ static fy_status select_components(const fy_model *m, const char *list, bool *se
     return fy_error(FY_ERR_INVALID, "--component: no component named in \"%s\"", list);
 }
 
+/* A GGUF transformer's weights are rounded once (to blocks of 4 to 8 bits,
+ * or to f16/bf16), so what it and the pipeline after it produce is held to
+ * a tolerance for the coarsest type in the file: about twice what the golden
+ * tiny model measures (bench/RESULTS.md, "GGUF"); the K types, which its
+ * 32-wide rows cannot hold, by their bits per weight between Q8_0 and Q4_0. */
+static double quant_tolerance(fy_dtype t)
+{
+    switch (t) {
+    case FY_F16: case FY_BF16: case FY_Q8_0: case FY_Q6_K: return FY_VERIFY_NARROW_TOLERANCE;
+    case FY_Q5_K: return 5e-2;
+    case FY_Q4_K: return 1e-1;
+    case FY_Q4_0: return 3e-1;
+    default: return 0.0;
+    }
+}
+
+static bool is_gguf(const char *path)
+{
+    size_t n = path ? strlen(path) : 0;
+    return n >= 5 && strcmp(path + n - 5, ".gguf") == 0;
+}
+
+static double gguf_tolerance(const fy_model *m)
+{
+    double tol = 0.0;
+    for (size_t i = 0; i < fy_model_component_count(m); i++) {
+        const fy_component *c = fy_model_component_at(m, i);
+        if (strcmp(c->name, "transformer") != 0 || !c->weights || !is_gguf(c->single_file)) continue;
+        for (size_t k = 0; k < fy_st_set_count(c->weights); k++) {
+            double t = quant_tolerance(fy_st_set_at(c->weights, k)->dtype);
+            if (t > tol) tol = t;
+        }
+    }
+    return tol;
+}
+
 static fy_status run_one(fy_verify_ctx *ctx, const fy_verifier *v)
 {
+    bool downstream = strcmp(v->component, "transformer") == 0 || strcmp(v->component, "pipeline") == 0;
+    ctx->floor = downstream ? ctx->weights_tolerance : 0.0;
+    if (ctx->floor > 0 && ctx->out)
+        fprintf(ctx->out, "%s: GGUF transformer weights: compared at %.0e at least\n", v->component, ctx->floor);
     fy_st_file *fixture = NULL;
     if (v->fixture_file) {
         size_t len = strlen(ctx->fixture_dir) + 1 + strlen(v->fixture_file) + 1;
@@ -280,7 +321,8 @@ fy_status fy_verify_run(const char *model_dir, const char *fixture_dir, const ch
     if (s == FY_OK && explicit_list) s = select_components(model, components, selected);
     fy_run_options defaults;
     fy_run_options_init(&defaults);
-    fy_verify_ctx ctx = {model, fixture_dir, options ? options : &defaults, out, 0, 0};
+    fy_verify_ctx ctx = {model, fixture_dir, options ? options : &defaults, out, 0, 0, 0.0, 0.0};
+    if (s == FY_OK) ctx.weights_tolerance = gguf_tolerance(model);
     if (s == FY_OK) s = run_selected(&ctx, selected, explicit_list);
     fy_model_free(model);
     free(selected);

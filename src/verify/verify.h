@@ -24,6 +24,8 @@ typedef struct fy_verify_ctx {
     FILE *out;                      /* where result lines go (stdout) */
     int compared;
     int failed;
+    double weights_tolerance;       /* GGUF transformer weights: the floor for what they produce */
+    double floor;                   /* the floor of the component running now */
 } fy_verify_ctx;
 
 /* Relative error of ours against ref (same shape; any float dtypes, host). */

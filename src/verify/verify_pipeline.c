@@ -135,6 +135,10 @@ fy_status fy_verify_pipeline(fy_verify_ctx *ctx, const fy_st_file *fixture)
         return fy_error(FY_ERR_UNSUPPORTED, "--component pipeline compares with diffusers' full-precision run and "
                         "cannot pass with --storage-dtype %s: verify --component transformer with it, or drop "
                         "--storage-dtype", fy_storage_dtype_flag_name(ctx->options->storage_dtype));
+    if (ctx->weights_tolerance > 0) /* the same holds for GGUF's rounded weights */
+        return fy_error(FY_ERR_UNSUPPORTED, "--component pipeline compares with diffusers' full-precision run and "
+                        "cannot pass with a GGUF transformer of rounded (quantised, f16 or bf16) weights: verify "
+                        "--component transformer with it (the video's PSNR is in bench/RESULTS.md)");
     const char *text = fy_st_metadata(fixture, "info");
     if (!text) return fy_error(FY_ERR_FORMAT, "%s: no __metadata__ \"info\"", fy_st_path(fixture));
     cJSON *info = cJSON_Parse(text);

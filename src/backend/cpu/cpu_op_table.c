@@ -257,6 +257,7 @@ static fy_status cpu_conv3d(fy_ops *o, fy_view x, fy_view w, fy_view b, fy_view 
 static bool cpu_supports(fy_op op, fy_dtype act, fy_dtype weight)
 {
     if (act != FY_F32) return false;
+    if (op == FY_OP_LINEAR && fy_dtype_is_quant(weight)) return true; /* GGUF blocks, decoded tile by tile */
     if (op == FY_OP_LINEAR || op == FY_OP_EMBEDDING) return fy_dtype_is_float(weight) && fy_dtype_size(weight);
     if (op == FY_OP_CONV3D) return weight == FY_F32;
     return op >= 0 && op < FY_OP_COUNT;

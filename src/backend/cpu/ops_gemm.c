@@ -10,6 +10,7 @@
 #include <cblas.h>
 
 #include "ferry/quant.h"
+#include "ferry/quant_gguf.h"
 
 #define FY_GEMM_NB 128         /* weight rows per tile (and per conversion block) */
 #define FY_GEMM_MIN_TILES 16   /* split M when there are fewer column blocks than this */
@@ -103,6 +104,10 @@ void fy_cpu_weight_rows_f32(float *dst, const void *w, fy_dtype wtype, const flo
         fy_fp8_dequantize_rows(dst, w, wtype, scale, scale_rows, n0, nn, K);
         return;
     }
+    if (fy_dtype_is_quant(wtype)) { /* GGUF blocks: K is a whole number of them (checked at load) */
+        fy_gguf_dequantize_rows(dst, w, wtype, n0, nn, K);
+        return;
+    }
     const char *src = (const char *)w + (size_t)(n0 * K) * fy_dtype_size(wtype);
     /* The dtype was validated before the run, so this cannot fail. */
     (void)fy_convert(dst, FY_F32, src, wtype, (size_t)(nn * K));
@@ -124,9 +129,13 @@ fy_status fy_cpu_linear_scaled(fy_cpu_ctx *ctx, const float *x, const void *w, f
 {
     if (w_dtype == FY_F32 && !scale) return fy_cpu_linear(ctx, x, w, b, y, M, K, N);
     FY_TRY(check_dims("linear", M, K, N));
-    if (!fy_dtype_is_float(w_dtype) || fy_dtype_size(w_dtype) == 0)
+    bool quant = fy_dtype_is_quant(w_dtype);
+    if (!quant && (!fy_dtype_is_float(w_dtype) || fy_dtype_size(w_dtype) == 0))
         return fy_error(FY_ERR_UNSUPPORTED, "linear: weights of dtype %s cannot be converted to f32",
                         fy_dtype_name(w_dtype));
+    if (quant && K % (int64_t)fy_dtype_block(w_dtype) != 0)
+        return fy_error(FY_ERR_INVALID, "linear: %s weights need rows of whole %u-value blocks, not K=%lld",
+                        fy_dtype_name(w_dtype), fy_dtype_block(w_dtype), (long long)K);
     if (M == 0 || N == 0) return FY_OK;
     FY_TRY(fy_cpu_scratch_reserve(ctx, (size_t)(FY_GEMM_NB * K)));
     linear_job job = {.ctx = ctx, .x = x, .b = b, .wlow = w, .wtype = w_dtype, .scale = scale,

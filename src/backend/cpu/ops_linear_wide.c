@@ -1,5 +1,5 @@
 /* The op table's linear on the CPU: y[M, N] = x[M, K] W^T + b with W [N, K]
- * in f32, bf16, f16 or scaled fp8 (--storage-dtype), cut into one column tile
+ * in f32, bf16, f16, scaled fp8 (--storage-dtype) or GGUF blocks, cut into one column tile
  * per thread (or a few, when a tile's f32 copy would not fit the scratch),
  * each one cblas_sgemm; small products take fy_cpu_linear_scaled's finer tiles.
  *
@@ -56,7 +56,8 @@ fy_status fy_cpu_linear_wide(fy_cpu_ctx *ctx, const float *x, const void *w, fy_
 {
     int threads = fy_cpu_ctx_threads(ctx);
     /* Small problems keep fy_cpu_linear's finer tiles (better balance). */
-    if (M < 64 || N < 64 * threads || M > INT32_MAX || K > INT32_MAX || N > INT32_MAX || !fy_dtype_is_float(wtype))
+    if (M < 64 || N < 64 * threads || M > INT32_MAX || K > INT32_MAX || N > INT32_MAX ||
+        (!fy_dtype_is_float(wtype) && !fy_dtype_is_quant(wtype)))
         return fy_cpu_linear_scaled(ctx, x, w, wtype, scale, scale_rows, b, y, M, K, N);
     int64_t tiles = threads;
     while ((N + tiles - 1) / tiles * K > TILE_FLOATS && (N + tiles - 1) / tiles > TILE_ALIGN) tiles += threads;
