@@ -47,7 +47,7 @@ static void test_compare_lines(void **state)
     size_t size = 0;
     FILE *out = open_memstream(&text, &size);
     assert_non_null(out);
-    fy_verify_ctx ctx = {NULL, FIXTURE_DIR, NULL, out, 0, 0};
+    fy_verify_ctx ctx = {NULL, FIXTURE_DIR, NULL, out, 0, 0, 0.0, 0.0};
     float a[2] = {1, 2}, b[2] = {1, 2.001f}, n[2] = {NAN, 2};
     int64_t shape[1] = {2}, shape3[1] = {1};
     fy_tensor ta = fy_tensor_wrap(a, FY_F32, 1, shape, FY_HOST);

@@ -153,6 +153,9 @@ static fy_status check_add(const fy_st_writer *w, const char *name, fy_dtype dty
     if ((unsigned)dtype >= FY_DTYPE_COUNT)
         return fy_error(FY_ERR_INVALID, "safetensors writer: unknown dtype %d (tensor '%s')",
                         (int)dtype, name);
+    if (fy_dtype_is_quant(dtype))
+        return fy_error(FY_ERR_INVALID, "safetensors writer: %s is a GGUF block type, not a safetensors dtype "
+                        "(tensor '%s')", fy_dtype_name(dtype), name);
     if (ndim < 0 || ndim > FY_ST_MAX_DIMS || (ndim > 0 && !shape))
         return fy_error(FY_ERR_INVALID, "safetensors writer: rank %d is outside 0..%d (tensor '%s')",
                         ndim, FY_ST_MAX_DIMS, name);
