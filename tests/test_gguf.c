@@ -15,7 +15,7 @@
 
 #include "ferry/dtype.h"
 #include "ferry/finite.h"
-#include "ferry/ops.h"
+#include "backend/cpu/cpu_ops.h"
 #include "ferry/quant_gguf.h"
 #include "ferry/safetensors.h"
 #include "ferry/tensor.h"
